@@ -1,0 +1,90 @@
+"""The ``mnv3`` command group: global options, lazy subcommands and the error conventions.
+
+Subcommands live one per module (``mnv3cli.cli.<name>``) and are imported only when invoked, so
+``mnv3 --help`` and ``mnv3 CMD --help`` never import torch. Every command reports problems by
+raising :class:`~mnv3cli.errors.UserError` (exit 2) or :class:`~mnv3cli.errors.PartialFailure`
+(exit 1); :meth:`Mnv3Group.invoke` turns them into one line on stderr, with the traceback only
+under ``-v``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+from .. import __version__
+from ..errors import PartialFailure, UserError
+from .context import AppContext
+
+# name -> (module, short help). The help text is here so that listing commands imports nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "models": ("mnv3cli.cli.models", "List the registered models and their pretrained weights."),
+}
+
+
+class Mnv3Group(click.Group):
+    """A group whose commands are imported on first use and whose errors follow the conventions."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        return getattr(module, "command")
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (UserError, PartialFailure) as exc:
+            _report(ctx, exc, "error" if isinstance(exc, UserError) else "warning")
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("mnv3: interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug, not a user error: say so and how to see more
+            if _verbose(ctx):
+                raise
+            click.echo(f"mnv3: internal error: {type(exc).__name__}: {exc} (run with -v for the "
+                       "traceback)", err=True)
+            ctx.exit(1)
+
+
+def _verbose(ctx: click.Context) -> bool:
+    obj = ctx.find_object(AppContext)
+    return bool(obj and obj.verbose)
+
+
+def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
+    if _verbose(ctx):
+        traceback.print_exception(exc, file=sys.stderr)
+    message = str(exc).strip() or type(exc).__name__
+    click.echo(f"mnv3: {kind}: {message}", err=True)
+
+
+@click.group(cls=Mnv3Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mnv3")
+@click.option("-v", "--verbose", count=True, help="More output; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
+              show_default=True, envvar="MNV3_DEVICE", help="Where models run.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, device: str) -> None:
+    """mnv3: classify, evaluate, fine-tune and measure MobileNetV3 models."""
+    ctx.obj = AppContext(verbose=verbose, quiet=quiet, device=device)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="mnv3")

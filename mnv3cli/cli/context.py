@@ -1,0 +1,69 @@
+"""The object every command receives (``@pass_app``): global options and the shared output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+
+@dataclass
+class AppContext:
+    verbose: int = 0
+    quiet: bool = False
+    device: str = "auto"
+    _console: Any = field(default=None, repr=False)
+
+    @property
+    def console(self):
+        """A rich console on stderr: tables and progress for humans never mix with stdout data."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, quiet=self.quiet)
+        return self._console
+
+    @property
+    def interactive(self) -> bool:
+        """Progress bars and live displays only when a person is watching stderr."""
+        return not self.quiet and sys.stderr.isatty()
+
+    def progress(self, **kwargs):
+        """A rich Progress on stderr, disabled (but still usable) when not interactive."""
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+        return Progress(*columns, console=self.console, disable=not self.interactive,
+                        transient=True, **kwargs)
+
+    def info(self, message: str) -> None:
+        """A human-oriented status line on stderr (suppressed by ``-q``)."""
+        if not self.quiet:
+            click.echo(message, err=True)
+
+    def debug(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            click.echo(message, err=True)
+
+    @staticmethod
+    def emit_json(obj: Any) -> None:
+        """One JSON document (or one JSON line of a stream) on stdout."""
+        click.echo(json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_json_default))
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "__fspath__"):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+pass_app = click.make_pass_decorator(AppContext)

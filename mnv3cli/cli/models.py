@@ -1,0 +1,47 @@
+"""``mnv3 models``: the registry as a table or JSON (reads registry data only: no torch)."""
+
+from __future__ import annotations
+
+import click
+
+from ..registry import MODELS
+from .context import AppContext, pass_app
+
+
+def registry_rows() -> list[dict]:
+    rows = []
+    for m in MODELS:
+        rows.append({
+            "name": m.name, "aliases": list(m.aliases), "size": m.size, "width": m.width,
+            "minimal": m.minimal, "params": m.params, "macs": m.macs,
+            "top1": max((w.top1 for w in m.weights if w.top1 is not None), default=None),
+            "default_weights": m.default_weights.tag if m.default_weights else None,
+            "weights": [{"tag": w.tag, "url": w.url, "top1": w.top1, "top5": w.top5,
+                         "preprocess": w.preprocess.to_dict()} for w in m.weights],
+        })
+    return rows
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as one JSON object.")
+@pass_app
+def command(app: AppContext, as_json: bool) -> None:
+    """List the registered models and their pretrained weights."""
+    rows = registry_rows()
+    if as_json:
+        app.emit_json({"models": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title="MobileNetV3 models (MACs at 224x224; top-1 = best published ImageNet-1k)")
+    for col, kw in (("name", {}), ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
+                    ("top-1 %", {"justify": "right"}), ("weights (first = default)", {})):
+        table.add_column(col, **kw)
+    for r in rows:
+        name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
+        top1 = f"{r['top1']:.2f}" if r["top1"] is not None else "-"
+        tags = "\n".join(w["tag"] for w in r["weights"])
+        table.add_row(name, f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e6:.1f} M", top1, tags)
+    from rich.console import Console
+
+    Console().print(table)

@@ -1,0 +1,17 @@
+"""Exceptions shared by every layer; the CLI turns them into exit codes (see ``cli.app``).
+
+Lower layers raise these instead of printing or exiting, so the same failure reads the same way in
+a script that imports ``mnv3cli`` and on the command line.
+"""
+
+
+class UserError(Exception):
+    """A problem with what the user gave us (a path, a file, an option): exit 2, one line, no traceback."""
+
+    exit_code = 2
+
+
+class PartialFailure(Exception):
+    """Some inputs failed, the rest were processed and reported: exit 1."""
+
+    exit_code = 1

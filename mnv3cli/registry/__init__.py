@@ -1,0 +1,58 @@
+"""Layer 2: names -> architecture config + pretrained configs. Importable without torch."""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from .entries import MODELS
+from .types import ModelEntry, Preprocess, WeightSource
+
+_BY_NAME = {m.name: m for m in MODELS} | {a: m for m in MODELS for a in m.aliases}
+
+
+def list_models() -> list[str]:
+    """Names of every registered model (aliases excluded)."""
+    return [m.name for m in MODELS]
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for a model name or alias; :class:`UserError` listing the choices otherwise."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(sorted(_BY_NAME))}") from None
+
+
+def default_model() -> ModelEntry:
+    """The model whose default weights have the best published top-1 (what ``predict`` uses)."""
+    return max(MODELS, key=lambda m: m.default_weights.top1 if m.default_weights else -1)
+
+
+def get_weight_source(entry: ModelEntry, tag: str) -> WeightSource:
+    """Resolve ``imagenet`` (the default) or an explicit tag such as ``torchvision:IMAGENET1K_V1``.
+
+    A tag may omit its kind when unambiguous (``IMAGENET1K_V1``), and timm tags may omit the
+    pretrained suffix when the model has one weight of that architecture.
+    """
+    if tag == "imagenet":
+        if entry.default_weights is None:
+            raise UserError(f"model {entry.name!r} has no pretrained weights")
+        return entry.default_weights
+    matches = [w for w in entry.weights
+               if w.tag == tag or w.tag.split(":", 1)[1] == tag or w.tag.split(".", 1)[0] == tag]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(w.tag for w in entry.weights) or "none"
+    raise UserError(f"model {entry.name!r} has no weights {tag!r}; known: imagenet, {known}")
+
+
+def find_weight_source(tag: str) -> tuple[ModelEntry, WeightSource] | None:
+    """The (model, weights) pair a fully qualified tag names, searching every model."""
+    for entry in MODELS:
+        for w in entry.weights:
+            if w.tag == tag:
+                return entry, w
+    return None
+
+
+__all__ = ["MODELS", "ModelEntry", "Preprocess", "WeightSource", "default_model", "find_weight_source",
+           "get_entry", "get_weight_source", "list_models"]

@@ -1,0 +1,84 @@
+"""The record types of the registry (importable without torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How images must be prepared for a set of weights (evaluation transform).
+
+    Resize the shorter side to ``resize`` with ``interpolation``, centre-crop ``input_size``,
+    scale pixels to [0, 1], then normalise with ``mean``/``std``.
+    """
+
+    input_size: int = 224
+    resize: int = 256
+    interpolation: str = "bilinear"  # "bilinear" | "bicubic" | "nearest"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    @property
+    def crop_pct(self) -> float:
+        return self.input_size / self.resize
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_size": self.input_size, "resize": self.resize, "interpolation": self.interpolation,
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocess":
+        return cls(input_size=int(d["input_size"]), resize=int(d["resize"]),
+                   interpolation=str(d["interpolation"]), mean=tuple(d["mean"]), std=tuple(d["std"]))
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """One published set of weights: where it lives, what it expects, how good it is."""
+
+    tag: str  # "torchvision:IMAGENET1K_V1", "timm:<hub id>", "tflite:<Google checkpoint name>"
+    url: str
+    preprocess: Preprocess
+    top1: float | None = None  # published ImageNet-1k val accuracy, percent
+    top5: float | None = None
+    arch: dict[str, Any] = field(default_factory=dict)  # model overrides these weights need
+    num_classes: int = 1000  # outputs of the file (1001 with a background class)
+    background_class: bool = False  # output 0 is "background" (TF checkpoints): drop it
+    hf_hub_id: str | None = None  # timm weights also live on the Hugging Face hub
+    member: str | None = None  # file to extract when ``url`` is an archive
+
+    @property
+    def kind(self) -> str:
+        return self.tag.split(":", 1)[0]
+
+    @property
+    def hash_prefix(self) -> str | None:
+        """torchvision/timm release files carry a sha256 prefix in their name (``-047dcff4.pth``)."""
+        stem = self.url.rsplit("/", 1)[-1].split(".", 1)[0]
+        tail = stem.rsplit("-", 1)[-1] if "-" in stem else ""
+        return tail if len(tail) >= 6 and all(c in "0123456789abcdef" for c in tail) else None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A named architecture and the weights published for it (the first is the default)."""
+
+    name: str
+    size: str  # "small" | "large"
+    width: float
+    params: int  # at 1000 classes
+    macs: int  # multiply-accumulates at 224x224 (conv + linear), the paper's convention
+    weights: tuple[WeightSource, ...]
+    minimal: bool = False
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def arch(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`mnv3cli.model.MobileNetV3` for this entry."""
+        return {"size": self.size, "width": self.width, "minimal": self.minimal}
+
+    @property
+    def default_weights(self) -> WeightSource | None:
+        return self.weights[0] if self.weights else None
