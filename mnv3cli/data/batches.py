@@ -1,0 +1,69 @@
+"""Parallel decode + preprocess into ready batches, in input order, without torch.
+
+Threads rather than processes: Pillow releases the GIL while decoding and resizing, threads start
+instantly (a DataLoader's worker processes cost a second each), and nothing here needs torch, so
+the ONNX Runtime path stays light. Per-file failures travel with the batch instead of stopping it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..registry.types import Preprocess
+from .images import ImageDecodeError
+from .preprocess import Normalizer, load_and_preprocess
+
+
+@dataclass
+class Batch:
+    """``images[i]`` is the input at position ``indices[i]``; ``errors`` maps position -> reason."""
+
+    indices: list[int]
+    images: np.ndarray  # [n, 3, H, W] float32 (n may be 0 when every file of the chunk failed)
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+def default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def iter_batches(paths: Sequence[str | os.PathLike], cfg: Preprocess, batch_size: int = 32,
+                 workers: int | None = None, fast_decode: bool = True) -> Iterator[Batch]:
+    """Yield batches covering ``paths`` in order; decoding runs ahead on a thread pool."""
+    normalizer = Normalizer(cfg)
+    workers = workers or default_workers()
+
+    def work(path):
+        try:
+            return load_and_preprocess(path, cfg, fast_decode, normalizer)
+        except ImageDecodeError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mnv3-decode") as pool:
+        # pool.map keeps order and reads ahead; bounded by batch-sized chunks to cap memory.
+        chunks = [range(i, min(i + batch_size, len(paths))) for i in range(0, len(paths), batch_size)]
+        pending = None
+        for chunk in chunks + [None]:
+            submitted = (chunk, [pool.submit(work, paths[i]) for i in chunk]) if chunk else None
+            if pending is not None:
+                yield _collect(*pending, cfg)
+            pending = submitted
+
+
+def _collect(chunk: range, futures: list, cfg: Preprocess) -> Batch:
+    indices, arrays, errors = [], [], {}
+    for i, fut in zip(chunk, futures):
+        result = fut.result()
+        if isinstance(result, Exception):
+            errors[i] = str(result)
+        else:
+            indices.append(i)
+            arrays.append(result)
+    size = cfg.input_size
+    images = np.stack(arrays) if arrays else np.empty((0, 3, size, size), dtype=np.float32)
+    return Batch(indices, images, errors)
