@@ -22,6 +22,8 @@ from .context import AppContext
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("mnv3cli.cli.models", "List the registered models and their pretrained weights."),
+    "predict": ("mnv3cli.cli.predict", "Classify images, folders, globs and URLs: top-k labels per image."),
+    "profile": ("mnv3cli.cli.profile", "Parameters, MACs/FLOPs and latency per backend and batch size."),
 }
 
 
@@ -29,16 +31,17 @@ class Mnv3Group(click.Group):
     """A group whose commands are imported on first use and whose errors follow the conventions."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(set(COMMANDS) | set(self.commands))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
-            return None
+        if name not in COMMANDS:  # commands attached with @cli.command (plugins, tests)
+            return super().get_command(ctx, name)
         module = importlib.import_module(COMMANDS[name][0])
         return getattr(module, "command")
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        rows = [(name, COMMANDS[name][1] if name in COMMANDS else self.commands[name].get_short_help_str())
+                for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

@@ -1,0 +1,219 @@
+"""``mnv3 profile``: parameters, MACs/FLOPs and latency of one or several models, side by side.
+
+The numbers come from :mod:`mnv3cli.engine.profile`; this module parses options and formats tables,
+JSON and the optional plot. torch is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .context import AppContext, pass_app
+
+BACKEND_CHOICES = ("eager", "channels_last", "torchscript", "onnxruntime")
+
+
+def _batch_sizes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[int, ...]:
+    """``--batch-size 1 --batch-size 8`` and ``--batch-size 1,8,32`` alike; order kept, repeats dropped."""
+    sizes: list[int] = []
+    for value in values or ("1",):
+        for part in value.split(","):
+            try:
+                size = int(part)
+            except ValueError:
+                raise click.BadParameter(f"{part!r} is not an integer") from None
+            if size < 1:
+                raise click.BadParameter(f"{size} is not a positive batch size")
+            sizes.append(size)
+    return tuple(dict.fromkeys(sizes))
+
+
+def _check_plot_target(path: Path) -> None:
+    """Fail before any measuring when the plot cannot be written at all."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError(f"--plot {path}: matplotlib is not installed; "
+                        "install the 'plot' extra: pip install 'mnv3cli[plot]'") from None
+    from matplotlib.figure import Figure
+
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in Figure().canvas.get_supported_filetypes():
+        raise UserError(f"--plot {path}: unsupported image type {path.suffix or '(none)'!r}; use .png, "
+                        ".svg or .pdf")
+
+
+@click.command("profile")
+@click.option("--model", "-m", "model_name", metavar="NAME",
+              help="Registry name or alias (see `mnv3 models`). Default: the default model.")
+@click.option("--size", type=click.Choice(["small", "large"]),
+              help="Shorthand for --model small / --model large.")
+@click.option("--width", type=click.FloatRange(min=0, min_open=True),
+              help="Width multiplier overriding the registry's (applies to every profiled model).")
+@click.option("--resolution", "-r", type=click.IntRange(16, 4096), default=224, show_default=True,
+              help="Input height and width in pixels.")
+@click.option("--batch-size", "-b", "batch_sizes", multiple=True, callback=_batch_sizes,
+              metavar="N[,N...]", help="Batch size(s) to time; repeat or comma-separate. [default: 1]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
+              help="Where to time the model. [default: the global --device, auto]")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for torch and ONNX Runtime. [default: torch's default]")
+@click.option("--compare", "compare", multiple=True, metavar="NAME",
+              help="Another model to profile in the same tables; repeatable.")
+@click.option("--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES),
+              help="Backend(s) to time; repeatable. [default: every available one]")
+@click.option("--runs", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Timed runs per backend and batch size (0: count only, no timing).")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed runs before timing.")
+@click.option("--per-layer", is_flag=True, help="Also show (or include in JSON) every conv/linear layer.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON on stdout: an object, or a list of objects with --compare.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write latency and throughput against batch size to this image (needs matplotlib).")
+@pass_app
+def command(app: AppContext, model_name: str | None, size: str | None, width: float | None,
+            resolution: int, batch_sizes: tuple[int, ...], device: str | None, threads: int | None,
+            compare: tuple[str, ...], backends: tuple[str, ...], runs: int, warmup: int,
+            per_layer: bool, as_json: bool, plot_path: Path | None) -> None:
+    """Count parameters and MACs/FLOPs and time the model on every available backend.
+
+    \b
+    mnv3 profile --size small
+    mnv3 profile --model large --batch-size 1,8,32 --threads 2
+    mnv3 profile --size small --compare large --compare mobilenetv3_small_075 --runs 20
+    mnv3 profile --size small --per-layer --runs 0 --json
+    """
+    from ..registry import default_model, get_entry
+
+    if model_name and size and get_entry(model_name) is not get_entry(size):
+        raise UserError(f"--model {model_name} and --size {size} name different models; give one")
+    names = [get_entry(model_name or size or default_model().name).name]
+    names += [get_entry(n).name for n in compare]
+    names = list(dict.fromkeys(names))
+    if plot_path is not None:
+        _check_plot_target(plot_path)
+        if runs == 0:
+            raise UserError(f"--plot {plot_path}: nothing to plot with --runs 0")
+
+    from ..engine.device import resolve_device
+    from ..engine.profile import backend_availability, profile_model
+
+    torch_device = resolve_device(device or app.device)
+    n_backends = len(backends) or sum(why is None for why in backend_availability(torch_device).values())
+    profiles = []
+    with app.progress() as progress:
+        task = progress.add_task("profiling", total=len(names) * n_backends * len(batch_sizes) if runs else 0)
+        for name in names:
+            def on_step(what: str, name: str = name) -> None:
+                progress.update(task, description=f"{name}: {what}")
+                progress.advance(task)
+
+            profiles.append(profile_model(name, width=width, resolution=resolution,
+                                          batch_sizes=batch_sizes, device=torch_device,
+                                          backends=backends or None, runs=runs, warmup=warmup,
+                                          threads=threads, on_step=on_step))
+    if plot_path is not None:
+        _plot(profiles, plot_path)
+        app.info(f"wrote {plot_path}")
+    if as_json:
+        records = [p.to_dict(per_layer=per_layer) for p in profiles]
+        app.emit_json(records if compare else records[0])
+        return
+    _print_tables(app, profiles, per_layer)
+
+
+# ---------------------------------------------------------------------------------------- formatting
+
+def _m(n: float) -> str:
+    return f"{n / 1e6:,.2f} M"
+
+
+def _mib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**20:,.1f} MiB"
+
+
+def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
+    from rich.table import Table
+
+    console = app.console
+    res = profiles[0].resolution
+    summary = Table(title=f"Parameters and compute at {res}x{res}, one image", caption=profiles[0].compute.convention)
+    for col in ("model", "width", "params", "trainable", "fp32 file", "fp16 file", "MACs", "FLOPs",
+                "elementwise ops"):
+        summary.add_column(col, justify="left" if col == "model" else "right")
+    for p in profiles:
+        summary.add_row(p.model, f"{p.width:g}", f"{p.params.total:,}", f"{p.params.trainable:,}",
+                        _mib(p.params.bytes_fp32), _mib(p.params.bytes_fp16), _m(p.compute.macs),
+                        _m(p.compute.flops), _m(p.compute.elementwise_total))
+    console.print(summary)
+
+    for p in profiles:
+        stages = Table(title=f"{p.model}: per stage")
+        for col in ("stage", "params", "MACs", "% MACs"):
+            stages.add_column(col, justify="left" if col == "stage" else "right")
+        for stage, n_params in p.params.per_stage.items():
+            macs = p.compute.per_stage.get(stage, 0)
+            if n_params or macs:
+                stages.add_row(stage, f"{n_params:,}", f"{macs:,}", f"{100 * macs / p.compute.macs:.1f}")
+        console.print(stages)
+        if per_layer:
+            layers = Table(title=f"{p.model}: per layer (Conv2d and Linear)")
+            for col in ("layer", "kind", "output", "params", "MACs", "% MACs"):
+                layers.add_column(col, justify="left" if col in ("layer", "kind") else "right")
+            for layer in p.compute.layers:
+                layers.add_row(layer.name, layer.kind, "x".join(map(str, layer.output_shape)),
+                               f"{layer.params:,}", f"{layer.macs:,}",
+                               f"{100 * layer.macs / p.compute.macs:.1f}")
+            console.print(layers)
+
+    timed = [(p, s) for p in profiles for s in p.latency]
+    if timed:
+        first = timed[0][1]
+        table = Table(title=f"Latency on {first.device}, {first.threads} thread(s): ms per batch over "
+                            f"{first.runs} runs after {first.warmup} warm-up",
+                      caption="peak memory: growth of peak RSS (CPU) or max allocated (CUDA) during warm-up and timed runs")
+        columns = (["model"] if len(profiles) > 1 else []) + [
+            "backend", "batch", "min", "median", "p90", "mean ± std", "images/s", "peak memory"]
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("model", "backend") else "right")
+        for p, s in timed:
+            row = ([p.model] if len(profiles) > 1 else []) + [
+                s.backend, str(s.batch_size), f"{s.min:.2f}", f"{s.median:.2f}", f"{s.p90:.2f}",
+                f"{s.mean:.2f} ± {s.std:.2f}", f"{s.images_per_s:,.1f}", _mib(s.peak_memory_bytes)]
+            table.add_row(*row)
+        console.print(table)
+    for p in profiles:
+        for backend, why in p.skipped_backends.items():
+            app.info(f"{p.model}: skipped {backend}: {why}")
+
+
+def _plot(profiles: list, path: Path) -> None:
+    """Median latency and throughput against batch size, one line per model and backend."""
+    from matplotlib.figure import Figure
+
+    from ..fileio import atomic_write
+
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    ax_lat, ax_tput = fig.subplots(1, 2)
+    for p in profiles:
+        for backend in dict.fromkeys(s.backend for s in p.latency):
+            stats = sorted((s for s in p.latency if s.backend == backend), key=lambda s: s.batch_size)
+            label = f"{p.model} {backend}" if len(profiles) > 1 else backend
+            sizes = [s.batch_size for s in stats]
+            ax_lat.plot(sizes, [s.median for s in stats], marker="o", label=label)
+            ax_tput.plot(sizes, [s.images_per_s for s in stats], marker="o", label=label)
+    device = profiles[0].latency[0].device
+    for ax, ylabel in ((ax_lat, "median latency (ms per batch)"), (ax_tput, "throughput (images/s)")):
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(ylabel)
+        ax.set_xscale("log", base=2)
+        ax.grid(True, alpha=0.3)
+    ax_lat.set_yscale("log")
+    ax_tput.legend(fontsize="small")
+    fig.suptitle(f"{', '.join(p.model for p in profiles)} at {profiles[0].resolution}px on {device}")
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".").lower())
