@@ -7,8 +7,10 @@ batch job can record it and carry on with the other inputs.
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +29,23 @@ class ImageDecodeError(UserError):
     """One input could not be turned into an image; the message names the file and the reason."""
 
 
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image file's bytes already in memory (a download), named for results and error messages."""
+
+    name: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_rgb(path: str | os.PathLike, min_size: int | None = None) -> Image.Image:
-    """Decode ``path`` to an upright 8-bit RGB image.
+def open_rgb(path: str | os.PathLike | EncodedImage, min_size: int | None = None) -> Image.Image:
+    """Decode ``path`` (a file, or an :class:`EncodedImage`) to an upright 8-bit RGB image.
 
     ``min_size``: the caller will shrink the shorter side to this many pixels, so a JPEG may be
     decoded at a reduced scale (Pillow's draft mode, DCT scaling) as long as both sides stay at
@@ -41,11 +54,12 @@ def open_rgb(path: str | os.PathLike, min_size: int | None = None) -> Image.Imag
     """
     name = str(path)
     try:
-        if os.path.getsize(path) == 0:
+        in_memory = isinstance(path, EncodedImage)
+        if (len(path.data) if in_memory else os.path.getsize(path)) == 0:
             raise ImageDecodeError(f"{name}: empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(io.BytesIO(path.data) if in_memory else path) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise ImageDecodeError(f"{name}: image too large ({img.width}x{img.height} pixels, "
                                            f"limit {MAX_PIXELS}); possible decompression bomb")
