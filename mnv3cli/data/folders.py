@@ -1,0 +1,167 @@
+"""Labelled image folders -> ``[(path, class index)]`` in the *model's* class order.
+
+Folder order means nothing to a trained model: an ImageNet sample holding 500 of the 1000 classes
+sorted alphabetically would shift every label after the first gap. So each folder (or each label of a
+``labels.csv``) is matched by name against the model's own class list: a WordNet id (``n01440764``),
+the class name itself (``golden retriever``, as saved in checkpoints from ``mnv3 train``), or the
+same name spelled with ``_``/``-`` or another case. Anything left unmatched stops the run with the
+list of names, because silently dropping a class would report an accuracy for the wrong data set.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from .images import IMAGE_EXTENSIONS, is_image_file
+
+WORDNET_ID = re.compile(r"n\d{8}")
+SHOWN_NAMES = 20  # unmatched names listed in an error before "... and N more"
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """What :func:`find_samples` found: samples (sorted by path for folders, in file order for a
+    labels file) and how they were labelled."""
+
+    samples: list[tuple[str, int]]
+    layout: str  # "wordnet-id folders" | "class-name folders" | "labels file"
+
+    @property
+    def classes(self) -> list[int]:
+        """Model class indices that occur as ground truth, ascending."""
+        return sorted({target for _, target in self.samples})
+
+
+def _normal(name: str) -> str:
+    return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
+
+
+class ClassMatcher:
+    """Resolves a folder name or label to a model class index (exact name, WordNet id, loose name)."""
+
+    def __init__(self, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None) -> None:
+        self.num_classes = len(class_names)
+        self.exact = {name: i for i, name in enumerate(class_names)}
+        self.wnid = {w: i for i, w in enumerate(wordnet_ids or ())}
+        self.loose: dict[str, list[int]] = {}
+        for i, name in enumerate(class_names):
+            self.loose.setdefault(_normal(name), []).append(i)
+
+    def match(self, name: str, allow_index: bool = False) -> tuple[int, str] | None:
+        """``(index, how)`` with how in {"wordnet-id", "class-name", "index"}; None if nothing fits."""
+        name = name.strip()
+        if name in self.exact:
+            return self.exact[name], "class-name"
+        if name in self.wnid:
+            return self.wnid[name], "wordnet-id"
+        candidates = self.loose.get(_normal(name), [])
+        if len(candidates) > 1:
+            raise UserError(f"class {name!r} is ambiguous: it matches model classes {candidates}; "
+                            "use WordNet ids or class indices instead")
+        if candidates:
+            return candidates[0], "class-name"
+        if allow_index and name.isdigit() and int(name) < self.num_classes:
+            return int(name), "index"
+        return None
+
+    def unmatched_error(self, where: str, names: Sequence[str], hint: str = "") -> UserError:
+        shown = ", ".join(repr(n) for n in names[:SHOWN_NAMES])
+        more = f" ... and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+        known = "its class names or WordNet ids" if self.wnid else "its class names"
+        return UserError(f"{where}: {len(names)} class(es) match nothing in the model "
+                         f"({self.num_classes} classes; expected {known}): {shown}{more}{hint}")
+
+
+def find_samples(root: str | os.PathLike, class_names: Sequence[str],
+                 wordnet_ids: Sequence[str] | None = None,
+                 labels: str | os.PathLike | None = None) -> LabelledImages:
+    """Discover the labelled images under ``root``.
+
+    Without ``labels``: one subfolder per class (images found recursively inside it, as
+    torchvision's ImageFolder does; hidden entries and folders without images are ignored).
+    With ``labels``: a CSV of ``path,label`` rows (optional header; paths relative to ``root``;
+    label = class name, WordNet id or class index).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise UserError(f"{root}: no such folder")
+    if not root.is_dir():
+        raise UserError(f"{root}: not a folder")
+    matcher = ClassMatcher(class_names, wordnet_ids)
+    if labels is not None:
+        return _from_labels_file(root, Path(labels), matcher)
+    return _from_class_folders(root, matcher)
+
+
+def _images_under(folder: Path) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(os.path.join(dirpath, f) for f in sorted(filenames)
+                     if not f.startswith(".") and is_image_file(f))
+    return found
+
+
+def _from_class_folders(root: Path, matcher: ClassMatcher) -> LabelledImages:
+    entries = sorted((e for e in os.scandir(root) if not e.name.startswith(".")), key=lambda e: e.name)
+    folders = {e.name: _images_under(Path(e.path)) for e in entries if e.is_dir()}
+    folders = {name: files for name, files in folders.items() if files}
+    if not folders:
+        if any(e.is_file() and is_image_file(e.name) for e in entries):
+            raise UserError(f"{root}: images but no class subfolders; sort them into one folder per "
+                            "class, or pass --labels labels.csv (rows: path,label)")
+        raise UserError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} "
+                        "files in class subfolders)")
+    samples, kinds, unmatched = [], set(), []
+    for name, files in folders.items():
+        found = matcher.match(name)
+        if found is None:
+            unmatched.append(name)
+            continue
+        index, how = found
+        kinds.add(how)
+        samples.extend((path, index) for path in files)
+    if unmatched:
+        nested = all(any(e.is_dir() for e in os.scandir(root / n)) for n in unmatched)
+        hint = (f" (these folders hold subfolders: did you mean {root / unmatched[0]}?)"
+                if nested else "")
+        raise matcher.unmatched_error(f"{root}: subfolder names", unmatched, hint)
+    layout = "wordnet-id folders" if kinds == {"wordnet-id"} else "class-name folders"
+    return LabelledImages(sorted(samples), layout)
+
+
+def _from_labels_file(root: Path, labels: Path, matcher: ClassMatcher) -> LabelledImages:
+    try:
+        text = labels.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"{labels}: no such labels file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{labels}: cannot read labels file ({exc})") from None
+    samples, unmatched = [], []
+    rows = [(n, r) for n, r in enumerate(csv.reader(text.splitlines()), 1)
+            if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    if rows and [c.strip().casefold() for c in rows[0][1][:2]] == ["path", "label"]:
+        rows = rows[1:]
+    for line, row in rows:
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            raise UserError(f"{labels}:{line}: expected 'path,label', got {','.join(row)!r}")
+        found = matcher.match(row[1], allow_index=True)
+        if found is None:
+            if row[1].strip() not in unmatched:
+                unmatched.append(row[1].strip())
+            continue
+        samples.append((str(root / row[0].strip()), found[0]))
+    if unmatched:
+        raise matcher.unmatched_error(f"{labels}: labels", unmatched)
+    if not samples:
+        raise UserError(f"{labels}: no 'path,label' rows")
+    if not any(os.path.exists(path) for path, _ in samples):
+        raise UserError(f"{labels}: none of its {len(samples)} paths exist under {root} "
+                        "(relative paths are read from the evaluated folder)")
+    return LabelledImages(samples, "labels file")

@@ -1,0 +1,174 @@
+"""Evaluate a backend on labelled images: accuracy, loss, confusion and per-sample predictions.
+
+One function for ``mnv3 evaluate`` and for validation inside ``mnv3 train``. Decoding runs on the
+torch-free thread pool of :mod:`mnv3cli.data`, so any :class:`~mnv3cli.engine.backends.Backend`
+works. Unreadable images become error records and the run goes on.
+
+Under ``torch.distributed`` every process evaluates a share of the *batches* (not of the images):
+each batch then holds exactly the images it holds in a one-process run, so every logit is
+bit-identical (batch composition changes the arithmetic of the convolutions in the last bits),
+and summed counts plus an order-independent loss sum (:func:`math.fsum`) make the merged result
+identical to one process's, not merely close.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..data import iter_batches
+from ..errors import UserError
+from ..registry.types import Preprocess
+from .metrics import ClassificationMeter, log_softmax
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Sent after every batch (of this process's share when distributed)."""
+
+    done: int  # samples finished, evaluated or failed
+    total: int  # samples this process handles
+    images: int  # evaluated so far
+    errors: int  # failed so far
+    top1: float  # running top-1 in percent over ``images``
+
+
+@dataclass(frozen=True)
+class SamplePrediction:
+    """One evaluated image: its ``index`` in the evaluated sample list, truth and top-5."""
+
+    index: int
+    path: str
+    target: int
+    top5: tuple[int, ...]  # class indices, best first
+    probabilities: tuple[float, ...]  # softmax probability of each of ``top5``
+    loss: float  # cross-entropy of the true class
+
+    @property
+    def predicted(self) -> int:
+        return self.top5[0]
+
+    @property
+    def correct(self) -> bool:
+        return self.top5[0] == self.target
+
+
+@dataclass
+class EvalResult:
+    meter: ClassificationMeter
+    top1: float  # percent
+    top5: float  # percent
+    loss: float  # mean cross-entropy over evaluated images
+    images: int  # evaluated (errors excluded)
+    errors: list[tuple[str, str]]  # (path, reason) of images that could not be read
+    seconds: float  # wall time, decoding included
+    images_per_sec: float
+    predictions: list[SamplePrediction]  # in sample order
+    classes: list[int]  # class indices that occur as ground truth, ascending
+
+    def confident_mistakes(self, limit: int = 10) -> list[SamplePrediction]:
+        """Wrong top-1 predictions, most confident first: often label noise or look-alike classes."""
+        wrong = [p for p in self.predictions if not p.correct]
+        return sorted(wrong, key=lambda p: (-p.probabilities[0], p.index))[:limit]
+
+
+def spread_subset(samples: Sequence, limit: int | None) -> list:
+    """``limit`` samples spread evenly over the list (every k-th), so a sorted folder keeps all its
+    classes in proportion instead of only the first few; the whole list when ``limit`` is None."""
+    if limit is None or limit >= len(samples):
+        return list(samples)
+    return [samples[i * len(samples) // limit] for i in range(limit)]
+
+
+def shard_positions(count: int, batch_size: int, rank: int, world: int) -> list[int]:
+    """Positions of the batches ``rank, rank + world, ...`` of ``count`` samples cut into batches."""
+    return [i for start in range(rank * batch_size, count, world * batch_size)
+            for i in range(start, min(start + batch_size, count))]
+
+
+def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, preprocess: Preprocess, *,
+             batch_size: int = 32, workers: int | None = None, fast_decode: bool = True,
+             limit: int | None = None, on_batch: Callable[[EvalProgress], None] | None = None,
+             distributed: bool = False) -> EvalResult:
+    """Run ``backend`` over ``samples`` (``(path, class index)``) and measure it.
+
+    ``limit`` evaluates an evenly spread subset (:func:`spread_subset`). With ``distributed``,
+    an initialised default process group is required; every rank must pass the same arguments
+    and gets the same merged result.
+    """
+    start = time.perf_counter()
+    samples = spread_subset(samples, limit)
+    rank, world = _rank_world() if distributed else (0, 1)
+    positions = shard_positions(len(samples), batch_size, rank, world)
+    paths = [samples[i][0] for i in positions]
+    targets = np.asarray([samples[i][1] for i in positions], dtype=np.int64)
+    if len(targets) and not 0 <= targets.min() <= targets.max() < num_classes:
+        raise ValueError(f"class indices must lie in [0, {num_classes})")
+
+    meter = ClassificationMeter(num_classes)
+    predictions: list[SamplePrediction] = []
+    errors: list[tuple[int, str, str]] = []
+    done = 0
+    for batch in iter_batches(paths, preprocess, batch_size, workers, fast_decode):
+        errors.extend((positions[i], paths[i], reason) for i, reason in batch.errors.items())
+        if batch.indices:
+            logits = np.asarray(backend(batch.images), dtype=np.float32)
+            if logits.shape[1] != num_classes:
+                raise UserError(f"the model has {logits.shape[1]} outputs but the images are labelled "
+                                f"with {num_classes} classes")
+            batch_targets = targets[batch.indices]
+            top5 = meter.update(logits, batch_targets)
+            predictions.extend(_records(logits, top5, batch_targets,
+                                        [positions[i] for i in batch.indices], [paths[i] for i in batch.indices]))
+        done += len(batch.indices) + len(batch.errors)
+        if on_batch is not None:
+            on_batch(EvalProgress(done, len(positions), len(predictions), len(errors), meter.top1))
+
+    if distributed:
+        predictions, errors = _merge_shards(meter, predictions, errors)
+    # The batch-wise float sums depend on how batches were grouped; the exact sum does not.
+    meter.loss_sum = math.fsum(p.loss for p in predictions)
+    seconds = time.perf_counter() - start
+    return EvalResult(
+        meter=meter, top1=meter.top1, top5=meter.top5, loss=meter.mean_loss, images=meter.count,
+        errors=[(path, reason) for _, path, reason in sorted(errors)], seconds=seconds,
+        images_per_sec=meter.count / seconds if seconds > 0 else 0.0, predictions=predictions,
+        classes=sorted({target for _, target in samples}))
+
+
+def _records(logits, top5, targets, positions, paths) -> list[SamplePrediction]:
+    logp = log_softmax(logits)
+    probs = np.exp(np.take_along_axis(logp, top5, axis=1))
+    losses = -logp[np.arange(len(targets)), targets]
+    return [SamplePrediction(pos, path, int(t), tuple(int(c) for c in top), tuple(float(p) for p in prob),
+                             float(loss))
+            for pos, path, t, top, prob, loss in zip(positions, paths, targets, top5, probs, losses)]
+
+
+def _rank_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("evaluate(distributed=True) needs an initialised torch.distributed process "
+                           "group (run under torchrun)")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _merge_shards(meter: ClassificationMeter, predictions: list, errors: list) -> tuple[list, list]:
+    """Sum the meters of all ranks (all-reduce) and gather every rank's records, in sample order."""
+    import torch
+    import torch.distributed as dist
+
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    state = torch.from_numpy(meter.state_arrays()).to(device)
+    dist.all_reduce(state, op=dist.ReduceOp.SUM)
+    meter.merge_arrays(state.cpu().numpy())
+    gathered: list = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, (predictions, errors))
+    merged_predictions = sorted((p for preds, _ in gathered for p in preds), key=lambda p: p.index)
+    merged_errors = sorted(e for _, errs in gathered for e in errs)
+    return merged_predictions, merged_errors
