@@ -1,0 +1,181 @@
+"""``mnv3 predict``: top-k labels for images, folders, globs, stdin lists and URLs.
+
+Results stream in input order: rich tables on stdout for people, JSON lines for scripts (``--json``),
+or a CSV/JSONL file (``--output``, written atomically). A bad input is reported (stderr line or error
+record) and the rest still run; any failure makes the exit status 1.
+
+Nothing heavy is imported at module level (``mnv3 predict --help`` stays instant), and the only
+place that turns ``--weights`` into something that runs is :func:`open_backend`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import click
+
+from ..errors import PartialFailure, UserError
+from .context import AppContext, pass_app
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+OUTPUT_FORMATS = (".csv", ".jsonl")
+
+
+def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str):
+    """``--model``/``--weights``/``--backend`` -> ``(backend, class_names, preprocess)``.
+
+    With neither option: the registry's most accurate model and its default weights. A weights file
+    names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
+    """
+    if backend_name == "onnxruntime":
+        raise UserError("--backend onnxruntime: not available yet; use --backend torch (or auto)")
+    from ..engine.backends import TorchBackend
+    from ..engine.device import resolve_device
+    from ..registry import default_model
+    from ..weights.loader import load_model
+
+    weights = weights or "imagenet"
+    if model is None and weights == "imagenet":
+        model = default_model().name
+    loaded = load_model(weights, model_name=model)
+    app.debug(f"model {loaded.model_name} from {loaded.source}")
+    backend = TorchBackend(loaded.model, device=resolve_device(app.device))
+    return backend, loaded.class_names, loaded.preprocess
+
+
+@click.command("predict")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", "-m", "model", metavar="NAME",
+              help="Registry name or alias (default: the weights file's model, else the most accurate).")
+@click.option("--weights", "-w", metavar="W",
+              help="imagenet (default), a registry tag, or a weights file (.pt/.pth/.safetensors/.tflite).")
+@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Labels per image.")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Decoding threads [default: CPU cores, at most 8].")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines on stdout, one per input, in order.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the results to FILE.csv or FILE.jsonl (instead of tables).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="Inference engine (auto = torch for now).")
+@click.option("--fast-decode/--no-fast-decode", default=True, show_default=True,
+              help="Decode large JPEGs at reduced size (draft mode) before the exact resize.")
+@pass_app
+def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
+            top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
+            backend: str, fast_decode: bool) -> None:
+    """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
+
+    \b
+      mnv3 predict photo.jpg
+      mnv3 predict 'holiday/**/*.jpg' --json > labels.jsonl
+      find . -name '*.png' | mnv3 predict - --output labels.csv
+    """
+    if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
+        raise UserError(f"--output {output}: unknown format; use a .csv or .jsonl file name")
+    from ..data.inputs import expand_inputs
+    from ..engine.predict import predict
+
+    sources = expand_inputs(inputs)
+    runner, class_names, preprocess = open_backend(app, model, weights, backend)
+
+    failed = 0
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        sinks = _sinks(app, stack, as_json, output, top_k)
+        advance = _progress(app, stack, len(sources)) if len(sources) > batch_size else None
+        for result in predict(sources, runner, preprocess, class_names, top_k=top_k,
+                              batch_size=batch_size, workers=workers, fast_decode=fast_decode,
+                              progress=advance):
+            failed += result.error is not None
+            for sink in sinks:
+                sink(result)
+    seconds = time.perf_counter() - start
+    done = len(sources) - failed
+    (app.info if app.interactive else app.debug)(
+        f"{done} image(s) classified in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)")
+    if output is not None:
+        app.info(f"wrote {len(sources)} result(s) to {output}")
+    if failed:
+        raise PartialFailure(f"{failed} of {len(sources)} input(s) failed")
+
+
+def _sinks(app: AppContext, stack: contextlib.ExitStack, as_json: bool, output: Path | None,
+           top_k: int) -> list[Callable]:
+    """Where each result goes: JSON lines or tables on stdout, error lines on stderr, the file."""
+    sinks: list[Callable] = []
+    if output is not None:
+        sinks.append(stack.enter_context(_file_sink(output, top_k)))
+    if as_json:
+        sinks.append(lambda r: app.emit_json(r.to_dict()))
+        return sinks
+    if output is None:
+        from rich.console import Console
+
+        console = Console()  # stdout: the results are the command's output
+
+        def print_table(result) -> None:
+            if result.error is None:
+                console.print(_table(result))
+
+        sinks.append(print_table)
+
+    def print_error(result) -> None:
+        if result.error is not None:
+            click.echo(f"mnv3: error: {result.error}", err=True)
+
+    sinks.append(print_error)
+    return sinks
+
+
+def _progress(app: AppContext, stack: contextlib.ExitStack, total: int) -> Callable[[int], None]:
+    # When stdout is the same terminal, rich prints results above the bar; when it is a pipe or a
+    # file, it must not capture them.
+    bar = stack.enter_context(app.progress(redirect_stdout=sys.stdout.isatty()))
+    task = bar.add_task("classifying", total=total)
+    return lambda n: bar.advance(task, n)
+
+
+def _table(result):
+    from rich.table import Table
+
+    table = Table(title=result.path, title_justify="left", title_style="bold", min_width=48)
+    table.add_column("#", justify="right")
+    table.add_column("label")
+    table.add_column("index", justify="right")
+    table.add_column("probability", justify="right")
+    for rank, p in enumerate(result.predictions, 1):
+        table.add_row(str(rank), p.label, str(p.index), f"{100 * p.probability:.2f} %")
+    return table
+
+
+@contextlib.contextmanager
+def _file_sink(path: Path, top_k: int) -> Iterator[Callable]:
+    """Write results to ``path`` (.jsonl: the ``--json`` objects; .csv: one row per input)."""
+    import csv
+    import json
+
+    from ..fileio import atomic_write
+
+    if path.suffix.lower() == ".jsonl":
+        with atomic_write(path, "w", encoding="utf-8") as fh:
+            yield lambda r: fh.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+        return
+    with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", *[f"{field}_{rank}" for rank in range(1, top_k + 1)
+                                   for field in ("label", "index", "probability")], "error"])
+        yield lambda r: writer.writerow(_csv_row(r, top_k))
+
+
+def _csv_row(result, top_k: int) -> Sequence:
+    cells = [result.path]
+    for p in result.to_dict().get("predictions", []):
+        cells += [p["label"], p["index"], p["probability"]]
+    cells += [""] * (1 + 3 * top_k - len(cells))
+    return cells + [result.error or ""]
