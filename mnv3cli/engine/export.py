@@ -30,6 +30,8 @@ def _quiet_deprecations() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.")
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.")
         warnings.filterwarnings("ignore", message=r".*(legacy TorchScript-based ONNX|will be removed)")
+        # TF "same" padding reads the input size while tracing: the spatial size is fixed on purpose
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         yield
 
 

@@ -1,0 +1,173 @@
+"""A per-user cache of exported ONNX graphs, so that a warm ``mnv3 predict`` never imports torch.
+
+An entry is a directory ``<cache>/onnx/<key>/`` holding ``model.onnx`` and ``meta.json`` (model
+name, class names, WordNet ids, preprocessing, source): everything ``predict`` and ``evaluate``
+need besides the graph. The key hashes the weights file's *content* (so a renamed copy hits and an
+overwritten file misses) together with the requested model name and overrides, the opset, the
+exporter's version and :data:`FORMAT`. Finding an entry needs only hashlib and the registry:
+registry tags (``imagenet``, ``torchvision:IMAGENET1K_V1`` ...) resolve to the file the loader
+downloads into torch.hub's cache, located from the environment exactly as torch does, without
+importing it.
+
+Both files are written atomically and ``meta.json`` last, so a crash mid-build leaves no entry that
+looks complete; an entry that turns out unreadable anyway is simply rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..fileio import atomic_write
+from ..registry.types import Preprocess
+
+FORMAT = 1  # bump when the layout or the meaning of an entry changes
+MODEL_FILE, META_FILE = "model.onnx", "meta.json"
+
+
+def cache_root() -> Path:
+    """``$MNV3_CACHE``, else ``$XDG_CACHE_HOME/mnv3``, else ``~/.cache/mnv3``."""
+    if os.environ.get("MNV3_CACHE"):
+        return Path(os.environ["MNV3_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "mnv3"
+
+
+def torch_hub_checkpoints() -> Path:
+    """torch.hub's download folder (``torch.hub.get_dir() / "checkpoints"``) computed as torch does."""
+    home = os.environ.get("TORCH_HOME")
+    if not home:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        home = os.path.join(os.path.expanduser(xdg) if xdg else os.path.expanduser("~/.cache"), "torch")
+    return Path(home).expanduser() / "hub" / "checkpoints"
+
+
+def weights_file(weights: str, model_name: str | None = None) -> Path | None:
+    """The local file ``weights`` stands for, or None when it is not on disk (yet).
+
+    A path is itself; a registry tag is the file the loader downloads into torch.hub's cache. A tag
+    the registry does not know also gives None: the loader, not the cache, reports that.
+    """
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path.resolve()
+    from ..registry import default_model, find_weight_source, get_entry, get_weight_source
+
+    try:
+        if model_name:
+            source = get_weight_source(get_entry(model_name), weights)
+        else:
+            found = find_weight_source(weights)
+            source = found[1] if found else get_weight_source(default_model(), weights)
+    except UserError:
+        return None
+    # the name weights.download.fetch gives it: the URL's file name, or the archive member's
+    name = Path(source.member).name if source.member else source.url.rsplit("/", 1)[-1]
+    candidate = torch_hub_checkpoints() / name
+    return candidate if candidate.is_file() else None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _exporter_version() -> str:
+    try:
+        return version("torch")
+    except PackageNotFoundError:  # a torch-free install can still read entries built elsewhere
+        return "none"
+
+
+def cache_key(sha256: str, model_name: str | None, opset: int,
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything an exported graph depends on besides code this module versions with FORMAT."""
+    return {"format": FORMAT, "weights_sha256": sha256, "model": model_name,
+            "overrides": dict(sorted((overrides or {}).items())), "opset": opset,
+            "exporter": f"torch-{_exporter_version()}"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A complete cache entry: the graph and what is needed to use it."""
+
+    directory: Path
+    meta: dict[str, Any]
+
+    @property
+    def model_path(self) -> Path:
+        return self.directory / MODEL_FILE
+
+    @property
+    def model_name(self) -> str:
+        return self.meta["model_name"]
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.meta["class_names"]
+
+    @property
+    def wordnet_ids(self) -> list[str] | None:
+        return self.meta.get("wordnet_ids")
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess.from_dict(self.meta["preprocess"])
+
+    @property
+    def source(self) -> str:
+        return self.meta.get("source", "")
+
+
+class OnnxCache:
+    """Entries under ``root/onnx`` (default :func:`cache_root`)."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else cache_root()
+
+    def directory(self, key: dict[str, Any]) -> Path:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        return self.root / "onnx" / digest[:32]
+
+    def lookup(self, key: dict[str, Any]) -> Entry | None:
+        """The complete entry for ``key``, or None (missing, half-written or unreadable)."""
+        directory = self.directory(key)
+        try:
+            meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        complete = (isinstance(meta, dict) and meta.get("key") == key
+                    and all(k in meta for k in ("model_name", "class_names", "preprocess"))
+                    and (directory / MODEL_FILE).is_file())
+        return Entry(directory, meta) if complete else None
+
+    def store(self, key: dict[str, Any], export, *, model_name: str, class_names, preprocess: Preprocess,
+              wordnet_ids=None, source: str = "") -> Entry:
+        """Create the entry for ``key``: ``export(path)`` writes the graph, then meta.json commits it."""
+        directory = self.directory(key)
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            export(directory / MODEL_FILE)
+        except BaseException:
+            self.remove(key)
+            raise
+        meta = {"key": key, "model_name": model_name, "class_names": list(class_names),
+                "wordnet_ids": list(wordnet_ids) if wordnet_ids is not None else None,
+                "preprocess": preprocess.to_dict(), "source": source}
+        with atomic_write(directory / META_FILE, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=1)
+        return Entry(directory, meta)
+
+    def remove(self, key: dict[str, Any]) -> None:
+        """Drop an entry (e.g. one whose graph no longer loads) so it can be rebuilt."""
+        shutil.rmtree(self.directory(key), ignore_errors=True)
