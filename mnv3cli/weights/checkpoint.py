@@ -1,0 +1,174 @@
+"""The project's own checkpoint: weights plus everything needed to use or resume them.
+
+A checkpoint is self-contained (architecture, class names, preprocessing travel with the weights)
+so that ``--weights my.pt`` needs no other option. Two containers hold the same record:
+
+* ``.pt``/``.pth``: a ``torch.save`` of a plain dict, loadable with ``weights_only=True``; ``extra``
+  holds the training state (optimizer, scheduler, EMA, epoch, RNG states, metrics).
+* ``.safetensors``: the state dict, with the other fields as JSON strings in the metadata; ``extra``
+  must then be JSON (metrics, epoch), since safetensors stores tensors only by name.
+
+Writes are atomic, and a ``.pt`` file is read back before it replaces the old one, so a checkpoint
+that could not be resumed (e.g. a numpy array in ``extra``) fails at save time, not at resume time.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..fileio import atomic_write
+from ..registry import Preprocess
+from .readers import SAFETENSORS_SUFFIX, TORCH_SUFFIXES, check_file, read_safetensors, read_torch
+
+FORMAT = "mnv3-checkpoint"
+FORMAT_VERSION = 1
+REQUIRED = ("model_name", "arch", "num_classes", "class_names", "preprocess", "state_dict")
+
+
+def save_checkpoint(path, model, *, model_name: str, arch: Mapping, class_names, preprocess,
+                    wordnet_ids=None, extra: Mapping | None = None) -> None:
+    """Write ``model`` and its metadata to ``path`` (``.pt``/``.pth`` or ``.safetensors``), atomically.
+
+    ``preprocess`` is a :class:`~mnv3cli.registry.Preprocess` or its ``to_dict()``. ``extra`` is a
+    plain dict of state dicts, tensors and Python scalars/lists (see :func:`capture_rng_state`).
+    """
+    path = Path(path)
+    class_names = [str(c) for c in class_names]
+    if len(class_names) != model.num_classes:
+        raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} outputs")
+    record = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model_name": model_name,
+        "arch": dict(arch), "num_classes": model.num_classes, "class_names": class_names,
+        "wordnet_ids": list(wordnet_ids) if wordnet_ids is not None else None,
+        "preprocess": preprocess.to_dict() if isinstance(preprocess, Preprocess) else dict(preprocess),
+        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "extra": dict(extra or {}),
+    }
+    suffix = path.suffix.lower()
+    if suffix in TORCH_SUFFIXES:
+        _write_torch(path, record)
+    elif suffix == SAFETENSORS_SUFFIX:
+        _write_safetensors(path, record)
+    else:
+        raise UserError(f"{path}: cannot write a checkpoint with extension {path.suffix or '(none)'!r}; "
+                        f"use .pt, .pth or .safetensors")
+
+
+def _write_torch(path: Path, record: dict) -> None:
+    with atomic_write(path, "w+b") as fh:
+        torch.save(record, fh)
+        fh.seek(0)
+        try:
+            torch.load(fh, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise TypeError(f"{path}: checkpoint would not load with weights_only=True ({exc}); keep "
+                            "'extra' to tensors, state dicts and plain Python values") from None
+
+
+def _write_safetensors(path: Path, record: dict) -> None:
+    from safetensors.torch import save
+
+    try:
+        extra = json.dumps(record["extra"], allow_nan=False)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: .safetensors holds weights and JSON metadata only; save training "
+                        "state (optimizer, RNG, ...) to a .pt checkpoint instead") from None
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "extra": extra,
+                **{k: json.dumps(record[k]) for k in REQUIRED if k != "state_dict"},
+                "wordnet_ids": json.dumps(record["wordnet_ids"])}
+    # safetensors refuses tensors that share memory; a plain copy of each is cheap at this size
+    data = save({k: v.clone() for k, v in record["state_dict"].items()}, metadata=metadata)
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+
+
+def is_checkpoint_record(obj: Any) -> bool:
+    """Whether a loaded ``.pt`` object (or safetensors metadata) is one of ours."""
+    return isinstance(obj, Mapping) and obj.get("format") == FORMAT
+
+
+def read_checkpoint(path) -> dict:
+    """A project checkpoint as the dict :func:`save_checkpoint` wrote (``.pt`` or ``.safetensors``).
+
+    ``preprocess`` comes back as a dict (``Preprocess.from_dict`` rebuilds it). Raises
+    :class:`UserError` for missing, corrupt, hostile or foreign files.
+    """
+    path = Path(path)
+    check_file(path)
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
+        tensors, metadata = read_safetensors(path)
+        return checkpoint_from_safetensors(tensors, metadata, str(path))
+    if path.suffix.lower() not in TORCH_SUFFIXES:
+        raise UserError(f"{path}: not a checkpoint file; expected .pt, .pth or .safetensors")
+    return validate_record(read_torch(path), str(path))
+
+
+def checkpoint_from_safetensors(tensors: dict, metadata: Mapping[str, str], source: str) -> dict:
+    """Rebuild the checkpoint record from a ``.safetensors`` file's tensors and metadata."""
+    if metadata.get("format") != FORMAT:
+        raise UserError(f"{source}: not an mnv3 checkpoint (no mnv3 metadata); load it with --weights "
+                        "or turn it into one with `mnv3 convert`")
+    try:
+        record = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "format_version")}
+        record.update(format=FORMAT, format_version=int(metadata.get("format_version", "0")))
+    except ValueError as exc:
+        raise UserError(f"{source}: corrupt mnv3 metadata ({exc})") from None
+    return validate_record(record | {"state_dict": tensors}, source)
+
+
+def validate_record(obj: Any, source: str) -> dict:
+    """Check a checkpoint record's fields so later code can trust them."""
+    if not is_checkpoint_record(obj):
+        raise UserError(f"{source}: not an mnv3 checkpoint (a bare state dict or another tool's file); "
+                        "load it with --weights or turn it into one with `mnv3 convert`")
+    version = obj.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UserError(f"{source}: checkpoint format version {version!r} is newer than this mnv3 "
+                        f"understands ({FORMAT_VERSION}); upgrade mnv3")
+    missing = [k for k in REQUIRED if k not in obj]
+    if missing:
+        raise UserError(f"{source}: incomplete mnv3 checkpoint, missing {', '.join(missing)}")
+    names, n = obj["class_names"], obj["num_classes"]
+    if not isinstance(n, int) or not isinstance(names, list) or len(names) != n:
+        raise UserError(f"{source}: corrupt mnv3 checkpoint: {n!r} classes but "
+                        f"{len(names) if isinstance(names, list) else 'no'} class names")
+    if not isinstance(obj["arch"], dict) or not isinstance(obj["state_dict"], Mapping):
+        raise UserError(f"{source}: corrupt mnv3 checkpoint: arch or state_dict is not a dict")
+    try:
+        Preprocess.from_dict(obj["preprocess"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"{source}: corrupt mnv3 checkpoint: bad preprocess {obj['preprocess']!r}") from None
+    return dict(obj) | {"extra": dict(obj.get("extra") or {}), "wordnet_ids": obj.get("wordnet_ids")}
+
+
+def capture_rng_state() -> dict:
+    """torch, numpy and Python RNG states in a form that loads with ``weights_only=True``."""
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                       "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+             "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: Mapping) -> None:
+    """Undo :func:`capture_rng_state` (resuming training reproduces the same random stream)."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

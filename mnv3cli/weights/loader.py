@@ -1,0 +1,253 @@
+"""``load_model``: from whatever ``--weights`` names to a ready model and everything about it.
+
+Accepted: a registry tag (``imagenet``, ``torchvision:IMAGENET1K_V1``, ``timm:<hub id>``,
+``tflite:<Google checkpoint>``), downloaded through the cache; or a local file: the project's own
+checkpoint, a torchvision/timm state dict (bare or nested, ``module.``/``_orig_mod.`` prefixes),
+``.safetensors``, or a ``.tflite`` model. What a file does not say (architecture, number of classes)
+is inferred from its tensor shapes; what it needs (TF padding, BatchNorm eps, preprocessing) comes
+from the registry entry of published weights, or from the file's layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UserError
+from ..registry import (MODELS, Preprocess, WeightSource, default_model, find_weight_source, get_entry,
+                        get_weight_source)
+from ..registry.entries import TF, TF_ARCH, TIMM, TIMM_ARCH, TORCHVISION
+from .download import Progress, fetch, sha256_file
+from .readers import (SAFETENSORS_SUFFIX, TFLITE_SUFFIX, check_file, find_state_dict, read_safetensors,
+                      read_torch)
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..model import MobileNetV3
+
+TAG_KINDS = ("torchvision", "timm", "tflite")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference plus what callers need to use and describe it."""
+
+    model: MobileNetV3  # eval() mode, CPU, fp32
+    model_name: str  # registry name (e.g. "mobilenetv3_small_100") or "custom"
+    arch: dict  # kwargs that rebuild the model: MobileNetV3(**arch, num_classes=...)
+    class_names: list[str]  # len == model.num_classes
+    wordnet_ids: list[str] | None  # ImageNet wnids when the classes are ImageNet-1k, else None
+    preprocess: Preprocess  # what the weights expect
+    source: str  # what was loaded: tag or path
+    sha256: str | None  # content hash of the weights file read (a cache key)
+    meta: dict = field(default_factory=dict)  # format of the source, training metrics, epoch, ...
+
+
+def load_model(weights: str | os.PathLike | None = None, model_name: str | None = None, *,
+               num_classes: int | None = None, progress: Progress | bool | None = True,
+               **overrides: Any) -> LoadedModel:
+    """Load ``weights`` (default ``imagenet``) into a MobileNetV3.
+
+    ``model_name`` picks the registry model (else inferred from the file, or the default model for
+    tags). ``num_classes``, when it differs from the weights', replaces the classifier (fine-tuning
+    on new classes; class names become ``class_0`` ...). ``overrides`` go to ``MobileNetV3``
+    (``dropout``, ``bn_eps`` ...). ``progress`` is a ``(done, total)`` download callback, ``True``
+    for a rich bar when stderr is a terminal, or ``False``.
+    """
+    spec = "imagenet" if weights is None else os.fspath(weights)
+    if _is_tag(spec):
+        loaded = _load_tag(spec, model_name, overrides, progress)
+    else:
+        loaded = _load_file(Path(spec).expanduser(), model_name, overrides)
+    if num_classes is not None and num_classes != loaded.model.num_classes:
+        loaded.model.reset_classifier(num_classes)
+        loaded.model.eval()
+        loaded.class_names, loaded.wordnet_ids = [f"class_{i}" for i in range(num_classes)], None
+        loaded.meta["classifier_reset"] = True
+    return loaded
+
+
+def _is_tag(spec: str) -> bool:
+    if Path(spec).expanduser().exists():
+        return False
+    return (spec == "imagenet" or spec.split(":", 1)[0] in TAG_KINDS
+            or not ({"/", os.sep, "."} & set(spec)))
+
+
+def _load_tag(tag: str, model_name: str | None, overrides: dict, progress) -> LoadedModel:
+    if model_name:
+        entry = get_entry(model_name)
+        source = get_weight_source(entry, tag)
+    else:
+        entry = default_model()
+        try:
+            source = get_weight_source(entry, tag)
+        except UserError:
+            found = find_weight_source(tag)
+            if found is None:
+                raise
+            entry, source = found
+    path, digest = fetch(source, progress)
+    arch = entry.arch | source.arch | overrides
+    if source.kind == "tflite":
+        model = _tflite_model(path, arch, source.tag)
+    else:
+        model = _build(find_state_dict(read_torch(path), str(path)), arch, source.num_classes, source.tag)
+    return _result(model, entry.name, source.preprocess, source.tag, digest, {"format": source.kind})
+
+
+def _load_file(path: Path, model_name: str | None, overrides: dict) -> LoadedModel:
+    from .checkpoint import FORMAT, checkpoint_from_safetensors, is_checkpoint_record, validate_record
+
+    check_file(path)
+    source, suffix = str(path), path.suffix.lower()
+    digest = sha256_file(path)
+    published = _published(path.name)
+    if suffix == TFLITE_SUFFIX:
+        entry = get_entry(model_name) if model_name else published[0] if published else None
+        model = _tflite_model(path, (entry.arch if entry else {}) | TF_ARCH | overrides, source)
+        name = entry.name if entry else _name_for(model)
+        return _result(model, name, TF, source, digest, {"format": "tflite"})
+    if suffix == SAFETENSORS_SUFFIX:
+        state, metadata = read_safetensors(path)
+        if metadata.get("format") == FORMAT:
+            return _from_record(checkpoint_from_safetensors(state, metadata, source), source,
+                                model_name, overrides, digest)
+    else:
+        obj = read_torch(path)
+        if is_checkpoint_record(obj):
+            return _from_record(validate_record(obj, source), source, model_name, overrides, digest)
+        state = find_state_dict(obj, source)
+    return _from_state_dict(state, path, model_name, overrides, digest, published)
+
+
+def _from_record(record: dict, source: str, model_name: str | None, overrides: dict,
+                 digest: str) -> LoadedModel:
+    """A project checkpoint: it says everything, the user may still override the model."""
+    arch = record["arch"] | (get_entry(model_name).arch if model_name else {}) | overrides
+    model = _build(record["state_dict"], arch, record["num_classes"], source)
+    meta = {"format": "mnv3", **_plain(record["extra"])}
+    name = get_entry(model_name).name if model_name else record["model_name"]
+    return LoadedModel(model, name, dict(model.config), list(record["class_names"]),
+                       record["wordnet_ids"], Preprocess.from_dict(record["preprocess"]), source,
+                       digest, meta)
+
+
+def _from_state_dict(state: dict, path: Path, model_name: str | None, overrides: dict, digest: str,
+                     published: tuple | None) -> LoadedModel:
+    """A foreign state dict: architecture from the name given, the published file, or the shapes."""
+    from .infer import infer_arch, kernel_shapes
+    from .remap import strip_prefixes
+
+    source = str(path)
+    state = strip_prefixes(state)
+    layout = _layout(state)
+    shapes = kernel_shapes(state)
+    entry = get_entry(model_name) if model_name else published[0] if published else None
+    if entry is not None and shapes:
+        arch, num_classes = entry.arch, shapes[-1][1][0]
+    else:
+        arch, num_classes = infer_arch(shapes, source)
+    if published:
+        preprocess, needs = published[1].preprocess, published[1].arch
+    elif layout == "timm" and path.name.startswith("tf_"):  # timm's ports of TF weights
+        preprocess, needs = TF, TF_ARCH
+    elif layout == "timm":
+        preprocess, needs = TIMM, TIMM_ARCH
+    else:
+        preprocess, needs = TORCHVISION, {}
+    model = _build(state, arch | needs | overrides, num_classes, source)
+    name = entry.name if entry else _name_for(model)
+    return _result(model, name, preprocess, source, digest, {"format": layout})
+
+
+def _tflite_model(path: Path, arch: dict, source: str) -> MobileNetV3:
+    """Build the model a TFLite graph describes and load its (dequantized) kernels."""
+    from ..model import MobileNetV3
+    from .infer import infer_arch, kernel_shape
+    from .tflite import read_tflite, tflite_state_dict
+
+    kernels = read_tflite(path)
+    shapes = [(k.name, kernel_shape(k.weight.shape)) for k in kernels]
+    if "size" in arch and shapes:
+        num_classes = shapes[-1][1][0]
+    else:
+        inferred, num_classes = infer_arch(shapes, source)
+        arch = inferred | arch
+    background = num_classes == 1001  # Google's classifiers put "background" at index 0
+    model = _construct(MobileNetV3, arch, num_classes - background, source)
+    model.load_state_dict(tflite_state_dict(kernels, model, background=background, source=source))
+    return model.eval()
+
+
+def _construct(cls, arch: dict, num_classes: int, source: str) -> MobileNetV3:
+    try:
+        return cls(**arch, num_classes=num_classes)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{source}: invalid architecture {arch}: {exc}") from None
+
+
+def _build(state: dict[str, torch.Tensor], arch: dict, num_classes: int, source: str) -> MobileNetV3:
+    """A model of ``arch`` holding ``state`` (any known key layout), in eval mode."""
+    from ..model import MobileNetV3
+    from .remap import remap_state_dict
+
+    model = _construct(MobileNetV3, arch, num_classes, source)
+    model.load_state_dict(remap_state_dict(state, model.state_dict(), source))
+    return model.eval()
+
+
+def _result(model: MobileNetV3, name: str, preprocess: Preprocess, source: str, digest: str | None,
+            meta: dict) -> LoadedModel:
+    names, wnids = _class_names(model.num_classes)
+    return LoadedModel(model, name, dict(model.config), names, wnids, preprocess, source, digest, meta)
+
+
+def _class_names(num_classes: int) -> tuple[list[str], list[str] | None]:
+    """ImageNet-1k names for 1000 outputs (all published weights), ``class_<i>`` otherwise."""
+    if num_classes == 1000:
+        from ..registry.imagenet import class_names, wordnet_ids
+
+        return list(class_names()), list(wordnet_ids())
+    return [f"class_{i}" for i in range(num_classes)], None
+
+
+def _name_for(model: MobileNetV3) -> str:
+    from .infer import model_name_for
+
+    return model_name_for(model.config)
+
+
+def _published(filename: str) -> tuple[Any, WeightSource] | None:
+    """The registry entry of a published file, recognised by its (unrenamed) file name."""
+    for entry in MODELS:
+        for source in entry.weights:
+            names = {source.url.rsplit("/", 1)[-1], Path(source.member).name if source.member else None}
+            if filename in names:
+                return entry, source
+    return None
+
+
+def _layout(state: dict) -> str:
+    """Which library's key names a state dict uses (decides preprocessing for unknown files)."""
+    prefixes = {"features.": "torchvision", "conv_stem.": "timm", "stem.conv.": "mnv3"}
+    for prefix, layout in prefixes.items():
+        if any(k.startswith(prefix) for k in state):
+            return layout
+    return "state_dict"
+
+
+def _plain(extra: dict) -> dict:
+    """The JSON-serialisable entries of a checkpoint's ``extra`` (epoch, metrics; no tensors)."""
+    plain = {}
+    for key, value in extra.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            continue
+        plain[key] = value
+    return plain

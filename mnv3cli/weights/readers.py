@@ -1,0 +1,80 @@
+"""Read untrusted weight files safely and turn every way they can be broken into one clear error.
+
+PyTorch files are unpickled with ``weights_only=True`` only: a pickle that would import and call
+something (a whole pickled model, or an attack) is refused before anything runs, and there is no
+fallback to the unsafe loader. ``.safetensors`` cannot carry code at all.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import UserError
+
+TORCH_SUFFIXES = (".pt", ".pth", ".bin")
+SAFETENSORS_SUFFIX = ".safetensors"
+TFLITE_SUFFIX = ".tflite"
+SUFFIXES = (*TORCH_SUFFIXES, SAFETENSORS_SUFFIX, TFLITE_SUFFIX)
+
+# Keys under which training scripts nest the weights (timm, torchvision references, Lightning-style).
+STATE_DICT_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema")
+
+
+def check_file(path: Path) -> None:
+    """Fail early, with the path in the message, on what no reader could make sense of."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a weights file")
+    if path.suffix.lower() not in SUFFIXES:
+        raise UserError(f"{path}: unsupported weights file type {path.suffix or '(none)'!r}; "
+                        f"expected one of {', '.join(SUFFIXES)}")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: file is empty")
+
+
+def read_torch(path: Path) -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure turned into a :class:`UserError`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # protocol warnings from torch are noise to a user
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, OSError ...
+        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if unsafe:
+            raise UserError(f"{path}: refused: loading it would import and run {unsafe.group(1)!r}; "
+                            "only tensors and plain containers are accepted (if you trust the file, "
+                            "re-save its state_dict)") from None
+        raise UserError(f"{path}: not a readable PyTorch file (empty, truncated or corrupt: "
+                        f"{type(exc).__name__})") from None
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and the string metadata of a ``.safetensors`` file."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as fh:
+            metadata = fh.metadata() or {}
+            return {k: fh.get_tensor(k) for k in fh.keys()}, dict(metadata)
+    except Exception as exc:  # SafetensorError (header/size problems), OSError
+        raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
+
+
+def find_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """The tensor dict inside a loaded file: bare, or nested under one of :data:`STATE_DICT_KEYS`."""
+    if isinstance(obj, Mapping):
+        for key in STATE_DICT_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                return find_state_dict(obj[key], source)
+        tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise UserError(f"{source}: holds no state dict (a {type(obj).__name__} without tensors, and none "
+                    f"under {', '.join(STATE_DICT_KEYS)})")
