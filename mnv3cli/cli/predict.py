@@ -144,9 +144,9 @@ def _progress(app: AppContext, stack: contextlib.ExitStack, total: int) -> Calla
 def _table(result):
     from rich.table import Table
 
-    table = Table(title=result.path, title_justify="left", title_style="bold", min_width=48)
+    table = Table(title=result.path, title_justify="left", title_style="bold")
     table.add_column("#", justify="right")
-    table.add_column("label")
+    table.add_column("label", min_width=24)
     table.add_column("index", justify="right")
     table.add_column("probability", justify="right")
     for rank, p in enumerate(result.predictions, 1):
