@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +19,13 @@ from pathlib import Path
 from ..errors import UserError
 from .images import IMAGE_EXTENSIONS, is_image_file
 
-WORDNET_ID = re.compile(r"n\d{8}")
 SHOWN_NAMES = 20  # unmatched names listed in an error before "... and N more"
 
 
 @dataclass(frozen=True)
 class LabelledImages:
-    """What :func:`find_samples` found: samples (sorted by path for folders, in file order for a
-    labels file) and how they were labelled."""
+    """Samples ``(path, model class index)`` (folder by folder with sorted names, or in labels-file
+    order) and how they were labelled."""
 
     samples: list[tuple[str, int]]
     layout: str  # "wordnet-id folders" | "class-name folders" | "labels file"
@@ -78,25 +76,60 @@ class ClassMatcher:
                          f"({self.num_classes} classes; expected {known}): {shown}{more}{hint}")
 
 
-def find_samples(root: str | os.PathLike, class_names: Sequence[str],
-                 wordnet_ids: Sequence[str] | None = None,
-                 labels: str | os.PathLike | None = None) -> LabelledImages:
-    """Discover the labelled images under ``root``.
+@dataclass(frozen=True)
+class ScannedFolder:
+    """Images and the class names they are filed under, before any model is involved."""
+
+    root: Path
+    items: list[tuple[str, str]]  # (image path, class as written: folder name or label)
+    labels: Path | None  # the labels file, or None for class subfolders
+
+
+def scan_folder(root: str | os.PathLike, labels: str | os.PathLike | None = None) -> ScannedFolder:
+    """Find the images under ``root`` and their class names (cheap: run it before loading a model).
 
     Without ``labels``: one subfolder per class (images found recursively inside it, as
     torchvision's ImageFolder does; hidden entries and folders without images are ignored).
-    With ``labels``: a CSV of ``path,label`` rows (optional header; paths relative to ``root``;
-    label = class name, WordNet id or class index).
+    With ``labels``: a CSV of ``path,label`` rows (optional header, ``#`` comments; paths relative
+    to ``root``; label = class name, WordNet id or class index).
     """
     root = Path(root)
     if not root.exists():
         raise UserError(f"{root}: no such folder")
     if not root.is_dir():
         raise UserError(f"{root}: not a folder")
-    matcher = ClassMatcher(class_names, wordnet_ids)
     if labels is not None:
-        return _from_labels_file(root, Path(labels), matcher)
-    return _from_class_folders(root, matcher)
+        return ScannedFolder(root, _read_labels_file(root, Path(labels)), Path(labels))
+    return ScannedFolder(root, _class_folders(root), None)
+
+
+def match_classes(scanned: ScannedFolder, class_names: Sequence[str],
+                  wordnet_ids: Sequence[str] | None = None) -> LabelledImages:
+    """Map every class name of ``scanned`` to the model's index; unmatched names are one error."""
+    matcher = ClassMatcher(class_names, wordnet_ids)
+    by_name: dict[str, tuple[int, str] | None] = {}
+    for _, name in scanned.items:
+        if name not in by_name:
+            by_name[name] = matcher.match(name, allow_index=scanned.labels is not None)
+    unmatched = [name for name, found in by_name.items() if found is None]
+    if unmatched and scanned.labels is not None:
+        raise matcher.unmatched_error(f"{scanned.labels}: labels", unmatched)
+    if unmatched:
+        root = scanned.root
+        nested = all(any(e.is_dir() for e in os.scandir(root / n)) for n in unmatched)
+        hint = f" (these folders hold subfolders: did you mean {root / unmatched[0]}?)" if nested else ""
+        raise matcher.unmatched_error(f"{root}: subfolder names", unmatched, hint)
+    kinds = {how for _, how in by_name.values()}
+    layout = ("labels file" if scanned.labels is not None
+              else "wordnet-id folders" if kinds == {"wordnet-id"} else "class-name folders")
+    return LabelledImages([(path, by_name[name][0]) for path, name in scanned.items], layout)
+
+
+def find_samples(root: str | os.PathLike, class_names: Sequence[str],
+                 wordnet_ids: Sequence[str] | None = None,
+                 labels: str | os.PathLike | None = None) -> LabelledImages:
+    """:func:`scan_folder` then :func:`match_classes`."""
+    return match_classes(scan_folder(root, labels), class_names, wordnet_ids)
 
 
 def _images_under(folder: Path) -> list[str]:
@@ -108,60 +141,37 @@ def _images_under(folder: Path) -> list[str]:
     return found
 
 
-def _from_class_folders(root: Path, matcher: ClassMatcher) -> LabelledImages:
+def _class_folders(root: Path) -> list[tuple[str, str]]:
     entries = sorted((e for e in os.scandir(root) if not e.name.startswith(".")), key=lambda e: e.name)
-    folders = {e.name: _images_under(Path(e.path)) for e in entries if e.is_dir()}
-    folders = {name: files for name, files in folders.items() if files}
-    if not folders:
+    items = [(path, e.name) for e in entries if e.is_dir() for path in _images_under(Path(e.path))]
+    if not items:
         if any(e.is_file() and is_image_file(e.name) for e in entries):
             raise UserError(f"{root}: images but no class subfolders; sort them into one folder per "
                             "class, or pass --labels labels.csv (rows: path,label)")
         raise UserError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} "
                         "files in class subfolders)")
-    samples, kinds, unmatched = [], set(), []
-    for name, files in folders.items():
-        found = matcher.match(name)
-        if found is None:
-            unmatched.append(name)
-            continue
-        index, how = found
-        kinds.add(how)
-        samples.extend((path, index) for path in files)
-    if unmatched:
-        nested = all(any(e.is_dir() for e in os.scandir(root / n)) for n in unmatched)
-        hint = (f" (these folders hold subfolders: did you mean {root / unmatched[0]}?)"
-                if nested else "")
-        raise matcher.unmatched_error(f"{root}: subfolder names", unmatched, hint)
-    layout = "wordnet-id folders" if kinds == {"wordnet-id"} else "class-name folders"
-    return LabelledImages(sorted(samples), layout)
+    return items
 
 
-def _from_labels_file(root: Path, labels: Path, matcher: ClassMatcher) -> LabelledImages:
+def _read_labels_file(root: Path, labels: Path) -> list[tuple[str, str]]:
     try:
         text = labels.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise UserError(f"{labels}: no such labels file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{labels}: cannot read labels file ({exc})") from None
-    samples, unmatched = [], []
     rows = [(n, r) for n, r in enumerate(csv.reader(text.splitlines()), 1)
             if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if rows and [c.strip().casefold() for c in rows[0][1][:2]] == ["path", "label"]:
         rows = rows[1:]
+    items = []
     for line, row in rows:
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise UserError(f"{labels}:{line}: expected 'path,label', got {','.join(row)!r}")
-        found = matcher.match(row[1], allow_index=True)
-        if found is None:
-            if row[1].strip() not in unmatched:
-                unmatched.append(row[1].strip())
-            continue
-        samples.append((str(root / row[0].strip()), found[0]))
-    if unmatched:
-        raise matcher.unmatched_error(f"{labels}: labels", unmatched)
-    if not samples:
+        items.append((str(root / row[0].strip()), row[1].strip()))
+    if not items:
         raise UserError(f"{labels}: no 'path,label' rows")
-    if not any(os.path.exists(path) for path, _ in samples):
-        raise UserError(f"{labels}: none of its {len(samples)} paths exist under {root} "
+    if not any(os.path.exists(path) for path, _ in items):
+        raise UserError(f"{labels}: none of its {len(items)} paths exist under {root} "
                         "(relative paths are read from the evaluated folder)")
-    return LabelledImages(samples, "labels file")
+    return items

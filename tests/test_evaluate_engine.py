@@ -1,0 +1,121 @@
+"""The evaluate engine and its report files, driven by a backend whose answers are known exactly.
+
+``MeanColour`` is a genuine (if trivial) backend: its logits are the mean of each colour channel,
+so a red image is class 0, green 1, blue 2. Every count below therefore follows from the images.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnv3cli.engine.evaluate import evaluate, shard_positions, spread_subset
+from mnv3cli.engine.report import summary, write_report
+from mnv3cli.errors import UserError
+from mnv3cli.registry import Preprocess
+
+CLASSES = ["red", "green", "blue"]
+COLOURS = {"red": (230, 20, 20), "green": (20, 230, 20), "blue": (20, 20, 230)}
+PREPROCESS = Preprocess(input_size=16, resize=18, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+class MeanColour:
+    name = "mean-colour"
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return 4.0 * batch.mean(axis=(2, 3))
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> list[tuple[str, int]]:
+    """4 red, 3 green, 1 blue image labelled red (the one mistake), a corrupt and an empty file."""
+    root = tmp_path_factory.mktemp("colours")
+    out = []
+    for colour, count, label in (("red", 4, 0), ("green", 3, 1), ("blue", 1, 0)):
+        for i in range(count):
+            path = root / f"{colour}{i}.png"
+            Image.new("RGB", (24, 20), COLOURS[colour]).save(path)
+            out.append((str(path), label))
+    (root / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (root / "empty.png").write_bytes(b"")
+    out.insert(2, (str(root / "corrupt.jpg"), 1))
+    out.append((str(root / "empty.png"), 2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def result(samples):
+    return evaluate(MeanColour(), samples, 3, PREPROCESS, batch_size=3, workers=2)
+
+
+def test_counts_losses_and_errors(result, samples):
+    assert result.images == 8 and result.meter.count == 8
+    assert result.top1 == pytest.approx(100 * 7 / 8)
+    assert result.top5 == 100.0  # three classes: the truth is always in the top 5
+    assert result.meter.confusion.tolist() == [[4, 0, 1], [0, 3, 0], [0, 0, 0]]
+    assert [p for p, _ in result.errors] == [samples[2][0], samples[-1][0]]
+    assert "corrupt" in result.errors[0][1] and "empty file" in result.errors[1][1]
+    assert [p.index for p in result.predictions] == [i for i in range(10) if i not in (2, 9)]
+    red = np.array([4.0 * (230 / 127.5 - 1), 4.0 * (20 / 127.5 - 1), 4.0 * (20 / 127.5 - 1)])
+    expected_loss = -(red[0] - math.log(np.exp(red).sum()))
+    assert result.predictions[0].loss == pytest.approx(expected_loss, abs=1e-6)
+    assert result.loss == pytest.approx(sum(p.loss for p in result.predictions) / 8)
+    assert result.images_per_sec > 0 and result.classes == [0, 1, 2]
+
+
+def test_summary_per_class_and_mistakes(result):
+    s = summary(result, CLASSES)
+    rows = {r["label"]: r for r in s["per_class"]}
+    assert rows["red"] == {"index": 0, "label": "red", "precision": 100.0, "recall": 80.0,
+                           "f1": pytest.approx(800 / 9), "support": 5}
+    assert rows["blue"]["precision"] == 0.0 and rows["blue"]["support"] == 0
+    assert s["most_confused"] == [{"true": 0, "true_label": "red", "predicted": 2,
+                                   "predicted_label": "blue", "count": 1}]
+    assert [m["path"].rsplit("/", 1)[1] for m in s["confident_mistakes"]] == ["blue0.png"]
+    assert s["errors"] == 2 and len(s["failed"]) == 2
+    assert s["averages"]["weighted"]["recall"] == pytest.approx(100 * 7 / 8)
+    json.dumps(s, allow_nan=False)
+
+
+def test_report_files_parse(result, tmp_path):
+    written, notes = write_report(tmp_path / "report", result, CLASSES, summary(result, CLASSES))
+    assert sorted(p.name for p in written) == ["confusion.csv", "confusion.png", "per_class.csv",
+                                               "predictions.csv", "summary.json"] and not notes
+    assert json.loads((tmp_path / "report" / "summary.json").read_text())["top1"] == result.top1
+    with open(tmp_path / "report" / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 10 and sum(r["correct"] == "1" for r in rows) == 7
+    assert [r["error"] != "" for r in rows].count(True) == 2
+    with open(tmp_path / "report" / "confusion.csv", newline="") as fh:
+        matrix = list(csv.reader(fh))
+    assert matrix[0][1:] == CLASSES and matrix[1] == ["red", "4", "0", "1"]
+    with open(tmp_path / "report" / "per_class.csv", newline="") as fh:
+        assert [r["label"] for r in csv.DictReader(fh)] == CLASSES
+    assert (tmp_path / "report" / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "report").glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_limit_spreads_over_the_list_and_progress_reports_each_batch(samples):
+    assert spread_subset(list(range(10)), 4) == [0, 2, 5, 7]
+    seen = []
+    r = evaluate(MeanColour(), samples, 3, PREPROCESS, batch_size=2, limit=5, on_batch=seen.append)
+    assert r.images + len(r.errors) == 5 and r.classes == [0, 1]
+    assert [p.done for p in seen] == [2, 4, 5] and seen[-1].total == 5
+
+
+@pytest.mark.parametrize("count, batch, world", [(10, 3, 1), (10, 3, 2), (41, 8, 3), (2, 4, 3)])
+def test_shards_cover_every_batch_once(count, batch, world):
+    shards = [shard_positions(count, batch, rank, world) for rank in range(world)]
+    assert sorted(i for s in shards for i in s) == list(range(count))
+    for s in shards:  # whole batches of the one-process run, in order
+        assert all(len(s[i:i + batch]) == batch or i + batch >= len(s) for i in range(0, len(s), batch))
+
+
+def test_backend_with_other_classes_is_a_user_error(samples):
+    with pytest.raises(UserError, match="4 outputs but the images are labelled with 3 classes"):
+        evaluate(lambda b: np.zeros((len(b), 4), np.float32), samples, 3, PREPROCESS)
