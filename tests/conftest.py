@@ -24,6 +24,17 @@ def require_shared(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache_dir(tmp_path_factory) -> Path:
+    """Tests never write the user's cache: predict/evaluate's ONNX cache lives in one session tmp
+    dir (inherited by CLI subprocesses), so each set of weights is exported once per session."""
+    path = tmp_path_factory.mktemp("mnv3-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MNV3_CACHE", str(path))
+    yield path
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return require_shared()

@@ -31,20 +31,11 @@ def open_backend(app: AppContext, model: str | None, weights: str | None, backen
     With neither option: the registry's most accurate model and its default weights. A weights file
     names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
     """
-    if backend_name == "onnxruntime":
-        raise UserError("--backend onnxruntime: not available yet; use --backend torch (or auto)")
-    from ..engine.backends import TorchBackend
-    from ..engine.device import resolve_device
-    from ..registry import default_model
-    from ..weights.loader import load_model
+    from ..engine.runtime import open_runtime  # onnxruntime with a warm cache: no torch import
 
-    weights = weights or "imagenet"
-    if model is None and weights == "imagenet":
-        model = default_model().name
-    loaded = load_model(weights, model_name=model)
-    app.debug(f"model {loaded.model_name} from {loaded.source}")
-    backend = TorchBackend(loaded.model, device=resolve_device(app.device))
-    return backend, loaded.class_names, loaded.preprocess
+    runtime = open_runtime(weights, model, backend_name, app.device, notify=app.info)
+    app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
+    return runtime.backend, runtime.class_names, runtime.preprocess
 
 
 @click.command("predict")
@@ -62,7 +53,7 @@ def open_backend(app: AppContext, model: str | None, weights: str | None, backen
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results to FILE.csv or FILE.jsonl (instead of tables).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="Inference engine (auto = torch for now).")
+              help="Inference engine (auto: onnxruntime when installed, else torch).")
 @click.option("--fast-decode/--no-fast-decode", default=True, show_default=True,
               help="Decode large JPEGs at reduced size (draft mode) before the exact resize.")
 @pass_app

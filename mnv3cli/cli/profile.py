@@ -13,7 +13,7 @@ import click
 from ..errors import UserError
 from .context import AppContext, pass_app
 
-BACKEND_CHOICES = ("eager", "channels_last", "torchscript", "onnxruntime")
+BACKEND_CHOICES = ("auto", "torch", "eager", "channels_last", "torchscript", "onnxruntime")
 
 
 def _batch_sizes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[int, ...]:
@@ -64,7 +64,8 @@ def _check_plot_target(path: Path) -> None:
 @click.option("--compare", "compare", multiple=True, metavar="NAME",
               help="Another model to profile in the same tables; repeatable.")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES),
-              help="Backend(s) to time; repeatable. [default: every available one]")
+              help="Backend(s) to time; repeatable. auto: the one predict and evaluate pick; torch: "
+                   "eager. [default: every available one]")
 @click.option("--runs", type=click.IntRange(min=0), default=50, show_default=True,
               help="Timed runs per backend and batch size (0: count only, no timing).")
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
@@ -101,7 +102,11 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
 
     from ..engine.device import resolve_device
     from ..engine.profile import backend_availability, profile_model
+    from ..engine.runtime import choose_backend
 
+    auto = choose_backend("auto", device or app.device)  # what predict and evaluate would use
+    aliases = {"torch": "eager", "auto": "eager" if auto == "torch" else auto}
+    backends = tuple(dict.fromkeys(aliases.get(b, b) for b in backends))
     torch_device = resolve_device(device or app.device)
     n_backends = len(backends) or sum(why is None for why in backend_availability(torch_device).values())
     profiles = []

@@ -60,26 +60,23 @@ def weights_file(weights: str, model_name: str | None = None) -> Path | None:
         return path.resolve()
     from ..registry import default_model, find_weight_source, get_entry, get_weight_source
 
-    try:
+    try:  # the resolution order of weights.loader: the named model, else the default model first
         if model_name:
             source = get_weight_source(get_entry(model_name), weights)
         else:
-            found = find_weight_source(weights)
-            source = found[1] if found else get_weight_source(default_model(), weights)
+            try:
+                source = get_weight_source(default_model(), weights)
+            except UserError:
+                found = find_weight_source(weights)
+                if found is None:
+                    return None
+                source = found[1]
     except UserError:
         return None
     # the name weights.download.fetch gives it: the URL's file name, or the archive member's
     name = Path(source.member).name if source.member else source.url.rsplit("/", 1)[-1]
     candidate = torch_hub_checkpoints() / name
     return candidate if candidate.is_file() else None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _exporter_version() -> str:

@@ -10,6 +10,7 @@ exercised too.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -59,7 +60,9 @@ def torchscript_difference(model, path: str | os.PathLike, batch: np.ndarray) ->
     """Largest |logit difference| between the TorchScript file ``path`` (reloaded) and ``model``."""
     import torch
 
-    scripted = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():  # torch 2.14 marks TorchScript deprecated; it still works
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.load(str(path), map_location="cpu")
     with torch.inference_mode():
         exported = scripted(torch.from_numpy(batch)).float().numpy()
     return float(np.abs(exported - _torch_logits(model, batch)).max())

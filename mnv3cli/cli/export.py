@@ -1,0 +1,94 @@
+"""``mnv3 export``: write a model as ONNX or TorchScript, then prove the file computes the same logits.
+
+The export is run once on a real, preprocessed image (``--image``, or a generated photo-like
+picture) through both the written file and PyTorch; the largest logit difference is printed.
+Exit status: 0 when it is at most 1e-4; 1 when it is larger (the file is kept for inspection but
+should not be trusted); 2 for bad options or weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import PartialFailure, UserError
+from .context import AppContext, pass_app
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based exporter stops at 20
+
+
+@click.command("export")
+@click.option("--format", "-f", "fmt", type=click.Choice(sorted(FORMATS)), default="onnx",
+              show_default=True, help="ONNX (for ONNX Runtime and other engines) or TorchScript.")
+@click.option("--model", "-m", "model", metavar="NAME",
+              help="Registry name or alias (default: the weights file's model, else the most accurate).")
+@click.option("--weights", "-w", metavar="W", default="imagenet", show_default=True,
+              help="A registry tag or a weights file (.pt/.pth/.safetensors/.tflite).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write [default: MODEL.onnx or MODEL.pt in the current directory].")
+@click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=17, show_default=True,
+              help="ONNX opset version.")
+@click.option("--resolution", "-r", type=click.IntRange(32, 4096),
+              help="Input height and width [default: the weights' own, usually 224]. The batch axis "
+                   "is dynamic; ONNX fixes the spatial size.")
+@click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
+              help="Photo to verify the export on [default: a generated photo-like image].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@pass_app
+def command(app: AppContext, fmt: str, model: str | None, weights: str, output: Path | None,
+            opset: int, resolution: int | None, image: Path | None, as_json: bool) -> None:
+    """Export a model to ONNX or TorchScript and verify it against PyTorch.
+
+    \b
+      mnv3 export --model small --weights imagenet
+      mnv3 export --weights mobilenet_v3_small_1.0_224_int8.tflite -o small.onnx --image cat.jpg
+      mnv3 export --format torchscript --model large -o large.pt
+    """
+    from dataclasses import replace
+
+    from ..data import open_rgb
+    from ..engine.export import export_onnx, export_torchscript
+    from ..engine.verify import TOLERANCE, onnx_difference, sample_batch, torchscript_difference
+    from ..registry import default_model
+    from ..weights.loader import load_model
+
+    if image is not None:
+        open_rgb(image)  # a bad --image is a UserError before any work
+    if model is None and weights == "imagenet":
+        model = default_model().name
+    loaded = load_model(weights, model_name=model)
+    preprocess = loaded.preprocess
+    if resolution and resolution != preprocess.input_size:  # keep the weights' crop ratio
+        preprocess = replace(preprocess, input_size=resolution,
+                             resize=round(resolution / preprocess.crop_pct))
+    output = output or Path(loaded.model_name + FORMATS[fmt])
+
+    try:
+        if fmt == "onnx":
+            export_onnx(loaded.model, output, input_size=preprocess.input_size, opset=opset)
+        else:
+            export_torchscript(loaded.model, output)
+    except OSError as exc:
+        raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    batch = sample_batch(preprocess, image)
+    difference = (onnx_difference if fmt == "onnx" else torchscript_difference)(loaded.model, output, batch)
+
+    result = {"format": fmt, "output": str(output), "bytes": output.stat().st_size,
+              "model": loaded.model_name, "weights": weights, "source": loaded.source,
+              "opset": opset if fmt == "onnx" else None,
+              "input_shape": ["batch", 3, preprocess.input_size, preprocess.input_size],
+              "preprocess": preprocess.to_dict(), "verified_on": str(image) if image else "generated image",
+              "max_abs_diff": difference, "tolerance": TOLERANCE, "ok": difference <= TOLERANCE}
+    if as_json:
+        app.emit_json(result)
+    else:
+        what = f"ONNX opset {opset}" if fmt == "onnx" else "TorchScript (frozen)"
+        click.echo(f"wrote {output} ({what}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
+                   f"input [batch, 3, {preprocess.input_size}, {preprocess.input_size}]")
+        click.echo(f"largest logit difference from PyTorch on {result['verified_on']} (batch of 2): "
+                   f"{difference:.2e} (tolerance {TOLERANCE:g})")
+    if difference > TOLERANCE:
+        raise PartialFailure(f"{output}: differs from PyTorch by {difference:.3g} > {TOLERANCE:g}; "
+                             "the file is kept for inspection but should not be used")

@@ -1,0 +1,139 @@
+"""From ``(model, weights, backend, device)`` to something that classifies: the backend choice.
+
+``predict`` and ``evaluate`` call :func:`open_runtime` and get a :class:`Runtime`: a backend plus
+the class names, WordNet ids and preprocessing of the weights. With ONNX Runtime (``auto`` picks it
+when installed) the graph comes from the :mod:`~mnv3cli.engine.onnx_cache`; on a hit nothing here
+imports torch, so a warm ``mnv3 predict`` starts in a fraction of a second. On a miss the weights
+are loaded with PyTorch once, exported, checked against PyTorch, and cached.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..registry.types import Preprocess
+from ..weights.download import sha256_file  # the loader's hash (LoadedModel.sha256): the cache key
+from . import onnx_backend
+from .backends import Backend
+from .onnx_cache import Entry, OnnxCache, cache_key, weights_file
+
+BACKENDS = ("auto", "torch", onnx_backend.NAME)
+CACHE_OPSET = 17
+
+
+@dataclass
+class Runtime:
+    """A ready backend and what its outputs mean."""
+
+    backend: Backend
+    model_name: str
+    class_names: Sequence[str]
+    preprocess: Preprocess
+    wordnet_ids: Sequence[str] | None = None
+    source: str = ""
+
+
+def choose_backend(backend: str = "auto", device: str = "auto") -> str:
+    """``torch`` or ``onnxruntime`` for a ``--backend``/``--device`` pair.
+
+    ``auto`` is ONNX Runtime when it is installed and can serve the device (CPU, or CUDA with
+    onnxruntime-gpu), else PyTorch: ``--device mps`` or ``--device cuda`` without onnxruntime-gpu
+    go to torch.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend}: unknown backend; choose one of: {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return "torch"
+    if not onnx_backend.available():
+        if backend == onnx_backend.NAME:
+            raise UserError("--backend onnxruntime: onnxruntime is not installed (pip install onnxruntime)")
+        return "torch"
+    if backend == "auto" and (device or "auto").split(":", 1)[0] not in ("auto", "cpu"):
+        try:
+            onnx_backend.providers_for(device)
+        except UserError:
+            return "torch"
+    return onnx_backend.NAME
+
+
+def open_runtime(weights: str | None, model_name: str | None = None, backend: str = "auto",
+                 device: str = "auto", *, threads: int | None = None, cache: OnnxCache | None = None,
+                 notify: Callable[[str], None] | None = None,
+                 overrides: dict[str, Any] | None = None) -> Runtime:
+    """Load ``weights`` (anything the checkpoint loader accepts) behind the chosen backend.
+
+    ``notify`` receives one-line status messages meant for a person (building the cache).
+    """
+    weights = weights or "imagenet"
+    notify = notify or (lambda message: None)
+    overrides = dict(overrides or {})
+    if choose_backend(backend, device) == "torch":
+        return _torch_runtime(weights, model_name, device, overrides)
+    onnx_backend.providers_for(device)  # a device ONNX Runtime cannot serve: say so before any work
+    cache = cache or OnnxCache()
+    path = weights_file(weights, model_name)
+    key = cache_key(sha256_file(path), model_name, CACHE_OPSET, overrides) if path else None
+    entry = cache.lookup(key) if key else None
+    if entry is not None:
+        try:
+            return _onnx_runtime(entry, threads, device)
+        except UserError as exc:  # e.g. model.onnx damaged on disk: rebuild it
+            notify(f"ONNX cache entry {entry.directory} is unusable ({exc}); rebuilding it")
+            cache.remove(key)
+    return _build(weights, model_name, device, threads, cache, notify, overrides)
+
+
+def _torch_runtime(weights: str, model_name: str | None, device: str,
+                   overrides: dict[str, Any]) -> Runtime:
+    from ..weights.loader import load_model
+    from .backends import TorchBackend
+    from .device import resolve_device
+
+    loaded = load_model(weights, model_name=model_name, **overrides)
+    return Runtime(TorchBackend(loaded.model, resolve_device(device)), loaded.model_name,
+                   loaded.class_names, loaded.preprocess, loaded.wordnet_ids, loaded.source)
+
+
+def _onnx_runtime(entry: Entry, threads: int | None, device: str) -> Runtime:
+    backend = onnx_backend.OnnxBackend(entry.model_path, threads=threads, device=device)
+    return Runtime(backend, entry.model_name, entry.class_names, entry.preprocess, entry.wordnet_ids,
+                   entry.source)
+
+
+def _build(weights: str, model_name: str | None, device: str, threads: int | None, cache: OnnxCache,
+           notify: Callable[[str], None], overrides: dict[str, Any]) -> Runtime:
+    """Load with torch, export, verify; cache the graph when the weights are a file we can key."""
+    from ..weights.loader import load_model
+    from .export import export_onnx
+    from .verify import TOLERANCE, onnx_difference, sample_batch
+
+    loaded = load_model(weights, model_name=model_name, **overrides)
+
+    def export(target: Path) -> None:
+        export_onnx(loaded.model, target, input_size=loaded.preprocess.input_size, opset=CACHE_OPSET)
+        difference = onnx_difference(loaded.model, target, sample_batch(loaded.preprocess))
+        if difference > TOLERANCE:
+            raise UserError(f"{weights}: the exported ONNX graph differs from PyTorch by {difference:.3g} "
+                            f"(> {TOLERANCE:g}); use --backend torch")
+
+    details = dict(model_name=loaded.model_name, class_names=loaded.class_names,
+                   preprocess=loaded.preprocess, wordnet_ids=loaded.wordnet_ids, source=loaded.source)
+    path = weights_file(weights, model_name)  # a download may just have put it on disk
+    if path is not None:
+        notify(f"building ONNX cache for {loaded.model_name} ({weights}) (one time)")
+        key = cache_key(sha256_file(path), model_name, CACHE_OPSET, overrides)
+        try:
+            return _onnx_runtime(cache.store(key, export, **details), threads, device)
+        except OSError as exc:  # read-only or full disk: still serve this run
+            notify(f"cannot write the ONNX cache under {cache.root} ({exc}); exporting for this run only")
+    else:
+        notify(f"exporting {loaded.model_name} to ONNX for this run only ({weights} is not a file "
+               "that can be cached)")
+    with tempfile.TemporaryDirectory(prefix="mnv3-onnx-") as tmp:
+        entry = OnnxCache(tmp).store({"weights": weights}, export, **details)
+        return _onnx_runtime(entry, threads, device)  # the session holds the graph in memory

@@ -1,0 +1,38 @@
+"""ONNX Runtime (the cached graph ``predict`` runs) and eager PyTorch agree on every dev image.
+
+Each batch of 50 is decoded once and fed to both backends: one pass per backend over all 500
+images of ``../shared/data/imagenet-sample/dev``, with the int8 TFLite weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mnv3cli.data import iter_batches, is_image_file
+
+
+def test_same_top1_as_torch_on_every_dev_image(int8_tflite, imagenet_dev):
+    from mnv3cli.engine.backends import TorchBackend
+    from mnv3cli.engine.runtime import open_runtime
+    from mnv3cli.weights.loader import load_model
+
+    onnx = open_runtime(str(int8_tflite), backend="onnxruntime")
+    loaded = load_model(str(int8_tflite))
+    torch_backend = TorchBackend(loaded.model)
+    assert onnx.backend.name == "onnxruntime" and onnx.preprocess == loaded.preprocess
+    assert list(onnx.class_names) == list(loaded.class_names)
+
+    paths = sorted(str(p) for p in imagenet_dev.rglob("*") if is_image_file(p))
+    assert len(paths) == 500
+    top1 = {"onnxruntime": [], "torch": []}
+    largest = 0.0
+    for batch in iter_batches(paths, onnx.preprocess, batch_size=50):
+        assert not batch.errors
+        a, b = onnx.backend(batch.images), torch_backend(batch.images)
+        top1["onnxruntime"] += a.argmax(1).tolist()
+        top1["torch"] += b.argmax(1).tolist()
+        largest = max(largest, float(np.abs(a - b).max()))
+    assert len(top1["torch"]) == 500
+    differ = [paths[i] for i, (x, y) in enumerate(zip(top1["onnxruntime"], top1["torch"])) if x != y]
+    assert not differ, f"top-1 differs on {differ}"
+    assert largest < 1e-3, largest  # same graph, same input: only float rounding apart
