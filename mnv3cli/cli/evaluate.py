@@ -1,0 +1,228 @@
+"""``mnv3 evaluate``: accuracy of a model on a labelled folder, with a full report.
+
+The numbers come from :mod:`mnv3cli.engine.evaluate` and :mod:`mnv3cli.engine.report`; this module
+parses options, shows progress and formats tables. Results go to stdout (rich tables, or one JSON
+object with ``--json``), progress and notes to stderr. Unreadable images are listed and the report
+is complete, then the exit status is 1 (partial failure); bad options or folders exit 2.
+
+Under torchrun (``WORLD_SIZE`` > 1) each process evaluates a share of the batches and the merged
+numbers equal a one-process run's; only rank 0 prints and writes. Nothing heavy is imported at
+module level, and the only place that turns ``--weights`` into something that runs is
+:func:`open_backend`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from ..errors import PartialFailure, UserError
+from .context import AppContext, pass_app
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report hold everything
+
+
+@dataclass
+class Evaluator:
+    """A ready backend and what its outputs mean."""
+
+    backend: object
+    class_names: list[str]
+    wordnet_ids: list[str] | None
+    preprocess: object
+    model_name: str
+    source: str
+
+
+def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str) -> Evaluator:
+    """``--model``/``--weights``/``--backend`` -> a backend, its class names, WordNet ids, preprocessing.
+
+    With neither option: the registry's most accurate model and its default weights. A weights file
+    names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
+    """
+    from ..engine.runtime import choose_backend, open_runtime
+
+    if choose_backend(backend_name, app.device) == "onnxruntime":  # warm cache: no torch import
+        rt = open_runtime(weights, model, "onnxruntime", app.device, notify=app.info)
+        return Evaluator(rt.backend, list(rt.class_names), list(rt.wordnet_ids) if rt.wordnet_ids else None,
+                         rt.preprocess, rt.model_name, str(rt.source))
+    from ..engine.backends import TorchBackend
+    from ..engine.device import resolve_device
+    from ..registry import default_model
+    from ..weights.loader import load_model
+
+    weights = weights or "imagenet"
+    if model is None and weights == "imagenet":
+        model = default_model().name
+    loaded = load_model(weights, model_name=model)
+    device = resolve_device(app.device)
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ and device.index is None:
+        device = resolve_device(f"cuda:{os.environ['LOCAL_RANK']}")  # one GPU per torchrun process
+    return Evaluator(TorchBackend(loaded.model, device=device), list(loaded.class_names),
+                     list(loaded.wordnet_ids) if loaded.wordnet_ids else None, loaded.preprocess,
+                     loaded.model_name, str(loaded.source))
+
+
+@contextlib.contextmanager
+def _process_group():
+    """Join torchrun's process group (gloo: the merged tensors live on the CPU); yields the rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield None
+        return
+    import torch.distributed as dist
+
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group("gloo")
+    try:
+        yield dist.get_rank()
+    finally:
+        if owned:
+            dist.destroy_process_group()
+
+
+@click.command("evaluate")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--model", "-m", "model", metavar="NAME",
+              help="Registry name or alias (default: the weights file's model, else the most accurate).")
+@click.option("--weights", "-w", metavar="W",
+              help="imagenet (default), a registry tag, or a weights file (.pt/.pth/.safetensors/.tflite).")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
+              help="FOLDER holds images without class subfolders; CSV rows are path,label (label = class "
+                   "name, WordNet id or class index; paths relative to FOLDER).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help="Evaluate N images spread evenly over the folder (every class in proportion).")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Decoding threads [default: CPU cores, at most 8].")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write summary.json, per_class.csv, predictions.csv, confusion.csv, confusion.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="Inference engine (auto: onnxruntime when installed, else torch).")
+@click.option("--fast-decode/--no-fast-decode", default=True, show_default=True,
+              help="Decode large JPEGs at reduced size (draft mode) before the exact resize.")
+@pass_app
+def command(app: AppContext, folder: Path, model: str | None, weights: str | None, labels: Path | None,
+            limit: int | None, batch_size: int, workers: int | None, report_dir: Path | None,
+            as_json: bool, backend: str, fast_decode: bool) -> None:
+    """Measure accuracy on FOLDER: one subfolder per class (WordNet ids such as n01440764, or the
+    model's class names), or flat with --labels.
+
+    \b
+      mnv3 evaluate imagenet/val -w model.tflite
+      mnv3 evaluate data/val -w runs/ants/best.pt --report eval-report
+      torchrun --nproc-per-node 4 -m mnv3cli evaluate imagenet/val --json
+    Exit status 1 when some images could not be read (the report lists them).
+    """
+    from ..data.folders import match_classes, scan_folder
+    from ..engine.evaluate import evaluate
+    from ..engine.report import summary, write_report
+
+    scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
+    with _process_group() as rank:
+        main = rank in (None, 0)
+        evaluator = open_backend(app, model, weights, backend)
+        found = match_classes(scanned, evaluator.class_names, evaluator.wordnet_ids)
+        count = min(limit or len(found.samples), len(found.samples))
+        if main:
+            app.info(f"Evaluating {count} of {len(found.samples)} images ({len(found.classes)} classes, "
+                     f"{found.layout}) with {evaluator.model_name} from {evaluator.source} on "
+                     f"{evaluator.backend.name}")
+        with app.progress() if main else contextlib.nullcontext() as progress:
+            task = progress.add_task("top-1", total=count) if progress is not None else None
+
+            def on_batch(p) -> None:
+                progress.update(task, completed=p.done * (count / max(p.total, 1)),
+                                description=f"top-1 {p.top1:5.1f} %")
+
+            result = evaluate(evaluator.backend, found.samples, len(evaluator.class_names),
+                              evaluator.preprocess, batch_size=batch_size, workers=workers,
+                              fast_decode=fast_decode, limit=limit,
+                              on_batch=on_batch if progress is not None else None, distributed=rank is not None)
+    if not main:
+        return
+    info = {"model": evaluator.model_name, "weights": evaluator.source, "backend": evaluator.backend.name,
+            "data": str(folder), "layout": found.layout}
+    obj = info | summary(result, evaluator.class_names, evaluator.wordnet_ids)
+    if report_dir is not None:
+        written, notes = write_report(report_dir, result, evaluator.class_names, obj)
+        for note in notes:
+            app.info(note)
+        app.info(f"Report: {len(written)} files in {report_dir}")
+    if as_json:
+        app.emit_json(obj)
+    else:
+        _print_summary(app, obj)
+    if result.errors:
+        raise PartialFailure(f"{len(result.errors)} of {result.images + len(result.errors)} images could "
+                             "not be read (listed in the output" + (" and the report)" if report_dir else ")"))
+
+
+def _print_summary(app: AppContext, obj: dict) -> None:
+    """Headline numbers, per-class scores (worst first when there are many), mistakes, failures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()  # the results are the output: stdout, plain text when redirected
+    out.print(f"[bold]{obj['model']}[/] ({obj['weights']}) on {obj['data']} ({obj['layout']})",
+              highlight=False)
+    head = Table(show_header=False)
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    for name, value in (("top-1", f"{obj['top1']:.2f} %"), ("top-5", f"{obj['top5']:.2f} %"),
+                        ("mean loss", f"{obj['loss']:.4f}"), ("images", str(obj["images"])),
+                        ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
+                        ("wall time", f"{obj['seconds']:.1f} s"), ("images/s", f"{obj['images_per_sec']:.1f}")):
+        head.add_row(name, value)
+    out.print(head)
+
+    rows = obj["per_class"]
+    shown = rows if len(rows) <= 2 * TABLE_ROWS else sorted(rows, key=lambda r: (r["f1"], r["index"]))[:TABLE_ROWS]
+    title = "Per class" if shown is rows else f"Per class: the {TABLE_ROWS} lowest F1 of {len(rows)}"
+    table = Table(title=title)
+    for col in ("class", "precision %", "recall %", "F1 %", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for r in shown:
+        table.add_row(r["label"], f"{r['precision']:.1f}", f"{r['recall']:.1f}", f"{r['f1']:.1f}", str(r["support"]))
+    table.add_section()
+    total = sum(r["support"] for r in rows)
+    for kind, avg in obj["averages"].items():
+        table.add_row(f"{kind} average", f"{avg['precision']:.1f}", f"{avg['recall']:.1f}",
+                      f"{avg['f1']:.1f}", str(total), style="bold")
+    out.print(table)
+
+    if obj["most_confused"]:
+        table = Table(title="Most confused (true -> predicted)")
+        for col in ("true", "predicted", "images"):
+            table.add_column(col, justify="right" if col == "images" else "left")
+        for c in obj["most_confused"][:TABLE_ROWS]:
+            table.add_row(c["true_label"], c["predicted_label"], str(c["count"]))
+        out.print(table)
+    if obj["confident_mistakes"]:
+        table = Table(title="Most confident mistakes")
+        for col in ("image", "true", "predicted", "probability"):
+            table.add_column(col, justify="right" if col == "probability" else "left", overflow="fold")
+        for m in obj["confident_mistakes"][:TABLE_ROWS]:
+            table.add_row(_relative(m["path"], obj["data"]), m["true_label"], m["predicted_label"],
+                          f"{100 * m['probability']:.1f} %")
+        out.print(table)
+    if obj["failed"]:
+        table = Table(title=f"Unreadable images ({len(obj['failed'])})")
+        table.add_column("error")
+        for f in obj["failed"][:2 * TABLE_ROWS]:
+            table.add_row(f["error"])
+        if len(obj["failed"]) > 2 * TABLE_ROWS:
+            table.add_row(f"... and {len(obj['failed']) - 2 * TABLE_ROWS} more (see --json or --report)")
+        out.print(table)
+
+
+def _relative(path: str, folder: str) -> str:
+    """Paths inside the evaluated folder are shown relative to it: shorter, still unambiguous."""
+    rel = os.path.relpath(path, folder)
+    return path if rel.startswith(os.pardir) else rel
