@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -27,45 +26,29 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report hold everything
 
 
-@dataclass
-class Evaluator:
-    """A ready backend and what its outputs mean."""
-
-    backend: object
-    class_names: list[str]
-    wordnet_ids: list[str] | None
-    preprocess: object
-    model_name: str
-    source: str
-
-
-def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str) -> Evaluator:
-    """``--model``/``--weights``/``--backend`` -> a backend, its class names, WordNet ids, preprocessing.
+def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str):
+    """``--model``/``--weights``/``--backend`` -> a :class:`~mnv3cli.engine.runtime.Runtime`: a backend,
+    its class names, WordNet ids and preprocessing.
 
     With neither option: the registry's most accurate model and its default weights. A weights file
     names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
     """
-    from ..engine.runtime import choose_backend, open_runtime
+    from ..engine.runtime import open_runtime  # onnxruntime with a warm cache: no torch import
 
-    if choose_backend(backend_name, app.device) == "onnxruntime":  # warm cache: no torch import
-        rt = open_runtime(weights, model, "onnxruntime", app.device, notify=app.info)
-        return Evaluator(rt.backend, list(rt.class_names), list(rt.wordnet_ids) if rt.wordnet_ids else None,
-                         rt.preprocess, rt.model_name, str(rt.source))
-    from ..engine.backends import TorchBackend
-    from ..engine.device import resolve_device
-    from ..registry import default_model
-    from ..weights.loader import load_model
+    runtime = open_runtime(weights, model, backend_name, _rank_device(app.device), notify=app.info)
+    app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
+    return runtime
 
-    weights = weights or "imagenet"
-    if model is None and weights == "imagenet":
-        model = default_model().name
-    loaded = load_model(weights, model_name=model)
-    device = resolve_device(app.device)
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ and device.index is None:
-        device = resolve_device(f"cuda:{os.environ['LOCAL_RANK']}")  # one GPU per torchrun process
-    return Evaluator(TorchBackend(loaded.model, device=device), list(loaded.class_names),
-                     list(loaded.wordnet_ids) if loaded.wordnet_ids else None, loaded.preprocess,
-                     loaded.model_name, str(loaded.source))
+
+def _rank_device(device: str) -> str:
+    """Under torchrun, each process on a CUDA machine takes its own GPU (``LOCAL_RANK``)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or device not in ("auto", "cuda"):
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
 
 
 @contextlib.contextmanager
@@ -127,13 +110,14 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
     with _process_group() as rank:
         main = rank in (None, 0)
-        evaluator = open_backend(app, model, weights, backend)
-        found = match_classes(scanned, evaluator.class_names, evaluator.wordnet_ids)
+        runtime = open_backend(app, model, weights, backend)
+        found = match_classes(scanned, runtime.class_names, runtime.wordnet_ids)
         count = min(limit or len(found.samples), len(found.samples))
         if main:
+            shards = f" in {os.environ['WORLD_SIZE']} processes" if rank is not None else ""
             app.info(f"Evaluating {count} of {len(found.samples)} images ({len(found.classes)} classes, "
-                     f"{found.layout}) with {evaluator.model_name} from {evaluator.source} on "
-                     f"{evaluator.backend.name}")
+                     f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
+                     f"{runtime.backend.name}{shards}")
         with app.progress() if main else contextlib.nullcontext() as progress:
             task = progress.add_task("top-1", total=count) if progress is not None else None
 
@@ -141,24 +125,27 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
                 progress.update(task, completed=p.done * (count / max(p.total, 1)),
                                 description=f"top-1 {p.top1:5.1f} %")
 
-            result = evaluate(evaluator.backend, found.samples, len(evaluator.class_names),
-                              evaluator.preprocess, batch_size=batch_size, workers=workers,
+            result = evaluate(runtime.backend, found.samples, len(runtime.class_names),
+                              runtime.preprocess, batch_size=batch_size, workers=workers,
                               fast_decode=fast_decode, limit=limit,
                               on_batch=on_batch if progress is not None else None, distributed=rank is not None)
     if not main:
         return
-    info = {"model": evaluator.model_name, "weights": evaluator.source, "backend": evaluator.backend.name,
+    info = {"model": runtime.model_name, "weights": str(runtime.source), "backend": runtime.backend.name,
             "data": str(folder), "layout": found.layout}
-    obj = info | summary(result, evaluator.class_names, evaluator.wordnet_ids)
-    if report_dir is not None:
-        written, notes = write_report(report_dir, result, evaluator.class_names, obj)
-        for note in notes:
-            app.info(note)
-        app.info(f"Report: {len(written)} files in {report_dir}")
+    obj = info | summary(result, runtime.class_names, runtime.wordnet_ids)
     if as_json:
         app.emit_json(obj)
     else:
         _print_summary(app, obj)
+    if report_dir is not None:  # after the summary: an unwritable folder must not hide the results
+        try:
+            written, notes = write_report(report_dir, result, runtime.class_names, obj)
+        except OSError as exc:
+            raise UserError(f"--report {report_dir}: cannot write the report ({exc})") from None
+        for note in notes:
+            app.info(note)
+        app.info(f"Report: {len(written)} files in {report_dir}")
     if result.errors:
         raise PartialFailure(f"{len(result.errors)} of {result.images + len(result.errors)} images could "
                              "not be read (listed in the output" + (" and the report)" if report_dir else ")"))
