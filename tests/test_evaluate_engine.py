@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +120,10 @@ def test_shards_cover_every_batch_once(count, batch, world):
 def test_backend_with_other_classes_is_a_user_error(samples):
     with pytest.raises(UserError, match="4 outputs but the images are labelled with 3 classes"):
         evaluate(lambda b: np.zeros((len(b), 4), np.float32), samples, 3, PREPROCESS)
+
+
+def test_report_without_matplotlib_skips_only_the_plot(result, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if the 'plot' extra were missing
+    written, notes = write_report(tmp_path, result, CLASSES, summary(result, CLASSES))
+    assert len(written) == 4 and not (tmp_path / "confusion.png").exists()
+    assert notes == ["confusion.png skipped: matplotlib is not installed (pip install 'mnv3cli[plot]')"]
