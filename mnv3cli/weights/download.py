@@ -65,7 +65,8 @@ def fetch(source: WeightSource, progress: Progress | bool | None = True) -> tupl
     target = directory / (Path(source.member).name if source.member else name)
     if not target.exists():
         archive = directory / name if source.member else target
-        _download(source.url, archive, source.hash_prefix, progress)
+        if not archive.exists():  # an archive fetched by hand is used as is
+            _download(source.url, archive, source.hash_prefix, progress)
         if source.member:
             _extract(archive, source.member, target)
             archive.unlink()

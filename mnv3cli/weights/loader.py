@@ -101,9 +101,9 @@ def _load_tag(tag: str, model_name: str | None, overrides: dict, progress) -> Lo
 
 
 def _load_file(path: Path, model_name: str | None, overrides: dict) -> LoadedModel:
+    check_file(path)  # before importing torch: a missing or misnamed file is reported at once
     from .checkpoint import FORMAT, checkpoint_from_safetensors, is_checkpoint_record, validate_record
 
-    check_file(path)
     source, suffix = str(path), path.suffix.lower()
     digest = sha256_file(path)
     published = _published(path.name)
@@ -141,10 +141,10 @@ def _from_state_dict(state: dict, path: Path, model_name: str | None, overrides:
                      published: tuple | None) -> LoadedModel:
     """A foreign state dict: architecture from the name given, the published file, or the shapes."""
     from .infer import infer_arch, kernel_shapes
-    from .remap import strip_prefixes
+    from .remap import execution_order, strip_prefixes
 
     source = str(path)
-    state = strip_prefixes(state)
+    state = execution_order(strip_prefixes(state))
     layout = _layout(state)
     shapes = kernel_shapes(state)
     entry = get_entry(model_name) if model_name else published[0] if published else None

@@ -2,7 +2,8 @@
 
 PyTorch files are unpickled with ``weights_only=True`` only: a pickle that would import and call
 something (a whole pickled model, or an attack) is refused before anything runs, and there is no
-fallback to the unsafe loader. ``.safetensors`` cannot carry code at all.
+fallback to the unsafe loader. ``.safetensors`` cannot carry code at all. torch is imported only
+when a file gets that far, so a missing, empty or misnamed file is reported at once.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -41,6 +43,8 @@ def check_file(path: Path) -> None:
 
 def read_torch(path: Path) -> Any:
     """``torch.load(path, weights_only=True)`` with every failure turned into a :class:`UserError`."""
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # protocol warnings from torch are noise to a user
@@ -69,6 +73,8 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
 
 def find_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
     """The tensor dict inside a loaded file: bare, or nested under one of :data:`STATE_DICT_KEYS`."""
+    import torch
+
     if isinstance(obj, Mapping):
         for key in STATE_DICT_KEYS:
             if isinstance(obj.get(key), Mapping):

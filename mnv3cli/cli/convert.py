@@ -1,0 +1,66 @@
+"""``mnv3 convert IN OUT``: any weights the loader reads -> a self-contained project checkpoint.
+
+The output carries the architecture, class names and preprocessing, so ``--weights OUT`` needs no
+other option afterwards. ``.pt``/``.pth`` is a ``torch.save`` checkpoint (loadable with
+``weights_only=True``); ``.safetensors`` keeps the same fields as JSON metadata. Training state of an
+input checkpoint (optimizer, RNG) is not copied: the result is weights for using, not resuming.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from .context import AppContext, pass_app
+
+OUTPUT_SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+@click.command("convert")
+@click.argument("source", metavar="IN")
+@click.argument("output", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "-m", "model", metavar="NAME",
+              help="Registry name or alias [default: inferred from IN's tensor shapes or metadata].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@pass_app
+def command(app: AppContext, source: str, output: Path, model: str | None, as_json: bool) -> None:
+    """Convert IN (a weights file or registry tag) to OUT, a .pt or .safetensors checkpoint.
+
+    IN: .pt/.pth/.bin (an mnv3, torchvision or timm checkpoint), .safetensors, .tflite, or a tag
+    such as imagenet or torchvision:IMAGENET1K_V1 (downloaded into torch.hub's cache).
+
+    \b
+      mnv3 convert mobilenet_v3_small_1.0_224_int8.tflite small-int8.pt
+      mnv3 convert mobilenet_v3_small-047dcff4.pth small.safetensors --json
+      mnv3 convert imagenet --model small small.pt
+    """
+    if output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UserError(f"{output}: unknown output format {output.suffix or '(none)'!r}; "
+                        f"use {', '.join(OUTPUT_SUFFIXES)}")
+    from ..weights.checkpoint import save_checkpoint
+    from ..weights.download import sha256_file
+    from ..weights.loader import load_model
+
+    loaded = load_model(source, model_name=model)
+    source_format = loaded.meta.get("format")
+    extra = {k: v for k, v in loaded.meta.items() if k != "format"}
+    extra |= {"converted_from": loaded.source, "source_format": source_format,
+              "source_sha256": loaded.sha256}
+    save_checkpoint(output, loaded.model, model_name=loaded.model_name, arch=loaded.arch,
+                    class_names=loaded.class_names, preprocess=loaded.preprocess,
+                    wordnet_ids=loaded.wordnet_ids, extra=extra)
+
+    kind = "safetensors" if output.suffix.lower() == ".safetensors" else "pt"
+    result = {"input": source, "output": str(output), "format": kind, "bytes": output.stat().st_size,
+              "sha256": sha256_file(output), "model": loaded.model_name, "arch": loaded.arch,
+              "num_classes": loaded.model.num_classes, "source_format": source_format,
+              "preprocess": loaded.preprocess.to_dict()}
+    if as_json:
+        app.emit_json(result)
+        return
+    arch = loaded.arch
+    shape = f"{arch['size']}, width {arch['width']}{', minimalistic' if arch['minimal'] else ''}"
+    click.echo(f"wrote {output} ({kind}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name} "
+               f"({shape}), {loaded.model.num_classes} classes, from {source} ({source_format})")
