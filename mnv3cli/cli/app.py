@@ -21,6 +21,7 @@ from .context import AppContext
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("mnv3cli.cli.convert", "Convert weights (torchvision, timm, TFLite, tags) to an mnv3 checkpoint."),
     "evaluate": ("mnv3cli.cli.evaluate", "Accuracy on a labelled folder: top-1/5, per class, confusion, report."),
     "export": ("mnv3cli.cli.export", "Export a model to ONNX or TorchScript and verify it against PyTorch."),
     "models": ("mnv3cli.cli.models", "List the registered models and their pretrained weights."),
