@@ -167,6 +167,8 @@ def _heatmap(Figure, result: EvalResult, label):
 
 
 def _confused_pairs(Figure, result: EvalResult, label):
+    from matplotlib.ticker import MaxNLocator
+
     pairs = result.meter.most_confused(CONFUSED_PAIRS_PLOTTED)
     fig = Figure(figsize=(10, 1 + 0.3 * max(len(pairs), 1)))
     ax = fig.add_subplot()
@@ -174,6 +176,7 @@ def _confused_pairs(Figure, result: EvalResult, label):
     ax.set_yticks(range(len(pairs)), [f"{label(t)} -> {label(p)}" for t, p, _ in pairs], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("images")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Most confused pairs (true -> predicted) of {len(result.classes)} classes, "
                  f"top-1 {result.top1:.1f} %")
     return fig
