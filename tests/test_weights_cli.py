@@ -123,4 +123,5 @@ def test_weights_for_another_model_name_the_tensor(run_cli, tmp_path):
 def test_unknown_output_format(run_cli, tmp_path):
     result = run_cli("convert", "imagenet", tmp_path / "out.onnx")
     assert result.returncode == 2
-    assert result.stderr == f"mnv3: error: {tmp_path / 'out.onnx'}: unknown output format '.onnx'; use .pt, .pth, .safetensors\n"
+    assert result.stderr == (f"mnv3: error: {tmp_path / 'out.onnx'}: unknown output format '.onnx'; "
+                             "use .pt, .pth, .safetensors\n")

@@ -84,13 +84,22 @@ def test_foreign_state_dicts_load_with_identical_logits(tmp_path, build, wrap, f
     same_logits(loaded, reference)
 
 
-def test_published_file_name_brings_its_registry_settings(tmp_path):
-    """A release file (unrenamed) gets its source's preprocessing and overrides: a tf_ port."""
+@pytest.mark.parametrize("name", [
+    "tf_mobilenetv3_small_100-37f49e2b.pth",  # timm's release file
+    "models--timm--tf_mobilenetv3_small_100.in1k/snapshots/0123abc/model.safetensors",  # HF hub cache
+])
+def test_published_file_brings_its_registry_settings(tmp_path, name):
+    """A published file (unrenamed) gets its source's preprocessing and overrides: a tf_ port."""
     import timm
+    from safetensors.torch import save_file
 
     reference = randomized(timm.create_model("tf_mobilenetv3_small_100"))
-    path = tmp_path / "tf_mobilenetv3_small_100-37f49e2b.pth"
-    torch.save(reference.state_dict(), path)
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".pth":
+        torch.save(reference.state_dict(), path)
+    else:
+        save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, path)
     loaded = load_model(path)
     assert loaded.preprocess == TF and loaded.arch["tf_padding"] is True
     same_logits(loaded, reference)

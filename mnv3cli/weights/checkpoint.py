@@ -27,6 +27,7 @@ from ..errors import UserError
 from ..fileio import atomic_write
 from ..registry import Preprocess
 from .readers import SAFETENSORS_SUFFIX, TORCH_SUFFIXES, check_file, read_safetensors, read_torch
+from .remap import strip_prefixes
 
 FORMAT = "mnv3-checkpoint"
 FORMAT_VERSION = 1
@@ -49,7 +50,8 @@ def save_checkpoint(path, model, *, model_name: str, arch: Mapping, class_names,
         "arch": dict(arch), "num_classes": model.num_classes, "class_names": class_names,
         "wordnet_ids": list(wordnet_ids) if wordnet_ids is not None else None,
         "preprocess": preprocess.to_dict() if isinstance(preprocess, Preprocess) else dict(preprocess),
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().contiguous()
+                       for k, v in strip_prefixes(model.state_dict()).items()},  # compiled models
         "extra": dict(extra or {}),
     }
     suffix = path.suffix.lower()

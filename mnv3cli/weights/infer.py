@@ -39,7 +39,7 @@ def kernel_shapes(state_dict: Mapping[str, torch.Tensor]) -> list[tuple[str, Sha
             if isinstance(v, torch.Tensor) and v.dim() >= 2]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _candidate(size: str, minimal: bool, width: float) -> tuple[tuple[str, Shape], ...]:
     model = MobileNetV3(size, width=width, minimal=minimal)
     return tuple(kernel_shapes(model.state_dict()))
@@ -70,7 +70,7 @@ def infer_arch(shapes: Sequence[tuple[str, Shape]], source: str) -> tuple[dict, 
             for width in WIDTHS:
                 cand = _candidate(size, minimal, width)
                 *cand_body, (_, cand_last) = cand
-                mismatch = next((i for i, ((_, got), (_, want)) in enumerate(zip(body, cand_body))
+                mismatch = next((i for i, ((_, got), (_, want)) in enumerate(zip(body, cand_body, strict=True))
                                  if got != want), None)
                 if mismatch is None and len(last) == 2 and last[1:] == cand_last[1:]:
                     return {"size": size, "width": width, "minimal": minimal}, last[0]

@@ -106,7 +106,7 @@ def _load_file(path: Path, model_name: str | None, overrides: dict) -> LoadedMod
 
     source, suffix = str(path), path.suffix.lower()
     digest = sha256_file(path)
-    published = _published(path.name)
+    published = _published(path.expanduser().absolute())
     if suffix == TFLITE_SUFFIX:
         entry = get_entry(model_name) if model_name else published[0] if published else None
         model = _tflite_model(path, (entry.arch if entry else {}) | TF_ARCH | overrides, source)
@@ -128,10 +128,11 @@ def _load_file(path: Path, model_name: str | None, overrides: dict) -> LoadedMod
 def _from_record(record: dict, source: str, model_name: str | None, overrides: dict,
                  digest: str) -> LoadedModel:
     """A project checkpoint: it says everything, the user may still override the model."""
-    arch = record["arch"] | (get_entry(model_name).arch if model_name else {}) | overrides
+    entry = get_entry(model_name) if model_name else None
+    arch = record["arch"] | (entry.arch if entry else {}) | overrides
     model = _build(record["state_dict"], arch, record["num_classes"], source)
     meta = {"format": "mnv3", **_plain(record["extra"])}
-    name = get_entry(model_name).name if model_name else record["model_name"]
+    name = entry.name if entry else record["model_name"]
     return LoadedModel(model, name, dict(model.config), list(record["class_names"]),
                        record["wordnet_ids"], Preprocess.from_dict(record["preprocess"]), source,
                        digest, meta)
@@ -222,12 +223,15 @@ def _name_for(model: MobileNetV3) -> str:
     return model_name_for(model.config)
 
 
-def _published(filename: str) -> tuple[Any, WeightSource] | None:
-    """The registry entry of a published file, recognised by its (unrenamed) file name."""
+def _published(path: Path) -> tuple[Any, WeightSource] | None:
+    """The registry entry of a published file, recognised by its (unrenamed) file name, or by the
+    Hugging Face cache folder it sits in (``models--timm--<hub id>/snapshots/<rev>/model.safetensors``)."""
+    folders = {part for part in path.parts if part.startswith("models--")}
     for entry in MODELS:
         for source in entry.weights:
             names = {source.url.rsplit("/", 1)[-1], Path(source.member).name if source.member else None}
-            if filename in names:
+            hub_folder = "models--" + source.hf_hub_id.replace("/", "--") if source.hf_hub_id else None
+            if path.name in names or hub_folder in folders:
                 return entry, source
     return None
 

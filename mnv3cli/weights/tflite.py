@@ -239,7 +239,7 @@ def tflite_state_dict(kernels: list[Kernel], model: nn.Module, *, background: bo
     norm_of = {id(m.conv): m.bn for m in model.modules() if isinstance(m, ConvBNAct)}
     gates = {id(m.expand) for m in model.modules() if isinstance(m, SqueezeExcite)}
     state = {}
-    for layer, k in zip(layers, kernels):
+    for layer, k in zip(layers, kernels, strict=True):
         weight = torch.from_numpy(k.weight)
         bias = torch.from_numpy(k.bias) if k.bias is not None else torch.zeros(weight.shape[0])
         if layer is model.classifier and background:
