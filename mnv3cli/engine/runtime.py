@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..registry import get_entry
 from ..registry.types import Preprocess
 from ..weights.download import sha256_file  # the loader's hash (LoadedModel.sha256): the cache key
 from . import onnx_backend
@@ -70,6 +71,7 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
     ``notify`` receives one-line status messages meant for a person (building the cache).
     """
     weights = weights or "imagenet"
+    model_name = get_entry(model_name).name if model_name else None  # aliases share a cache entry
     notify = notify or (lambda message: None)
     overrides = dict(overrides or {})
     if choose_backend(backend, device) == "torch":
