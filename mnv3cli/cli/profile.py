@@ -204,18 +204,22 @@ def _plot(profiles: list, path: Path) -> None:
 
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     ax_lat, ax_tput = fig.subplots(1, 2)
-    for p in profiles:
-        for backend in dict.fromkeys(s.backend for s in p.latency):
+    sizes: set[int] = set()
+    for p, style in zip(profiles, ("-", "--", ":", "-.") * len(profiles)):  # style per model
+        for backend in dict.fromkeys(s.backend for s in p.latency):  # colour per backend
             stats = sorted((s for s in p.latency if s.backend == backend), key=lambda s: s.batch_size)
-            label = f"{p.model} {backend}" if len(profiles) > 1 else backend
-            sizes = [s.batch_size for s in stats]
-            ax_lat.plot(sizes, [s.median for s in stats], marker="o", label=label)
-            ax_tput.plot(sizes, [s.images_per_s for s in stats], marker="o", label=label)
+            line = dict(marker="o", linestyle=style, color=f"C{BACKEND_CHOICES.index(backend)}",
+                        label=f"{p.model} {backend}" if len(profiles) > 1 else backend)
+            sizes.update(s.batch_size for s in stats)
+            ax_lat.plot([s.batch_size for s in stats], [s.median for s in stats], **line)
+            ax_tput.plot([s.batch_size for s in stats], [s.images_per_s for s in stats], **line)
     device = profiles[0].latency[0].device
     for ax, ylabel in ((ax_lat, "median latency (ms per batch)"), (ax_tput, "throughput (images/s)")):
         ax.set_xlabel("batch size")
         ax.set_ylabel(ylabel)
         ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted(sizes), [str(n) for n in sorted(sizes)])
+        ax.minorticks_off()
         ax.grid(True, alpha=0.3)
     ax_lat.set_yscale("log")
     ax_tput.legend(fontsize="small")
