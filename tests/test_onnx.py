@@ -196,6 +196,7 @@ def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(run_cli, int8_t
     assert backend(np.zeros((5, 3, 224, 224), np.float32)).shape == (5, 1000)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_export_torchscript_and_resolution(run_cli, int8_tflite, tmp_path):
     out = tmp_path / "small.pt"
     result = run_cli("export", "-f", "torchscript", "--weights", int8_tflite, "-o", out, "-r", "160")
