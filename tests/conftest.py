@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MNV3_SHARED", ROOT.parent / "shared"))
 
