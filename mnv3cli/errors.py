@@ -15,3 +15,12 @@ class PartialFailure(Exception):
     """Some inputs failed, the rest were processed and reported: exit 1."""
 
     exit_code = 1
+
+
+class Interrupted(Exception):
+    """The user stopped a long job (Ctrl-C, SIGTERM) after its state was saved: exit 130 (128 + SIGINT).
+
+    The message says how to continue (e.g. the ``--resume`` command line).
+    """
+
+    exit_code = 130

@@ -16,7 +16,7 @@ import traceback
 import click
 
 from .. import __version__
-from ..errors import PartialFailure, UserError
+from ..errors import Interrupted, PartialFailure, UserError
 from .context import AppContext
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("mnv3cli.cli.models", "List the registered models and their pretrained weights."),
     "predict": ("mnv3cli.cli.predict", "Classify images, folders, globs and URLs: top-k labels per image."),
     "profile": ("mnv3cli.cli.profile", "Parameters, MACs/FLOPs and latency per backend and batch size."),
+    "train": ("mnv3cli.cli.train", "Fine-tune or train from scratch on an image folder; resumable, multi-process."),
 }
 
 
@@ -51,7 +52,7 @@ class Mnv3Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (UserError, PartialFailure) as exc:
+        except (UserError, PartialFailure, Interrupted) as exc:
             _report(ctx, exc, "error" if isinstance(exc, UserError) else "warning")
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:

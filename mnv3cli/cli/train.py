@@ -1,0 +1,188 @@
+"""``mnv3 train``: fine-tune (or train from scratch) on an ImageFolder, resumably, on one or many processes.
+
+The options are generated from :class:`~mnv3cli.engine.train_config.TrainConfig`, so the command
+line, ``--config`` files and the run's ``config.json`` share one set of names and defaults. Every
+option defaults to "not given" here; :func:`build_config` layers them over the config file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..engine.train_config import AMP_MODES, AUGMENTS, OPTIMIZERS, build_config, default_of
+from .context import AppContext, pass_app
+
+# (flags, config field, click type, help). Defaults come from TrainConfig.
+OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
+    (("--val",), "val", click.Path(file_okay=False), "Validation ImageFolder (default: DIR/val)."),
+    (("--val-split",), "val_split", click.FloatRange(0, 1, min_open=True, max_open=True),
+     "Hold out this share of DIR for validation (stratified, seeded), e.g. 0.2."),
+    (("-o", "--output"), "output", click.Path(file_okay=False),
+     "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DIR name>]."),
+    (("-m", "--model"), "model", str,
+     f"Registry model (see `mnv3 models`); inferred from --weights [default without weights: "
+     f"{default_of('model') or 'mobilenetv3_small_100'}]."),
+    (("-w", "--weights"), "weights", str,
+     "Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DIR's "
+     "classes. Without it the model trains from scratch."),
+    (("--freeze-bn/--train-bn",), "freeze_bn", None,
+     "Keep BatchNorm statistics fixed [default: fixed when fine-tuning, trained from scratch]."),
+    (("--bn-momentum",), "bn_momentum", click.FloatRange(0, 1), "BatchNorm momentum while statistics train."),
+    (("--dropout",), "dropout", click.FloatRange(0, 1), "Dropout before the classifier [default: 0.2]."),
+    (("--img-size",), "img_size", click.IntRange(16), "Input size [default: the weights' (224)]."),
+    (("-e", "--epochs"), "epochs", click.IntRange(1), "Epochs."),
+    (("-b", "--batch-size"), "batch_size", click.IntRange(1), "Images per step (per process)."),
+    (("--optimizer",), "optimizer", click.Choice(OPTIMIZERS), "Optimizer (timm.optim)."),
+    (("--lr",), "lr", click.FloatRange(0, min_open=True), "Peak learning rate [default: 1e-3; sgd 0.01]."),
+    (("--weight-decay",), "weight_decay", click.FloatRange(0),
+     "Weight decay, not on biases/norms [default: adamw 0.05, sgd 1e-4, rmsprop 1e-5]."),
+    (("--head-lr-scale",), "head_lr_scale", click.FloatRange(0, min_open=True),
+     "Learning-rate multiplier of the classifier [default: 10 for a new head, else 1]."),
+    (("--momentum",), "momentum", click.FloatRange(0, 1), "Momentum (sgd, rmsprop)."),
+    (("--warmup-epochs",), "warmup_epochs", click.IntRange(0), "Linear warmup before the cosine decay."),
+    (("--warmup-lr",), "warmup_lr", click.FloatRange(0), "Learning rate at the start of warmup."),
+    (("--min-lr",), "min_lr", click.FloatRange(0), "Learning rate at the end of the cosine."),
+    (("--label-smoothing",), "label_smoothing", click.FloatRange(0, 1), "Label smoothing."),
+    (("--mixup",), "mixup", click.FloatRange(0), "Mixup alpha (0 = off)."),
+    (("--cutmix",), "cutmix", click.FloatRange(0), "CutMix alpha (0 = off)."),
+    (("--augment",), "augment", click.Choice(AUGMENTS), "Extra augmentation policy."),
+    (("--crop-scale",), "crop_scale", click.FloatRange(0, 1, min_open=True),
+     "Smallest image area a random crop keeps."),
+    (("--hflip",), "hflip", click.FloatRange(0, 1), "Horizontal flip probability."),
+    (("--random-erasing",), "random_erasing", click.FloatRange(0, 1), "Random erasing probability."),
+    (("--ema/--no-ema",), "ema", None, "Validate and save an exponential moving average of the weights."),
+    (("--ema-decay",), "ema_decay", click.FloatRange(0, 1, min_open=True, max_open=True), "EMA decay."),
+    (("--clip-grad",), "clip_grad", click.FloatRange(0, min_open=True), "Clip the gradient norm to this."),
+    (("--amp",), "amp", click.Choice(AMP_MODES),
+     "Mixed precision: auto = bf16 (or fp16) on CUDA, none on CPU; bf16 also works on CPU."),
+    (("--channels-last/--no-channels-last",), "channels_last", None, "channels_last memory format."),
+    (("--seed",), "seed", click.IntRange(0), "Seed of everything random (data order, augmentation, init)."),
+    (("-j", "--workers"), "workers", click.IntRange(0), "Data-loading processes [default: min(8, CPUs)]."),
+]
+
+
+def _help(field: str, text: str) -> str:
+    default = default_of(field)
+    if default is None or "[default" in text or isinstance(default, dict):
+        return text
+    if isinstance(default, bool):
+        default = "on" if default else "off"
+    return f"{text} [default: {default}]"
+
+
+def _options(func):
+    for flags, field, kind, text in reversed(OPTIONS):
+        kwargs = {"default": None, "help": _help(field, text)}
+        if kind is not None:
+            kwargs["type"] = kind
+        func = click.option(*flags, field, **kwargs)(func)
+    return func
+
+
+@click.command("train")
+@click.argument("data", required=False, type=click.Path(file_okay=False))
+@click.option("--resume", type=click.Path(), metavar="RUN",
+              help="Continue the run in folder RUN from its last.pt (options given now override its "
+                   "config, e.g. --epochs to train longer).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="YAML or TOML file of options (names as in config.json); the command line wins.")
+@click.option("--freeze", type=click.IntRange(0), is_flag=False, flag_value=0, default=None, metavar="[N]",
+              help="Train only the classifier; with N, also the last N stages (stem, 5-6 bneck stages "
+                   "and the head count as stages).")
+@_options
+@click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object on stdout.")
+@pass_app
+@click.pass_context
+def command(ctx: click.Context, app: AppContext, data: str | None, resume: str | None,
+            config_file: str | None, as_json: bool, **options) -> None:
+    """Fine-tune or train a model on the ImageFolder DIR (DIR/train + DIR/val, or --val-split).
+
+    \b
+    Examples:
+      mnv3 train data/ --weights imagenet --epochs 5
+      mnv3 train photos/ --val-split 0.2 --model mobilenetv3_small_100 --freeze
+      mnv3 train --resume runs/data
+      torchrun --nproc_per_node 4 -m mnv3cli train data/ --weights imagenet
+    """
+    from ..engine.train import stop_on_signals, train
+
+    if data is None and resume is None:
+        raise click.UsageError("give the training data DIR, or --resume RUN")
+    cli = dict(options, data=data)
+    if app.device != "auto":
+        cli["device"] = app.device
+    cfg = build_config(cli, config_file, resume)
+    main = int(os.environ.get("RANK", "0")) == 0
+    listener = _Display(app) if main else None
+    from ..errors import Interrupted
+
+    with stop_on_signals() as stop:
+        try:
+            result = train(cfg, listener, resume=resume, stop=stop)
+        except Interrupted:
+            if not main:  # rank 0 reports it
+                ctx.exit(Interrupted.exit_code)
+            raise
+        finally:
+            if listener:
+                listener.close()
+    summary = result.summary()
+    if result.skipped:
+        app.info(f"skipped {len(result.skipped)} unreadable image(s), e.g. {result.skipped[0][1]}")
+    app.info(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}")
+    if as_json and main:
+        app.emit_json(summary)
+
+
+class _Display:
+    """The live rich display (epoch, step, loss, lr, images/s, ETA) and one line per epoch on stderr.
+
+    Implements the hooks of :class:`~mnv3cli.engine.train.TrainListener` (not subclassed, so that
+    importing this module does not import torch)."""
+
+    def __init__(self, app: AppContext) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.app = app
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
+            TextColumn("ETA"), TimeRemainingColumn(),
+            console=app.console, disable=not app.interactive, transient=True)
+        self.task = None
+        self.epochs = 0
+
+    def on_start(self, plan) -> None:
+        self.epochs = plan.epochs
+        procs = f" x {plan.world_size} processes" if plan.world_size > 1 else ""
+        self.app.info(
+            f"{plan.model_name}, {plan.start}: {len(plan.class_names)} classes, {plan.train_images} "
+            f"training / {plan.val_images} validation images ({plan.data}); {plan.epochs} epochs of "
+            f"{plan.steps_per_epoch} steps, batch {plan.batch_size}{procs} on {plan.device}"
+            f"{'' if plan.amp == 'none' else ', ' + plan.amp}; "
+            f"{plan.trainable_params:,} of {plan.total_params:,} parameters trained -> {plan.output}")
+        self.progress.start()
+
+    def on_step(self, p) -> None:
+        fields = {"loss": f"{p.loss:.4f}", "lr": f"{p.lr:.2e}", "speed": f"{p.images_per_sec:.1f} img/s"}
+        if self.task is None:  # a new epoch (on_epoch_end removed the last one)
+            self.task = self.progress.add_task(f"epoch {p.epoch}/{p.epochs}", total=p.steps, **fields)
+        self.progress.update(self.task, completed=p.step, **fields)
+
+    def on_validation(self, p) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, speed=f"validating {p.done}/{p.total}, top-1 {p.top1:.1f}%")
+
+    def on_epoch_end(self, r) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+            self.task = None
+        line = (f"epoch {r.epoch}/{self.epochs}  train loss {r.train_loss:.4f}  val loss {r.val_loss:.4f}  "
+                f"top-1 {r.top1:.2f}%  top-5 {r.top5:.2f}%  lr {r.lr:.2e}  {r.images_per_sec:.1f} img/s  "
+                f"{r.seconds:.1f}s" + ("  *best" if r.is_best else ""))
+        self.app.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        self.progress.stop()

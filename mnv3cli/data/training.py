@@ -1,0 +1,177 @@
+"""Training data: ImageFolder splits, a torch Dataset with torchvision v2 augmentation, bad files skipped.
+
+An unreadable image must not end a training run hours in: the dataset hands back a
+:class:`Skipped` record instead of raising, :func:`collate_skipping` drops it from the batch and
+passes it on, and the training loop counts it. Decoding goes through :func:`~mnv3cli.data.open_rgb`,
+the same decoder ``predict`` and ``evaluate`` use (EXIF orientation, every pixel mode, bomb guard).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler, Sampler
+from torchvision.transforms import v2
+
+from ..errors import UserError
+from ..registry.types import Preprocess
+from .folders import find_samples
+from .images import ImageDecodeError, open_rgb
+
+Sample = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Class names (index order) and the training and validation samples."""
+
+    class_names: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    source: str  # how the split was made, for the run's summary
+
+
+def image_folder(root: str | os.PathLike) -> tuple[list[str], list[Sample]]:
+    """An ImageFolder's class names (sorted subfolders holding images) and ``(path, index)`` samples."""
+    root = Path(root)
+    candidates = (sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+                  if root.is_dir() else [])
+    found = find_samples(root, candidates)  # raises a clear UserError for missing/empty folders
+    used = found.classes  # folders without images get no class
+    remap = {old: new for new, old in enumerate(used)}
+    return [candidates[i] for i in used], [(path, remap[t]) for path, t in found.samples]
+
+
+def stratified_split(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """Hold out ``fraction`` of every class (at least one image of a class with two or more), seeded."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[Sample]] = {}
+    for sample in samples:
+        by_class.setdefault(sample[1], []).append(sample)
+    train, val = [], []
+    for target in sorted(by_class):
+        items = by_class[target]
+        order = rng.permutation(len(items))
+        n_val = min(len(items) - 1, max(1, round(fraction * len(items)))) if len(items) > 1 else 0
+        val.extend(items[i] for i in sorted(order[:n_val]))
+        train.extend(items[i] for i in sorted(order[n_val:]))
+    return train, val
+
+
+def find_splits(data: str | os.PathLike, val: str | os.PathLike | None = None,
+                val_split: float | None = None, seed: int = 0) -> Splits:
+    """Resolve the training and validation sets of ``mnv3 train DATA``.
+
+    ``DATA/train`` + ``DATA/val`` when present (``val`` overrides the second), else ``DATA`` itself
+    as the training folder with ``val`` as validation folder or ``val_split`` held out of it.
+    Validation folders are matched to the training classes by name.
+    """
+    data = Path(data)
+    if not data.is_dir():
+        raise UserError(f"{data}: {'no such folder' if not data.exists() else 'not a folder'}")
+    nested = (data / "train").is_dir()
+    train_root = data / "train" if nested else data
+    class_names, train = image_folder(train_root)
+    if val is None and nested and (data / "val").is_dir() and val_split is None:
+        val = data / "val"
+    if val is not None:
+        if val_split is not None:
+            raise UserError(f"--val-split {val_split}: not used when a validation folder ({val}) exists; "
+                            "drop one of them")
+        val_samples = find_samples(val, class_names).samples
+        return Splits(class_names, train, val_samples, f"{train_root} / {val}")
+    if val_split is None:
+        raise UserError(f"{data}: no validation data (no {data}/train + {data}/val folders); pass "
+                        "--val DIR or hold out a share of the images with --val-split 0.2")
+    train, val_samples = stratified_split(train, val_split, seed)
+    if not val_samples:
+        raise UserError(f"{data}: too few images to hold out --val-split {val_split}")
+    return Splits(class_names, train, val_samples, f"{train_root} (val split {val_split:g}, seed {seed})")
+
+
+class Skipped(NamedTuple):
+    """An image that could not be used, and why."""
+
+    path: str
+    reason: str
+
+
+def train_transform(preprocess: Preprocess, *, crop_scale: float = 0.25, hflip: float = 0.5,
+                    augment: str = "none", random_erasing: float = 0.0) -> v2.Compose:
+    """RandomResizedCrop + flip [+ RandAugment/TrivialAugment] -> normalised tensor [+ erasing].
+
+    The crop size, interpolation and normalisation are the weights' own (``preprocess``), so the
+    model sees training images on the scale and in the value range it is evaluated with.
+    """
+    interpolation = v2.InterpolationMode(preprocess.interpolation)
+    steps: list = [v2.RandomResizedCrop(preprocess.input_size, scale=(crop_scale, 1.0),
+                                        interpolation=interpolation, antialias=True)]
+    if hflip > 0:
+        steps.append(v2.RandomHorizontalFlip(hflip))
+    if augment == "randaugment":
+        steps.append(v2.RandAugment(interpolation=interpolation))
+    elif augment == "trivialaugment":
+        steps.append(v2.TrivialAugmentWide(interpolation=interpolation))
+    elif augment != "none":
+        raise ValueError(f"unknown augment {augment!r}")
+    steps += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True),
+              v2.Normalize(list(preprocess.mean), list(preprocess.std))]
+    if random_erasing > 0:
+        steps.append(v2.RandomErasing(random_erasing, value=0))
+    return v2.Compose(steps)
+
+
+class TrainDataset(Dataset):
+    """``(image tensor, class index)`` per sample, or a :class:`Skipped` record for a bad file."""
+
+    def __init__(self, samples: Sequence[Sample], transform) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, target = self.samples[index]
+        try:
+            image = open_rgb(path)
+        except ImageDecodeError as exc:
+            return Skipped(path, str(exc))
+        return self.transform(image), target
+
+
+def collate_skipping(items: list) -> tuple[torch.Tensor | None, torch.Tensor | None, list[Skipped]]:
+    """Stack the good samples; return ``(images, targets, skipped)`` (tensors None if none is good)."""
+    good = [item for item in items if not isinstance(item, Skipped)]
+    skipped = [item for item in items if isinstance(item, Skipped)]
+    if not good:
+        return None, None, skipped
+    images = torch.stack([image for image, _ in good])
+    targets = torch.tensor([target for _, target in good], dtype=torch.long)
+    return images, targets, skipped
+
+
+class EpochSampler(Sampler[int]):
+    """This process's share of a seeded per-epoch shuffle, optionally resuming part-way through.
+
+    The order depends only on (seed, epoch, rank, world size), never on RNG state left over from
+    earlier work, which is what makes a resumed run replay the same epochs as an uninterrupted one.
+    """
+
+    def __init__(self, size: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                 start: int = 0) -> None:
+        base = DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        base.set_epoch(epoch)
+        self.indices = list(base)[start:]
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)

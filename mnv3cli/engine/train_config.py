@@ -1,0 +1,250 @@
+"""Every ``mnv3 train`` option in one dataclass, with fine-tuning defaults, plus ``--config`` files.
+
+The same names serve the command line (``--batch-size``), YAML/TOML config files (``batch_size`` or
+``batch-size``) and the run's ``config.json``, so a resolved run can be read back and repeated.
+Precedence: built-in defaults < saved run config (``--resume``) < config file < command line.
+Importable without torch: ``mnv3 train --help`` reads the defaults from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+OPTIMIZERS = ("adamw", "sgd", "rmsprop")
+AUGMENTS = ("none", "randaugment", "trivialaugment")
+AMP_MODES = ("auto", "none", "bf16", "fp16")
+
+# Per-optimizer defaults for fine-tuning a small ImageNet model on a small dataset.
+DEFAULT_LR = {"adamw": 1e-3, "sgd": 0.01, "rmsprop": 1e-3}
+DEFAULT_WEIGHT_DECAY = {"adamw": 0.05, "sgd": 1e-4, "rmsprop": 1e-5}
+DEFAULT_MODEL = "mobilenetv3_small_100"
+
+
+@dataclass
+class TrainConfig:
+    """A training run. ``None`` means "derive it" (from the weights, the optimizer or the data)."""
+
+    # data
+    data: str | None = None  # ImageFolder root: DIR/train + DIR/val, or one split with val_split
+    val: str | None = None  # a separate validation ImageFolder
+    val_split: float | None = None  # hold out this fraction of DIR (stratified, seeded)
+    output: str | None = None  # run folder; default runs/<name of DIR>
+    # model
+    model: str | None = None  # registry name; inferred from weights, else mobilenetv3_small_100
+    weights: str | None = None  # anything the checkpoint loader accepts; None = from scratch
+    freeze: int | None = None  # None: train all; 0: classifier only; N: also the last N stages
+    freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None: yes when fine-tuning
+    bn_momentum: float = 0.1  # BatchNorm momentum while statistics are trained
+    dropout: float | None = None  # before the classifier; None: the model's default (0.2)
+    img_size: int | None = None  # training/validation crop; None: the weights' input size (224)
+    # recipe
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adamw"
+    lr: float | None = None  # None: 1e-3 (adamw, rmsprop) or 0.01 (sgd)
+    weight_decay: float | None = None  # None: 0.05 (adamw), 1e-4 (sgd), 1e-5 (rmsprop)
+    head_lr_scale: float | None = None  # classifier lr multiplier; None: 10 for a new head, else 1
+    momentum: float = 0.9  # sgd / rmsprop
+    warmup_epochs: int = 1
+    warmup_lr: float = 1e-5
+    min_lr: float = 1e-6
+    label_smoothing: float = 0.1
+    mixup: float = 0.0  # mixup alpha (0 = off)
+    cutmix: float = 0.0  # cutmix alpha (0 = off)
+    augment: str = "none"  # none | randaugment | trivialaugment
+    crop_scale: float = 0.25  # smallest area fraction of RandomResizedCrop
+    hflip: float = 0.5
+    random_erasing: float = 0.0  # probability
+    ema: bool = False
+    ema_decay: float = 0.999
+    clip_grad: float | None = None  # max gradient norm
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA, none on CPU) | none | bf16 | fp16
+    channels_last: bool = False
+    seed: int = 42
+    workers: int | None = None  # data-loading processes; None: min(8, CPUs)
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
+
+    # -- derived values ------------------------------------------------------------------------
+    @property
+    def resolved_lr(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def resolved_weight_decay(self) -> float:
+        return self.weight_decay if self.weight_decay is not None else DEFAULT_WEIGHT_DECAY[self.optimizer]
+
+    @property
+    def resolved_workers(self) -> int:
+        return self.workers if self.workers is not None else min(8, os.cpu_count() or 1)
+
+    def validate(self) -> "TrainConfig":
+        """Check ranges and choices; raise :class:`UserError` naming the option."""
+        def bad(name: str, why: str) -> UserError:
+            return UserError(f"--{name.replace('_', '-')}: {why}")
+
+        for name, choices in (("optimizer", OPTIMIZERS), ("augment", AUGMENTS), ("amp", AMP_MODES)):
+            if getattr(self, name) not in choices:
+                raise bad(name, f"{getattr(self, name)!r} is not one of {', '.join(choices)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise bad(name, "must be at least 1")
+        for name in ("warmup_epochs", "label_smoothing", "mixup", "cutmix", "random_erasing",
+                     "warmup_lr", "min_lr", "momentum", "seed"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must not be negative")
+        for name in ("lr", "weight_decay", "head_lr_scale", "clip_grad", "dropout", "freeze", "workers"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise bad(name, "must not be negative")
+        if self.lr is not None and self.lr == 0:
+            raise bad("lr", "must be positive")
+        if self.val_split is not None and not 0 < self.val_split < 1:
+            raise bad("val_split", "must be between 0 and 1 (e.g. 0.2)")
+        if not 0 < self.crop_scale <= 1:
+            raise bad("crop_scale", "must be in (0, 1]")
+        for name in ("hflip", "random_erasing", "label_smoothing"):
+            if getattr(self, name) > 1:
+                raise bad(name, "must be at most 1")
+        if self.img_size is not None and self.img_size < 16:
+            raise bad("img_size", "must be at least 16 pixels")
+        if not 0 < self.ema_decay < 1:
+            raise bad("ema_decay", "must be between 0 and 1")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """What the run actually uses (defaults that depend on other options filled in)."""
+        return self.to_dict() | {"lr": self.resolved_lr, "weight_decay": self.resolved_weight_decay,
+                                 "workers": self.resolved_workers}
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def default_of(name: str) -> Any:
+    """The built-in default of an option (for ``--help`` texts)."""
+    f = FIELDS[name]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Convert a config-file value to the option's type (YAML reads ``1e-3`` as a string)."""
+    hint = _HINTS[name]
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    optional = union and type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if union else hint
+    if value is None:
+        if optional:
+            return None
+        raise UserError(f"{source}: {name} may not be empty")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("true", "yes", "on", "1"):
+                return True
+            if text in ("false", "no", "off", "0"):
+                return False
+            raise ValueError(value)
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if typing.get_origin(base) is dict or base is dict:
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+        if isinstance(value, (dict, list)):
+            raise ValueError(value)
+        return str(value)
+    except (TypeError, ValueError):
+        kind = getattr(base, "__name__", str(base))
+        raise UserError(f"{source}: {name} = {value!r} is not a valid {kind}") from None
+
+
+def normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Map ``batch-size``/``batch_size`` keys to fields, reject unknown keys, coerce types."""
+    out = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in FIELDS:
+            raise UserError(f"{source}: unknown option {key!r}; known: {', '.join(sorted(FIELDS))}")
+        out[name] = _coerce(name, value, source)
+    return out
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Options from a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, normalised."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                raise UserError(f"{path}: TOML config files need Python 3.11+; use YAML") from None
+            data = tomllib.loads(text.decode("utf-8"))
+        elif suffix in (".yaml", ".yml", ".json"):
+            import yaml
+
+            data = yaml.safe_load(text.decode("utf-8"))
+        else:
+            raise UserError(f"{path}: config files must end in .yaml, .yml or .toml")
+    except UserError:
+        raise
+    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError
+        raise UserError(f"{path}: not a valid {suffix[1:].upper()} file ({exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of option names to values")
+    return normalise(data, str(path))
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The options a run was started with (its ``config.json``), for ``--resume``."""
+    path = Path(run_dir) / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{run_dir}: not a training run (no config.json)") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: unreadable ({exc})") from None
+    return normalise(data.get("config", data), str(path))
+
+
+def build_config(cli: dict[str, Any], config_file: str | os.PathLike | None = None,
+                 resume: str | os.PathLike | None = None) -> TrainConfig:
+    """Merge the layers (defaults < resumed run < config file < command line) and validate.
+
+    ``cli`` holds only the options the user actually typed (``None`` values are ignored).
+    """
+    values: dict[str, Any] = {}
+    if resume is not None:
+        values |= read_run_config(resume)
+    if config_file is not None:
+        values |= read_config_file(config_file)
+    values |= {k: v for k, v in cli.items() if v is not None}
+    return TrainConfig(**values).validate()

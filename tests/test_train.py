@@ -1,0 +1,335 @@
+"""``mnv3 train``: learning, outputs, exact resume, signals, bad images, freezing, DDP, evaluate parity.
+
+Everything runs on generated images of coloured shapes (3 classes, 32-48 px) with the smallest
+registered model, on one thread (torch's thread pool only slows tiny models on a shared 2-core box).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import _cli_env
+from mnv3cli.engine.train import TrainingDiverged, TrainListener, train
+from mnv3cli.engine.train_config import TrainConfig
+from mnv3cli.errors import Interrupted
+from mnv3cli.weights.checkpoint import read_checkpoint
+
+SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+TINY = dict(model="mobilenetv3_small_075", img_size=32, batch_size=8, epochs=2, workers=0, lr=5e-3,
+            warmup_epochs=0, bn_momentum=0.3)
+
+
+def make_shapes(root: Path, per_class: tuple[int, int] = (24, 8), size: int = 48, seed: int = 0) -> Path:
+    """ImageFolder ``root/{train,val}/<class>``: a circle, square or triangle of the class's colour
+    (jittered) at a random place and size on a random grey background."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for split, count in zip(("train", "val"), per_class):
+        for name, colour in SHAPES.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                img = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(90, 170, 3)))
+                r = int(rng.integers(size // 5, size // 3))
+                cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
+                fill = tuple(int(np.clip(v + rng.integers(-30, 30), 0, 255)) for v in colour)
+                draw = ImageDraw.Draw(img)
+                if name == "red_circle":
+                    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+                elif name == "green_square":
+                    draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
+                else:
+                    draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+                img.save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    return make_shapes(tmp_path_factory.mktemp("shapes"))
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _run_cli(args, cwd, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "mnv3cli", *map(str, args)], capture_output=True,
+                          text=True, env=_cli_env(ONE_THREAD | (env or {})), cwd=cwd, timeout=timeout)
+
+
+# -- from scratch, through the CLI, with every output file ---------------------------------------
+
+@pytest.fixture(scope="module")
+def scratch_run(shapes, tmp_path_factory):
+    """5 epochs from scratch; the recipe partly from a YAML file that the command line overrides."""
+    work = tmp_path_factory.mktemp("scratch")
+    (work / "recipe.yaml").write_text("model: mobilenetv3_small_075\nimg-size: 48\nepochs: 5\n"
+                                      "batch_size: 4\nlr: 1e-2\nwarmup_epochs: 0\nbn_momentum: 0.3\n")
+    proc = _run_cli(["train", shapes, "--config", "recipe.yaml", "-b", "8", "--lr", "5e-3", "-j", "0",
+                     "-o", "run", "--json"], cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    return proc, work / "run"
+
+
+def test_from_scratch_learns_well_above_chance(scratch_run):
+    proc, run = scratch_run
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"\nfrom scratch, 3 classes: best top-1 {summary['best_top1']:.1f} % (chance 33.3 %)")
+    assert summary["best_top1"] >= 66.6  # twice chance, on 24 validation images
+    assert summary["epochs"] == 5 and summary["checkpoint"] == str(Path("run") / "best.pt")
+    assert summary["skipped_images"] == 0
+    assert sum(line.startswith("epoch ") for line in proc.stderr.splitlines()) == 5  # one per epoch
+    assert "best top-1" in proc.stderr
+
+
+def test_run_folder_holds_every_output(scratch_run, shapes):
+    proc, run = scratch_run
+    with open(run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "top1", "top5", "lr", "images_per_sec",
+                             "seconds"]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert all(float(r["images_per_sec"]) > 0 and float(r["seconds"]) > 0 for r in rows)
+    assert float(rows[-1]["lr"]) < float(rows[0]["lr"])  # cosine decay
+    config = json.loads((run / "config.json").read_text())
+    resolved = config["config"]
+    # command line (batch 8, lr 5e-3) beats the file (4, 1e-2), which beats the defaults (epochs 10)
+    assert (resolved["batch_size"], resolved["lr"], resolved["epochs"], resolved["img_size"]) == (8, 5e-3, 5, 48)
+    assert config["classes"] == sorted(SHAPES) and config["train_images"] == 72
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    best, last = read_checkpoint(run / "best.pt"), read_checkpoint(run / "last.pt")
+    for ckpt in (best, last):
+        assert ckpt["class_names"] == sorted(SHAPES) and ckpt["model_name"] == "mobilenetv3_small_075"
+        assert ckpt["preprocess"]["input_size"] == 48
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert best["extra"]["epoch"] == summary["best_epoch"]
+    assert float(rows[summary["best_epoch"] - 1]["top1"]) == pytest.approx(summary["best_top1"], abs=1e-3)
+    assert last["extra"]["epoch"] == 5 and "optimizer" in last["extra"]
+
+
+def test_evaluate_reproduces_the_reported_top1(scratch_run, shapes):
+    """`mnv3 evaluate VAL --weights RUN/best.pt` gives exactly the top-1 training reported for best.pt."""
+    proc, run = scratch_run
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    ev = _run_cli(["evaluate", shapes / "val", "-w", run / "best.pt", "--backend", "torch", "--json"],
+                  cwd=run.parent)
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(ev.stdout)
+    assert result["top1"] == summary["best_top1"]
+    assert result["images"] == 24
+
+
+# -- resume ---------------------------------------------------------------------------------------
+
+class _StopAt(TrainListener):
+    """Requests a stop (as SIGINT does) at a given epoch end or step."""
+
+    def __init__(self, stop: threading.Event, epoch: int | None = None, step: tuple[int, int] | None = None):
+        self.stop, self.epoch, self.step = stop, epoch, step
+
+    def on_step(self, p):
+        if self.step == (p.epoch, p.step):
+            self.stop.set()
+
+    def on_epoch_end(self, r):
+        if r.epoch == self.epoch:
+            self.stop.set()
+
+
+def _interrupted_then_resumed(cfg: TrainConfig, **stop_at) -> Path:
+    stop = threading.Event()
+    with pytest.raises(Interrupted, match=f"mnv3 train --resume {cfg.output}"):
+        train(cfg, _StopAt(stop, **stop_at), stop=stop)
+    assert (Path(cfg.output) / "last.pt").exists()
+    train(cfg, resume=cfg.output)
+    return Path(cfg.output)
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different
+
+
+def test_interrupted_and_resumed_run_ends_with_identical_weights(shapes, tmp_path, one_thread):
+    """Stopped after epoch 1 or in the middle of epoch 2, then resumed: bit-identical weights, EMA,
+    optimizer moments and metrics. The recipe uses every random part (augmentation, mixup, erasing)."""
+    recipe = TINY | dict(ema=True, mixup=0.4, augment="trivialaugment", random_erasing=0.25,
+                         data=str(shapes), warmup_epochs=1)
+    straight = train(TrainConfig(**recipe, output=str(tmp_path / "straight")))
+    reference = read_checkpoint(straight.last_checkpoint)
+    for name, stop_at in (("epoch", {"epoch": 1}), ("step", {"step": (2, 3)})):
+        run = _interrupted_then_resumed(TrainConfig(**recipe, output=str(tmp_path / name)), **stop_at)
+        resumed = read_checkpoint(run / "last.pt")
+        _assert_same_state(reference["state_dict"], resumed["state_dict"])  # the EMA
+        _assert_same_state(reference["extra"]["train_state_dict"], resumed["extra"]["train_state_dict"])
+        moments = [s["exp_avg"] for s in reference["extra"]["optimizer"]["state"].values()]
+        assert all(torch.equal(m, s["exp_avg"]) for m, s in
+                   zip(moments, resumed["extra"]["optimizer"]["state"].values()))
+        strip = [{k: v for k, v in row.items() if k not in ("images_per_sec", "seconds")}
+                 for row in reference["extra"]["history"]]
+        assert strip == [{k: v for k, v in row.items() if k not in ("images_per_sec", "seconds")}
+                         for row in resumed["extra"]["history"]], name
+
+
+def _wait_for(predicate, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+
+
+def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
+    """SIGKILL loses at most the epoch in progress; SIGINT finishes the step, saves and exits 130."""
+    run = tmp_path / "run"
+    args = ["train", shapes, "-o", run, "-m", "mobilenetv3_small_075", "--img-size", "32", "-b", "8",
+            "-e", "40", "-j", "1"]
+    env = _cli_env(ONE_THREAD)
+
+    def start(*extra):  # in a session of its own, so that a signal can go to the whole group
+        log = open(tmp_path / "stderr.txt", "w")
+        return subprocess.Popen([sys.executable, "-m", "mnv3cli", *map(str, extra)], stderr=log,
+                                stdout=subprocess.DEVNULL, env=env, cwd=tmp_path,
+                                start_new_session=True), log
+
+    proc, log = start(*args)
+    _wait_for(lambda: (run / "metrics.csv").exists() or proc.poll() is not None)
+    proc.kill()
+    proc.wait(timeout=30)
+    log.close()
+    done = read_checkpoint(run / "last.pt")["extra"]["epoch"]
+    assert done >= 1
+
+    proc, log = start("train", "--resume", run)
+    _wait_for(lambda: "resuming" in (tmp_path / "stderr.txt").read_text() or proc.poll() is not None)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C: the data-loading worker gets it too
+    assert proc.wait(timeout=120) == 130
+    log.close()
+    stderr = (tmp_path / "stderr.txt").read_text()
+    assert f"mnv3 train --resume {run}" in stderr and "Traceback" not in stderr
+    extra = read_checkpoint(run / "last.pt")["extra"]
+    assert extra["epoch"] >= done  # nothing lost: the killed run's epochs are all still there
+
+    target = extra["epoch"] + 1
+    proc = _run_cli(["train", "--resume", run, "--epochs", target, "--json"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["epochs"] == target
+    with open(run / "metrics.csv", newline="") as fh:
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, target + 1))
+
+
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(shapes, tmp_path, one_thread):
+    cfg = TrainConfig(**TINY | dict(data=str(shapes), output=str(tmp_path / "run")))
+    stop = threading.Event()
+    with pytest.raises(Interrupted):
+        train(cfg, _StopAt(stop, epoch=1), stop=stop)
+    good = (tmp_path / "run" / "last.pt").read_bytes()
+    # resumed with an absurd learning rate (a new schedule, since the length changed): the weights blow up
+    wild = TrainConfig(**TINY | dict(data=str(shapes), output=str(tmp_path / "run"), lr=1e30, epochs=3))
+    with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf).*last good checkpoint.*is kept"):
+        train(wild, resume=tmp_path / "run")
+    assert (tmp_path / "run" / "last.pt").read_bytes() == good
+
+
+# -- data -------------------------------------------------------------------------------------------
+
+def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread):
+    data = tmp_path / "data"
+    shutil.copytree(shapes, data)
+    (data / "train" / "red_circle" / "empty.png").write_bytes(b"")
+    (data / "train" / "green_square" / "text.jpg").write_text("not an image")
+    good = (data / "train" / "red_circle" / "000.png").read_bytes()
+    (data / "train" / "red_circle" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (data / "val" / "red_circle" / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    result = train(TrainConfig(**TINY | dict(data=str(data), output=str(tmp_path / "run"), epochs=1)))
+    assert sorted(Path(p).name for p, _ in result.skipped) == ["bad.jpg", "empty.png", "text.jpg",
+                                                               "truncated.png"]
+    assert all(reason for _, reason in result.skipped)
+    assert result.summary()["skipped_images"] == 4 and len(result.history) == 1
+
+
+def test_val_split_is_stratified_and_seeded(shapes, tmp_path):
+    from mnv3cli.data.training import find_splits
+
+    a = find_splits(shapes / "train", val_split=0.25, seed=1)
+    assert a.val == find_splits(shapes / "train", val_split=0.25, seed=1).val
+    assert a.val != find_splits(shapes / "train", val_split=0.25, seed=2).val
+    assert len(a.val) == 18 and len(a.train) == 54 and not set(a.val) & set(a.train)
+    assert sorted(t for _, t in a.val) == [0] * 6 + [1] * 6 + [2] * 6
+    other = find_splits(shapes, val=shapes / "train")  # --val overrides DIR/val
+    assert len(other.val) == 72
+
+
+# -- fine-tuning from Google's TFLite weights, frozen ----------------------------------------------
+
+def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, int8_tflite, one_thread):
+    from mnv3cli.weights.loader import load_model
+
+    start = load_model(int8_tflite).model.state_dict()
+    cfg = TrainConfig(data=str(shapes), output=str(tmp_path / "run"), weights=str(int8_tflite), freeze=2,
+                      img_size=64, epochs=1, batch_size=8, workers=0)
+    result = train(cfg)
+    ckpt = read_checkpoint(result.checkpoint)
+    assert ckpt["class_names"] == sorted(SHAPES) and ckpt["num_classes"] == 3
+    assert ckpt["arch"]["tf_padding"] is True and ckpt["preprocess"]["mean"] == [0.5, 0.5, 0.5]
+    state = ckpt["state_dict"]
+    changed = {k for k in state if not k.startswith("classifier.") and not torch.equal(state[k], start[k])}
+    assert changed and all(k.startswith(("stages.4.", "head.", "pre_logits.")) for k in changed), changed
+    assert not any("running_" in k for k in changed)  # BatchNorm statistics stay fixed when fine-tuning
+    assert state["classifier.weight"].shape == (3, 1024)
+
+
+# -- more than one process ------------------------------------------------------------------------
+
+def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
+    env = _cli_env(ONE_THREAD)
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+         "mnv3cli", "train", str(shapes), "-o", "run", "-m", "mobilenetv3_small_075", "--img-size", "32",
+         "-b", "8", "-e", "1", "-j", "0", "--json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1  # only rank 0 prints
+    summary = json.loads(lines[0])
+    assert proc.stderr.count("epoch 1/1 ") == 1
+    run = tmp_path / "run"
+    config = json.loads((run / "config.json").read_text())
+    assert config["world_size"] == 2
+    ckpt = read_checkpoint(run / "last.pt")
+    assert ckpt["extra"]["epoch"] == 1 and ckpt["extra"]["num_updates"] == 5  # 72 images / 2 / 8
+    assert len(ckpt["extra"]["rng"]) == 2  # both processes' random states
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt",
+                                                     "metrics.csv"]
+
+    from mnv3cli.engine.backends import TorchBackend
+    from mnv3cli.engine.evaluate import evaluate
+    from mnv3cli.data.training import find_splits
+    from mnv3cli.weights.loader import load_model
+
+    loaded = load_model(run / "best.pt")
+    splits = find_splits(shapes)
+    result = evaluate(TorchBackend(loaded.model), splits.val, 3, loaded.preprocess)
+    assert result.top1 == summary["best_top1"]
