@@ -10,7 +10,8 @@
    ``inference_mode``), with identical top-1 and top-5. Images/s counts the whole process (start-up
    included: what a user waits for); the in-loop rate of each side is printed too.
 3. Model-only latency at batch 1: the ONNX Runtime backend within 1.2 x of a bare
-   ``onnxruntime.InferenceSession`` (default options) on the same cached graph.
+   ``onnxruntime.InferenceSession`` on the same cached graph (the faster of ORT's default options
+   and the backend's own options, so that the ratio shows what the wrapper costs).
 
     python benchmarks/fast_inference.py [--repeats 7] [--weights W] [--data DIR] [--photo JPG]
 
@@ -174,15 +175,18 @@ def bar_latency(args, cache: Path) -> dict:
     import onnxruntime as ort
 
     from mnv3cli.data import load_and_preprocess
+    from mnv3cli.engine.onnx_backend import session_options
     from mnv3cli.engine.onnx_cache import OnnxCache
     from mnv3cli.engine.runtime import open_runtime
 
     runtime = open_runtime(str(args.weights), cache=OnnxCache(cache))  # predict's warm entry
     ours = runtime.backend
     x = load_and_preprocess(args.photo, runtime.preprocess)[None]
-    raw = ort.InferenceSession(str(ours.path), providers=["CPUExecutionProvider"])
+    raw = ort.InferenceSession(str(ours.path), providers=["CPUExecutionProvider"])  # defaults
+    tuned = ort.InferenceSession(str(ours.path), session_options(), providers=["CPUExecutionProvider"])
     name = raw.get_inputs()[0].name
-    runners = {"ours": lambda: ours(x), "raw": lambda: raw.run(None, {name: x})}
+    runners = {"ours": lambda: ours(x), "raw": lambda: raw.run(None, {name: x}),
+               "raw_same_options": lambda: tuned.run(None, {name: x})}
     times = {k: [] for k in runners}
     for _ in range(10):
         for f in runners.values():
@@ -193,10 +197,12 @@ def bar_latency(args, cache: Path) -> dict:
                 start = time.perf_counter()
                 f()
                 times[key].append(time.perf_counter() - start)
-    assert np.allclose(ours(x), raw.run(None, {name: x})[0])
+    assert np.allclose(ours(x), raw.run(None, {name: x})[0], atol=1e-5)
     median = {k: 1000 * statistics.median(v) for k, v in times.items()}
-    print(f"  OnnxBackend {median['ours']:.3f} ms, bare InferenceSession {median['raw']:.3f} ms (median, batch 1)")
-    return {"latency_overhead": median["ours"] / median["raw"], "latency_ms": median}
+    print(f"  OnnxBackend {median['ours']:.3f} ms; bare InferenceSession: {median['raw']:.3f} ms with "
+          f"ORT's default options, {median['raw_same_options']:.3f} ms with the backend's (median, batch 1)")
+    fastest_raw = min(median["raw"], median["raw_same_options"])
+    return {"latency_overhead": median["ours"] / fastest_raw, "latency_ms": median}
 
 
 def main() -> None:
