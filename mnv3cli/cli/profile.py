@@ -133,10 +133,6 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
 
 # ---------------------------------------------------------------------------------------- formatting
 
-def _m(n: float) -> str:
-    return f"{n / 1e6:,.2f} M"
-
-
 def _mib(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:,.1f} MiB"
 
@@ -146,15 +142,20 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
 
     console = app.console
     res = profiles[0].resolution
-    summary = Table(title=f"Parameters and compute at {res}x{res}, one image", caption=profiles[0].compute.convention)
-    for col in ("model", "width", "params", "trainable", "fp32 file", "fp16 file", "MACs", "FLOPs",
-                "elementwise ops"):
-        summary.add_column(col, justify="left" if col == "model" else "right")
+    all_trainable = all(p.params.trainable == p.params.total for p in profiles)
+    summary = Table(title=f"Parameters and compute at {res}x{res}, one image"
+                          + (" (all parameters trainable)" if all_trainable else ""))
+    for col in ("model", "width", "params", *(() if all_trainable else ("trainable",)), "fp32 MiB",
+                "fp16 MiB", "MACs (M)", "FLOPs (M)", "elementwise (M)"):
+        summary.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
     for p in profiles:
-        summary.add_row(p.model, f"{p.width:g}", f"{p.params.total:,}", f"{p.params.trainable:,}",
-                        _mib(p.params.bytes_fp32), _mib(p.params.bytes_fp16), _m(p.compute.macs),
-                        _m(p.compute.flops), _m(p.compute.elementwise_total))
+        summary.add_row(p.model, f"{p.width:g}", f"{p.params.total:,}",
+                        *(() if all_trainable else (f"{p.params.trainable:,}",)),
+                        f"{p.params.bytes_fp32 / 2**20:.1f}", f"{p.params.bytes_fp16 / 2**20:.1f}",
+                        f"{p.compute.macs / 1e6:,.2f}", f"{p.compute.flops / 1e6:,.2f}",
+                        f"{p.compute.elementwise_total / 1e6:,.2f}")
     console.print(summary)
+    console.print(profiles[0].compute.convention, style="dim")
 
     for p in profiles:
         stages = Table(title=f"{p.model}: per stage")
@@ -182,11 +183,15 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
                             f"{first.runs} runs after {first.warmup} warm-up",
                       caption="peak memory: growth of peak RSS (CPU) or max allocated (CUDA) during warm-up and timed runs")
         columns = (["model"] if len(profiles) > 1 else []) + [
-            "backend", "batch", "min", "median", "p90", "mean ± std", "images/s", "peak memory"]
+            "backend", "batch", "min", "median", "p90", "mean±std", "images/s", "peak memory"]
         for col in columns:
-            table.add_column(col, justify="left" if col in ("model", "backend") else "right")
-        for p, s in timed:
-            row = ([p.model] if len(profiles) > 1 else []) + [
+            table.add_column(col, justify="left" if col in ("model", "backend") else "right",
+                             overflow="fold")
+        for i, (p, s) in enumerate(timed):
+            new_model = i == 0 or timed[i - 1][0] is not p
+            if new_model and i:
+                table.add_section()
+            row = ([p.model if new_model else ""] if len(profiles) > 1 else []) + [
                 s.backend, str(s.batch_size), f"{s.min:.2f}", f"{s.median:.2f}", f"{s.p90:.2f}",
                 f"{s.mean:.2f} ± {s.std:.2f}", f"{s.images_per_s:,.1f}", _mib(s.peak_memory_bytes)]
             table.add_row(*row)

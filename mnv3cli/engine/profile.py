@@ -238,6 +238,17 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def _release_free_memory() -> None:
+    """Hand memory freed by earlier runs back to the OS (glibc), so RSS growth is this run's own."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: growth may then under-count reused memory
+        pass
+
+
 @contextlib.contextmanager
 def _peak_memory(device: torch.device) -> Iterator[dict[str, Any]]:
     """Peak memory of the enclosed work: CUDA max allocated, or growth of the process's peak RSS."""
@@ -250,7 +261,7 @@ def _peak_memory(device: torch.device) -> Iterator[dict[str, Any]]:
         torch.cuda.synchronize(device)
         result["bytes"] = torch.cuda.max_memory_allocated(device)
         return
-    gc.collect()
+    _release_free_memory()
     baseline = _proc_status_kib("VmRSS") if _reset_peak_rss() else None
     yield result
     peak = _proc_status_kib("VmHWM")
