@@ -80,9 +80,10 @@ def weights_file(weights: str, model_name: str | None = None) -> Path | None:
 
 
 def _exporter_version() -> str:
+    """torch's version, read from its package metadata (importing torch would cost seconds)."""
     try:
         return version("torch")
-    except PackageNotFoundError:  # a torch-free install can still read entries built elsewhere
+    except PackageNotFoundError:  # nothing can be exported then: every lookup misses, the loader says why
         return "none"
 
 
