@@ -234,8 +234,8 @@ def test_profile_plot_without_matplotlib_is_a_clear_error(run_cli, tmp_path):
                      env={"PYTHONPATH": f"{tmp_path / 'site'}"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"mnv3: error: --plot {tmp_path / 'p.png'}: matplotlib is not installed; install the 'plot' "
-        "extra: pip install 'mnv3cli[plot]'"]
+        (f"mnv3: error: --plot {tmp_path / 'p.png'}: matplotlib is not installed; install the 'plot' "
+         "extra: pip install 'mnv3cli[plot]'")]
 
 
 @pytest.mark.parametrize("args,message", [

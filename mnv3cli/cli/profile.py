@@ -213,8 +213,8 @@ def _plot(profiles: list, path: Path) -> None:
     for p, style in zip(profiles, ("-", "--", ":", "-.") * len(profiles)):  # style per model
         for backend in dict.fromkeys(s.backend for s in p.latency):  # colour per backend
             stats = sorted((s for s in p.latency if s.backend == backend), key=lambda s: s.batch_size)
-            line = dict(marker="o", linestyle=style, color=f"C{BACKEND_CHOICES.index(backend)}",
-                        label=f"{p.model} {backend}" if len(profiles) > 1 else backend)
+            line = {"marker": "o", "linestyle": style, "color": f"C{BACKEND_CHOICES.index(backend)}",
+                    "label": f"{p.model} {backend}" if len(profiles) > 1 else backend}
             sizes.update(s.batch_size for s in stats)
             ax_lat.plot([s.batch_size for s in stats], [s.median for s in stats], **line)
             ax_tput.plot([s.batch_size for s in stats], [s.images_per_s for s in stats], **line)

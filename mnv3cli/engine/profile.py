@@ -10,6 +10,7 @@ synchronised on CUDA so the clock sees the GPU work and not just the kernel laun
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import math
 import statistics
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -300,30 +301,36 @@ def backend_availability(device: torch.device) -> dict[str, str | None]:
 Runner = Callable[[], Any]
 
 
-def _prepare(model: nn.Module, backend: str, example: torch.Tensor, threads: int,
-             workdir: Path) -> Runner:
-    """A zero-argument callable running one forward pass of ``backend`` on ``example``."""
+class _Prepared(NamedTuple):
+    """A backend ready to time: ``forward(convert(example))`` is one inference."""
+
+    forward: Callable[[Any], Any]
+    convert: Callable[[torch.Tensor], Any]
+
+
+def _prepare(model: nn.Module, backend: str, device: torch.device, resolution: int, in_channels: int,
+             threads: int, workdir: Path) -> _Prepared:
+    """Export/convert ``model`` once for ``backend``; any batch size then runs on it."""
     if backend == "onnxruntime":  # the very backend ``predict`` uses, on a host NumPy batch
         from .onnx_backend import OnnxBackend
 
-        path = export_onnx(model, workdir / "model.onnx", input_size=tuple(example.shape[-2:]),
-                           in_channels=example.shape[1])
-        session = OnnxBackend(path, threads=threads, device=str(example.device))
-        batch = example.cpu().numpy()
-        return lambda: session(batch)
-
+        path = export_onnx(model, workdir / f"{backend}.onnx", input_size=resolution,
+                           in_channels=in_channels)
+        return _Prepared(OnnxBackend(path, threads=threads, device=str(device)),
+                         lambda x: x.cpu().numpy())
+    convert: Callable[[torch.Tensor], Any] = lambda x: x.to(device)
     if backend == "channels_last":
         model = model.to(memory_format=torch.channels_last)
-        example = example.contiguous(memory_format=torch.channels_last)
+        convert = lambda x: x.to(device).contiguous(memory_format=torch.channels_last)
     elif backend == "torchscript":
         model = to_torchscript(model)
     elif backend != "eager":
         raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(BACKENDS)}")
 
-    def run() -> torch.Tensor:
+    def forward(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return model(example)
-    return run
+            return model(x)
+    return _Prepared(forward, convert)
 
 
 def time_runner(run: Runner, *, runs: int, warmup: int, device: torch.device) -> list[float]:
@@ -353,15 +360,16 @@ def measure_latency(model: nn.Module, *, backends: Sequence[str], batch_sizes: S
     generator = torch.Generator().manual_seed(0)
     with torch_threads(threads) as used, tempfile.TemporaryDirectory(prefix="mnv3-profile-") as tmp:
         for backend in backends:
+            prepared = _prepare(copy.deepcopy(model), backend, device, resolution, in_channels, used,
+                                Path(tmp))
             for batch in batch_sizes:
                 if on_step:
                     on_step(f"{backend}, batch {batch}")
-                example = torch.randn(batch, in_channels, resolution, resolution,
-                                      generator=generator).to(device)
-                run = _prepare(copy.deepcopy(model), backend, example, used, Path(tmp))
+                x = prepared.convert(torch.randn(batch, in_channels, resolution, resolution,
+                                                 generator=generator))
                 with _peak_memory(device) as memory:
-                    times = time_runner(run, runs=runs, warmup=warmup, device=device)
-                del run
+                    times = time_runner(functools.partial(prepared.forward, x), runs=runs,
+                                        warmup=warmup, device=device)
                 results.append(LatencyStats(backend=backend, batch_size=batch, device=str(device),
                                             threads=used, runs=runs, warmup=warmup,
                                             **summarize(times, batch),
