@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -151,6 +155,31 @@ def test_reported_times_match_a_plain_loop(small):
                     small(x)
                     plain.append((time.perf_counter() - start) * 1000)
     assert 0.8 < min(tool) / min(plain) < 1.25, (tool, sorted(plain)[:5])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc thresholds")
+def test_settled_allocator_stops_page_faults_on_every_forward_pass():
+    code = """if True:
+        import resource, sys, torch
+        from mnv3cli.engine.profile import settle_allocator
+        from mnv3cli.factory import create_model
+        model, x = create_model("small").eval(), torch.randn(1, 3, 160, 160)
+        def faults_per_pass():
+            with torch.inference_mode():
+                model(x)
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                for _ in range(10):
+                    model(x)
+            return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
+        unsettled = faults_per_pass()
+        settle_allocator()
+        faults_per_pass()
+        print(unsettled, faults_per_pass())
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    unsettled, settled = map(float, out.stdout.split())
+    assert unsettled > 100 and settled < 5, (unsettled, settled)
 
 
 # ----------------------------------------------------------------------------------- export, device
