@@ -282,23 +282,63 @@ def test_val_split_is_stratified_and_seeded(shapes, tmp_path):
     assert len(other.val) == 72
 
 
-# -- fine-tuning from Google's TFLite weights, frozen ----------------------------------------------
+# -- fine-tuning from Google's TFLite weights --------------------------------------------------------
 
-def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, int8_tflite, one_thread):
+@pytest.fixture(scope="module")
+def tflite_model(int8_tflite):
     from mnv3cli.weights.loader import load_model
 
-    start = load_model(int8_tflite).model.state_dict()
+    return load_model(int8_tflite)
+
+
+def test_unfolding_batchnorm_keeps_the_function(tflite_model, cat_photo, coffee_photo):
+    """TFLite weights come with BatchNorm folded away; measuring real statistics must not change
+    what the model computes (eval mode), only make train-mode batch statistics meaningful."""
+    import copy
+
+    from mnv3cli.data import load_and_preprocess
+    from mnv3cli.engine.bn_calibration import has_folded_batchnorm, unfold_batchnorm
+
+    model = copy.deepcopy(tflite_model.model).eval()
+    x = torch.from_numpy(np.stack([load_and_preprocess(p, tflite_model.preprocess)
+                                   for p in (cat_photo, coffee_photo)]))
+    with torch.no_grad():
+        before = model(x)
+    assert has_folded_batchnorm(model)
+    assert unfold_batchnorm(model, [x, x.flip(3)]) == 4
+    assert not has_folded_batchnorm(model) and not model.training
+    with torch.no_grad():
+        after = model(x)
+        model.train()
+        model.dropout.eval()
+        in_train_mode = model(torch.cat([x, x.flip(3)]))[:2]  # normalised by these images' statistics
+    assert torch.allclose(before, after, atol=1e-4)
+    assert torch.allclose(before, in_train_mode, atol=1e-3)  # batch statistics now fit the weights
+
+
+def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, int8_tflite, tflite_model,
+                                                               one_thread):
+    from mnv3cli.weights.loader import load_model
+
     cfg = TrainConfig(data=str(shapes), output=str(tmp_path / "run"), weights=str(int8_tflite), freeze=2,
                       img_size=64, epochs=1, batch_size=8, workers=0)
     result = train(cfg)
     ckpt = read_checkpoint(result.checkpoint)
     assert ckpt["class_names"] == sorted(SHAPES) and ckpt["num_classes"] == 3
     assert ckpt["arch"]["tf_padding"] is True and ckpt["preprocess"]["mean"] == [0.5, 0.5, 0.5]
-    state = ckpt["state_dict"]
-    changed = {k for k in state if not k.startswith("classifier.") and not torch.equal(state[k], start[k])}
-    assert changed and all(k.startswith(("stages.4.", "head.", "pre_logits.")) for k in changed), changed
-    assert not any("running_" in k for k in changed)  # BatchNorm statistics stay fixed when fine-tuning
-    assert state["classifier.weight"].shape == (3, 1024)
+    assert ckpt["state_dict"]["classifier.weight"].shape == (3, 1024)
+    before, after = tflite_model.model, load_model(result.checkpoint).model
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 3, 64, 64), dtype=np.float32))
+    with torch.no_grad():
+        frozen_before = before.stages[:4](before.stem(x))
+        frozen_after = after.stages[:4](after.stem(x))
+        # stem and bneck stages 0-3 are frozen: the same function (their BatchNorm statistics were
+        # measured, which moves parameters but not what they compute)
+        assert torch.allclose(frozen_before, frozen_after, atol=1e-3)
+        assert torch.equal(before.stem.conv.weight, after.stem.conv.weight)
+        # the last bneck stage and the head were trained
+        assert not torch.equal(before.stages[4][0].expand.conv.weight, after.stages[4][0].expand.conv.weight)
+        assert not torch.equal(before.head.conv.weight, after.head.conv.weight)
 
 
 # -- more than one process ------------------------------------------------------------------------

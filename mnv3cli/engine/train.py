@@ -37,11 +37,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .. import __version__
+from ..data import iter_batches
 from ..data.training import (EpochSampler, Splits, TrainDataset, collate_skipping, find_splits,
                              train_transform)
 from ..errors import Interrupted, UserError
 from ..registry import Preprocess, get_entry
 from .backends import TorchBackend
+from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
 from .device import resolve_device
 from .evaluate import EvalProgress, evaluate
 from .train_config import DEFAULT_MODEL, TrainConfig
@@ -391,15 +393,24 @@ class _Run:
                                        loaded.wordnet_ids, "resuming")
         else:
             self.start = build_model(cfg, names)
+            if cfg.weights and has_folded_batchnorm(self.start.model):  # (a fresh model looks the same)
+                self.start.description += f"; BatchNorm statistics measured on {self._unfold_batchnorm()} images"
         model = self.start.model
         self.frozen = freeze_layers(model, cfg.freeze)
-        self.freeze_bn = cfg.freeze_bn if cfg.freeze_bn is not None else bool(cfg.weights)
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = cfg.bn_momentum
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.preprocess = self.start.preprocess
+
+    def _unfold_batchnorm(self, images: int = 256) -> int:
+        """:func:`unfold_batchnorm` on the first ``images`` training images, prepared as for
+        validation (the same images in every process, so all processes agree)."""
+        paths = [path for path, _ in self.splits.train[:images]]
+        batches = (torch.from_numpy(b.images) for b in iter_batches(paths, self.start.preprocess, 32,
+                                                                    self.cfg.resolved_workers) if b.indices)
+        return unfold_batchnorm(self.start.model, batches)
 
     def _setup_data(self) -> None:
         cfg, procs = self.cfg, self.procs
@@ -495,7 +506,7 @@ class _Run:
         while self.epoch < cfg.epochs:
             self._train_epoch()
             self._end_epoch()
-            if self._stop_requested():
+            if self.epoch < cfg.epochs and self._stop_requested():
                 self._interrupted()
         return TrainResult(
             output=self.output, best_top1=self.best_top1, best_epoch=self.best_epoch,
@@ -519,7 +530,7 @@ class _Run:
             collate_fn=collate_skipping, drop_last=self.drop_last, pin_memory=self.device.type == "cuda",
             worker_init_fn=_quiet_worker,
             generator=torch.Generator().manual_seed(_epoch_seed(cfg.seed, self.epoch, procs.rank, self.step, 1)))
-        set_train_mode(self.model, self.frozen, self.freeze_bn)
+        set_train_mode(self.model, self.frozen, self.cfg.freeze_bn)
         net = self.ddp or self.model
         tick, images_done = time.perf_counter(), 0
         for images, targets, skipped in loader:
@@ -589,6 +600,8 @@ class _Run:
                           distributed=procs.distributed)
         for path, reason in result.errors:
             self.skipped[path] = reason
+        if result.images and not math.isfinite(result.loss):  # the weights themselves overflowed
+            raise TrainingDiverged(self._diverged_message(result.loss, "validation loss"))
         loss_sum, images, seconds = self._reduce_partial()
         self.partial["seconds"] += time.perf_counter() - tick
         self._gather_skipped()
@@ -665,12 +678,14 @@ class _Run:
         if self.procs.distributed:
             dist.barrier()
 
-    def _diverged_message(self, value: float) -> str:
+    def _diverged_message(self, value: float, what: str = "loss") -> str:
         last = self.output / "last.pt"
         kept = (f"the last good checkpoint, {last}, is kept" if last.exists()
                 else "no checkpoint had been saved yet")
-        return (f"loss became {value} at epoch {self.epoch + 1}, step {self.step + 1}; training stopped "
-                f"and {kept}. Try a lower --lr, --clip-grad 1.0 or --amp none")
+        where = (f"after epoch {self.epoch + 1}" if what != "loss"
+                 else f"at epoch {self.epoch + 1}, step {self.step + 1}")
+        return (f"{what} became {value} {where}; training stopped and {kept}. "
+                "Try a lower --lr, --clip-grad 1.0 or --amp none")
 
     def _interrupted(self) -> None:
         """Save the exact position and raise :class:`Interrupted` with the resume command."""

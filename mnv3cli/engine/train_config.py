@@ -23,8 +23,9 @@ OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 AUGMENTS = ("none", "randaugment", "trivialaugment")
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 
-# Per-optimizer defaults for fine-tuning a small ImageNet model on a small dataset.
-DEFAULT_LR = {"adamw": 1e-3, "sgd": 0.01, "rmsprop": 1e-3}
+# Per-optimizer defaults: peak learning rate (from scratch, fine-tuning) and weight decay. Fine-tuning
+# moves pretrained layers 10x more gently, while a new classifier gets 10x (head_lr_scale) that.
+DEFAULT_LR = {"adamw": (1e-3, 1e-4), "sgd": (0.01, 1e-3), "rmsprop": (1e-3, 1e-4)}
 DEFAULT_WEIGHT_DECAY = {"adamw": 0.05, "sgd": 1e-4, "rmsprop": 1e-5}
 DEFAULT_MODEL = "mobilenetv3_small_100"
 
@@ -42,7 +43,7 @@ class TrainConfig:
     model: str | None = None  # registry name; inferred from weights, else mobilenetv3_small_100
     weights: str | None = None  # anything the checkpoint loader accepts; None = from scratch
     freeze: int | None = None  # None: train all; 0: classifier only; N: also the last N stages
-    freeze_bn: bool | None = None  # keep BatchNorm statistics fixed; None: yes when fine-tuning
+    freeze_bn: bool = False  # keep BatchNorm statistics fixed (else they adapt to the new data)
     bn_momentum: float = 0.1  # BatchNorm momentum while statistics are trained
     dropout: float | None = None  # before the classifier; None: the model's default (0.2)
     img_size: int | None = None  # training/validation crop; None: the weights' input size (224)
@@ -50,7 +51,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     optimizer: str = "adamw"
-    lr: float | None = None  # None: 1e-3 (adamw, rmsprop) or 0.01 (sgd)
+    lr: float | None = None  # None: DEFAULT_LR for the optimizer, from scratch or fine-tuning
     weight_decay: float | None = None  # None: 0.05 (adamw), 1e-4 (sgd), 1e-5 (rmsprop)
     head_lr_scale: float | None = None  # classifier lr multiplier; None: 10 for a new head, else 1
     momentum: float = 0.9  # sgd / rmsprop
@@ -77,7 +78,7 @@ class TrainConfig:
     # -- derived values ------------------------------------------------------------------------
     @property
     def resolved_lr(self) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer][bool(self.weights)]
 
     @property
     def resolved_weight_decay(self) -> float:

@@ -1,0 +1,137 @@
+"""The fine-tuning bar: ``mnv3 train`` on ants vs bees, beside timm's own training step.
+
+1. ``mnv3 train ../shared/data/hymenoptera --weights <int8 TFLite> --epochs 5`` (everything else
+   default, 224 px) must reach at least 93 % validation top-1. Reported: best top-1, wall time of the
+   whole command (start-up, TFLite import, training, validation, checkpoints) and training images/s.
+2. In the same run, the same training data through a plain loop around
+   ``timm.create_model('mobilenetv3_small_100')``: the same batch size, transforms, DataLoader
+   (workers, ImageFolder order) and optimizer (``timm.optim.create_optimizer_v2``, AdamW), no
+   validation, no checkpoints. One warm-up epoch, then one timed epoch. Our model through the very
+   same loop is timed too, so the ratio splits into "model" and "training loop" costs.
+
+    python benchmarks/finetune_hymenoptera.py [--epochs 5] [--data DIR] [--weights W]
+
+Both sides use torch's default thread count with OpenMP's passive wait policy (spinning threads
+cost seconds per step on a busy 2-core machine). Exit status 1 when the accuracy bar is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MNV3_SHARED", ROOT.parent / "shared"))
+WEIGHTS = SHARED / "weights" / "mobilenet_v3_small_1.0_224_int8.tflite"
+DATA = SHARED / "data" / "hymenoptera"
+BAR_TOP1 = 93.0
+
+PLAIN_LOOP = """
+import json, sys, time
+import torch, timm
+from torch.utils.data import DataLoader
+from timm.optim import create_optimizer_v2
+from mnv3cli.data.training import TrainDataset, collate_skipping, image_folder, train_transform
+from mnv3cli.engine.train_config import TrainConfig
+from mnv3cli.registry.entries import TF
+
+which, data, batch_size, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+torch.manual_seed(0)
+cfg = TrainConfig()
+classes, samples = image_folder(data)
+if which == "timm":
+    model = timm.create_model("mobilenetv3_small_100", num_classes=len(classes))
+else:
+    from mnv3cli.weights.loader import load_model
+    model = load_model(sys.argv[5], progress=False).model
+    model.reset_classifier(len(classes))
+model.train()
+transform = train_transform(TF, crop_scale=cfg.crop_scale, hflip=cfg.hflip)
+loader = DataLoader(TrainDataset(samples, transform), batch_size=batch_size, shuffle=True,
+                    num_workers=workers, collate_fn=collate_skipping)
+optimizer = create_optimizer_v2(model, opt="adamw", lr=cfg.resolved_lr, weight_decay=cfg.resolved_weight_decay)
+criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+def epoch():
+    start, images = time.perf_counter(), 0
+    for x, y, _ in loader:
+        loss = criterion(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        images += len(x)
+    return images / (time.perf_counter() - start)
+
+epoch()  # warm-up: allocator, worker start-up, kernel selection
+print(json.dumps({"images_per_sec": epoch()}))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--weights", type=Path, default=WEIGHTS)
+    args = parser.parse_args()
+    for path in (args.data, args.weights):
+        if not path.exists():
+            sys.exit(f"{path} is missing (../shared holds the weights and data)")
+    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "MNV3_OFFLINE": "1",
+                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+    with tempfile.TemporaryDirectory(prefix="mnv3-finetune-") as tmp:
+        run = Path(tmp) / "run"
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "mnv3cli", "train", str(args.data), "--weights",
+                               str(args.weights), "--epochs", str(args.epochs), "--output", str(run), "--json"],
+                              capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"mnv3 train failed ({proc.returncode}):\n{proc.stderr}")
+        print(proc.stderr, end="", file=sys.stderr)
+        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        config = json.loads((run / "config.json").read_text())["config"]
+        with open(run / "metrics.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+
+    # epoch 1 includes warm-up, like the plain loop's untimed epoch
+    ours_ips = statistics.median(float(r["images_per_sec"]) for r in rows[1:] or rows)
+    batch, workers = config["batch_size"], config["workers"]
+    plain = {}
+    for which in ("timm", "mnv3"):
+        out = subprocess.run([sys.executable, "-c", PLAIN_LOOP, which, str(args.data / "train"), str(batch),
+                              str(workers), str(args.weights)], capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            sys.exit(f"plain {which} loop failed:\n{out.stderr}")
+        plain[which] = json.loads(out.stdout.strip().splitlines()[-1])["images_per_sec"]
+
+    best = summary["best_top1"]
+    result = {
+        "best_top1": best, "best_epoch": summary["best_epoch"], "epochs": summary["epochs"],
+        "bar_top1": BAR_TOP1, "passed": best >= BAR_TOP1, "wall_seconds": round(wall, 1),
+        "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1),
+        "train_images_per_sec": round(ours_ips, 1), "batch_size": batch, "workers": workers,
+        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count(),
+        "plain_loop_timm_images_per_sec": round(plain["timm"], 1),
+        "plain_loop_mnv3_model_images_per_sec": round(plain["mnv3"], 1),
+        "ratio_mnv3_train_vs_timm_step": round(ours_ips / plain["timm"], 3),
+        "ratio_mnv3_model_vs_timm_model": round(plain["mnv3"] / plain["timm"], 3),
+    }
+    print(f"mnv3 train, {summary['epochs']} epochs: best top-1 {best:.2f} % (bar {BAR_TOP1} %) at epoch "
+          f"{summary['best_epoch']}; {wall:.0f} s wall, {ours_ips:.1f} training images/s", file=sys.stderr)
+    print(f"plain loop: timm {plain['timm']:.1f} images/s, mnv3 model {plain['mnv3']:.1f} images/s; "
+          f"mnv3 train / timm step = {result['ratio_mnv3_train_vs_timm_step']:.2f}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
