@@ -365,7 +365,11 @@ def measure_latency(model: nn.Module, *, backends: Sequence[str], batch_sizes: S
                     device: torch.device, resolution: int = 224, in_channels: int = 3, runs: int = 50,
                     warmup: int = 10, threads: int | None = None,
                     on_step: Callable[[str], None] | None = None) -> list[LatencyStats]:
-    """Time every backend at every batch size; the model is copied, never modified."""
+    """Time every backend at every batch size; the model is copied, never modified.
+
+    Each backend is prepared once (exported, scripted) and every batch size runs on it; the
+    allocator is settled first so that the order of backends does not bias the comparison.
+    """
     import copy
 
     results = []
