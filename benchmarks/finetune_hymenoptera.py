@@ -92,7 +92,7 @@ def main() -> int:
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "mnv3cli", "train", str(args.data), "--weights",
                                str(args.weights), "--epochs", str(args.epochs), "--output", str(run), "--json"],
-                              capture_output=True, text=True, env=env)
+                              check=False, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(f"mnv3 train failed ({proc.returncode}):\n{proc.stderr}")
@@ -108,7 +108,7 @@ def main() -> int:
     plain = {}
     for which in ("timm", "mnv3"):
         out = subprocess.run([sys.executable, "-c", PLAIN_LOOP, which, str(args.data / "train"), str(batch),
-                              str(workers), str(args.weights)], capture_output=True, text=True, env=env)
+                              str(workers), str(args.weights)], check=False, capture_output=True, text=True, env=env)
         if out.returncode != 0:
             sys.exit(f"plain {which} loop failed:\n{out.stderr}")
         plain[which] = json.loads(out.stdout.strip().splitlines()[-1])["images_per_sec"]

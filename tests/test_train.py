@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import _cli_env
+
 from mnv3cli.engine.train import TrainingDiverged, TrainListener, train
 from mnv3cli.engine.train_config import TrainConfig
 from mnv3cli.errors import Interrupted
@@ -29,8 +29,8 @@ from mnv3cli.weights.checkpoint import read_checkpoint
 
 SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
-TINY = dict(model="mobilenetv3_small_075", img_size=32, batch_size=8, epochs=2, workers=0, lr=5e-3,
-            warmup_epochs=0, bn_momentum=0.3)
+TINY = {"model": "mobilenetv3_small_075", "img_size": 32, "batch_size": 8, "epochs": 2, "workers": 0,
+        "lr": 5e-3, "warmup_epochs": 0, "bn_momentum": 0.3}
 
 
 def make_shapes(root: Path, per_class: tuple[int, int] = (24, 8), size: int = 48, seed: int = 0) -> Path:
@@ -73,7 +73,7 @@ def one_thread():
 
 
 def _run_cli(args, cwd, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "mnv3cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mnv3cli", *map(str, args)], check=False, capture_output=True,
                           text=True, env=_cli_env(ONE_THREAD | (env or {})), cwd=cwd, timeout=timeout)
 
 
@@ -92,7 +92,7 @@ def scratch_run(shapes, tmp_path_factory):
 
 
 def test_from_scratch_learns_well_above_chance(scratch_run):
-    proc, run = scratch_run
+    proc, _ = scratch_run
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"\nfrom scratch, 3 classes: best top-1 {summary['best_top1']:.1f} % (chance 33.3 %)")
     assert summary["best_top1"] >= 66.6  # twice chance, on 24 validation images
@@ -174,8 +174,8 @@ def _assert_same_state(a: dict, b: dict) -> None:
 def test_interrupted_and_resumed_run_ends_with_identical_weights(shapes, tmp_path, one_thread):
     """Stopped after epoch 1 or in the middle of epoch 2, then resumed: bit-identical weights, EMA,
     optimizer moments and metrics. The recipe uses every random part (augmentation, mixup, erasing)."""
-    recipe = TINY | dict(ema=True, mixup=0.4, augment="trivialaugment", random_erasing=0.25,
-                         data=str(shapes), warmup_epochs=1)
+    recipe = TINY | {"ema": True, "mixup": 0.4, "augment": "trivialaugment", "random_erasing": 0.25,
+                     "data": str(shapes), "warmup_epochs": 1}
     straight = train(TrainConfig(**recipe, output=str(tmp_path / "straight")))
     reference = read_checkpoint(straight.last_checkpoint)
     for name, stop_at in (("epoch", {"epoch": 1}), ("step", {"step": (2, 3)})):
@@ -208,25 +208,22 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
     env = _cli_env(ONE_THREAD)
 
     def start(*extra):  # in a session of its own, so that a signal can go to the whole group
-        log = open(tmp_path / "stderr.txt", "w")
-        return subprocess.Popen([sys.executable, "-m", "mnv3cli", *map(str, extra)], stderr=log,
-                                stdout=subprocess.DEVNULL, env=env, cwd=tmp_path,
-                                start_new_session=True), log
+        with open(tmp_path / "stderr.txt", "w") as log:  # the child keeps its own copy of the handle
+            return subprocess.Popen([sys.executable, "-m", "mnv3cli", *map(str, extra)], stderr=log,
+                                    stdout=subprocess.DEVNULL, env=env, cwd=tmp_path, start_new_session=True)
 
-    proc, log = start(*args)
+    proc = start(*args)
     _wait_for(lambda: (run / "metrics.csv").exists() or proc.poll() is not None)
     proc.kill()
     proc.wait(timeout=30)
-    log.close()
     done = read_checkpoint(run / "last.pt")["extra"]["epoch"]
     assert done >= 1
 
-    proc, log = start("train", "--resume", run)
+    proc = start("train", "--resume", run)
     _wait_for(lambda: "resuming" in (tmp_path / "stderr.txt").read_text() or proc.poll() is not None)
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C: the data-loading worker gets it too
     assert proc.wait(timeout=120) == 130
-    log.close()
     stderr = (tmp_path / "stderr.txt").read_text()
     assert f"mnv3 train --resume {run}" in stderr and "Traceback" not in stderr
     extra = read_checkpoint(run / "last.pt")["extra"]
@@ -241,13 +238,13 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
 
 
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(shapes, tmp_path, one_thread):
-    cfg = TrainConfig(**TINY | dict(data=str(shapes), output=str(tmp_path / "run")))
+    cfg = TrainConfig(**TINY, data=str(shapes), output=str(tmp_path / "run"))
     stop = threading.Event()
     with pytest.raises(Interrupted):
         train(cfg, _StopAt(stop, epoch=1), stop=stop)
     good = (tmp_path / "run" / "last.pt").read_bytes()
     # resumed with an absurd learning rate (a new schedule, since the length changed): the weights blow up
-    wild = TrainConfig(**TINY | dict(data=str(shapes), output=str(tmp_path / "run"), lr=1e30, epochs=3))
+    wild = TrainConfig(**TINY | {"data": str(shapes), "output": str(tmp_path / "run"), "lr": 1e30, "epochs": 3})
     with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf).*last good checkpoint.*is kept"):
         train(wild, resume=tmp_path / "run")
     assert (tmp_path / "run" / "last.pt").read_bytes() == good
@@ -263,7 +260,7 @@ def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread)
     good = (data / "train" / "red_circle" / "000.png").read_bytes()
     (data / "train" / "red_circle" / "truncated.png").write_bytes(good[: len(good) // 2])
     (data / "val" / "red_circle" / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    result = train(TrainConfig(**TINY | dict(data=str(data), output=str(tmp_path / "run"), epochs=1)))
+    result = train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}))
     assert sorted(Path(p).name for p, _ in result.skipped) == ["bad.jpg", "empty.png", "text.jpg",
                                                                "truncated.png"]
     assert all(reason for _, reason in result.skipped)
@@ -349,7 +346,7 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
          "mnv3cli", "train", str(shapes), "-o", "run", "-m", "mobilenetv3_small_075", "--img-size", "32",
          "-b", "8", "-e", "1", "-j", "0", "--json"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+        check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1  # only rank 0 prints
@@ -364,9 +361,9 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt",
                                                      "metrics.csv"]
 
+    from mnv3cli.data.training import find_splits
     from mnv3cli.engine.backends import TorchBackend
     from mnv3cli.engine.evaluate import evaluate
-    from mnv3cli.data.training import find_splits
     from mnv3cli.weights.loader import load_model
 
     loaded = load_model(run / "best.pt")

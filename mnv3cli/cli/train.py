@@ -11,7 +11,14 @@ import os
 
 import click
 
-from ..engine.train_config import AMP_MODES, AUGMENTS, OPTIMIZERS, build_config, default_of
+from ..engine.train_config import (
+    AMP_MODES,
+    AUGMENTS,
+    DEFAULT_MODEL,
+    OPTIMIZERS,
+    build_config,
+    default_of,
+)
 from .context import AppContext, pass_app
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
@@ -22,11 +29,10 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     (("-o", "--output"), "output", click.Path(file_okay=False),
      "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DIR name>]."),
     (("-m", "--model"), "model", str,
-     f"Registry model (see `mnv3 models`); inferred from --weights [default without weights: "
-     f"{default_of('model') or 'mobilenetv3_small_100'}]."),
+     f"Registry model (see `mnv3 models`); inferred from --weights [default without: {DEFAULT_MODEL}]."),
     (("-w", "--weights"), "weights", str,
-     "Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DIR's "
-     "classes. Without it the model trains from scratch."),
+     ("Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DIR's "
+      "classes. Without it the model trains from scratch.")),
     (("--freeze-bn/--train-bn",), "freeze_bn", None,
      "Keep BatchNorm statistics fixed, or let them adapt to the new data [default: --train-bn]."),
     (("--bn-momentum",), "bn_momentum", click.FloatRange(0, 1), "BatchNorm momentum while statistics train."),
@@ -144,7 +150,13 @@ class _Display:
     importing this module does not import torch)."""
 
     def __init__(self, app: AppContext) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.app = app
         self.progress = Progress(

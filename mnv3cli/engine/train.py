@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,8 +38,13 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..data import iter_batches
-from ..data.training import (EpochSampler, Splits, TrainDataset, collate_skipping, find_splits,
-                             train_transform)
+from ..data.training import (
+    EpochSampler,
+    TrainDataset,
+    collate_skipping,
+    find_splits,
+    train_transform,
+)
 from ..errors import Interrupted, UserError
 from ..registry import Preprocess, get_entry
 from .backends import TorchBackend

@@ -88,7 +88,7 @@ class TrainConfig:
     def resolved_workers(self) -> int:
         return self.workers if self.workers is not None else min(8, os.cpu_count() or 1)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Check ranges and choices; raise :class:`UserError` naming the option."""
         def bad(name: str, why: str) -> UserError:
             return UserError(f"--{name.replace('_', '-')}: {why}")
@@ -174,7 +174,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 raise ValueError(value)
             return dict(value)
         if isinstance(value, (dict, list)):
-            raise ValueError(value)
+            raise TypeError(value)
         return str(value)
     except (TypeError, ValueError):
         kind = getattr(base, "__name__", str(base))
@@ -200,22 +200,21 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     except OSError as exc:
         raise UserError(f"{path}: cannot read config file ({exc.strerror or exc})") from None
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                raise UserError(f"{path}: TOML config files need Python 3.11+; use YAML") from None
-            data = tomllib.loads(text.decode("utf-8"))
-        elif suffix in (".yaml", ".yml", ".json"):
-            import yaml
+    if suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            raise UserError(f"{path}: TOML config files need Python 3.11+; use YAML") from None
+        parse, errors = tomllib.loads, (tomllib.TOMLDecodeError,)
+    elif suffix in (".yaml", ".yml"):
+        import yaml
 
-            data = yaml.safe_load(text.decode("utf-8"))
-        else:
-            raise UserError(f"{path}: config files must end in .yaml, .yml or .toml")
-    except UserError:
-        raise
-    except Exception as exc:  # yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError
+        parse, errors = yaml.safe_load, (yaml.YAMLError,)
+    else:
+        raise UserError(f"{path}: config files must end in .yaml, .yml or .toml")
+    try:
+        data = parse(text.decode("utf-8"))
+    except (*errors, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a valid {suffix[1:].upper()} file ({exc})") from None
     if data is None:
         data = {}

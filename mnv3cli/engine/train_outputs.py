@@ -46,7 +46,9 @@ def _cell(value: Any) -> str:
 def write_curves(directory: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> Path | None:
     """Loss and accuracy per epoch; None (and nothing written) when matplotlib is not installed."""
     try:
-        from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+        from matplotlib.figure import (
+            Figure,  # no pyplot: no global state, no GUI backend
+        )
     except ImportError:
         return None
     epochs = [row["epoch"] for row in history]
