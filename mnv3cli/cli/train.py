@@ -19,6 +19,7 @@ from ..engine.train_config import (
     build_config,
     default_of,
 )
+from ..errors import Interrupted
 from .context import AppContext, pass_app
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
@@ -113,17 +114,17 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
       mnv3 train --resume runs/data
       torchrun --nproc_per_node 4 -m mnv3cli train data/ --weights imagenet
     """
-    from ..engine.train import stop_on_signals, train
-
     if data is None and resume is None:
         raise click.UsageError("give the training data DIR, or --resume RUN")
     cli = dict(options, data=data)
     if app.device != "auto":
         cli["device"] = app.device
-    cfg = build_config(cli, config_file, resume)
+    cfg = build_config(cli, config_file, resume)  # option errors before the heavy imports
+
+    from ..engine.train import stop_on_signals, train
+
     main = int(os.environ.get("RANK", "0")) == 0
     listener = _Display(app) if main else None
-    from ..errors import Interrupted
 
     with stop_on_signals() as stop:
         try:
