@@ -35,7 +35,8 @@ def command(app: AppContext, as_json: bool) -> None:
 
     table = Table(title="MobileNetV3 models (MACs at 224x224; top-1 = best published ImageNet-1k)")
     for col, kw in (("name", {}), ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
-                    ("top-1 %", {"justify": "right"}), ("weights (first = default)", {})):
+                    ("top-1 %", {"justify": "right"}),
+                    ("weights (first = default)", {"overflow": "fold"})):
         table.add_column(col, **kw)
     for r in rows:
         name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
