@@ -10,6 +10,7 @@ under ``-v``.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 
@@ -58,6 +59,9 @@ class Mnv3Group(click.Group):
         except KeyboardInterrupt:
             click.echo("mnv3: interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # the reader of stdout left (`mnv3 predict ... --json | head`)
+            _silence_stdout()
+            ctx.exit(1)  # as rich does when a table meets a closed pipe
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # a bug, not a user error: say so and how to see more
@@ -66,6 +70,14 @@ class Mnv3Group(click.Group):
             click.echo(f"mnv3: internal error: {type(exc).__name__}: {exc} (run with -v for the "
                        "traceback)", err=True)
             ctx.exit(1)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush cannot fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under click's CliRunner)
+        pass
 
 
 def _verbose(ctx: click.Context) -> bool:

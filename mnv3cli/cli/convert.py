@@ -48,9 +48,12 @@ def command(app: AppContext, source: str, output: Path, model: str | None, as_js
     extra = {k: v for k, v in loaded.meta.items() if k != "format"}
     extra |= {"converted_from": loaded.source, "source_format": source_format,
               "source_sha256": loaded.sha256}
-    save_checkpoint(output, loaded.model, model_name=loaded.model_name, arch=loaded.arch,
-                    class_names=loaded.class_names, preprocess=loaded.preprocess,
-                    wordnet_ids=loaded.wordnet_ids, extra=extra)
+    try:
+        save_checkpoint(output, loaded.model, model_name=loaded.model_name, arch=loaded.arch,
+                        class_names=loaded.class_names, preprocess=loaded.preprocess,
+                        wordnet_ids=loaded.wordnet_ids, extra=extra)
+    except OSError as exc:
+        raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
     kind = "safetensors" if output.suffix.lower() == ".safetensors" else "pt"
     result = {"input": source, "output": str(output), "format": kind, "bytes": output.stat().st_size,

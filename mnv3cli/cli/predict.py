@@ -74,6 +74,7 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
 
     sources = expand_inputs(inputs)
     runner, class_names, preprocess = open_backend(app, model, weights, backend)
+    top_k = min(top_k, len(class_names))  # no empty label columns in --output FILE.csv
 
     failed = 0
     start = time.perf_counter()
@@ -101,7 +102,10 @@ def _sinks(app: AppContext, stack: contextlib.ExitStack, as_json: bool, output: 
     """Where each result goes: JSON lines or tables on stdout, error lines on stderr, the file."""
     sinks: list[Callable] = []
     if output is not None:
-        sinks.append(stack.enter_context(_file_sink(output, top_k)))
+        try:
+            sinks.append(stack.enter_context(_file_sink(output, top_k)))
+        except OSError as exc:
+            raise UserError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
     if as_json:
         sinks.append(lambda r: app.emit_json(r.to_dict()))
         return sinks

@@ -44,6 +44,10 @@ def _check_plot_target(path: Path) -> None:
     if fmt not in Figure().canvas.get_supported_filetypes():
         raise UserError(f"--plot {path}: unsupported image type {path.suffix or '(none)'!r}; use .png, "
                         ".svg or .pdf")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--plot {path}: cannot write ({exc.strerror or exc})") from None
 
 
 @click.command("profile")
@@ -122,7 +126,10 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
                                           backends=backends or None, runs=runs, warmup=warmup,
                                           threads=threads, on_step=on_step))
     if plot_path is not None:
-        _plot(profiles, plot_path)
+        try:
+            _plot(profiles, plot_path)
+        except OSError as exc:
+            raise UserError(f"--plot {plot_path}: cannot write ({exc.strerror or exc})") from None
         app.info(f"wrote {plot_path}")
     if as_json:
         records = [p.to_dict(per_layer=per_layer) for p in profiles]

@@ -346,6 +346,11 @@ def _prepare(model: nn.Module, backend: str, device: torch.device, resolution: i
     return _Prepared(forward, convert)
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch reports a failed CPU allocation as a plain RuntimeError; tell it from real bugs."""
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or "can't allocate memory" in str(exc)
+
+
 def time_runner(run: Runner, *, runs: int, warmup: int, device: torch.device) -> list[float]:
     """Milliseconds of each of ``runs`` calls after ``warmup`` untimed ones (synchronised on CUDA)."""
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
@@ -383,11 +388,17 @@ def measure_latency(model: nn.Module, *, backends: Sequence[str], batch_sizes: S
             for batch in batch_sizes:
                 if on_step:
                     on_step(f"{backend}, batch {batch}")
-                x = prepared.convert(torch.randn(batch, in_channels, resolution, resolution,
-                                                 generator=generator))
-                with _peak_memory(device) as memory:
-                    times = time_runner(functools.partial(prepared.forward, x), runs=runs,
-                                        warmup=warmup, device=device)
+                try:
+                    x = prepared.convert(torch.randn(batch, in_channels, resolution, resolution,
+                                                     generator=generator))
+                    with _peak_memory(device) as memory:
+                        times = time_runner(functools.partial(prepared.forward, x), runs=runs,
+                                            warmup=warmup, device=device)
+                except (MemoryError, RuntimeError) as exc:
+                    if not _out_of_memory(exc):
+                        raise
+                    raise UserError(f"--batch-size {batch}: not enough memory on {device} for "
+                                    f"{batch} images of {resolution}x{resolution} ({backend})") from None
                 results.append(LatencyStats(backend=backend, batch_size=batch, device=str(device),
                                             threads=used, runs=runs, warmup=warmup,
                                             **summarize(times, batch),

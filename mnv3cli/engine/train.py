@@ -495,8 +495,11 @@ class _Run:
     def run(self) -> TrainResult:
         cfg, procs = self.cfg, self.procs
         if procs.main:
-            self.output.mkdir(parents=True, exist_ok=True)
-            write_config(self.output, self._config_record())
+            try:
+                self.output.mkdir(parents=True, exist_ok=True)
+                write_config(self.output, self._config_record())
+            except OSError as exc:
+                raise UserError(f"{self.output}: cannot write the run folder ({exc.strerror or exc})") from None
         self._barrier()
         params = list(self.model.parameters())
         self.listener.on_start(TrainPlan(
