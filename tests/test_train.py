@@ -6,6 +6,7 @@ registered model, on one thread (torch's thread pool only slows tiny models on a
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -340,13 +341,36 @@ def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, 
 
 # -- more than one process ------------------------------------------------------------------------
 
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc: this is only used on Linux CI)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _torchrun(args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m mnv3cli ARGS`` on CPU; a hang fails the test after ``timeout``
+    seconds and takes the worker processes down with it (they live in a session of their own)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
+           "mnv3cli", *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_cli_env(ONE_THREAD), cwd=cwd, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for pid in (*_children(proc.pid), proc.pid):  # torchrun starts each worker in its own session
+            os.kill(pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"torchrun hung for {timeout:.0f} s:\n{stderr[-3000:]}") from None
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
 def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
-    env = _cli_env(ONE_THREAD)
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-         "mnv3cli", "train", str(shapes), "-o", "run", "-m", "mobilenetv3_small_075", "--img-size", "32",
-         "-b", "8", "-e", "1", "-j", "0", "--json"],
-        check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    proc = _torchrun(["train", shapes, "-o", "run", "-m", "mobilenetv3_small_075", "--img-size", "32",
+                      "-b", "8", "-e", "1", "-j", "0", "--json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1  # only rank 0 prints
