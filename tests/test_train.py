@@ -268,6 +268,23 @@ def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread)
     assert result.summary()["skipped_images"] == 4 and len(result.history) == 1
 
 
+def test_mixup_skips_a_batch_left_with_one_readable_image(tmp_path, one_thread):
+    """Mixup pairs images; a batch with a single readable image has no pair and is skipped like an
+    empty one (mixing an empty batch used to give a NaN loss and stop the run as diverged)."""
+    from mnv3cli.data.training import EpochSampler, find_splits
+
+    data = make_shapes(tmp_path / "data", per_class=(4, 2))
+    train_samples = find_splits(data).train
+    cfg = TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1, "batch_size": 2,
+                                "mixup": 0.4})
+    first = EpochSampler(len(train_samples), seed=cfg.seed, epoch=0).indices[0]
+    Path(train_samples[first][0]).write_bytes(b"not an image")
+    result = train(cfg)
+    assert [path for path, _ in result.skipped] == [train_samples[first][0]]
+    assert np.isfinite(result.history[0]["train_loss"])
+    assert read_checkpoint(result.last_checkpoint)["extra"]["num_updates"] == 5  # 6 batches, 1 skipped
+
+
 def test_val_split_is_stratified_and_seeded(shapes, tmp_path):
     from mnv3cli.data.training import find_splits
 
@@ -394,3 +411,34 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
     splits = find_splits(shapes)
     result = evaluate(TorchBackend(loaded.model), splits.val, 3, loaded.preprocess)
     assert result.top1 == summary["best_top1"]
+
+
+def test_torchrun_survives_a_batch_with_no_readable_image(tmp_path):
+    """Every process takes part in every collective even when its whole batch is unreadable.
+
+    Training: process 1's first batch holds only broken files, so it has nothing to learn from while
+    process 0 does (before the fix process 0 waited forever in DDP's gradient all-reduce).
+    Validation (sharded by batches): process 1's only batch is broken too, and process 0 has two
+    batches to its one. The run must finish, count the 4 bad files once and train on the rest.
+    """
+    from mnv3cli.data.training import EpochSampler, find_splits
+
+    data = make_shapes(tmp_path / "data", per_class=(4, 2))
+    splits = find_splits(data)
+    assert (len(splits.train), len(splits.val)) == (12, 6)
+    seed, batch = 0, 2
+    first_batch_of_rank_1 = EpochSampler(len(splits.train), seed=seed, epoch=0, rank=1, world=2).indices[:batch]
+    broken = [splits.train[i][0] for i in first_batch_of_rank_1]
+    broken += [splits.val[i][0] for i in (2, 3)]  # validation batch 1 of 0-2 goes to process 1
+    for path in broken:
+        Path(path).write_bytes(b"not an image")
+    proc = _torchrun(["train", data, "-o", "run", "-m", "mobilenetv3_small_075", "--img-size", "32",
+                      "-b", batch, "-e", "1", "-j", "0", "--seed", seed, "--warmup-epochs", "0", "--json"],
+                     cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["skipped_images"] == 4 and summary["epochs"] == 1
+    assert np.isfinite(summary["train_loss"]) and np.isfinite(summary["val_loss"])
+    ckpt = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["extra"]["num_updates"] == 3  # 12 images / 2 processes / batch 2: every step taken
+    assert sorted(ckpt["extra"]["skipped"]) == sorted(broken)

@@ -547,12 +547,16 @@ class _Run:
             if self._stop_requested(before_step=True):
                 self.partial["seconds"] += time.perf_counter() - tick
                 self._interrupted()
+            if images is not None and self.mixup is not None and len(images) % 2:
+                # timm's Mixup pairs images: drop an odd one out (a lone image leaves nothing to train on)
+                images, targets = (images[:-1], targets[:-1]) if len(images) > 1 else (None, None)
             if images is not None:
                 loss = self._step(net, images, targets)
-                n = len(images) if self.mixup is None else len(images) - len(images) % 2
-                self.partial["loss_sum"] += loss * n
-                self.partial["images"] += n
-                images_done += n
+                self.partial["loss_sum"] += loss * len(images)
+                self.partial["images"] += len(images)
+                images_done += len(images)
+            elif procs.distributed:  # nothing readable here, but the other processes' step needs this one
+                self._step(net, None, None)
             self.step += 1
             elapsed = time.perf_counter() - tick
             self.listener.on_step(StepProgress(
@@ -564,16 +568,24 @@ class _Run:
                 self._interrupted()
         self.partial["seconds"] += time.perf_counter() - tick
 
-    def _step(self, net: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> float:
-        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        targets = targets.to(self.device, non_blocking=True)
-        if self.mixup is not None:
-            if len(images) % 2:  # timm's Mixup pairs images: drop an odd one out
-                images, targets = images[:-1], targets[:-1]
-            images, targets = self.mixup(images, targets)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
-            loss = self.criterion(net(images), targets)
+    def _step(self, net: nn.Module, images: torch.Tensor | None, targets: torch.Tensor | None) -> float:
+        """One optimizer step on this process's batch; returns its loss.
+
+        Without ``images`` (every image of this process's batch was unreadable) the process still
+        takes part: DDP's gradient all-reduce and the step's other collectives must happen in every
+        process, or the others wait forever. It contributes a zero gradient (as DDP averages over
+        processes, the step then moves by the other processes' gradients, weighted as always)
+        and takes the same optimizer step as everyone else, so all copies of the model stay equal.
+        """
+        if images is None:
+            loss = self._zero_weight_loss(net)
+        else:
+            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            targets = targets.to(self.device, non_blocking=True)
+            if self.mixup is not None:
+                images, targets = self.mixup(images, targets)
+            with self._autocast():
+                loss = self.criterion(net(images), targets)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -598,6 +610,24 @@ class _Run:
         if self.ema is not None:
             self.ema.update(self.model, step=self.num_updates)
         return value
+
+    def _zero_weight_loss(self, net: nn.Module) -> torch.Tensor:
+        """A loss whose gradient is exactly zero but that runs ``net`` (DDP's forward and backward
+        collectives) on a blank image, in eval mode so that it adds nothing to BatchNorm statistics.
+        Non-finite when the weights themselves overflowed, which the divergence check then catches."""
+        size = self.preprocess.input_size
+        blank = torch.zeros(1, 3, size, size, device=self.device).contiguous(memory_format=self.memory_format)
+        self.model.eval()
+        try:
+            with self._autocast():
+                output = net(blank)
+        finally:
+            set_train_mode(self.model, self.frozen, self.cfg.freeze_bn)
+        return output.float().sum() * 0.0
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
 
     def _end_epoch(self) -> None:
         cfg, procs = self.cfg, self.procs
