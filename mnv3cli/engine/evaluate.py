@@ -8,7 +8,8 @@ Under ``torch.distributed`` every process evaluates a share of the *batches* (no
 each batch then holds exactly the images it holds in a one-process run, so every logit is
 bit-identical (batch composition changes the arithmetic of the convolutions in the last bits),
 and summed counts plus an order-independent loss sum (:func:`math.fsum`) make the merged result
-identical to one process's, not merely close.
+identical to one process's, not merely close. The merge at the end is the only collective, so
+ranks may hold different numbers of batches, or batches of which no image is readable.
 """
 
 from __future__ import annotations
@@ -105,9 +106,10 @@ def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, prep
     rank, world = _rank_world() if distributed else (0, 1)
     positions = shard_positions(len(samples), batch_size, rank, world)
     paths = [samples[i][0] for i in positions]
-    targets = np.asarray([samples[i][1] for i in positions], dtype=np.int64)
-    if len(targets) and not 0 <= targets.min() <= targets.max() < num_classes:
+    labels = np.asarray([target for _, target in samples], dtype=np.int64)
+    if len(labels) and not 0 <= labels.min() <= labels.max() < num_classes:  # checked on every rank alike
         raise ValueError(f"class indices must lie in [0, {num_classes})")
+    targets = labels[np.asarray(positions, dtype=np.intp)]
 
     meter = ClassificationMeter(num_classes)
     predictions: list[SamplePrediction] = []
