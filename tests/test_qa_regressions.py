@@ -91,3 +91,16 @@ def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, int8_tfl
     header, row = list(csv.reader(out.open(encoding="utf-8")))
     assert len(header) == len(row) == 1 + 3 * 1000 + 1
     assert header[-2] == "probability_1000" and row[-1] == ""
+
+
+def test_broken_yaml_config_is_reported_on_one_line(tmp_path):
+    from mnv3cli.engine.train_config import read_config_file
+    from mnv3cli.errors import UserError
+
+    config = tmp_path / "recipe.yaml"
+    config.write_text("epochs: [1\nlr: 0.1\n")
+    with pytest.raises(UserError) as caught:
+        read_config_file(config)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{config}: not a valid YAML file")
+    assert "line 2, column 3" in message  # where the parser gave up

@@ -215,12 +215,20 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = parse(text.decode("utf-8"))
     except (*errors, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a valid {suffix[1:].upper()} file ({exc})") from None
+        raise UserError(f"{path}: not a valid {suffix[1:].upper()} file ({_one_line(exc)})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of option names to values")
     return normalise(data, str(path))
+
+
+def _one_line(exc: Exception) -> str:
+    """A parse error as one line: YAML's own message spans several, with a drawing of the spot."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(exc).split())
 
 
 def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
