@@ -104,3 +104,14 @@ def test_broken_yaml_config_is_reported_on_one_line(tmp_path):
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"{config}: not a valid YAML file")
     assert "line 2, column 3" in message  # where the parser gave up
+
+
+def test_a_symlink_loop_in_a_class_folder_does_not_repeat_its_images(tmp_path):
+    from PIL import Image
+
+    from mnv3cli.data.folders import scan_folder
+
+    (tmp_path / "tabby").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "tabby" / "a.png")
+    (tmp_path / "tabby" / "up").symlink_to("..")  # tabby/up/tabby/up/... until ELOOP
+    assert [name for _, name in scan_folder(tmp_path).items] == ["tabby"]

@@ -133,8 +133,12 @@ def find_samples(root: str | os.PathLike, class_names: Sequence[str],
 
 
 def _images_under(folder: Path) -> list[str]:
-    found = []
+    found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        if os.path.realpath(dirpath) in seen:  # a link back up the tree: its images are listed already
+            dirnames[:] = []
+            continue
+        seen.add(os.path.realpath(dirpath))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found.extend(os.path.join(dirpath, f) for f in sorted(filenames)
                      if not f.startswith(".") and is_image_file(f))
