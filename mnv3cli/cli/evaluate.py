@@ -35,7 +35,8 @@ def open_backend(app: AppContext, model: str | None, weights: str | None, backen
     """
     from ..engine.runtime import open_runtime  # onnxruntime with a warm cache: no torch import
 
-    runtime = open_runtime(weights, model, backend_name, _rank_device(app.device), notify=app.info)
+    runtime = open_runtime(weights, model, backend_name, _rank_device(app.device), notify=app.info,
+                           pipelined=True)
     app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
     return runtime
 

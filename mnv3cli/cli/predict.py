@@ -25,15 +25,18 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
 
-def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str):
+def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str,
+                 pipelined: bool = False):
     """``--model``/``--weights``/``--backend`` -> ``(backend, class_names, preprocess)``.
 
     With neither option: the registry's most accurate model and its default weights. A weights file
     names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
+    ``pipelined``: more than one batch, so decoding overlaps inference (tune for throughput).
     """
     from ..engine.runtime import open_runtime  # onnxruntime with a warm cache: no torch import
 
-    runtime = open_runtime(weights, model, backend_name, app.device, notify=app.info)
+    runtime = open_runtime(weights, model, backend_name, app.device, notify=app.info,
+                           pipelined=pipelined)
     app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
     return runtime.backend, runtime.class_names, runtime.preprocess
 
@@ -73,7 +76,8 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
     from ..engine.predict import predict
 
     sources = expand_inputs(inputs)
-    runner, class_names, preprocess = open_backend(app, model, weights, backend)
+    runner, class_names, preprocess = open_backend(app, model, weights, backend,
+                                                   pipelined=len(sources) > batch_size)
     top_k = min(top_k, len(class_names))  # no empty label columns in --output FILE.csv
 
     failed = 0

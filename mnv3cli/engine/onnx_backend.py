@@ -33,11 +33,14 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(threads: int | None = None):
+def session_options(threads: int | None = None, spinning: bool = True):
     """Options tuned for one model run at a time: every optimisation, one thread per core.
 
     ``intra_op`` threads parallelise each convolution; ``inter_op`` parallelism only helps graphs
     with independent branches, which MobileNetV3 has none of, so it stays sequential.
+    ``spinning``: idle ORT threads busy-wait for the next operator. That halves model-only latency,
+    but in a pipeline whose decoding threads share the cores it steals their CPU (measured on 2
+    cores: evaluate 340 -> 400 images/s without it, batch-1 latency 0.6 -> 1.1 ms).
     """
     import onnxruntime as ort
 
@@ -46,6 +49,7 @@ def session_options(threads: int | None = None):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads or usable_cores()
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3  # errors only: no "unused initializer" chatter on stderr
     return options
 
@@ -72,14 +76,14 @@ class OnnxBackend:
     name = NAME
 
     def __init__(self, model_path: str | os.PathLike, *, threads: int | None = None,
-                 device: str = "auto") -> None:
+                 device: str = "auto", spinning: bool = True) -> None:
         import onnxruntime as ort
         from onnxruntime.capi import onnxruntime_pybind11_state as errors
 
         self.path = Path(model_path)
         self.providers = providers_for(device)
         try:
-            self.session = ort.InferenceSession(str(self.path), session_options(threads),
+            self.session = ort.InferenceSession(str(self.path), session_options(threads, spinning),
                                                 providers=self.providers)
         except (errors.Fail, errors.InvalidArgument, errors.InvalidProtobuf, errors.InvalidGraph,
                 errors.NoSuchFile) as exc:

@@ -65,10 +65,12 @@ def choose_backend(backend: str = "auto", device: str = "auto") -> str:
 def open_runtime(weights: str | None, model_name: str | None = None, backend: str = "auto",
                  device: str = "auto", *, threads: int | None = None, cache: OnnxCache | None = None,
                  notify: Callable[[str], None] | None = None,
-                 overrides: dict[str, Any] | None = None) -> Runtime:
+                 overrides: dict[str, Any] | None = None, pipelined: bool = False) -> Runtime:
     """Load ``weights`` (anything the checkpoint loader accepts) behind the chosen backend.
 
     ``notify`` receives one-line status messages meant for a person (building the cache).
+    ``pipelined``: many batches will run while threads decode the next ones, so ONNX Runtime's
+    threads must not busy-wait on the cores the decoders need (see ``session_options``).
     """
     weights = weights or "imagenet"
     model_name = get_entry(model_name).name if model_name else None  # aliases share a cache entry
@@ -83,11 +85,11 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
     entry = cache.lookup(key) if key else None
     if entry is not None:
         try:
-            return _onnx_runtime(entry, threads, device)
+            return _onnx_runtime(entry, threads, device, pipelined)
         except UserError as exc:  # e.g. model.onnx damaged on disk: rebuild it
             notify(f"ONNX cache entry {entry.directory} is unusable ({exc}); rebuilding it")
             cache.remove(key)
-    return _build(weights, model_name, device, threads, cache, notify, overrides)
+    return _build(weights, model_name, device, threads, cache, notify, overrides, pipelined)
 
 
 def _torch_runtime(weights: str, model_name: str | None, device: str,
@@ -101,14 +103,15 @@ def _torch_runtime(weights: str, model_name: str | None, device: str,
                    loaded.class_names, loaded.preprocess, loaded.wordnet_ids, loaded.source)
 
 
-def _onnx_runtime(entry: Entry, threads: int | None, device: str) -> Runtime:
-    backend = onnx_backend.OnnxBackend(entry.model_path, threads=threads, device=device)
+def _onnx_runtime(entry: Entry, threads: int | None, device: str, pipelined: bool) -> Runtime:
+    backend = onnx_backend.OnnxBackend(entry.model_path, threads=threads, device=device,
+                                       spinning=not pipelined)
     return Runtime(backend, entry.model_name, entry.class_names, entry.preprocess, entry.wordnet_ids,
                    entry.source)
 
 
 def _build(weights: str, model_name: str | None, device: str, threads: int | None, cache: OnnxCache,
-           notify: Callable[[str], None], overrides: dict[str, Any]) -> Runtime:
+           notify: Callable[[str], None], overrides: dict[str, Any], pipelined: bool) -> Runtime:
     """Load with torch, export, verify; cache the graph when the weights are a file we can key."""
     from ..weights.loader import load_model
     from .export import export_onnx
@@ -130,7 +133,7 @@ def _build(weights: str, model_name: str | None, device: str, threads: int | Non
         notify(f"building ONNX cache for {loaded.model_name} ({weights}) (one time)")
         key = cache_key(sha256_file(path), model_name, CACHE_OPSET, overrides)
         try:
-            return _onnx_runtime(cache.store(key, export, **details), threads, device)
+            return _onnx_runtime(cache.store(key, export, **details), threads, device, pipelined)
         except OSError as exc:  # read-only or full disk: still serve this run
             notify(f"cannot write the ONNX cache under {cache.root} ({exc}); exporting for this run only")
     else:
@@ -138,4 +141,4 @@ def _build(weights: str, model_name: str | None, device: str, threads: int | Non
                "that can be cached)")
     with tempfile.TemporaryDirectory(prefix="mnv3-onnx-") as tmp:
         entry = OnnxCache(tmp).store({"weights": weights}, export, **details)
-        return _onnx_runtime(entry, threads, device)  # the session holds the graph in memory
+        return _onnx_runtime(entry, threads, device, pipelined)  # the session holds the graph in memory
