@@ -115,3 +115,8 @@ def test_a_symlink_loop_in_a_class_folder_does_not_repeat_its_images(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "tabby" / "a.png")
     (tmp_path / "tabby" / "up").symlink_to("..")  # tabby/up/tabby/up/... until ELOOP
     assert [name for _, name in scan_folder(tmp_path).items] == ["tabby"]
+
+
+def test_profile_width_beyond_4_is_refused_before_building_anything(run_cli):
+    result = run_cli("profile", "--width", "100", "--runs", "0")
+    assert result.returncode == 2 and "--width" in result.stderr and "Traceback" not in result.stderr

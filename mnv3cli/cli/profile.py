@@ -55,8 +55,9 @@ def _check_plot_target(path: Path) -> None:
               help="Registry name or alias (see `mnv3 models`). Default: the default model.")
 @click.option("--size", type=click.Choice(["small", "large"]),
               help="Shorthand for --model small / --model large.")
-@click.option("--width", type=click.FloatRange(min=0, min_open=True),
-              help="Width multiplier overriding the registry's (applies to every profiled model).")
+@click.option("--width", type=click.FloatRange(min=0, max=4, min_open=True),
+              help="Width multiplier overriding the registry's (applies to every profiled model); "
+                   "at most 4 (a Large of 80 M parameters): wider ones only exhaust memory.")
 @click.option("--resolution", "-r", type=click.IntRange(16, 4096), default=224, show_default=True,
               help="Input height and width in pixels.")
 @click.option("--batch-size", "-b", "batch_sizes", multiple=True, callback=_batch_sizes,
