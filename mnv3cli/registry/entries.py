@@ -32,7 +32,7 @@ def _tflite(name: str, top1: float, top5: float | None = None) -> WeightSource:
     """One of Google's official checkpoint archives; the .tflite file inside it is what we import."""
     return WeightSource(
         tag=f"tflite:{name}", url=f"{GOOGLE}{name}.tgz", preprocess=TF, top1=top1, top5=top5,
-        arch=TF_ARCH, num_classes=1001, background_class=True, member=f"{name}/{name}.tflite")
+        arch=TF_ARCH, num_classes=1001, member=f"{name}/{name}.tflite")
 
 
 def _timm(hub_id: str, url: str, preprocess: Preprocess, top1: float, top5: float,

@@ -44,8 +44,7 @@ class WeightSource:
     top1: float | None = None  # published ImageNet-1k val accuracy, percent
     top5: float | None = None
     arch: dict[str, Any] = field(default_factory=dict)  # model overrides these weights need
-    num_classes: int = 1000  # outputs of the file (1001 with a background class)
-    background_class: bool = False  # output 0 is "background" (TF checkpoints): drop it
+    num_classes: int = 1000  # outputs of the file; 1001: TF's "background" at index 0 (dropped)
     hf_hub_id: str | None = None  # timm weights also live on the Hugging Face hub
     member: str | None = None  # file to extract when ``url`` is an archive
 
