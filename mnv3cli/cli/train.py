@@ -121,7 +121,8 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
         cli["device"] = app.device
     cfg = build_config(cli, config_file, resume)  # option errors before the heavy imports
 
-    from ..engine.train import stop_on_signals, train
+    from ..engine.train import train
+    from ..engine.train_processes import stop_on_signals
 
     main = int(os.environ.get("RANK", "0")) == 0
     listener = _Display(app) if main else None

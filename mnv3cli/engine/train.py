@@ -7,8 +7,9 @@ through :func:`mnv3cli.engine.evaluate.evaluate` with the checkpoint's own prepr
 
 Nothing is lost: ``last.pt`` (weights, optimizer, scheduler, EMA, grad scaler, position, RNG states,
 history) is written atomically after every epoch and when a stop is requested (SIGINT/SIGTERM via
-:func:`stop_on_signals`: the current step finishes first). Every epoch reseeds its randomness from
-(seed, epoch, rank), so a resumed run replays exactly the epochs an uninterrupted one would.
+:func:`~mnv3cli.engine.train_processes.stop_on_signals`: the current step finishes first). Every
+epoch reseeds its randomness from (seed, epoch, rank), so a resumed run replays exactly the epochs
+an uninterrupted one would.
 
 Under ``torchrun`` each process trains a shard (DistributedDataParallel, gloo on CPU, nccl on CUDA);
 only rank 0 writes files and reports progress. Progress is reported through a :class:`TrainListener`.
@@ -21,16 +22,13 @@ import copy
 import dataclasses
 import math
 import os
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -46,13 +44,26 @@ from ..data.training import (
     train_transform,
 )
 from ..errors import Interrupted, UserError
-from ..registry import Preprocess, get_entry
 from .backends import TorchBackend
 from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
-from .device import resolve_device
 from .evaluate import EvalProgress, evaluate
-from .train_config import DEFAULT_MODEL, TrainConfig
+from .train_config import TrainConfig
+from .train_model import (
+    StartingPoint,
+    build_model,
+    freeze_layers,
+    param_groups,
+    resolve_amp,
+    set_train_mode,
+)
 from .train_outputs import write_config, write_curves, write_metrics
+from .train_processes import (
+    Processes,
+    distributed_context,
+    epoch_seed,
+    quiet_worker,
+    seed_everything,
+)
 
 
 class TrainingDiverged(UserError):
@@ -145,186 +156,6 @@ class TrainResult:
                 "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
                 "images_per_sec": last.get("images_per_sec"), "skipped_images": len(self.skipped),
                 "seconds": self.seconds}
-
-
-# -- signals ------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def stop_on_signals(event: threading.Event | None = None) -> Iterator[threading.Event]:
-    """Turn the first SIGINT/SIGTERM into a stop request (``event``); a second SIGINT interrupts at once.
-
-    The training loop checks the event after every step, saves ``last.pt`` and raises
-    :class:`~mnv3cli.errors.Interrupted`. Outside the main thread signals cannot be caught; the
-    event is then only set by the caller.
-    """
-    event = event or threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield event
-        return
-
-    def handler(signum, frame):
-        if event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        event.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield event
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _quiet_worker(worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process (which finishes its step and saves);
-    killed by the terminal's SIGINT they would make the main process fail instead."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-# -- processes ----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Processes:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
-
-
-@contextlib.contextmanager
-def distributed_context(device_name: str) -> Iterator[tuple[Processes, torch.device]]:
-    """Join the torchrun process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = resolve_device(device_name)
-    if world <= 1:
-        yield Processes(), device
-        return
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    created = not dist.is_initialized()
-    if created:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield Processes(rank, world, local_rank), device
-    finally:
-        if created and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _epoch_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-def seed_everything(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-# -- model --------------------------------------------------------------------------------------
-
-@dataclass
-class StartingPoint:
-    model: nn.Module
-    model_name: str
-    preprocess: Preprocess
-    wordnet_ids: list[str] | None
-    description: str
-    new_head: bool = False  # pretrained features under a freshly initialised classifier
-
-
-def build_model(cfg: TrainConfig, class_names: list[str]) -> StartingPoint:
-    """The network to train: pretrained with a new head for ``class_names``, or freshly initialised."""
-    overrides = {"dropout": cfg.dropout} if cfg.dropout is not None else {}
-    if cfg.weights:
-        from ..weights.loader import load_model
-
-        loaded = load_model(cfg.weights, model_name=cfg.model, **overrides)
-        model, name, preprocess = loaded.model, loaded.model_name, loaded.preprocess
-        same_head = list(loaded.class_names or []) == list(class_names)
-        if not same_head:
-            model.reset_classifier(len(class_names))
-        wordnet_ids = loaded.wordnet_ids if same_head else None
-        description = f"fine-tuning from {cfg.weights}" + ("" if same_head else
-                                                          f" (new {len(class_names)}-class head)")
-    else:
-        from ..factory import create_model
-
-        name = get_entry(cfg.model or DEFAULT_MODEL).name
-        model = create_model(name, num_classes=len(class_names), **overrides)
-        preprocess, wordnet_ids, description, same_head = Preprocess(), None, "from scratch", True
-    if cfg.img_size and cfg.img_size != preprocess.input_size:
-        preprocess = dataclasses.replace(preprocess, input_size=cfg.img_size,
-                                         resize=round(cfg.img_size / preprocess.crop_pct))
-    return StartingPoint(model, name, preprocess, wordnet_ids, description,
-                         new_head=bool(cfg.weights) and not same_head)
-
-
-def freeze_layers(model: nn.Module, freeze: int | None) -> list[nn.Module]:
-    """Stop gradients to all but the classifier and the last ``freeze`` stages; returns the frozen parts.
-
-    Stages, in order: the stem, each bneck stage, and the head (1x1 conv + pooled FC) as one.
-    ``freeze=0`` trains the classifier only (a linear probe).
-    """
-    if freeze is None:
-        return []
-    stages = [[model.stem], *[[stage] for stage in model.stages], [model.head, model.pre_logits]]
-    if freeze > len(stages):
-        raise UserError(f"--freeze {freeze}: the model has only {len(stages)} stages (stem, "
-                        f"{len(model.stages)} bneck stages, head)")
-    frozen = [module for group in stages[:len(stages) - freeze] for module in group]
-    for module in frozen:
-        module.requires_grad_(False)
-    return frozen
-
-
-def param_groups(model: nn.Module, weight_decay: float, head_lr_scale: float) -> list[dict[str, Any]]:
-    """Optimizer groups: no weight decay on biases and norm parameters (as timm does), and the
-    classifier's learning rate scaled by ``head_lr_scale`` (timm's schedulers honour ``lr_scale``):
-    a freshly initialised head must move fast, the pretrained features only gently."""
-    groups: dict[tuple[bool, bool], dict[str, Any]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        head, decay = name.startswith("classifier."), param.ndim > 1 and weight_decay > 0
-        group = groups.setdefault((head, decay), {"params": [], "weight_decay": weight_decay if decay else 0.0,
-                                                  "lr_scale": head_lr_scale if head else 1.0})
-        group["params"].append(param)
-    return list(groups.values())
-
-
-def set_train_mode(model: nn.Module, frozen: list[nn.Module], freeze_bn: bool) -> None:
-    """Training mode, except that frozen parts (and all BatchNorm statistics with ``freeze_bn``)
-    keep using their stored statistics, so the pretrained function they compute does not drift."""
-    model.train()
-    for module in frozen:
-        module.eval()
-    if freeze_bn:
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
-
-
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if mode == "fp16" and device.type != "cuda":
-        raise UserError("--amp fp16: float16 training needs a CUDA GPU; use --amp bf16 on CPU")
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -530,14 +361,14 @@ class _Run:
             restore_rng_state(self.restored_rng)
             self.restored_rng = None
         else:
-            seed_everything(_epoch_seed(cfg.seed, self.epoch, procs.rank, self.step))
+            seed_everything(epoch_seed(cfg.seed, self.epoch, procs.rank, self.step))
         sampler = EpochSampler(len(self.dataset), seed=cfg.seed, epoch=self.epoch, rank=procs.rank,
                                world=procs.world, start=self.step * cfg.batch_size)
         loader = DataLoader(
             self.dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.resolved_workers,
             collate_fn=collate_skipping, drop_last=self.drop_last, pin_memory=self.device.type == "cuda",
-            worker_init_fn=_quiet_worker,
-            generator=torch.Generator().manual_seed(_epoch_seed(cfg.seed, self.epoch, procs.rank, self.step, 1)))
+            worker_init_fn=quiet_worker,
+            generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, self.epoch, procs.rank, self.step, 1)))
         set_train_mode(self.model, self.frozen, self.cfg.freeze_bn)
         net = self.ddp or self.model
         tick, images_done = time.perf_counter(), 0
