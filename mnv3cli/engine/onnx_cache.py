@@ -58,19 +58,10 @@ def weights_file(weights: str, model_name: str | None = None) -> Path | None:
     path = Path(weights).expanduser()
     if path.is_file():
         return path.resolve()
-    from ..registry import default_model, find_weight_source, get_entry, get_weight_source
+    from ..registry import resolve_weights
 
-    try:  # the resolution order of weights.loader: the named model, else the default model first
-        if model_name:
-            source = get_weight_source(get_entry(model_name), weights)
-        else:
-            try:
-                source = get_weight_source(default_model(), weights)
-            except UserError:
-                found = find_weight_source(weights)
-                if found is None:
-                    return None
-                source = found[1]
+    try:
+        _, source = resolve_weights(weights, model_name)
     except UserError:
         return None
     # the name weights.download.fetch gives it: the URL's file name, or the archive member's

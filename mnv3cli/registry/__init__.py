@@ -45,6 +45,26 @@ def get_weight_source(entry: ModelEntry, tag: str) -> WeightSource:
     raise UserError(f"model {entry.name!r} has no weights {tag!r}; known: imagenet, {known}")
 
 
+def resolve_weights(tag: str, model_name: str | None = None) -> tuple[ModelEntry, WeightSource]:
+    """The (model, weights) pair a ``--weights`` tag names, with or without ``--model``.
+
+    With ``model_name``: that model's weights. Without: the default model's, else the one model
+    whose weights carry exactly this tag. The loader (which downloads) and the ONNX cache (which
+    must find the same file without downloading) both resolve through here, so they cannot disagree.
+    """
+    if model_name:
+        entry = get_entry(model_name)
+        return entry, get_weight_source(entry, tag)
+    entry = default_model()
+    try:
+        return entry, get_weight_source(entry, tag)
+    except UserError:
+        found = find_weight_source(tag)
+        if found is None:
+            raise
+        return found
+
+
 def find_weight_source(tag: str) -> tuple[ModelEntry, WeightSource] | None:
     """The (model, weights) pair a fully qualified tag names, searching every model."""
     for entry in MODELS:
@@ -55,4 +75,4 @@ def find_weight_source(tag: str) -> tuple[ModelEntry, WeightSource] | None:
 
 
 __all__ = ["MODELS", "ModelEntry", "Preprocess", "WeightSource", "default_model", "find_weight_source",
-           "get_entry", "get_weight_source", "list_models"]
+           "get_entry", "get_weight_source", "list_models", "resolve_weights"]

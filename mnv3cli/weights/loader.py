@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..registry import (MODELS, Preprocess, WeightSource, default_model, find_weight_source, get_entry,
-                        get_weight_source)
+from ..registry import MODELS, Preprocess, WeightSource, get_entry, resolve_weights
 from ..registry.entries import TF, TF_ARCH, TIMM, TIMM_ARCH, TORCHVISION
 from .download import Progress, fetch, sha256_file
 from .readers import (SAFETENSORS_SUFFIX, TFLITE_SUFFIX, check_file, find_state_dict, read_safetensors,
@@ -79,18 +78,7 @@ def _is_tag(spec: str) -> bool:
 
 
 def _load_tag(tag: str, model_name: str | None, overrides: dict, progress) -> LoadedModel:
-    if model_name:
-        entry = get_entry(model_name)
-        source = get_weight_source(entry, tag)
-    else:
-        entry = default_model()
-        try:
-            source = get_weight_source(entry, tag)
-        except UserError:
-            found = find_weight_source(tag)
-            if found is None:
-                raise
-            entry, source = found
+    entry, source = resolve_weights(tag, model_name)
     path, digest = fetch(source, progress)
     arch = entry.arch | source.arch | overrides
     if source.kind == "tflite":
