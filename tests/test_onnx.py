@@ -19,10 +19,10 @@ import pytest
 from conftest import _cli_env
 from mnv3cli.engine import onnx_backend
 from mnv3cli.engine.onnx_backend import OnnxBackend
-from mnv3cli.engine.onnx_cache import OnnxCache, cache_key, cache_root, torch_hub_checkpoints, weights_file
+from mnv3cli.engine.onnx_cache import OnnxCache, cache_key, cache_root, weights_file
 from mnv3cli.engine.runtime import CACHE_OPSET, choose_backend, open_runtime
 from mnv3cli.errors import UserError
-from mnv3cli.weights.download import sha256_file
+from mnv3cli.weights.download import cache_dir, sha256_file
 
 CAT_CLASSES = set(range(281, 286))
 
@@ -60,7 +60,7 @@ def test_hub_folder_is_where_torch_puts_downloads(monkeypatch, tmp_path, env):
     monkeypatch.setenv("HOME", str(tmp_path))
     for name, value in env.items():
         monkeypatch.setenv(name, str(tmp_path / value))
-    assert torch_hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints"
+    assert cache_dir() == Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def test_tags_resolve_to_the_file_the_loader_fetches_without_torch(monkeypatch, tmp_path, uint8_tflite):

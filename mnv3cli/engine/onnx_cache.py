@@ -4,10 +4,9 @@ An entry is a directory ``<cache>/onnx/<key>/`` holding ``model.onnx`` and ``met
 name, class names, WordNet ids, preprocessing, source): everything ``predict`` and ``evaluate``
 need besides the graph. The key hashes the weights file's *content* (so a renamed copy hits and an
 overwritten file misses) together with the requested model name and overrides, the opset, the
-exporter's version and :data:`FORMAT`. Finding an entry needs only hashlib and the registry:
-registry tags (``imagenet``, ``torchvision:IMAGENET1K_V1`` ...) resolve to the file the loader
-downloads into torch.hub's cache, located from the environment exactly as torch does, without
-importing it.
+exporter's version and :data:`FORMAT`. Finding an entry never imports torch: registry tags
+(``imagenet``, ``torchvision:IMAGENET1K_V1`` ...) resolve to the file the loader downloads into
+torch.hub's cache (:func:`~mnv3cli.weights.download.cached_path`).
 
 Both files are written atomically and ``meta.json`` last, so a crash mid-build leaves no entry that
 looks complete; an entry that turns out unreadable anyway is simply rebuilt.
@@ -26,7 +25,9 @@ from typing import Any
 
 from ..errors import UserError
 from ..fileio import atomic_write
+from ..registry import resolve_weights
 from ..registry.types import Preprocess
+from ..weights.download import cached_path
 
 FORMAT = 1  # bump when the layout or the meaning of an entry changes
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
@@ -40,15 +41,6 @@ def cache_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "mnv3"
 
 
-def torch_hub_checkpoints() -> Path:
-    """torch.hub's download folder (``torch.hub.get_dir() / "checkpoints"``) computed as torch does."""
-    home = os.environ.get("TORCH_HOME")
-    if not home:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        home = os.path.join(os.path.expanduser(xdg) if xdg else os.path.expanduser("~/.cache"), "torch")
-    return Path(home).expanduser() / "hub" / "checkpoints"
-
-
 def weights_file(weights: str, model_name: str | None = None) -> Path | None:
     """The local file ``weights`` stands for, or None when it is not on disk (yet).
 
@@ -58,15 +50,11 @@ def weights_file(weights: str, model_name: str | None = None) -> Path | None:
     path = Path(weights).expanduser()
     if path.is_file():
         return path.resolve()
-    from ..registry import resolve_weights
-
     try:
         _, source = resolve_weights(weights, model_name)
     except UserError:
         return None
-    # the name weights.download.fetch gives it: the URL's file name, or the archive member's
-    name = Path(source.member).name if source.member else source.url.rsplit("/", 1)[-1]
-    candidate = torch_hub_checkpoints() / name
+    candidate = cached_path(source)
     return candidate if candidate.is_file() else None
 
 

@@ -30,10 +30,23 @@ CHUNK = 1 << 20
 
 
 def cache_dir() -> Path:
-    """torch.hub's checkpoint cache (honours ``$TORCH_HOME``)."""
-    import torch.hub
+    """torch.hub's checkpoint cache, ``torch.hub.get_dir() / "checkpoints"``, computed from the
+    environment as torch does (``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``, else
+    ``~/.cache/torch``) without importing torch: the ONNX cache finds downloads on a torch-free path."""
+    home = os.environ.get("TORCH_HOME")
+    if not home:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        home = os.path.join(os.path.expanduser(xdg) if xdg else os.path.expanduser("~/.cache"), "torch")
+    return Path(home).expanduser() / "hub" / "checkpoints"
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+
+def cached_path(source: WeightSource) -> Path:
+    """Where :func:`fetch` keeps ``source``'s weights: the URL's file name, or the archive member's."""
+    return cache_dir() / (Path(source.member).name if source.member else _url_name(source.url))
+
+
+def _url_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
 
 
 def offline() -> bool:
@@ -60,11 +73,9 @@ def check_hash(path: Path, prefix: str | None, digest: str | None = None) -> str
 def fetch(source: WeightSource, progress: Progress | bool | None = True) -> tuple[Path, str]:
     """The local path of ``source``'s weights (the ``.tflite`` member for archives) and its sha256,
     downloading into the cache when it is not there yet."""
-    directory = cache_dir()
-    name = source.url.rsplit("/", 1)[-1]
-    target = directory / (Path(source.member).name if source.member else name)
+    target = cached_path(source)
     if not target.exists():
-        archive = directory / name if source.member else target
+        archive = target.with_name(_url_name(source.url)) if source.member else target
         if not archive.exists():  # an archive fetched by hand is used as is
             _download(source.url, archive, source.hash_prefix, progress)
         if source.member:
