@@ -137,12 +137,13 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
         finally:
             if listener:
                 listener.close()
-    summary = result.summary()
+    if not main:  # rank 0 reports for every process
+        return
     if result.skipped:
         app.info(f"skipped {len(result.skipped)} unreadable image(s), e.g. {result.skipped[0][1]}")
     app.info(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}")
-    if as_json and main:
-        app.emit_json(summary)
+    if as_json:
+        app.emit_json(result.summary())
 
 
 class _Display:
