@@ -61,7 +61,6 @@ def quiet_worker(worker_id: int) -> None:
 class Processes:
     rank: int = 0
     world: int = 1
-    local_rank: int = 0
 
     @property
     def main(self) -> bool:
@@ -88,7 +87,7 @@ def distributed_context(device_name: str) -> Iterator[tuple[Processes, torch.dev
     if created:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        yield Processes(rank, world, local_rank), device
+        yield Processes(rank, world), device
     finally:
         if created and dist.is_initialized():
             dist.destroy_process_group()
