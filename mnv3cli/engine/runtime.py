@@ -131,7 +131,7 @@ def _build(weights: str, model_name: str | None, device: str, threads: int | Non
     path = weights_file(weights, model_name)  # a download may just have put it on disk
     if path is not None:
         notify(f"building ONNX cache for {loaded.model_name} ({weights}) (one time)")
-        key = cache_key(sha256_file(path), model_name, CACHE_OPSET, overrides)
+        key = cache_key(loaded.sha256, model_name, CACHE_OPSET, overrides)  # hashed while loading
         try:
             return _onnx_runtime(cache.store(key, export, **details), threads, device, pipelined)
         except OSError as exc:  # read-only or full disk: still serve this run

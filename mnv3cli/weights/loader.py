@@ -42,7 +42,7 @@ class LoadedModel:
     wordnet_ids: list[str] | None  # ImageNet wnids when the classes are ImageNet-1k, else None
     preprocess: Preprocess  # what the weights expect
     source: str  # what was loaded: tag or path
-    sha256: str | None  # content hash of the weights file read (a cache key)
+    sha256: str  # content hash of the weights file read (the ONNX cache key)
     meta: dict = field(default_factory=dict)  # format of the source, training metrics, epoch, ...
 
 
@@ -190,7 +190,7 @@ def _build(state: dict[str, torch.Tensor], arch: dict, num_classes: int, source:
     return model.eval()
 
 
-def _result(model: MobileNetV3, name: str, preprocess: Preprocess, source: str, digest: str | None,
+def _result(model: MobileNetV3, name: str, preprocess: Preprocess, source: str, digest: str,
             meta: dict) -> LoadedModel:
     names, wnids = _class_names(model.num_classes)
     return LoadedModel(model, name, dict(model.config), names, wnids, preprocess, source, digest, meta)
