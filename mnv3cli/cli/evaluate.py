@@ -35,39 +35,12 @@ def open_backend(app: AppContext, model: str | None, weights: str | None, backen
     """
     from ..engine.runtime import open_runtime  # onnxruntime with a warm cache: no torch import
 
-    runtime = open_runtime(weights, model, backend_name, _rank_device(app.device), notify=app.info,
+    from ..engine.evaluate import rank_device
+
+    runtime = open_runtime(weights, model, backend_name, rank_device(app.device), notify=app.info,
                            pipelined=True)
     app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
     return runtime
-
-
-def _rank_device(device: str) -> str:
-    """Under torchrun, each process on a CUDA machine takes its own GPU (``LOCAL_RANK``)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or device not in ("auto", "cuda"):
-        return device
-    import torch
-
-    if not torch.cuda.is_available():
-        return device
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-
-
-@contextlib.contextmanager
-def _process_group():
-    """Join torchrun's process group (gloo: the merged tensors live on the CPU); yields the rank."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        yield None
-        return
-    import torch.distributed as dist
-
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group("gloo")
-    try:
-        yield dist.get_rank()
-    finally:
-        if owned:
-            dist.destroy_process_group()
 
 
 @click.command("evaluate")
@@ -105,11 +78,11 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     Exit status 1 when some images could not be read (the report lists them).
     """
     from ..data.folders import match_classes, scan_folder
-    from ..engine.evaluate import evaluate
+    from ..engine.evaluate import evaluate, process_group
     from ..engine.report import summary, write_report
 
     scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
-    with _process_group() as rank:
+    with process_group() as rank:
         main = rank in (None, 0)
         runtime = open_backend(app, model, weights, backend)
         found = match_classes(scanned, runtime.class_names, runtime.wordnet_ids)

@@ -14,9 +14,11 @@ ranks may hold different numbers of batches, or batches of which no image is rea
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,6 +151,41 @@ def _records(logits, top5, targets, positions, paths) -> list[SamplePrediction]:
     return [SamplePrediction(pos, path, int(t), tuple(int(c) for c in top), tuple(float(p) for p in prob),
                              float(loss))
             for pos, path, t, top, prob, loss in zip(positions, paths, targets, top5, probs, losses)]
+
+
+def rank_device(device: str) -> str:
+    """Under torchrun, each process on a CUDA machine takes its own GPU (``LOCAL_RANK``).
+
+    Takes and returns a device name, and imports torch only under torchrun, so a one-process
+    evaluation on onnxruntime stays torch-free.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or device not in ("auto", "cuda"):
+        return device
+    import torch
+
+    if not torch.cuda.is_available():
+        return device
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+
+
+@contextlib.contextmanager
+def process_group() -> Iterator[int | None]:
+    """Join torchrun's process group for ``evaluate(distributed=True)``; yields this process's rank,
+    or None outside torchrun. gloo, because the merged tensors live on the CPU (any backend may run
+    the model)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield None
+        return
+    import torch.distributed as dist
+
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group("gloo")
+    try:
+        yield dist.get_rank()
+    finally:
+        if owned:
+            dist.destroy_process_group()
 
 
 def _rank_world() -> tuple[int, int]:
