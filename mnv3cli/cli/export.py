@@ -53,13 +53,10 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     from ..data import open_rgb
     from ..engine.export import export_onnx, export_torchscript
     from ..engine.verify import TOLERANCE, onnx_difference, sample_batch, torchscript_difference
-    from ..registry import default_model
     from ..weights.loader import load_model
 
     if image is not None:
         open_rgb(image)  # a bad --image is a UserError before any work
-    if model is None and weights == "imagenet":
-        model = default_model().name
     loaded = load_model(weights, model_name=model)
     preprocess = loaded.preprocess
     if resolution and resolution != preprocess.input_size:  # keep the weights' crop ratio
