@@ -61,9 +61,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_hash(path: Path, prefix: str | None, digest: str | None = None) -> str:
+def check_hash(path: Path, prefix: str | None) -> str:
     """The file's sha256; :class:`UserError` when it does not start with the published ``prefix``."""
-    digest = digest or sha256_file(path)
+    digest = sha256_file(path)
     if prefix and not digest.startswith(prefix):
         raise UserError(f"{path}: sha256 {digest[:12]}... does not match the published prefix {prefix}; "
                         "the file is corrupt or not the published one: delete it to download it again")
