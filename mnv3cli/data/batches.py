@@ -45,7 +45,8 @@ def iter_batches(paths: Sequence[str | os.PathLike], cfg: Preprocess, batch_size
             return exc
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mnv3-decode") as pool:
-        # pool.map keeps order and reads ahead; bounded by batch-sized chunks to cap memory.
+        # Submit chunk n+1 before collecting chunk n: decoding stays one batch ahead of inference,
+        # and at most two batches of images are in memory.
         chunks = [range(i, min(i + batch_size, len(paths))) for i in range(0, len(paths), batch_size)]
         pending = None
         for chunk in chunks + [None]:
