@@ -178,10 +178,8 @@ class _Run:
         self.cfg, self.procs, self.device, self.stop = cfg, procs, device, stop
         seed_everything(cfg.seed)  # the new head (or a whole new model) starts the same every time
         self.listener = listener if procs.main else TrainListener()
-        self.checkpoint = _read_resume(resume) if resume is not None else None
-        self.output = Path(resume) if resume is not None else self._new_output()
-        if self.output.suffix == ".pt":
-            self.output = self.output.parent
+        self.resume_file, self.checkpoint = _read_resume(resume) if resume is not None else (None, None)
+        self.output = self.resume_file.parent if self.resume_file is not None else self._new_output()
         self.splits = find_splits(cfg.data or _missing_data(), cfg.val, cfg.val_split, cfg.seed)
         self._setup_model()
         self._setup_data()
@@ -221,7 +219,7 @@ class _Run:
         if self.checkpoint is not None:
             from ..weights.loader import load_model
 
-            loaded = load_model(self.output / "last.pt")
+            loaded = load_model(self.resume_file)  # the very file whose training state is restored
             if list(loaded.class_names) != names:
                 raise UserError(f"{cfg.data}: its classes {names} differ from the run's "
                                 f"{list(loaded.class_names)}; resume with the data the run started with")
@@ -604,7 +602,8 @@ class _Run:
                 "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-def _read_resume(resume) -> dict:
+def _read_resume(resume) -> tuple[Path, dict]:
+    """The checkpoint to resume from (RUN/last.pt, or a ``.pt`` file named directly) and its contents."""
     from ..weights.checkpoint import read_checkpoint
 
     path = Path(resume)
@@ -616,7 +615,7 @@ def _read_resume(resume) -> dict:
     if "optimizer" not in ckpt["extra"]:
         raise UserError(f"{path}: holds no training state (optimizer, position); resume from a run "
                         "folder's last.pt")
-    return ckpt
+    return path, ckpt
 
 
 def _missing_data():
