@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,15 +17,21 @@ class AppContext:
     quiet: bool = False
     device: str = "auto"
     _console: Any = field(default=None, repr=False)
+    _out: Any = field(default=None, repr=False)
 
     @property
     def console(self):
         """A rich console on stderr: tables and progress for humans never mix with stdout data."""
         if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(stderr=True, quiet=self.quiet)
+            self._console = rich_console(stderr=True, quiet=self.quiet)
         return self._console
+
+    @property
+    def out(self):
+        """A rich console on stdout, for commands whose tables are their results."""
+        if self._out is None:
+            self._out = rich_console(stderr=False)
+        return self._out
 
     @property
     def interactive(self) -> bool:
@@ -54,6 +61,18 @@ class AppContext:
     def emit_json(obj: Any) -> None:
         """One JSON document (or one JSON line of a stream) on stdout."""
         click.echo(json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_json_default))
+
+
+def rich_console(stderr: bool, quiet: bool = False):
+    """A rich console. Off a terminal (a pipe, a file) rich would assume 80 columns and fold long
+    paths and wide tables; there it gets ``$COLUMNS`` or 160 columns instead."""
+    from rich.console import Console
+
+    width = None
+    if not (sys.stderr if stderr else sys.stdout).isatty():
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else 160
+    return Console(stderr=stderr, quiet=quiet, width=width)
 
 
 def _json_default(obj: Any) -> Any:

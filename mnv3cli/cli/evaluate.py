@@ -127,10 +127,9 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
 
 def _print_summary(app: AppContext, obj: dict) -> None:
     """Headline numbers, per-class scores (worst first when there are many), mistakes, failures."""
-    from rich.console import Console
     from rich.table import Table
 
-    out = Console()  # the results are the output: stdout, plain text when redirected
+    out = app.out  # the results are the output: stdout, plain text when redirected
     out.print(f"[bold]{obj['model']}[/] ({obj['weights']}) on {obj['data']} ({obj['layout']})",
               highlight=False)
     head = Table(show_header=False)

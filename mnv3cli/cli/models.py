@@ -43,6 +43,4 @@ def command(app: AppContext, as_json: bool) -> None:
         top1 = f"{r['top1']:.2f}" if r["top1"] is not None else "-"
         tags = "\n".join(w["tag"] for w in r["weights"])
         table.add_row(name, f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e6:.1f} M", top1, tags)
-    from rich.console import Console
-
-    Console().print(table)
+    app.out.print(table)

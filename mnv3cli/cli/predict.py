@@ -114,9 +114,7 @@ def _sinks(app: AppContext, stack: contextlib.ExitStack, as_json: bool, output: 
         sinks.append(lambda r: app.emit_json(r.to_dict()))
         return sinks
     if output is None:
-        from rich.console import Console
-
-        console = Console()  # stdout: the results are the command's output
+        console = app.out  # stdout: the results are the command's output
 
         def print_table(result) -> None:
             if result.error is None:

@@ -153,15 +153,15 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
     all_trainable = all(p.params.trainable == p.params.total for p in profiles)
     summary = Table(title=f"Parameters and compute at {res}x{res}, one image"
                           + (" (all parameters trainable)" if all_trainable else ""))
-    for col in ("model", "width", "params", *(() if all_trainable else ("trainable",)), "fp32 MiB",
-                "fp16 MiB", "MACs (M)", "FLOPs (M)", "elementwise (M)"):
-        summary.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
-    for p in profiles:
-        summary.add_row(p.model, f"{p.width:g}", f"{p.params.total:,}",
-                        *(() if all_trainable else (f"{p.params.trainable:,}",)),
-                        f"{p.params.bytes_fp32 / 2**20:.1f}", f"{p.params.bytes_fp16 / 2**20:.1f}",
-                        f"{p.compute.macs / 1e6:,.2f}", f"{p.compute.flops / 1e6:,.2f}",
-                        f"{p.compute.elementwise_total / 1e6:,.2f}")
+    rows = [[p.model, f"{p.width:g}", f"{p.params.total:,}",
+             *(() if all_trainable else (f"{p.params.trainable:,}",)),
+             f"{p.params.bytes_fp32 / 2**20:.1f}", f"{p.params.bytes_fp16 / 2**20:.1f}",
+             f"{p.compute.macs / 1e6:,.2f}", f"{p.compute.flops / 1e6:,.2f}",
+             f"{p.compute.elementwise_total / 1e6:,.2f}"] for p in profiles]
+    _add_columns(summary, ["model", "width", "params", *(() if all_trainable else ("trainable",)),
+                           "fp32 MiB", "fp16 MiB", "MACs (M)", "FLOPs (M)", "eltwise (M)"], rows)
+    for row in rows:
+        summary.add_row(*row)
     console.print(summary)
     console.print(profiles[0].compute.convention, style="dim")
 
@@ -192,21 +192,32 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
                       caption="peak memory: growth of peak RSS (CPU) or max allocated (CUDA) during warm-up and timed runs")
         columns = (["model"] if len(profiles) > 1 else []) + [
             "backend", "batch", "min", "median", "p90", "mean±std", "images/s", "peak memory"]
-        for col in columns:
-            table.add_column(col, justify="left" if col in ("model", "backend") else "right",
-                             overflow="fold")
+        rows, sections = [], []
         for i, (p, s) in enumerate(timed):
             new_model = i == 0 or timed[i - 1][0] is not p
-            if new_model and i:
-                table.add_section()
-            row = ([p.model if new_model else ""] if len(profiles) > 1 else []) + [
+            sections.append(new_model and i > 0)
+            rows.append(([p.model if new_model else ""] if len(profiles) > 1 else []) + [
                 s.backend, str(s.batch_size), f"{s.min:.2f}", f"{s.median:.2f}", f"{s.p90:.2f}",
-                f"{s.mean:.2f} ± {s.std:.2f}", f"{s.images_per_s:,.1f}", _mib(s.peak_memory_bytes)]
+                f"{s.mean:.2f} ± {s.std:.2f}", f"{s.images_per_s:,.1f}", _mib(s.peak_memory_bytes)])
+        _add_columns(table, columns, rows, text=("model", "backend"))
+        for row, section in zip(rows, sections):
+            if section:
+                table.add_section()
             table.add_row(*row)
         console.print(table)
     for p in profiles:
         for backend, why in p.skipped_backends.items():
             app.info(f"{p.model}: skipped {backend}: {why}")
+
+
+def _add_columns(table, names: list[str], rows: list[list[str]], text=("model",)) -> None:
+    """Text columns may fold; number columns are at least as wide as their widest cell, so a
+    narrow terminal (or a pipe, 80 columns) folds names and headers but never splits digits."""
+    for i, name in enumerate(names):
+        if name in text:
+            table.add_column(name, justify="left", overflow="fold")
+        else:
+            table.add_column(name, justify="right", min_width=max((len(r[i]) for r in rows), default=0))
 
 
 def _plot(profiles: list, path: Path) -> None:
