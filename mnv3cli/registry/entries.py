@@ -1,5 +1,9 @@
 """Every model the tool knows and every set of weights published for it: data, not logic.
 
+The first weights of a model are its default (``--weights imagenet``). Where torchvision publishes
+weights they come first, even when timm has more accurate ones: torchvision's own loader verifies
+the sha256 prefix in those file names, so the check our download makes is known to pass.
+
 Accuracy figures are ImageNet-1k validation top-1/top-5 as published by the weights' authors
 (torchvision's weight metadata, timm's results tables, the TF model garden README).
 Parameter and MAC counts are at 224x224 with 1000 classes; tests recompute them from the model.
@@ -74,14 +78,14 @@ MODELS: tuple[ModelEntry, ...] = (
         name="mobilenetv3_large_100", size="large", width=1.0, aliases=("large",),
         params=5_483_032, macs=216_589_760,
         weights=(
+            WeightSource(tag="torchvision:IMAGENET1K_V2",
+                         url="https://download.pytorch.org/models/mobilenet_v3_large-5c1a4163.pth",
+                         preprocess=TORCHVISION_V2, top1=75.274, top5=92.566),
             _timm("mobilenetv3_large_100.miil_in21k_ft_in1k",
                   TIMM_RELEASES + "v0.1-tresnet/mobilenetv3_large_100_1k_miil_78_0-66471c13.pth", MIIL,
                   77.916, 92.906),
             _timm("mobilenetv3_large_100.ra_in1k",
                   TIMM_RELEASES + "v0.1-weights/mobilenetv3_large_100_ra-f55367f5.pth", TIMM, 75.766, 92.544),
-            WeightSource(tag="torchvision:IMAGENET1K_V2",
-                         url="https://download.pytorch.org/models/mobilenet_v3_large-5c1a4163.pth",
-                         preprocess=TORCHVISION_V2, top1=75.274, top5=92.566),
             WeightSource(tag="torchvision:IMAGENET1K_V1",
                          url="https://download.pytorch.org/models/mobilenet_v3_large-8738ca79.pth",
                          preprocess=TORCHVISION, top1=74.042, top5=91.340),
