@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import click
 from click.testing import CliRunner
@@ -59,44 +61,39 @@ def test_models_table(run_cli):
     assert "2.54 M" in result.stdout and "56.5 M" in result.stdout
 
 
-def _group_with(exc: Exception) -> click.Group:
+@contextlib.contextmanager
+def raising(exc: Exception) -> Iterator[click.Group]:
     """The real ``mnv3`` group plus one command that raises ``exc`` (the conventions' unit test)."""
 
     @cli.command("raise-for-test")
     def raiser() -> None:
         raise exc
 
-    return cli
+    try:
+        yield cli
+    finally:
+        cli.commands.pop("raise-for-test")
 
 
 def test_user_error_is_one_line_exit_2_traceback_only_with_verbose():
     runner = CliRunner()
-    group = _group_with(UserError("photo.jpg: not an image"))
-    try:
+    with raising(UserError("photo.jpg: not an image")) as group:
         quiet = runner.invoke(group, ["raise-for-test"])
         loud = runner.invoke(group, ["-v", "raise-for-test"])
-    finally:
-        cli.commands.pop("raise-for-test")
     assert quiet.exit_code == 2
     assert quiet.stderr.strip() == "mnv3: error: photo.jpg: not an image"
     assert loud.exit_code == 2 and "Traceback" in loud.stderr
 
 
 def test_partial_failure_exits_1():
-    group = _group_with(PartialFailure("1 of 3 inputs failed"))
-    try:
+    with raising(PartialFailure("1 of 3 inputs failed")) as group:
         result = CliRunner().invoke(group, ["raise-for-test"])
-    finally:
-        cli.commands.pop("raise-for-test")
     assert result.exit_code == 1 and "1 of 3 inputs failed" in result.stderr
 
 
 def test_unexpected_exception_is_reported_without_traceback():
-    group = _group_with(RuntimeError("boom"))
-    try:
+    with raising(RuntimeError("boom")) as group:
         result = CliRunner().invoke(group, ["raise-for-test"])
-    finally:
-        cli.commands.pop("raise-for-test")
     assert result.exit_code == 1
     assert "internal error: RuntimeError: boom" in result.stderr and "Traceback" not in result.stderr
 
