@@ -175,9 +175,9 @@ def bar_latency(args, cache: Path) -> dict:
     import onnxruntime as ort
 
     from mnv3cli.data import load_and_preprocess
-    from mnv3cli.engine.onnx_backend import session_options
-    from mnv3cli.engine.onnx_cache import OnnxCache
-    from mnv3cli.engine.runtime import open_runtime
+    from mnv3cli.inference.onnx_backend import session_options
+    from mnv3cli.inference.onnx_cache import OnnxCache
+    from mnv3cli.inference.runtime import open_runtime
 
     runtime = open_runtime(str(args.weights), cache=OnnxCache(cache))  # predict's warm entry
     ours = runtime.backend

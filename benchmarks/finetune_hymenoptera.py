@@ -39,8 +39,8 @@ import json, sys, time
 import torch, timm
 from torch.utils.data import DataLoader
 from timm.optim import create_optimizer_v2
-from mnv3cli.data.training import TrainDataset, collate_skipping, image_folder, train_transform
-from mnv3cli.engine.train_config import TrainConfig
+from mnv3cli.training.data import TrainDataset, collate_skipping, image_folder, train_transform
+from mnv3cli.training.config import TrainConfig
 from mnv3cli.registry.entries import TF
 
 which, data, batch_size, workers = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])

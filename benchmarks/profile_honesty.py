@@ -12,7 +12,7 @@ status 1 when it is missed.
 Run it on a quiet machine: the bar is about the tool adding nothing, not about the machine's noise.
 For information it also times the plain loop alone in a fresh process, where glibc's default malloc
 thresholds cost page faults on every forward pass; ``mnv3 profile`` settles the allocator first (see
-``mnv3cli.engine.profile.settle_allocator``), as any long-running process ends up, so that number is
+``mnv3cli.profiling.timing.settle_allocator``), as any long-running process ends up, so that number is
 higher than all the others and is not part of the bar.
 """
 
@@ -28,8 +28,8 @@ import time
 
 import torch
 
-from mnv3cli.engine.profile import measure_latency, torch_threads
 from mnv3cli.factory import create_model
+from mnv3cli.profiling.timing import measure_latency, torch_threads
 from mnv3cli.registry import get_entry
 
 LOW, HIGH = 0.8, 1.25

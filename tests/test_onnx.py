@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import _cli_env
-from mnv3cli.engine import onnx_backend
-from mnv3cli.engine.onnx_backend import OnnxBackend
-from mnv3cli.engine.onnx_cache import OnnxCache, cache_key, cache_root, weights_file
-from mnv3cli.engine.runtime import CACHE_OPSET, choose_backend, open_runtime
+
 from mnv3cli.errors import UserError
+from mnv3cli.inference import onnx_backend
+from mnv3cli.inference.onnx_backend import OnnxBackend
+from mnv3cli.inference.onnx_cache import OnnxCache, cache_key, cache_root, weights_file
+from mnv3cli.inference.runtime import CACHE_OPSET, choose_backend, open_runtime
 from mnv3cli.weights.download import cache_dir, sha256_file
 
 CAT_CLASSES = set(range(281, 286))
@@ -219,9 +219,9 @@ def test_export_bad_image_is_a_user_error(run_cli, tmp_path):
 def test_verification_catches_a_graph_from_other_weights(tmp_path):
     import torch
 
-    from mnv3cli.engine.export import export_onnx
-    from mnv3cli.engine.verify import TOLERANCE, onnx_difference, sample_batch
     from mnv3cli.factory import create_model
+    from mnv3cli.inference.export import export_onnx
+    from mnv3cli.inference.verify import TOLERANCE, onnx_difference, sample_batch
     from mnv3cli.registry import Preprocess
 
     torch.manual_seed(0)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnv3cli.data import iter_batches, is_image_file
+from mnv3cli.data import is_image_file, iter_batches
 
 
 def test_same_top1_as_torch_on_every_dev_image(int8_tflite, imagenet_dev):
-    from mnv3cli.engine.backends import TorchBackend
-    from mnv3cli.engine.runtime import open_runtime
+    from mnv3cli.inference.backends import TorchBackend
+    from mnv3cli.inference.runtime import open_runtime
     from mnv3cli.weights.loader import load_model
 
     onnx = open_runtime(str(int8_tflite), backend="onnxruntime")

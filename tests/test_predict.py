@@ -104,7 +104,7 @@ def test_urls_are_downloaded_and_failures_become_records(http_root, cat_photo):
 @pytest.fixture(scope="module")
 def int8(int8_tflite):
     """(backend, class names, preprocessing) of the int8 model, loaded once for this module."""
-    from mnv3cli.engine.backends import TorchBackend
+    from mnv3cli.inference.backends import TorchBackend
     from mnv3cli.weights.loader import load_model
 
     loaded = load_model(str(int8_tflite))
@@ -112,7 +112,7 @@ def int8(int8_tflite):
 
 
 def run_predict(int8, sources, **kwargs):
-    from mnv3cli.engine.predict import predict
+    from mnv3cli.evaluation.predict import predict
 
     backend, class_names, preprocess = int8
     return list(predict(sources, backend, preprocess, class_names, **kwargs))

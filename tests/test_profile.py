@@ -15,12 +15,13 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mnv3cli.engine.device import resolve_device
-from mnv3cli.engine.export import export_onnx, export_torchscript
-from mnv3cli.engine.profile import (ModelProfile, count_compute, count_parameters, measure_latency,
-                                    summarize, torch_threads)
 from mnv3cli.errors import UserError
 from mnv3cli.factory import create_model
+from mnv3cli.inference.device import resolve_device
+from mnv3cli.inference.export import export_onnx, export_torchscript
+from mnv3cli.profiling.counting import count_compute, count_parameters
+from mnv3cli.profiling.profile import ModelProfile
+from mnv3cli.profiling.timing import measure_latency, summarize, torch_threads
 from mnv3cli.registry import MODELS
 
 CPU = torch.device("cpu")
@@ -161,7 +162,7 @@ def test_reported_times_match_a_plain_loop(small):
 def test_settled_allocator_stops_page_faults_on_every_forward_pass():
     code = """if True:
         import resource, sys, torch
-        from mnv3cli.engine.profile import settle_allocator
+        from mnv3cli.profiling.timing import settle_allocator
         from mnv3cli.factory import create_model
         model, x = create_model("small").eval(), torch.randn(1, 3, 224, 224)
         def faults_per_pass():

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import _cli_env
 
 
@@ -94,8 +93,8 @@ def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, int8_tfl
 
 
 def test_broken_yaml_config_is_reported_on_one_line(tmp_path):
-    from mnv3cli.engine.train_config import read_config_file
     from mnv3cli.errors import UserError
+    from mnv3cli.training.config import read_config_file
 
     config = tmp_path / "recipe.yaml"
     config.write_text("epochs: [1\nlr: 0.1\n")

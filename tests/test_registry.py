@@ -6,8 +6,14 @@ import pytest
 
 import mnv3cli
 from mnv3cli.errors import UserError
-from mnv3cli.registry import (MODELS, default_model, find_weight_source, get_entry, get_weight_source,
-                              list_models)
+from mnv3cli.registry import (
+    MODELS,
+    default_model,
+    find_weight_source,
+    get_entry,
+    get_weight_source,
+    list_models,
+)
 from mnv3cli.registry.imagenet import class_names, wordnet_ids
 
 EXPECTED = ["mobilenetv3_small_100", "mobilenetv3_small_075", "mobilenetv3_large_100",

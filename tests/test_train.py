@@ -23,9 +23,9 @@ import pytest
 import torch
 from conftest import _cli_env
 
-from mnv3cli.engine.train import TrainingDiverged, TrainListener, train
-from mnv3cli.engine.train_config import TrainConfig
 from mnv3cli.errors import Interrupted
+from mnv3cli.training.config import TrainConfig
+from mnv3cli.training.loop import TrainingDiverged, TrainListener, train
 from mnv3cli.weights.checkpoint import read_checkpoint
 
 SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}
@@ -271,7 +271,7 @@ def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread)
 def test_mixup_skips_a_batch_left_with_one_readable_image(tmp_path, one_thread):
     """Mixup pairs images; a batch with a single readable image has no pair and is skipped like an
     empty one (mixing an empty batch used to give a NaN loss and stop the run as diverged)."""
-    from mnv3cli.data.training import EpochSampler, find_splits
+    from mnv3cli.training.data import EpochSampler, find_splits
 
     data = make_shapes(tmp_path / "data", per_class=(4, 2))
     train_samples = find_splits(data).train
@@ -286,7 +286,7 @@ def test_mixup_skips_a_batch_left_with_one_readable_image(tmp_path, one_thread):
 
 
 def test_val_split_is_stratified_and_seeded(shapes, tmp_path):
-    from mnv3cli.data.training import find_splits
+    from mnv3cli.training.data import find_splits
 
     a = find_splits(shapes / "train", val_split=0.25, seed=1)
     assert a.val == find_splits(shapes / "train", val_split=0.25, seed=1).val
@@ -312,7 +312,7 @@ def test_unfolding_batchnorm_keeps_the_function(tflite_model, cat_photo, coffee_
     import copy
 
     from mnv3cli.data import load_and_preprocess
-    from mnv3cli.engine.bn_calibration import has_folded_batchnorm, unfold_batchnorm
+    from mnv3cli.training.bn_calibration import has_folded_batchnorm, unfold_batchnorm
 
     model = copy.deepcopy(tflite_model.model).eval()
     x = torch.from_numpy(np.stack([load_and_preprocess(p, tflite_model.preprocess)
@@ -402,9 +402,9 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt",
                                                      "metrics.csv"]
 
-    from mnv3cli.data.training import find_splits
-    from mnv3cli.engine.backends import TorchBackend
-    from mnv3cli.engine.evaluate import evaluate
+    from mnv3cli.evaluation.evaluate import evaluate
+    from mnv3cli.inference.backends import TorchBackend
+    from mnv3cli.training.data import find_splits
     from mnv3cli.weights.loader import load_model
 
     loaded = load_model(run / "best.pt")
@@ -421,7 +421,7 @@ def test_torchrun_survives_a_batch_with_no_readable_image(tmp_path):
     Validation (sharded by batches): process 1's only batch is broken too, and process 0 has two
     batches to its one. The run must finish, count the 4 bad files once and train on the rest.
     """
-    from mnv3cli.data.training import EpochSampler, find_splits
+    from mnv3cli.training.data import EpochSampler, find_splits
 
     data = make_shapes(tmp_path / "data", per_class=(4, 2))
     splits = find_splits(data)

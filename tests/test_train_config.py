@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mnv3cli.engine.train_config import TrainConfig, build_config, read_config_file
 from mnv3cli.errors import UserError
+from mnv3cli.training.config import TrainConfig, build_config, read_config_file
 
 
 def test_layers_defaults_run_file_command_line(tmp_path):

@@ -1,6 +1,6 @@
 """``mnv3 evaluate``: accuracy of a model on a labelled folder, with a full report.
 
-The numbers come from :mod:`mnv3cli.engine.evaluate` and :mod:`mnv3cli.engine.report`; this module
+The numbers come from :mod:`mnv3cli.evaluation.evaluate` and :mod:`mnv3cli.evaluation.report`; this module
 parses options, shows progress and formats tables. Results go to stdout (rich tables, or one JSON
 object with ``--json``), progress and notes to stderr. Unreadable images are listed and the report
 is complete, then the exit status is 1 (partial failure); bad options or folders exit 2.
@@ -27,15 +27,16 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 
 
 def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str):
-    """``--model``/``--weights``/``--backend`` -> a :class:`~mnv3cli.engine.runtime.Runtime`: a backend,
+    """``--model``/``--weights``/``--backend`` -> a :class:`~mnv3cli.inference.runtime.Runtime`: a backend,
     its class names, WordNet ids and preprocessing.
 
     With neither option: the registry's most accurate model and its default weights. A weights file
     names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
     """
-    from ..engine.runtime import open_runtime  # onnxruntime with a warm cache: no torch import
-
-    from ..engine.evaluate import rank_device
+    from ..distributed import rank_device
+    from ..inference import (
+        open_runtime,  # onnxruntime with a warm cache: no torch import
+    )
 
     runtime = open_runtime(weights, model, backend_name, rank_device(app.device), notify=app.info,
                            pipelined=True)
@@ -77,18 +78,18 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
       torchrun --nproc-per-node 4 -m mnv3cli evaluate imagenet/val --json
     Exit status 1 when some images could not be read (the report lists them).
     """
+    from .. import distributed
     from ..data.folders import match_classes, scan_folder
-    from ..engine.evaluate import evaluate, process_group
-    from ..engine.report import summary, write_report
+    from ..evaluation import evaluate, summary, write_report
 
     scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
-    with process_group() as rank:
-        main = rank in (None, 0)
+    with distributed.process_group():
+        main = distributed.is_main()
         runtime = open_backend(app, model, weights, backend)
         found = match_classes(scanned, runtime.class_names, runtime.wordnet_ids)
         count = min(limit or len(found.samples), len(found.samples))
         if main:
-            shards = f" in {os.environ['WORLD_SIZE']} processes" if rank is not None else ""
+            shards = f" in {distributed.world_size()} processes" if distributed.is_distributed() else ""
             app.info(f"Evaluating {count} of {len(found.samples)} images ({len(found.classes)} classes, "
                      f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
                      f"{runtime.backend.name}{shards}")
@@ -102,7 +103,8 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
             result = evaluate(runtime.backend, found.samples, len(runtime.class_names),
                               runtime.preprocess, batch_size=batch_size, workers=workers,
                               fast_decode=fast_decode, limit=limit,
-                              on_batch=on_batch if progress is not None else None, distributed=rank is not None)
+                              on_batch=on_batch if progress is not None else None,
+                              distributed=distributed.is_distributed())
     if not main:
         return
     info = {"model": runtime.model_name, "weights": str(runtime.source), "backend": runtime.backend.name,

@@ -51,8 +51,14 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     from dataclasses import replace
 
     from ..data import open_rgb
-    from ..engine.export import export_onnx, export_torchscript
-    from ..engine.verify import TOLERANCE, onnx_difference, sample_batch, torchscript_difference
+    from ..inference import (
+        TOLERANCE,
+        export_onnx,
+        export_torchscript,
+        onnx_difference,
+        sample_batch,
+        torchscript_difference,
+    )
     from ..weights.loader import load_model
 
     if image is not None:

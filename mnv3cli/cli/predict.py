@@ -33,7 +33,9 @@ def open_backend(app: AppContext, model: str | None, weights: str | None, backen
     names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
     ``pipelined``: more than one batch, so decoding overlaps inference (tune for throughput).
     """
-    from ..engine.runtime import open_runtime  # onnxruntime with a warm cache: no torch import
+    from ..inference import (
+        open_runtime,  # onnxruntime with a warm cache: no torch import
+    )
 
     runtime = open_runtime(weights, model, backend_name, app.device, notify=app.info,
                            pipelined=pipelined)
@@ -73,7 +75,7 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
     if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
         raise UserError(f"--output {output}: unknown format; use a .csv or .jsonl file name")
     from ..data.inputs import expand_inputs
-    from ..engine.predict import predict
+    from ..evaluation import predict
 
     sources = expand_inputs(inputs)
     runner, class_names, preprocess = open_backend(app, model, weights, backend,

@@ -1,6 +1,6 @@
 """``mnv3 profile``: parameters, MACs/FLOPs and latency of one or several models, side by side.
 
-The numbers come from :mod:`mnv3cli.engine.profile`; this module parses options and formats tables,
+The numbers come from :mod:`mnv3cli.profiling.profile`; this module parses options and formats tables,
 JSON and the optional plot. torch is imported only when the command runs.
 """
 
@@ -105,9 +105,8 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
         if runs == 0:
             raise UserError(f"--plot {plot_path}: nothing to plot with --runs 0")
 
-    from ..engine.device import resolve_device
-    from ..engine.profile import backend_availability, profile_model
-    from ..engine.runtime import choose_backend
+    from ..inference import choose_backend, resolve_device
+    from ..profiling import backend_availability, profile_model
 
     auto = choose_backend("auto", device or app.device)  # what predict and evaluate would use
     aliases = {"torch": "eager", "auto": "eager" if auto == "torch" else auto}

@@ -1,6 +1,6 @@
 """``mnv3 train``: fine-tune (or train from scratch) on an ImageFolder, resumably, on one or many processes.
 
-The options are generated from :class:`~mnv3cli.engine.train_config.TrainConfig`, so the command
+The options are generated from :class:`~mnv3cli.training.config.TrainConfig`, so the command
 line, ``--config`` files and the run's ``config.json`` share one set of names and defaults. Every
 option defaults to "not given" here; :func:`build_config` layers them over the config file.
 """
@@ -11,7 +11,8 @@ import os
 
 import click
 
-from ..engine.train_config import (
+from ..errors import Interrupted
+from ..training import (
     AMP_MODES,
     AUGMENTS,
     DEFAULT_MODEL,
@@ -19,7 +20,6 @@ from ..engine.train_config import (
     build_config,
     default_of,
 )
-from ..errors import Interrupted
 from .context import AppContext, pass_app
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
@@ -121,8 +121,7 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
         cli["device"] = app.device
     cfg = build_config(cli, config_file, resume)  # option errors before the heavy imports
 
-    from ..engine.train import train
-    from ..engine.train_processes import stop_on_signals
+    from ..training import stop_on_signals, train
 
     main = int(os.environ.get("RANK", "0")) == 0
     listener = _Display(app) if main else None
@@ -149,7 +148,7 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
 class _Display:
     """The live rich display (epoch, step, loss, lr, images/s, ETA) and one line per epoch on stderr.
 
-    Implements the hooks of :class:`~mnv3cli.engine.train.TrainListener` (not subclassed, so that
+    Implements the hooks of :class:`~mnv3cli.training.loop.TrainListener` (not subclassed, so that
     importing this module does not import torch)."""
 
     def __init__(self, app: AppContext) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .entries import MODELS
+from .card import ModelCard
 from .types import ModelEntry, Preprocess, WeightSource
 
 _BY_NAME = {m.name: m for m in MODELS} | {a: m for m in MODELS for a in m.aliases}
@@ -74,5 +75,5 @@ def find_weight_source(tag: str) -> tuple[ModelEntry, WeightSource] | None:
     return None
 
 
-__all__ = ["MODELS", "ModelEntry", "Preprocess", "WeightSource", "default_model", "find_weight_source",
+__all__ = ["MODELS", "ModelCard", "ModelEntry", "Preprocess", "WeightSource", "default_model", "find_weight_source",
            "get_entry", "get_weight_source", "list_models", "resolve_weights"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -23,6 +23,13 @@ class Preprocess:
     @property
     def crop_pct(self) -> float:
         return self.input_size / self.resize
+
+    def at_resolution(self, input_size: int | None) -> "Preprocess":
+        """The same preprocessing for another input size, keeping the crop ratio (224/256 -> 288/329):
+        the one rule for ``--img-size`` and ``--resolution``."""
+        if not input_size or input_size == self.input_size:
+            return self
+        return replace(self, input_size=input_size, resize=round(input_size / self.crop_pct))
 
     def to_dict(self) -> dict[str, Any]:
         return {"input_size": self.input_size, "resize": self.resize, "interpolation": self.interpolation,

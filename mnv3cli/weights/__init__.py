@@ -5,22 +5,9 @@
 Names resolve lazily so importing a light submodule (``download``) does not import torch.
 """
 
-from __future__ import annotations
+from .._lazy import lazy_exports
 
-from importlib import import_module
-
-_LAZY = {
-    "LoadedModel": ".loader",
-    "load_model": ".loader",
-    "read_checkpoint": ".checkpoint",
-    "save_checkpoint": ".checkpoint",
-}
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = sorted(_LAZY)
+__getattr__, __all__ = lazy_exports(__name__, {
+    "LoadedModel": ".loader", "load_model": ".loader",
+    "read_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
+})

@@ -26,7 +26,13 @@ import torch
 from ..errors import UserError
 from ..fileio import atomic_write
 from ..registry import Preprocess
-from .readers import SAFETENSORS_SUFFIX, TORCH_SUFFIXES, check_file, read_safetensors, read_torch
+from .readers import (
+    SAFETENSORS_SUFFIX,
+    TORCH_SUFFIXES,
+    check_file,
+    read_safetensors,
+    read_torch,
+)
 from .remap import strip_prefixes
 
 FORMAT = "mnv3-checkpoint"

@@ -133,8 +133,8 @@ def _reporter(progress: Progress | bool | None, label: str, total: int | None) -
         yield lambda done, total: None
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress as RichProgress, TextColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
+    from rich.progress import Progress as RichProgress
 
     with RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                       TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:

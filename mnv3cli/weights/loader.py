@@ -20,8 +20,14 @@ from ..errors import UserError
 from ..registry import MODELS, Preprocess, WeightSource, get_entry, resolve_weights
 from ..registry.entries import TF, TF_ARCH, TIMM, TIMM_ARCH, TORCHVISION
 from .download import Progress, fetch, sha256_file
-from .readers import (SAFETENSORS_SUFFIX, TFLITE_SUFFIX, check_file, find_state_dict, read_safetensors,
-                      read_torch)
+from .readers import (
+    SAFETENSORS_SUFFIX,
+    TFLITE_SUFFIX,
+    check_file,
+    find_state_dict,
+    read_safetensors,
+    read_torch,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -90,7 +96,12 @@ def _load_tag(tag: str, model_name: str | None, overrides: dict, progress) -> Lo
 
 def _load_file(path: Path, model_name: str | None, overrides: dict) -> LoadedModel:
     check_file(path)  # before importing torch: a missing or misnamed file is reported at once
-    from .checkpoint import FORMAT, checkpoint_from_safetensors, is_checkpoint_record, validate_record
+    from .checkpoint import (
+        FORMAT,
+        checkpoint_from_safetensors,
+        is_checkpoint_record,
+        validate_record,
+    )
 
     source, suffix = str(path), path.suffix.lower()
     digest = sha256_file(path)

@@ -19,10 +19,10 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 from torchvision.transforms import v2
 
+from ..data.folders import find_samples
+from ..data.images import ImageDecodeError, open_rgb
 from ..errors import UserError
 from ..registry.types import Preprocess
-from .folders import find_samples
-from .images import ImageDecodeError, open_rgb
 
 Sample = tuple[str, int]
 

@@ -1,7 +1,7 @@
 """Evaluate a backend on labelled images: accuracy, loss, confusion and per-sample predictions.
 
 One function for ``mnv3 evaluate`` and for validation inside ``mnv3 train``. Decoding runs on the
-torch-free thread pool of :mod:`mnv3cli.data`, so any :class:`~mnv3cli.engine.backends.Backend`
+torch-free thread pool of :mod:`mnv3cli.data`, so any :class:`~mnv3cli.inference.backends.Backend`
 works. Unreadable images become error records and the run goes on.
 
 Under ``torch.distributed`` every process evaluates a share of the *batches* (not of the images):
@@ -14,15 +14,14 @@ ranks may hold different numbers of batches, or batches of which no image is rea
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .. import distributed as distributed_
 from ..data import iter_batches
 from ..errors import UserError
 from ..registry.types import Preprocess
@@ -105,7 +104,7 @@ def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, prep
     """
     start = time.perf_counter()
     samples = spread_subset(samples, limit)
-    rank, world = _rank_world() if distributed else (0, 1)
+    rank, world = (distributed_.rank(), distributed_.world_size()) if distributed else (0, 1)
     positions = shard_positions(len(samples), batch_size, rank, world)
     paths = [samples[i][0] for i in positions]
     labels = np.asarray([target for _, target in samples], dtype=np.int64)
@@ -153,61 +152,10 @@ def _records(logits, top5, targets, positions, paths) -> list[SamplePrediction]:
             for pos, path, t, top, prob, loss in zip(positions, paths, targets, top5, probs, losses)]
 
 
-def rank_device(device: str) -> str:
-    """Under torchrun, each process on a CUDA machine takes its own GPU (``LOCAL_RANK``).
-
-    Takes and returns a device name, and imports torch only under torchrun, so a one-process
-    evaluation on onnxruntime stays torch-free.
-    """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or device not in ("auto", "cuda"):
-        return device
-    import torch
-
-    if not torch.cuda.is_available():
-        return device
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
-
-
-@contextlib.contextmanager
-def process_group() -> Iterator[int | None]:
-    """Join torchrun's process group for ``evaluate(distributed=True)``; yields this process's rank,
-    or None outside torchrun. gloo, because the merged tensors live on the CPU (any backend may run
-    the model)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        yield None
-        return
-    import torch.distributed as dist
-
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group("gloo")
-    try:
-        yield dist.get_rank()
-    finally:
-        if owned:
-            dist.destroy_process_group()
-
-
-def _rank_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("evaluate(distributed=True) needs an initialised torch.distributed process "
-                           "group (run under torchrun)")
-    return dist.get_rank(), dist.get_world_size()
-
-
 def _merge_shards(meter: ClassificationMeter, predictions: list, errors: list) -> tuple[list, list]:
-    """Sum the meters of all ranks (all-reduce) and gather every rank's records, in sample order."""
-    import torch
-    import torch.distributed as dist
-
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    state = torch.from_numpy(meter.state_arrays()).to(device)
-    dist.all_reduce(state, op=dist.ReduceOp.SUM)
-    meter.merge_arrays(state.cpu().numpy())
-    gathered: list = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, (predictions, errors))
+    """Sum the meters of all ranks and gather every rank's records, in sample order."""
+    meter.merge_arrays(distributed_.all_reduce_sum(meter.state_arrays()))
+    gathered = distributed_.all_gather_object((predictions, errors))
     merged_predictions = sorted((p for preds, _ in gathered for p in preds), key=lambda p: p.index)
     merged_errors = sorted(e for _, errs in gathered for e in errs)
     return merged_predictions, merged_errors

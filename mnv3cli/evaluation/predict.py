@@ -1,6 +1,6 @@
 """Classify many images: parallel decoding, batched inference, top-k, one result per input in order.
 
-Takes a :class:`~mnv3cli.engine.backends.Backend` (not a model), the preprocessing and the class
+Takes a :class:`~mnv3cli.inference.backends.Backend` (not a model), the preprocessing and the class
 names, so any backend slots in and this module never imports torch. Inputs that fail (before or
 during decoding) get a result carrying the error instead of predictions; the others go on.
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
+from ..inference.backends import Backend
 from ..registry.types import Preprocess
-from .backends import Backend
 from .metrics import softmax, topk_indices
 
 

@@ -2,7 +2,7 @@
 
 ``predict`` and ``evaluate`` call :func:`open_runtime` and get a :class:`Runtime`: a backend plus
 the class names, WordNet ids and preprocessing of the weights. With ONNX Runtime (``auto`` picks it
-when installed) the graph comes from the :mod:`~mnv3cli.engine.onnx_cache`; on a hit nothing here
+when installed) the graph comes from the :mod:`~mnv3cli.inference.onnx_cache`; on a hit nothing here
 imports torch, so a warm ``mnv3 predict`` starts in a fraction of a second. On a miss the weights
 are loaded with PyTorch once, exported, checked against PyTorch, and cached.
 """
@@ -18,7 +18,9 @@ from typing import Any
 from ..errors import UserError
 from ..registry import get_entry
 from ..registry.types import Preprocess
-from ..weights.download import sha256_file  # the loader's hash (LoadedModel.sha256): the cache key
+from ..weights.download import (
+    sha256_file,  # the loader's hash (LoadedModel.sha256): the cache key
+)
 from . import onnx_backend
 from .backends import Backend
 from .onnx_cache import Entry, OnnxCache, cache_key, weights_file

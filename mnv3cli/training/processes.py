@@ -1,14 +1,13 @@
 """The processes of a training run: stop requests by signal, quiet DataLoader workers, the
 ``torchrun`` process group, and the per-epoch seeds that make a resumed run replay exactly.
 
-Kept apart from the loop in :mod:`mnv3cli.engine.train`, which only asks: which process am I, was a
+Kept apart from the loop in :mod:`mnv3cli.training.loop`, which only asks: which process am I, was a
 stop requested, and what seed does this epoch start from.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -16,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
-from .device import resolve_device
+from .. import distributed
+from ..inference.device import resolve_device
 
 # -- signals ------------------------------------------------------------------------------------
 
@@ -73,24 +72,14 @@ class Processes:
 
 @contextlib.contextmanager
 def distributed_context(device_name: str) -> Iterator[tuple[Processes, torch.device]]:
-    """Join the torchrun process group when launched by torchrun (``WORLD_SIZE`` > 1)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    """Join the torchrun process group when launched by torchrun (``WORLD_SIZE`` > 1): nccl when
+    this process trains on its own GPU, else gloo."""
     device = resolve_device(device_name)
-    if world <= 1:
-        yield Processes(), device
-        return
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
+    if distributed.is_distributed() and device.type == "cuda":
+        device = torch.device("cuda", distributed.local_rank())
         torch.cuda.set_device(device)
-    created = not dist.is_initialized()
-    if created:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        yield Processes(rank, world), device
-    finally:
-        if created and dist.is_initialized():
-            dist.destroy_process_group()
+    with distributed.process_group("nccl" if device.type == "cuda" else "gloo"):
+        yield Processes(distributed.rank(), distributed.world_size()), device
 
 
 def epoch_seed(*parts: int) -> int:

@@ -2,12 +2,12 @@
 
 The recipe is assembled from maintained parts (timm's optimizers, cosine scheduler, Mixup/CutMix,
 ModelEmaV3; torchvision v2 augmentation) and the loop only wires them together. Validation goes
-through :func:`mnv3cli.engine.evaluate.evaluate` with the checkpoint's own preprocessing, so
+through :func:`mnv3cli.evaluation.evaluate.evaluate` with the checkpoint's own preprocessing, so
 ``mnv3 evaluate VAL --weights RUN/best.pt`` reproduces exactly the top-1 reported here.
 
 Nothing is lost: ``last.pt`` (weights, optimizer, scheduler, EMA, grad scaler, position, RNG states,
 history) is written atomically after every epoch and when a stop is requested (SIGINT/SIGTERM via
-:func:`~mnv3cli.engine.train_processes.stop_on_signals`: the current step finishes first). Every
+:func:`~mnv3cli.training.processes.stop_on_signals`: the current step finishes first). Every
 epoch reseeds its randomness from (seed, epoch, rank), so a resumed run replays exactly the epochs
 an uninterrupted one would.
 
@@ -36,33 +36,33 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from ..data import iter_batches
-from ..data.training import (
+from ..errors import Interrupted, UserError
+from ..evaluation.evaluate import EvalProgress, evaluate
+from ..inference.backends import TorchBackend
+from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
+from .config import TrainConfig
+from .data import (
     EpochSampler,
     TrainDataset,
     collate_skipping,
     find_splits,
     train_transform,
 )
-from ..errors import Interrupted, UserError
-from .backends import TorchBackend
-from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
-from .evaluate import EvalProgress, evaluate
-from .train_config import TrainConfig
-from .train_model import (
+from .outputs import write_config, write_curves, write_metrics
+from .processes import (
+    Processes,
+    distributed_context,
+    epoch_seed,
+    quiet_worker,
+    seed_everything,
+)
+from .setup import (
     StartingPoint,
     build_model,
     freeze_layers,
     param_groups,
     resolve_amp,
     set_train_mode,
-)
-from .train_outputs import write_config, write_curves, write_metrics
-from .train_processes import (
-    Processes,
-    distributed_context,
-    epoch_seed,
-    quiet_worker,
-    seed_everything,
 )
 
 

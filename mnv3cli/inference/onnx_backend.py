@@ -71,7 +71,7 @@ def providers_for(device: str = "auto") -> list[str]:
 
 
 class OnnxBackend:
-    """An ``onnxruntime.InferenceSession`` behind the :class:`~mnv3cli.engine.backends.Backend` call."""
+    """An ``onnxruntime.InferenceSession`` behind the :class:`~mnv3cli.inference.backends.Backend` call."""
 
     name = NAME
 

@@ -2,7 +2,7 @@
 fresh model (:func:`build_model`), frozen stages, optimizer parameter groups, train/eval modes of
 frozen parts, and the mixed-precision type.
 
-Kept apart from the loop in :mod:`mnv3cli.engine.train`, which only wires these together.
+Kept apart from the loop in :mod:`mnv3cli.training.loop`, which only wires these together.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..registry import Preprocess, get_entry
-from .train_config import DEFAULT_MODEL, TrainConfig
+from .config import DEFAULT_MODEL, TrainConfig
 
 
 @dataclass

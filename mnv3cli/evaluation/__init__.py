@@ -1,0 +1,15 @@
+"""Layer 5: classify and measure: ``predict`` (top-k per input), ``evaluate`` (accuracy, loss,
+confusion on labelled images), the metrics they share and the report files.
+
+Works on any :class:`~mnv3cli.inference.backends.Backend` and never imports torch, so its names are
+imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the same name).
+"""
+
+from .evaluate import EvalProgress, EvalResult, SamplePrediction, evaluate, spread_subset
+from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
+from .predict import InputResult, Label, predict
+from .report import summary, write_report
+
+__all__ = ["ClassificationMeter", "EvalProgress", "EvalResult", "InputResult", "Label",
+           "SamplePrediction", "evaluate", "log_softmax", "predict", "softmax", "spread_subset",
+           "summary", "topk_indices", "write_report"]

@@ -1,0 +1,21 @@
+"""Layer 5: from weights to something that classifies, fast.
+
+Backends (eager PyTorch, ONNX Runtime) behind one call, the per-user ONNX cache that lets a warm
+``predict`` skip torch, ONNX/TorchScript export with verification, and ``--device`` resolution.
+The CLI imports from here only; names resolve lazily, so this package costs nothing to import.
+"""
+
+from .._lazy import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "BACKENDS": ".runtime", "Runtime": ".runtime", "choose_backend": ".runtime",
+    "open_runtime": ".runtime",
+    "Backend": ".backends", "TorchBackend": ".backends",
+    "OnnxBackend": ".onnx_backend",
+    "OnnxCache": ".onnx_cache", "cache_root": ".onnx_cache",
+    "DEVICE_CHOICES": ".device", "resolve_device": ".device",
+    "DEFAULT_OPSET": ".export", "export_onnx": ".export", "export_torchscript": ".export",
+    "to_torchscript": ".export",
+    "TOLERANCE": ".verify", "onnx_difference": ".verify", "sample_batch": ".verify",
+    "torchscript_difference": ".verify",
+})
