@@ -24,3 +24,15 @@ class Interrupted(Exception):
     """
 
     exit_code = 130
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written (disk full, file too large, read-only): exit 2, one line.
+
+    Also an :class:`OSError` (with ``errno``, ``strerror`` and ``filename``), so code that already
+    handles write failures keeps doing so; anything that does not is reported as a user error
+    rather than an internal one.
+    """
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"

@@ -50,13 +50,86 @@ def read_torch(path: Path) -> Any:
             warnings.simplefilter("ignore")  # protocol warnings from torch are noise to a user
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, OSError ...
-        unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        unsafe = refused_global(path, str(exc))
         if unsafe:
-            raise UserError(f"{path}: refused: loading it would import and run {unsafe.group(1)!r}; "
+            raise UserError(f"{path}: refused: loading it would import and run {unsafe!r}; "
                             "only tensors and plain containers are accepted (if you trust the file, "
                             "re-save its state_dict)") from None
         raise UserError(f"{path}: not a readable PyTorch file (empty, truncated or corrupt: "
                         f"{type(exc).__name__})") from None
+
+
+# torch words a refused global differently by version and pickle protocol
+_REFUSED = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)")
+
+
+def refused_global(path: Path, message: str) -> str | None:
+    """The first import (``module.name``) in the pickle that the safe loader does not allow, or None.
+
+    torch names it in its error for most files, but not for every pickle protocol (a plain protocol-4
+    pickle fails on an earlier opcode), so the pickle's opcodes are read as well: one message for
+    every refused global, whichever way torch failed.
+    """
+    found = _REFUSED.search(message)
+    if found:
+        return found.group(1)
+    try:
+        data = _pickle_bytes(path)
+        return next((g for g in _pickle_globals(data) if g not in _allowed_globals()), None)
+    except Exception:  # not a pickle at all: the caller reports a corrupt file
+        return None
+
+
+def _pickle_bytes(path: Path) -> bytes:
+    """The pickle inside a ``torch.save`` zip archive (``<name>/data.pkl``), or the file itself."""
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            member = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+            return archive.read(member) if member else b""
+    return path.read_bytes()
+
+
+def _pickle_globals(data: bytes) -> list[str]:
+    """``module.name`` of every GLOBAL / STACK_GLOBAL in a pickle, read without executing it."""
+    import pickletools
+
+    names, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name == "GLOBAL":
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # a truncated pickle: what was read so far still counts
+        pass
+    return names
+
+
+def _allowed_globals() -> set[str]:
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = set(_get_allowed_globals())
+    except Exception:  # a torch without this private helper: allow only what state dicts use
+        allowed = set()
+    return allowed | {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
+                      "torch._utils._rebuild_parameter"}
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or infinity, naming the first bad tensor: such a model answers
+    "nan %" for every image, which is worse than no answer."""
+    import torch
+
+    for name, tensor in state.items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise UserError(f"{source}: tensor {name!r} holds {bad} NaN or infinite value(s); "
+                            "the weights are corrupt")
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
