@@ -234,7 +234,7 @@ def test_cli_tables_stderr_errors_and_jsonl_from_stdin(run_cli, int8_tflite, cat
     out = tmp_path / "out.jsonl"
     proc = run_cli("predict", "-", "--weights", int8_tflite, "--output", out, input=f"{cat_photo}\n")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == ""
+    assert proc.stdout == f"wrote 1 result(s) to {out}\n"  # what it made is its result: stdout
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["path"] == str(cat_photo) and len(record["predictions"]) == 5
 

@@ -1,4 +1,9 @@
-"""The object every command receives (``@pass_app``): global options and the shared output helpers."""
+"""The object every command receives (``@pass_app``): global options and the shared output helpers.
+
+The helpers carry the stream rule stated in :mod:`mnv3cli.cli`: ``out``, ``emit_json`` and
+``wrote`` write results to stdout and ignore ``-q``; ``console``, ``progress``, ``info`` and
+``debug`` write to stderr, and ``-q`` silences them.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +26,14 @@ class AppContext:
 
     @property
     def console(self):
-        """A rich console on stderr: tables and progress for humans never mix with stdout data."""
+        """A rich console on stderr for progress and notes (silenced by ``-q``); results use :attr:`out`."""
         if self._console is None:
             self._console = rich_console(stderr=True, quiet=self.quiet)
         return self._console
 
     @property
     def out(self):
-        """A rich console on stdout, for commands whose tables are their results."""
+        """A rich console on stdout for result tables; ``-q`` does not silence it."""
         if self._out is None:
             self._out = rich_console(stderr=False)
         return self._out
@@ -62,6 +67,14 @@ class AppContext:
     def debug(self, message: str) -> None:
         if self.verbose and not self.quiet:
             click.echo(message, err=True)
+
+    def wrote(self, message: str, as_json: bool = False) -> None:
+        """The "wrote FILE" line naming what a command made: a result, so stdout, whatever ``-q``
+        says; with ``--json`` stdout holds only JSON, and the line becomes a note on stderr."""
+        if as_json:
+            self.info(message)
+        else:
+            click.echo(message)
 
     @staticmethod
     def emit_json(obj: Any) -> None:

@@ -14,6 +14,7 @@ import click
 
 from ..errors import UserError
 from .context import AppContext, pass_app
+from .options import json_option, model_option
 
 OUTPUT_SUFFIXES = (".pt", ".pth", ".safetensors")
 
@@ -21,9 +22,8 @@ OUTPUT_SUFFIXES = (".pt", ".pth", ".safetensors")
 @click.command("convert")
 @click.argument("source", metavar="IN")
 @click.argument("output", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "-m", "model", metavar="NAME",
-              help="Registry name or alias [default: inferred from IN's tensor shapes or metadata].")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@model_option("Registry name or alias [default: inferred from IN's tensor shapes or metadata].")
+@json_option()
 @pass_app
 def command(app: AppContext, source: str, output: Path, model: str | None, as_json: bool) -> None:
     """Convert IN (a weights file or registry tag) to OUT, a .pt or .safetensors checkpoint.

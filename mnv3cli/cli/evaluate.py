@@ -1,14 +1,14 @@
 """``mnv3 evaluate``: accuracy of a model on a labelled folder, with a full report.
 
 The numbers come from :mod:`mnv3cli.evaluation.evaluate` and :mod:`mnv3cli.evaluation.report`; this module
-parses options, shows progress and formats tables. Results go to stdout (rich tables, or one JSON
-object with ``--json``), progress and notes to stderr. Unreadable images are listed and the report
-is complete, then the exit status is 1 (partial failure); bad options or folders exit 2.
+parses options, shows progress and formats tables. Results go to stdout (rich tables and the
+"Report: N files" line, or one JSON object with ``--json``), progress and notes to stderr.
+Unreadable images are listed and the report is complete, then the exit status is 1 (partial
+failure); bad options or folders exit 2.
 
 Under torchrun (``WORLD_SIZE`` > 1) each process evaluates a share of the batches and the merged
 numbers equal a one-process run's; only rank 0 prints and writes. Nothing heavy is imported at
-module level, and the only place that turns ``--weights`` into something that runs is
-:func:`open_backend`.
+module level; the model comes from :func:`~mnv3cli.cli.options.open_model`, like every command's.
 """
 
 from __future__ import annotations
@@ -21,50 +21,36 @@ import click
 
 from ..errors import PartialFailure, UserError
 from .context import AppContext, pass_app
+from .options import (
+    backend_option,
+    batch_size_option,
+    fast_decode_option,
+    json_option,
+    model_option,
+    open_model,
+    weights_option,
+    workers_option,
+)
 
-BACKENDS = ("auto", "torch", "onnxruntime")
 TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report hold everything
-
-
-def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str):
-    """``--model``/``--weights``/``--backend`` -> a :class:`~mnv3cli.inference.runtime.Runtime`: a backend,
-    its class names, WordNet ids and preprocessing.
-
-    With neither option: the registry's most accurate model and its default weights. A weights file
-    names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
-    """
-    from ..distributed import rank_device
-    from ..inference import (
-        open_runtime,  # onnxruntime with a warm cache: no torch import
-    )
-
-    runtime = open_runtime(weights, model, backend_name, rank_device(app.device), notify=app.info,
-                           pipelined=True)
-    app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
-    return runtime
 
 
 @click.command("evaluate")
 @click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--model", "-m", "model", metavar="NAME",
-              help="Registry name or alias (default: the weights file's model, else the most accurate).")
-@click.option("--weights", "-w", metavar="W",
-              help="imagenet (default), a registry tag, or a weights file (.pt/.pth/.safetensors/.tflite).")
+@model_option()
+@weights_option()
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
               help="FOLDER holds images without class subfolders; CSV rows are path,label (label = class "
                    "name, WordNet id or class index; paths relative to FOLDER).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Evaluate N images spread evenly over the folder (every class in proportion).")
-@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-              help="Decoding threads [default: CPU cores, at most 8].")
+@batch_size_option()
+@workers_option()
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write summary.json, per_class.csv, predictions.csv, confusion.csv, confusion.png.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="Inference engine (auto: onnxruntime when installed, else torch).")
-@click.option("--fast-decode/--no-fast-decode", default=True, show_default=True,
-              help="Decode large JPEGs at reduced size (draft mode) before the exact resize.")
+@json_option("Print the summary as one JSON object on stdout.")
+@backend_option()
+@fast_decode_option()
 @pass_app
 def command(app: AppContext, folder: Path, model: str | None, weights: str | None, labels: Path | None,
             limit: int | None, batch_size: int, workers: int | None, report_dir: Path | None,
@@ -85,7 +71,8 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
     with distributed.process_group():
         main = distributed.is_main()
-        runtime = open_backend(app, model, weights, backend)
+        runtime = open_model(app, model, weights, backend, device=distributed.rank_device(app.device),
+                             pipelined=True)
         found = match_classes(scanned, runtime.class_names, runtime.wordnet_ids)
         count = min(limit or len(found.samples), len(found.samples))
         if main:
@@ -121,7 +108,7 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
             raise UserError(f"--report {report_dir}: cannot write the report ({exc})") from None
         for note in notes:
             app.info(note)
-        app.info(f"Report: {len(written)} files in {report_dir}")
+        app.wrote(f"Report: {len(written)} files in {report_dir}", as_json)
     if result.errors:
         raise PartialFailure(f"{len(result.errors)} of {result.images + len(result.errors)} images could "
                              "not be read (listed in the output" + (" and the report)" if report_dir else ")"))

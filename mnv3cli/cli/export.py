@@ -14,6 +14,7 @@ import click
 
 from ..errors import PartialFailure, UserError
 from .context import AppContext, pass_app
+from .options import json_option, model_option, weights_option
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based exporter stops at 20
@@ -22,10 +23,8 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
 @click.command("export")
 @click.option("--format", "-f", "fmt", type=click.Choice(sorted(FORMATS)), default="onnx",
               show_default=True, help="ONNX (for ONNX Runtime and other engines) or TorchScript.")
-@click.option("--model", "-m", "model", metavar="NAME",
-              help="Registry name or alias (default: the weights file's model, else the most accurate).")
-@click.option("--weights", "-w", metavar="W", default="imagenet", show_default=True,
-              help="A registry tag or a weights file (.pt/.pth/.safetensors/.tflite).")
+@model_option()
+@weights_option("A registry tag or a weights file (.pt/.pth/.safetensors/.tflite).", default="imagenet")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write [default: MODEL.onnx or MODEL.pt in the current directory].")
 @click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=17, show_default=True,
@@ -35,7 +34,7 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
                    "is dynamic; ONNX fixes the spatial size.")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
               help="Photo to verify the export on [default: a generated photo-like image].")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+@json_option()
 @pass_app
 def command(app: AppContext, fmt: str, model: str | None, weights: str, output: Path | None,
             opset: int, resolution: int | None, image: Path | None, as_json: bool) -> None:

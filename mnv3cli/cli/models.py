@@ -6,6 +6,7 @@ import click
 
 from ..registry import MODELS
 from .context import AppContext, pass_app
+from .options import json_option
 
 
 def registry_rows() -> list[dict]:
@@ -23,7 +24,7 @@ def registry_rows() -> list[dict]:
 
 
 @click.command("models")
-@click.option("--json", "as_json", is_flag=True, help="Print the registry as one JSON object.")
+@json_option("Print the registry as one JSON object.")
 @pass_app
 def command(app: AppContext, as_json: bool) -> None:
     """List the registered models and their pretrained weights."""

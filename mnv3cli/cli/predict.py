@@ -4,8 +4,8 @@ Results stream in input order: rich tables on stdout for people, JSON lines for 
 or a CSV/JSONL file (``--output``, written atomically). A bad input is reported (stderr line or error
 record) and the rest still run; any failure makes the exit status 1.
 
-Nothing heavy is imported at module level (``mnv3 predict --help`` stays instant), and the only
-place that turns ``--weights`` into something that runs is :func:`open_backend`.
+Nothing heavy is imported at module level (``mnv3 predict --help`` stays instant); the model
+comes from :func:`~mnv3cli.cli.options.open_model`, like every command's.
 """
 
 from __future__ import annotations
@@ -20,47 +20,33 @@ import click
 
 from ..errors import PartialFailure, UserError
 from .context import AppContext, pass_app
+from .options import (
+    backend_option,
+    batch_size_option,
+    fast_decode_option,
+    json_option,
+    model_option,
+    open_model,
+    weights_option,
+    workers_option,
+)
 
-BACKENDS = ("auto", "torch", "onnxruntime")
 OUTPUT_FORMATS = (".csv", ".jsonl")
-
-
-def open_backend(app: AppContext, model: str | None, weights: str | None, backend_name: str,
-                 pipelined: bool = False):
-    """``--model``/``--weights``/``--backend`` -> ``(backend, class_names, preprocess)``.
-
-    With neither option: the registry's most accurate model and its default weights. A weights file
-    names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
-    ``pipelined``: more than one batch, so decoding overlaps inference (tune for throughput).
-    """
-    from ..inference import (
-        open_runtime,  # onnxruntime with a warm cache: no torch import
-    )
-
-    runtime = open_runtime(weights, model, backend_name, app.device, notify=app.info,
-                           pipelined=pipelined)
-    app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
-    return runtime.backend, runtime.class_names, runtime.preprocess
 
 
 @click.command("predict")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "-m", "model", metavar="NAME",
-              help="Registry name or alias (default: the weights file's model, else the most accurate).")
-@click.option("--weights", "-w", metavar="W",
-              help="imagenet (default), a registry tag, or a weights file (.pt/.pth/.safetensors/.tflite).")
+@model_option()
+@weights_option()
 @click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="Labels per image.")
-@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-              help="Decoding threads [default: CPU cores, at most 8].")
-@click.option("--json", "as_json", is_flag=True, help="JSON lines on stdout, one per input, in order.")
+@batch_size_option()
+@workers_option()
+@json_option("JSON lines on stdout, one per input, in order.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results to FILE.csv or FILE.jsonl (instead of tables).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-              help="Inference engine (auto: onnxruntime when installed, else torch).")
-@click.option("--fast-decode/--no-fast-decode", default=True, show_default=True,
-              help="Decode large JPEGs at reduced size (draft mode) before the exact resize.")
+@backend_option()
+@fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
             top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
@@ -78,8 +64,8 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
     from ..evaluation import predict
 
     sources = expand_inputs(inputs)
-    runner, class_names, preprocess = open_backend(app, model, weights, backend,
-                                                   pipelined=len(sources) > batch_size)
+    runtime = open_model(app, model, weights, backend, pipelined=len(sources) > batch_size)
+    runner, class_names, preprocess = runtime.backend, runtime.class_names, runtime.preprocess
     top_k = min(top_k, len(class_names))  # no empty label columns in --output FILE.csv
 
     failed = 0
@@ -98,7 +84,7 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
     (app.info if app.interactive else app.debug)(
         f"{done} image(s) classified in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)")
     if output is not None:
-        app.info(f"wrote {len(sources)} result(s) to {output}")
+        app.wrote(f"wrote {len(sources)} result(s) to {output}", as_json)
     if failed:
         raise PartialFailure(f"{failed} of {len(sources)} input(s) failed")
 

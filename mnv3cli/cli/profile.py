@@ -1,7 +1,8 @@
 """``mnv3 profile``: parameters, MACs/FLOPs and latency of one or several models, side by side.
 
 The numbers come from :mod:`mnv3cli.profiling.profile`; this module parses options and formats tables,
-JSON and the optional plot. torch is imported only when the command runs.
+JSON and the optional plot. The tables (or the JSON) and the "wrote PLOT" line go to stdout; the
+progress bar and notes on skipped backends go to stderr. torch is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import click
 
 from ..errors import UserError
 from .context import AppContext, pass_app
+from .options import json_option, model_option
 
 BACKEND_CHOICES = ("auto", "torch", "eager", "channels_last", "torchscript", "onnxruntime")
 
@@ -51,8 +53,7 @@ def _check_plot_target(path: Path) -> None:
 
 
 @click.command("profile")
-@click.option("--model", "-m", "model_name", metavar="NAME",
-              help="Registry name or alias (see `mnv3 models`). Default: the default model.")
+@model_option("Registry name or alias (see `mnv3 models`). Default: the default model.", dest="model_name")
 @click.option("--size", type=click.Choice(["small", "large"]),
               help="Shorthand for --model small / --model large.")
 @click.option("--width", type=click.FloatRange(min=0, max=4, min_open=True),
@@ -76,8 +77,7 @@ def _check_plot_target(path: Path) -> None:
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
               help="Untimed runs before timing.")
 @click.option("--per-layer", is_flag=True, help="Also show (or include in JSON) every conv/linear layer.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print JSON on stdout: an object, or a list of objects with --compare.")
+@json_option("Print JSON on stdout: an object, or a list of objects with --compare.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write latency and throughput against batch size to this image (needs matplotlib).")
 @pass_app
@@ -130,7 +130,7 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
             _plot(profiles, plot_path)
         except OSError as exc:
             raise UserError(f"--plot {plot_path}: cannot write ({exc.strerror or exc})") from None
-        app.info(f"wrote {plot_path}")
+        app.wrote(f"wrote {plot_path}", as_json)
     if as_json:
         records = [p.to_dict(per_layer=per_layer) for p in profiles]
         app.emit_json(records if compare else records[0])
@@ -147,7 +147,7 @@ def _mib(n: int | None) -> str:
 def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
     from rich.table import Table
 
-    console = app.console
+    console = app.out  # the tables are the result: stdout, and -q keeps them
     res = profiles[0].resolution
     all_trainable = all(p.params.trainable == p.params.total for p in profiles)
     summary = Table(title=f"Parameters and compute at {res}x{res}, one image"

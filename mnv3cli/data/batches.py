@@ -29,6 +29,8 @@ class Batch:
 
 
 def default_workers() -> int:
+    """Decoding workers when none are asked for: one per CPU core, at most 8 (beyond that the
+    model, not decoding, is the bottleneck). The one rule for ``--workers`` everywhere."""
     return max(1, min(8, os.cpu_count() or 1))
 
 

@@ -132,7 +132,13 @@ def find_samples(root: str | os.PathLike, class_names: Sequence[str],
     return match_classes(scan_folder(root, labels), class_names, wordnet_ids)
 
 
-def _images_under(folder: Path) -> list[str]:
+def images_under(folder: str | os.PathLike) -> list[str]:
+    """Every image file under ``folder``, recursively, folder by folder with sorted names.
+
+    The one folder walk (``predict``'s folder arguments and ``evaluate``'s class folders): hidden
+    files and folders (``.name``) are skipped, symlinked folders are followed, and a link back up
+    the tree is entered once, so its images are listed once and the walk ends.
+    """
     found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
         if os.path.realpath(dirpath) in seen:  # a link back up the tree: its images are listed already
@@ -147,7 +153,7 @@ def _images_under(folder: Path) -> list[str]:
 
 def _class_folders(root: Path) -> list[tuple[str, str]]:
     entries = sorted((e for e in os.scandir(root) if not e.name.startswith(".")), key=lambda e: e.name)
-    items = [(path, e.name) for e in entries if e.is_dir() for path in _images_under(Path(e.path))]
+    items = [(path, e.name) for e in entries if e.is_dir() for path in images_under(e.path)]
     if not items:
         if any(e.is_file() and is_image_file(e.name) for e in entries):
             raise UserError(f"{root}: images but no class subfolders; sort them into one folder per "

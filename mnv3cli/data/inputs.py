@@ -22,6 +22,7 @@ from typing import TextIO, Union
 
 from .. import __version__
 from ..errors import UserError
+from .folders import images_under
 from .images import EncodedImage, is_image_file
 
 URL_TIMEOUT = 30.0  # seconds without data before a download is abandoned
@@ -81,10 +82,9 @@ def _with_stdin(args: Sequence[str], stdin: TextIO) -> Iterable[str]:
 
 
 def _images_under(root: str) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        found.extend(os.path.normpath(os.path.join(dirpath, f)) for f in filenames if is_image_file(f))
-    return sorted(found)
+    """The images under a folder argument (see :func:`~mnv3cli.data.folders.images_under`), as
+    normalised paths in one sorted list."""
+    return sorted(os.path.normpath(path) for path in images_under(root))
 
 
 def _glob_images(pattern: str) -> list[str]:

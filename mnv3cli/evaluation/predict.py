@@ -14,6 +14,7 @@ from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
 from ..inference.backends import Backend
 from ..registry.types import Preprocess
+from .labels import class_label
 from .metrics import softmax, topk_indices
 
 
@@ -77,12 +78,8 @@ def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
             top = topk_indices(probs, top_k)
             for row, j in enumerate(batch.indices):
                 done[todo[j]] = InputResult(str(sources[todo[j]]), tuple(
-                    Label(int(c), _name(class_names, c), float(probs[row, c])) for c in top[row]))
+                    Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row]))
         if progress:
             progress(len(batch.indices) + len(batch.errors))
         yield from flush()
     yield from flush()
-
-
-def _name(class_names: Sequence[str], index: int) -> str:
-    return class_names[index] if 0 <= index < len(class_names) else str(index)

@@ -12,12 +12,14 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..fileio import atomic_write
 from .evaluate import EvalResult
+from .labels import class_label
 
 HEATMAP_MAX_CLASSES = 50  # beyond this a heatmap is unreadable: chart the most confused pairs
 CONFUSED_PAIRS_PLOTTED = 25
@@ -27,7 +29,7 @@ def summary(result: EvalResult, class_names: Sequence[str], wordnet_ids: Sequenc
             *, mistakes: int = 10, confused: int = 10) -> dict:
     """Everything a script needs, JSON-ready: headline numbers, per-class scores, errors."""
     meter = result.meter
-    label = _labeller(class_names)
+    label = partial(class_label, class_names)
     per_class = []
     for index, s in meter.per_class(result.classes).items():
         row = {"index": index, "label": label(index)}
@@ -51,10 +53,6 @@ def summary(result: EvalResult, class_names: Sequence[str], wordnet_ids: Sequenc
     }
 
 
-def _labeller(class_names: Sequence[str]):
-    return lambda i: class_names[i] if i < len(class_names) else str(i)
-
-
 def write_report(directory: str | os.PathLike, result: EvalResult, class_names: Sequence[str],
                  summary_obj: dict) -> tuple[list[Path], list[str]]:
     """Write summary.json, per_class.csv, predictions.csv, confusion.csv and confusion.png.
@@ -63,7 +61,7 @@ def write_report(directory: str | os.PathLike, result: EvalResult, class_names: 
     ``plot`` extra).
     """
     directory = Path(directory)
-    label = _labeller(class_names)
+    label = partial(class_label, class_names)
     per_class = summary_obj["per_class"]  # never empty: every sample has a class
     files = {
         "summary.json": json.dumps(summary_obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n",
