@@ -21,7 +21,8 @@ from mnv3cli.errors import UserError
 from mnv3cli.inference import onnx_backend
 from mnv3cli.inference.onnx_backend import OnnxBackend
 from mnv3cli.inference.onnx_cache import OnnxCache, cache_key, cache_root, weights_file
-from mnv3cli.inference.runtime import CACHE_OPSET, choose_backend, open_runtime
+from mnv3cli.inference.export import DEFAULT_OPSET as CACHE_OPSET
+from mnv3cli.inference.runtime import choose_backend, open_runtime
 from mnv3cli.weights.download import cache_dir, sha256_file
 
 CAT_CLASSES = set(range(281, 286))
@@ -134,7 +135,7 @@ def test_first_run_builds_the_cache_and_says_so(warm):
     assert "building ONNX cache for mobilenetv3_small_100" in first.stderr
     assert "(one time)" in first.stderr
     (entry,) = (cache / "onnx").iterdir()
-    meta = json.loads((entry / "meta.json").read_text())
+    meta = json.loads((entry / "meta.json").read_text())["card"]
     assert meta["model_name"] == "mobilenetv3_small_100" and len(meta["class_names"]) == 1000
     assert meta["wordnet_ids"][0] == "n01440764" and meta["preprocess"]["mean"] == [0.5, 0.5, 0.5]
     assert (entry / "model.onnx").stat().st_size > 1_000_000

@@ -1,7 +1,7 @@
 """A per-user cache of exported ONNX graphs, so that a warm ``mnv3 predict`` never imports torch.
 
-An entry is a directory ``<cache>/onnx/<key>/`` holding ``model.onnx`` and ``meta.json`` (model
-name, class names, WordNet ids, preprocessing, source): everything ``predict`` and ``evaluate``
+An entry is a directory ``<cache>/onnx/<key>/`` holding ``model.onnx`` and ``meta.json`` (the key
+and the model's :class:`~mnv3cli.registry.ModelCard`): everything ``predict`` and ``evaluate``
 need besides the graph. The key hashes the weights file's *content* (so a renamed copy hits and an
 overwritten file misses) together with the requested model name and overrides, the opset, the
 exporter's version and :data:`FORMAT`. Finding an entry never imports torch: registry tags
@@ -25,11 +25,10 @@ from typing import Any
 
 from ..errors import UserError
 from ..fileio import atomic_write
-from ..registry import resolve_weights
-from ..registry.types import Preprocess
+from ..registry import ModelCard, resolve_weights
 from ..weights.download import cached_path
 
-FORMAT = 1  # bump when the layout or the meaning of an entry changes
+FORMAT = 2  # bump when the layout or the meaning of an entry changes
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
 
 
@@ -76,34 +75,14 @@ def cache_key(sha256: str, model_name: str | None, opset: int,
 
 @dataclass(frozen=True)
 class Entry:
-    """A complete cache entry: the graph and what is needed to use it."""
+    """A complete cache entry: the graph and the card that says what its outputs mean."""
 
     directory: Path
-    meta: dict[str, Any]
+    card: ModelCard
 
     @property
     def model_path(self) -> Path:
         return self.directory / MODEL_FILE
-
-    @property
-    def model_name(self) -> str:
-        return self.meta["model_name"]
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.meta["class_names"]
-
-    @property
-    def wordnet_ids(self) -> list[str] | None:
-        return self.meta.get("wordnet_ids")
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return Preprocess.from_dict(self.meta["preprocess"])
-
-    @property
-    def source(self) -> str:
-        return self.meta.get("source", "")
 
 
 class OnnxCache:
@@ -121,15 +100,13 @@ class OnnxCache:
         directory = self.directory(key)
         try:
             meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            if not (isinstance(meta, dict) and meta.get("key") == key and (directory / MODEL_FILE).is_file()):
+                return None
+            return Entry(directory, ModelCard.from_dict(meta["card"]))
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        complete = (isinstance(meta, dict) and meta.get("key") == key
-                    and all(k in meta for k in ("model_name", "class_names", "preprocess"))
-                    and (directory / MODEL_FILE).is_file())
-        return Entry(directory, meta) if complete else None
 
-    def store(self, key: dict[str, Any], export, *, model_name: str, class_names, preprocess: Preprocess,
-              wordnet_ids=None, source: str = "") -> Entry:
+    def store(self, key: dict[str, Any], export, card: ModelCard) -> Entry:
         """Create the entry for ``key``: ``export(path)`` writes the graph, then meta.json commits it."""
         directory = self.directory(key)
         directory.mkdir(parents=True, exist_ok=True)
@@ -138,12 +115,9 @@ class OnnxCache:
         except BaseException:
             self.remove(key)
             raise
-        meta = {"key": key, "model_name": model_name, "class_names": list(class_names),
-                "wordnet_ids": list(wordnet_ids) if wordnet_ids is not None else None,
-                "preprocess": preprocess.to_dict(), "source": source}
         with atomic_write(directory / META_FILE, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=1)
-        return Entry(directory, meta)
+            json.dump({"key": key, "card": card.to_dict()}, fh, indent=1)
+        return Entry(directory, card)
 
     def remove(self, key: dict[str, Any]) -> None:
         """Drop an entry (e.g. one whose graph no longer loads) so it can be rebuilt."""
