@@ -8,9 +8,12 @@ tests reuse that entry, so the export cost is paid once here.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +23,10 @@ from conftest import _cli_env
 from mnv3cli.errors import UserError
 from mnv3cli.inference import onnx_backend
 from mnv3cli.inference.onnx_backend import OnnxBackend
-from mnv3cli.inference.onnx_cache import OnnxCache, cache_key, cache_root, weights_file
-from mnv3cli.inference.runtime import CACHE_OPSET, choose_backend, open_runtime
+from mnv3cli.inference.onnx_cache import META_FILE, OnnxCache, cache_key, cache_root, weights_file
+from mnv3cli.inference.export import DEFAULT_OPSET as CACHE_OPSET
+from mnv3cli.inference.runtime import choose_backend, open_runtime
+from mnv3cli.registry import ModelCard, Preprocess
 from mnv3cli.weights.download import cache_dir, sha256_file
 
 CAT_CLASSES = set(range(281, 286))
@@ -134,7 +139,7 @@ def test_first_run_builds_the_cache_and_says_so(warm):
     assert "building ONNX cache for mobilenetv3_small_100" in first.stderr
     assert "(one time)" in first.stderr
     (entry,) = (cache / "onnx").iterdir()
-    meta = json.loads((entry / "meta.json").read_text())
+    meta = json.loads((entry / "meta.json").read_text())["card"]
     assert meta["model_name"] == "mobilenetv3_small_100" and len(meta["class_names"]) == 1000
     assert meta["wordnet_ids"][0] == "n01440764" and meta["preprocess"]["mean"] == [0.5, 0.5, 0.5]
     assert (entry / "model.onnx").stat().st_size > 1_000_000
@@ -234,3 +239,94 @@ def test_verification_catches_a_graph_from_other_weights(tmp_path):
     with torch.no_grad():
         model.classifier.bias += 1e-3  # the weights moved on after the export
     assert onnx_difference(model, path, batch) > TOLERANCE
+
+
+# --- several processes on one entry ----------------------------------------------------------------
+
+# Stores KEY in the cache at argv[1] with a fake export that writes argv[2]'s bytes, says so in
+# <root>/started-<name>, and waits for <root>/go-<name> before returning (killed meanwhile, or let go).
+RACER = """
+import json, sys, time
+from pathlib import Path
+from mnv3cli.inference.onnx_cache import OnnxCache
+from mnv3cli.registry import ModelCard, Preprocess
+root, name = Path(sys.argv[1]), sys.argv[2]
+def export(path):
+    path.write_bytes(name.encode() * 1000)
+    (root / f"started-{name}").touch()
+    while not (root / f"go-{name}").exists():
+        time.sleep(0.02)
+entry = OnnxCache(root).store({"k": 1}, export, ModelCard("m", ["a", "b"], Preprocess()))
+print(json.dumps({"directory": str(entry.directory), "source": entry.model_path.read_bytes()[:1].decode()}))
+"""
+
+
+def _racer(root: Path, name: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", RACER, str(root), name], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_cli_env())
+    for _ in range(1500):  # up to 30 s for the interpreter to start and reach the export
+        if (root / f"started-{name}").exists() or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    assert (root / f"started-{name}").exists(), proc.communicate()
+    return proc
+
+
+def _entries(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "onnx").iterdir())
+
+
+@pytest.mark.parametrize("kill", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("survivor_first", [True, False])
+def test_a_build_killed_midway_never_harms_another_process_building_the_same_entry(
+        tmp_path, kill, survivor_first):
+    """Two processes build the same entry; one is interrupted (Ctrl-C) or killed mid-export, before
+    or after the other publishes. The other returns the complete entry; Ctrl-C leaves nothing behind,
+    and what a killed build leaves is removed by a later build once stale, not before."""
+    from mnv3cli.inference import onnx_cache
+
+    victim, survivor = _racer(tmp_path, "v"), _racer(tmp_path, "s")
+    if survivor_first:
+        (tmp_path / "go-s").touch()
+        assert survivor.wait(timeout=60) == 0, survivor.stderr.read()
+    victim.send_signal(kill)
+    assert victim.wait(timeout=60) != 0
+    if not survivor_first:
+        (tmp_path / "go-s").touch()
+        assert survivor.wait(timeout=60) == 0, survivor.stderr.read()
+
+    published = json.loads(survivor.stdout.read())
+    cache = OnnxCache(tmp_path)
+    entry = cache.lookup({"k": 1})
+    assert entry is not None and str(entry.directory) == published["directory"]
+    assert entry.model_path.read_bytes() == b"s" * 1000 and entry.card.class_names == ("a", "b")
+    litter = [name for name in _entries(tmp_path) if name.startswith(onnx_cache.TMP_PREFIX)]
+    assert len(litter) == (kill == signal.SIGKILL), litter  # Ctrl-C cleans up after itself
+
+    def export(path):
+        path.write_bytes(b"other")
+
+    card = ModelCard("m", ["a"], Preprocess())
+    cache.store({"k": 2}, export, card)  # a young private folder may be a build in progress: kept
+    assert len(_entries(tmp_path)) == 2 + len(litter)
+    for name in litter:
+        os.utime(tmp_path / "onnx" / name, (0, time.time() - onnx_cache.STALE_SECONDS - 60))
+    cache.store({"k": 3}, export, card)
+    assert _entries(tmp_path) == sorted(cache.directory({"k": i}).name for i in (1, 2, 3))
+
+
+def test_a_published_entry_is_used_and_an_unusable_one_replaced(tmp_path):
+    cache, card = OnnxCache(tmp_path), ModelCard("m", ["a"], Preprocess())
+
+    def export(content):
+        return lambda path: path.write_bytes(content)
+
+    first = cache.store({"k": 1}, export(b"first"), card)
+    again = cache.store({"k": 1}, export(b"second"), card)  # as if another process had won the race
+    assert again.directory == first.directory and again.model_path.read_bytes() == b"first"
+    (first.directory / META_FILE).write_text("{ truncated")  # unusable: replaced by the next build
+    assert cache.lookup({"k": 1}) is None
+    assert cache.store({"k": 1}, export(b"third"), card).model_path.read_bytes() == b"third"
+    cache.remove({"k": 1})
+    cache.remove({"k": 1})  # removing what is gone already is fine
+    assert _entries(tmp_path) == []

@@ -177,6 +177,29 @@ def test_project_checkpoint_round_trip(tmp_path, suffix):
     same_logits(loaded, model.eval())
 
 
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_checkpoint_from_a_card_is_the_same_file_and_loads_to_the_same_card(tmp_path, suffix):
+    """``card=`` and the old keywords write the same record; loading gives the card back (plus the
+    file it was read from and its hash), so old and new files read alike."""
+    from dataclasses import replace
+
+    from mnv3cli.registry import ModelCard
+    from mnv3cli.weights.download import sha256_file
+
+    model = MobileNetV3("small", num_classes=2)
+    card = ModelCard("custom", ["a", "b"], TF, None, "elsewhere", "0" * 64, model.config)
+    save_checkpoint(tmp_path / f"card{suffix}", model, card=card, extra={"epoch": 1})
+    save_checkpoint(tmp_path / f"old{suffix}", model, model_name="custom", arch=model.config,
+                    class_names=["a", "b"], preprocess=TF, extra={"epoch": 1})
+    new, old = read_checkpoint(tmp_path / f"card{suffix}"), read_checkpoint(tmp_path / f"old{suffix}")
+    del new["state_dict"], old["state_dict"]
+    assert new == old
+    path = tmp_path / f"card{suffix}"
+    assert load_model(path).card == replace(card, source=str(path), sha256=sha256_file(path))
+    with pytest.raises(TypeError, match="card="):
+        save_checkpoint(tmp_path / f"none{suffix}", model, model_name="custom")
+
+
 def test_rng_state_survives_a_checkpoint(tmp_path):
     model = MobileNetV3("small", num_classes=2)
     save_checkpoint(tmp_path / "c.pt", model, model_name="custom", arch=model.config,

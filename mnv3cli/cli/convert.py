@@ -49,9 +49,7 @@ def command(app: AppContext, source: str, output: Path, model: str | None, as_js
     extra |= {"converted_from": loaded.source, "source_format": source_format,
               "source_sha256": loaded.sha256}
     try:
-        save_checkpoint(output, loaded.model, model_name=loaded.model_name, arch=loaded.arch,
-                        class_names=loaded.class_names, preprocess=loaded.preprocess,
-                        wordnet_ids=loaded.wordnet_ids, extra=extra)
+        save_checkpoint(output, loaded.model, card=loaded.card, extra=extra)
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ..errors import PartialFailure, UserError
+from ..inference import DEFAULT_OPSET
 from .context import AppContext, pass_app
 from .options import json_option, model_option, weights_option
 
@@ -27,8 +28,8 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
 @weights_option("A registry tag or a weights file (.pt/.pth/.safetensors/.tflite).", default="imagenet")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write [default: MODEL.onnx or MODEL.pt in the current directory].")
-@click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=17, show_default=True,
-              help="ONNX opset version.")
+@click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET,
+              show_default=True, help="ONNX opset version.")
 @click.option("--resolution", "-r", type=click.IntRange(32, 4096),
               help="Input height and width [default: the weights' own, usually 224]. The batch axis "
                    "is dynamic; ONNX fixes the spatial size.")
@@ -47,37 +48,20 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     Exit status 1 when the file's logits differ from PyTorch's by more than 1e-4 (the file is kept
     for inspection), 2 for bad options, weights or --image.
     """
-    from dataclasses import replace
-
     from ..data import open_rgb
-    from ..inference import (
-        TOLERANCE,
-        export_onnx,
-        export_torchscript,
-        onnx_difference,
-        sample_batch,
-        torchscript_difference,
-    )
+    from ..inference import TOLERANCE, export_verified
     from ..weights.loader import load_model
 
     if image is not None:
         open_rgb(image)  # a bad --image is a UserError before any work
     loaded = load_model(weights, model_name=model)
-    preprocess = loaded.preprocess
-    if resolution and resolution != preprocess.input_size:  # keep the weights' crop ratio
-        preprocess = replace(preprocess, input_size=resolution,
-                             resize=round(resolution / preprocess.crop_pct))
+    preprocess = loaded.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
     output = output or Path(loaded.model_name + FORMATS[fmt])
 
     try:
-        if fmt == "onnx":
-            export_onnx(loaded.model, output, input_size=preprocess.input_size, opset=opset)
-        else:
-            export_torchscript(loaded.model, output)
+        difference = export_verified(loaded.model, output, preprocess, fmt, opset=opset, image=image)
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
-    batch = sample_batch(preprocess, image)
-    difference = (onnx_difference if fmt == "onnx" else torchscript_difference)(loaded.model, output, batch)
 
     result = {"format": fmt, "output": str(output), "bytes": output.stat().st_size,
               "model": loaded.model_name, "weights": weights, "source": loaded.source,

@@ -14,7 +14,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "OnnxBackend": ".onnx_backend",
     "OnnxCache": ".onnx_cache", "cache_root": ".onnx_cache",
     "DEVICE_CHOICES": ".device", "resolve_device": ".device",
-    "DEFAULT_OPSET": ".export", "export_onnx": ".export", "export_torchscript": ".export",
+    "DEFAULT_OPSET": ".export", "export_onnx": ".export", "export_verified": ".export", "export_torchscript": ".export",
     "to_torchscript": ".export",
     "TOLERANCE": ".verify", "onnx_difference": ".verify", "sample_batch": ".verify",
     "torchscript_difference": ".verify",

@@ -1,15 +1,20 @@
 """A per-user cache of exported ONNX graphs, so that a warm ``mnv3 predict`` never imports torch.
 
-An entry is a directory ``<cache>/onnx/<key>/`` holding ``model.onnx`` and ``meta.json`` (model
-name, class names, WordNet ids, preprocessing, source): everything ``predict`` and ``evaluate``
+An entry is a directory ``<cache>/onnx/<key>/`` holding ``model.onnx`` and ``meta.json`` (the key
+and the model's :class:`~mnv3cli.registry.ModelCard`): everything ``predict`` and ``evaluate``
 need besides the graph. The key hashes the weights file's *content* (so a renamed copy hits and an
 overwritten file misses) together with the requested model name and overrides, the opset, the
 exporter's version and :data:`FORMAT`. Finding an entry never imports torch: registry tags
 (``imagenet``, ``torchvision:IMAGENET1K_V1`` ...) resolve to the file the loader downloads into
 torch.hub's cache (:func:`~mnv3cli.weights.download.cached_path`).
 
-Both files are written atomically and ``meta.json`` last, so a crash mid-build leaves no entry that
-looks complete; an entry that turns out unreadable anyway is simply rebuilt.
+Several processes may build, use and drop the same entry at once (two ``predict`` runs started
+together, a shard per GPU), so an entry only ever appears or disappears whole, by a rename: a build
+writes into a private ``onnx/.tmp-<random>/`` folder and renames it to the entry's name (when another
+process got there first, its entry is used and ours dropped); :meth:`OnnxCache.remove` renames an
+entry aside before deleting it. A build that fails or is interrupted deletes only its own folder;
+one killed outright leaves it behind, and the next build removes such folders once they are
+:data:`STALE_SECONDS` old (no build takes that long; a younger one may be another process's).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -25,12 +32,13 @@ from typing import Any
 
 from ..errors import UserError
 from ..fileio import atomic_write
-from ..registry import resolve_weights
-from ..registry.types import Preprocess
+from ..registry import ModelCard, resolve_weights
 from ..weights.download import cached_path
 
-FORMAT = 1  # bump when the layout or the meaning of an entry changes
+FORMAT = 2  # bump when the layout or the meaning of an entry changes
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
+TMP_PREFIX = ".tmp-"  # private build folders and entries being deleted; never an entry's name
+STALE_SECONDS = 3600  # a private folder untouched this long belongs to a process that died
 
 
 def cache_root() -> Path:
@@ -76,34 +84,14 @@ def cache_key(sha256: str, model_name: str | None, opset: int,
 
 @dataclass(frozen=True)
 class Entry:
-    """A complete cache entry: the graph and what is needed to use it."""
+    """A complete cache entry: the graph and the card that says what its outputs mean."""
 
     directory: Path
-    meta: dict[str, Any]
+    card: ModelCard
 
     @property
     def model_path(self) -> Path:
         return self.directory / MODEL_FILE
-
-    @property
-    def model_name(self) -> str:
-        return self.meta["model_name"]
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.meta["class_names"]
-
-    @property
-    def wordnet_ids(self) -> list[str] | None:
-        return self.meta.get("wordnet_ids")
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return Preprocess.from_dict(self.meta["preprocess"])
-
-    @property
-    def source(self) -> str:
-        return self.meta.get("source", "")
 
 
 class OnnxCache:
@@ -121,30 +109,59 @@ class OnnxCache:
         directory = self.directory(key)
         try:
             meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            if not (isinstance(meta, dict) and meta.get("key") == key and (directory / MODEL_FILE).is_file()):
+                return None
+            return Entry(directory, ModelCard.from_dict(meta["card"]))
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        complete = (isinstance(meta, dict) and meta.get("key") == key
-                    and all(k in meta for k in ("model_name", "class_names", "preprocess"))
-                    and (directory / MODEL_FILE).is_file())
-        return Entry(directory, meta) if complete else None
 
-    def store(self, key: dict[str, Any], export, *, model_name: str, class_names, preprocess: Preprocess,
-              wordnet_ids=None, source: str = "") -> Entry:
-        """Create the entry for ``key``: ``export(path)`` writes the graph, then meta.json commits it."""
+    def store(self, key: dict[str, Any], export, card: ModelCard) -> Entry:
+        """Create the entry for ``key``: ``export(path)`` writes the graph into a private folder,
+        meta.json follows, and a rename publishes both at once."""
         directory = self.directory(key)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        self._remove_stale(directory.parent)
+        private = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=directory.parent))
         try:
-            export(directory / MODEL_FILE)
-        except BaseException:
-            self.remove(key)
-            raise
-        meta = {"key": key, "model_name": model_name, "class_names": list(class_names),
-                "wordnet_ids": list(wordnet_ids) if wordnet_ids is not None else None,
-                "preprocess": preprocess.to_dict(), "source": source}
-        with atomic_write(directory / META_FILE, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh, indent=1)
-        return Entry(directory, meta)
+            export(private / MODEL_FILE)
+            with atomic_write(private / META_FILE, "w", encoding="utf-8") as fh:
+                json.dump({"key": key, "card": card.to_dict()}, fh, indent=1)
+            return self._publish(private, key, card)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)  # gone already when it was published
+
+    def _publish(self, private: Path, key: dict[str, Any], card: ModelCard) -> Entry:
+        directory = self.directory(key)
+        for _ in range(2):
+            try:
+                os.rename(private, directory)  # atomic; fails when a non-empty folder is there
+                return Entry(directory, card)
+            except OSError:
+                existing = self.lookup(key)
+                if existing is not None:  # another process published it first: use theirs
+                    return existing
+                self.remove(key)  # an unusable folder in the way
+        os.rename(private, directory)  # raises the reason it cannot be published
+        return Entry(directory, card)
 
     def remove(self, key: dict[str, Any]) -> None:
-        """Drop an entry (e.g. one whose graph no longer loads) so it can be rebuilt."""
-        shutil.rmtree(self.directory(key), ignore_errors=True)
+        """Drop an entry (e.g. one whose graph no longer loads) so it can be rebuilt: renamed aside
+        first, so that no process ever sees it half deleted."""
+        directory = self.directory(key)
+        aside = directory.with_name(f"{TMP_PREFIX}{directory.name}-{os.urandom(4).hex()}")
+        try:
+            os.rename(directory, aside)
+        except OSError:  # gone already (another process removed it) or never built
+            return
+        shutil.rmtree(aside, ignore_errors=True)
+
+    @staticmethod
+    def _remove_stale(folder: Path) -> None:
+        """Private folders left by processes killed mid-build (see :data:`STALE_SECONDS`)."""
+        cutoff = time.time() - STALE_SECONDS
+        for path in folder.glob(TMP_PREFIX + "*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
+            except OSError:  # removed meanwhile by another process
+                continue

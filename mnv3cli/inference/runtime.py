@@ -10,35 +10,54 @@ are loaded with PyTorch once, exported, checked against PyTorch, and cached.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..registry import get_entry
+from ..registry import ModelCard, get_entry
 from ..registry.types import Preprocess
 from ..weights.download import (
-    sha256_file,  # the loader's hash (LoadedModel.sha256): the cache key
+    sha256_file,  # the loader's hash (ModelCard.sha256): the cache key
 )
 from . import onnx_backend
 from .backends import Backend
+from .export import DEFAULT_OPSET
 from .onnx_cache import Entry, OnnxCache, cache_key, weights_file
 
-BACKENDS = ("auto", "torch", onnx_backend.NAME)
-CACHE_OPSET = 17
+BACKENDS = ("auto", "torch", onnx_backend.NAME)  # the one list of --backend choices
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
-    """A ready backend and what its outputs mean."""
+    """A ready backend and the card that says what its outputs mean.
+
+    The properties are the card's fields as the CLI reads them (lists, as before cards existed).
+    """
 
     backend: Backend
-    model_name: str
-    class_names: Sequence[str]
-    preprocess: Preprocess
-    wordnet_ids: Sequence[str] | None = None
-    source: str = ""
+    card: ModelCard
+
+    @property
+    def model_name(self) -> str:
+        return self.card.model_name
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card.class_names)
+
+    @property
+    def wordnet_ids(self) -> list[str] | None:
+        return list(self.card.wordnet_ids) if self.card.wordnet_ids is not None else None
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.card.preprocess
+
+    @property
+    def source(self) -> str:
+        return self.card.source
 
 
 def choose_backend(backend: str = "auto", device: str = "auto") -> str:
@@ -82,8 +101,8 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
         return _torch_runtime(weights, model_name, device, overrides)
     onnx_backend.providers_for(device)  # a device ONNX Runtime cannot serve: say so before any work
     cache = cache or OnnxCache()
-    path = weights_file(weights, model_name)
-    key = cache_key(sha256_file(path), model_name, CACHE_OPSET, overrides) if path else None
+    path = weights_file(weights, model_name)  # None: a tag not downloaded yet (the loader fetches it)
+    key = cache_key(sha256_file(path), model_name, DEFAULT_OPSET, overrides) if path else None
     entry = cache.lookup(key) if key else None
     if entry is not None:
         try:
@@ -101,46 +120,42 @@ def _torch_runtime(weights: str, model_name: str | None, device: str,
     from .device import resolve_device
 
     loaded = load_model(weights, model_name=model_name, **overrides)
-    return Runtime(TorchBackend(loaded.model, resolve_device(device)), loaded.model_name,
-                   loaded.class_names, loaded.preprocess, loaded.wordnet_ids, loaded.source)
+    return Runtime(TorchBackend(loaded.model, resolve_device(device)), loaded.card)
 
 
 def _onnx_runtime(entry: Entry, threads: int | None, device: str, pipelined: bool) -> Runtime:
     backend = onnx_backend.OnnxBackend(entry.model_path, threads=threads, device=device,
                                        spinning=not pipelined)
-    return Runtime(backend, entry.model_name, entry.class_names, entry.preprocess, entry.wordnet_ids,
-                   entry.source)
+    return Runtime(backend, entry.card)
 
 
 def _build(weights: str, model_name: str | None, device: str, threads: int | None, cache: OnnxCache,
            notify: Callable[[str], None], overrides: dict[str, Any], pipelined: bool) -> Runtime:
-    """Load with torch, export, verify; cache the graph when the weights are a file we can key."""
+    """Load with torch, export, verify; cache the graph under the content hash the loader computed
+    (of the file it read, or just downloaded for a tag: the file :func:`weights_file` finds next time)."""
     from ..weights.loader import load_model
-    from .export import export_onnx
-    from .verify import TOLERANCE, onnx_difference, sample_batch
+    from .export import export_verified
+    from .verify import TOLERANCE
 
     loaded = load_model(weights, model_name=model_name, **overrides)
+    card = loaded.card
 
     def export(target: Path) -> None:
-        export_onnx(loaded.model, target, input_size=loaded.preprocess.input_size, opset=CACHE_OPSET)
-        difference = onnx_difference(loaded.model, target, sample_batch(loaded.preprocess))
+        difference = export_verified(loaded.model, target, card.preprocess, opset=DEFAULT_OPSET)
         if difference > TOLERANCE:
             raise UserError(f"{weights}: the exported ONNX graph differs from PyTorch by {difference:.3g} "
                             f"(> {TOLERANCE:g}); use --backend torch")
 
-    details = dict(model_name=loaded.model_name, class_names=loaded.class_names,
-                   preprocess=loaded.preprocess, wordnet_ids=loaded.wordnet_ids, source=loaded.source)
-    path = weights_file(weights, model_name)  # a download may just have put it on disk
-    if path is not None:
-        notify(f"building ONNX cache for {loaded.model_name} ({weights}) (one time)")
-        key = cache_key(loaded.sha256, model_name, CACHE_OPSET, overrides)  # hashed while loading
+    if card.sha256 is not None:
+        notify(f"building ONNX cache for {card.model_name} ({weights}) (one time)")
+        key = cache_key(card.sha256, model_name, DEFAULT_OPSET, overrides)
         try:
-            return _onnx_runtime(cache.store(key, export, **details), threads, device, pipelined)
+            return _onnx_runtime(cache.store(key, export, card), threads, device, pipelined)
         except OSError as exc:  # read-only or full disk: still serve this run
             notify(f"cannot write the ONNX cache under {cache.root} ({exc}); exporting for this run only")
     else:
-        notify(f"exporting {loaded.model_name} to ONNX for this run only ({weights} is not a file "
+        notify(f"exporting {card.model_name} to ONNX for this run only ({weights} is not a file "
                "that can be cached)")
     with tempfile.TemporaryDirectory(prefix="mnv3-onnx-") as tmp:
-        entry = OnnxCache(tmp).store({"weights": weights}, export, **details)
+        entry = OnnxCache(tmp).store({"weights": weights}, export, card)
         return _onnx_runtime(entry, threads, device, pipelined)  # the session holds the graph in memory

@@ -25,7 +25,7 @@ import torch
 
 from ..errors import UserError
 from ..fileio import atomic_write
-from ..registry import Preprocess
+from ..registry import ModelCard, Preprocess
 from .readers import (
     SAFETENSORS_SUFFIX,
     TORCH_SUFFIXES,
@@ -40,13 +40,26 @@ FORMAT_VERSION = 1
 REQUIRED = ("model_name", "arch", "num_classes", "class_names", "preprocess", "state_dict")
 
 
-def save_checkpoint(path, model, *, model_name: str, arch: Mapping, class_names, preprocess,
-                    wordnet_ids=None, extra: Mapping | None = None) -> None:
+def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: str | None = None,
+                    arch: Mapping | None = None, class_names=None, preprocess=None, wordnet_ids=None,
+                    extra: Mapping | None = None) -> None:
     """Write ``model`` and its metadata to ``path`` (``.pt``/``.pth`` or ``.safetensors``), atomically.
 
-    ``preprocess`` is a :class:`~mnv3cli.registry.Preprocess` or its ``to_dict()``. ``extra`` is a
-    plain dict of state dicts, tensors and Python scalars/lists (see :func:`capture_rng_state`).
+    The metadata is a :class:`~mnv3cli.registry.ModelCard` (``card``), or its fields given one by
+    one; a field given by keyword wins over the card's (e.g. ``arch`` of the model as trained). The
+    card's ``source`` and ``sha256`` describe another file and are not stored: the on-disk record is
+    unchanged, so files written before and after cards existed read the same. ``preprocess`` is a
+    :class:`~mnv3cli.registry.Preprocess` or its ``to_dict()``. ``extra`` is a plain dict of state
+    dicts, tensors and Python scalars/lists (see :func:`capture_rng_state`).
     """
+    if card is not None:
+        model_name = model_name if model_name is not None else card.model_name
+        arch = arch if arch is not None else card.arch
+        class_names = class_names if class_names is not None else card.class_names
+        preprocess = preprocess if preprocess is not None else card.preprocess
+        wordnet_ids = wordnet_ids if wordnet_ids is not None else card.wordnet_ids
+    if model_name is None or arch is None or class_names is None or preprocess is None:
+        raise TypeError("save_checkpoint needs card= or model_name=, arch=, class_names= and preprocess=")
     path = Path(path)
     class_names = [str(c) for c in class_names]
     if len(class_names) != model.num_classes:
@@ -155,6 +168,12 @@ def validate_record(obj: Any, source: str) -> dict:
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{source}: corrupt mnv3 checkpoint: bad preprocess {obj['preprocess']!r}") from None
     return dict(obj) | {"extra": dict(obj.get("extra") or {}), "wordnet_ids": obj.get("wordnet_ids")}
+
+
+def card_from_record(record: Mapping, source: str = "", sha256: str | None = None) -> ModelCard:
+    """The :class:`ModelCard` a (validated) checkpoint record describes, read from ``source``."""
+    return ModelCard(record["model_name"], record["class_names"], Preprocess.from_dict(record["preprocess"]),
+                     record.get("wordnet_ids"), source, sha256, record["arch"])
 
 
 def capture_rng_state() -> dict:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..registry import MODELS, Preprocess, WeightSource, get_entry, resolve_weights
+from ..registry import MODELS, ModelCard, Preprocess, WeightSource, get_entry, resolve_weights
 from ..registry.entries import TF, TF_ARCH, TIMM, TIMM_ARCH, TORCHVISION
 from .download import Progress, fetch, sha256_file
 from .readers import (
@@ -39,17 +39,43 @@ TAG_KINDS = ("torchvision", "timm", "tflite")
 
 @dataclass
 class LoadedModel:
-    """A model ready for inference plus what callers need to use and describe it."""
+    """A model ready for inference (``model``), what it is (``card``), and where it came from (``meta``).
+
+    The read-only properties delegate to the card so that callers written against the old flat
+    record keep working; list-valued ones return lists, as they always did.
+    """
 
     model: MobileNetV3  # eval() mode, CPU, fp32
-    model_name: str  # registry name (e.g. "mobilenetv3_small_100") or "custom"
-    arch: dict  # kwargs that rebuild the model: MobileNetV3(**arch, num_classes=...)
-    class_names: list[str]  # len == model.num_classes
-    wordnet_ids: list[str] | None  # ImageNet wnids when the classes are ImageNet-1k, else None
-    preprocess: Preprocess  # what the weights expect
-    source: str  # what was loaded: tag or path
-    sha256: str  # content hash of the weights file read (the ONNX cache key)
+    card: ModelCard  # name, classes, preprocessing, source, content hash, arch
     meta: dict = field(default_factory=dict)  # format of the source, training metrics, epoch, ...
+
+    @property
+    def model_name(self) -> str:
+        return self.card.model_name
+
+    @property
+    def arch(self) -> dict:  # kwargs that rebuild the model: MobileNetV3(**arch, num_classes=...)
+        return dict(self.card.arch)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card.class_names)
+
+    @property
+    def wordnet_ids(self) -> list[str] | None:
+        return list(self.card.wordnet_ids) if self.card.wordnet_ids is not None else None
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.card.preprocess
+
+    @property
+    def source(self) -> str:
+        return self.card.source
+
+    @property
+    def sha256(self) -> str:  # content hash of the weights file read (the ONNX cache key)
+        return self.card.sha256
 
 
 def load_model(weights: str | os.PathLike | None = None, model_name: str | None = None, *,
@@ -71,7 +97,7 @@ def load_model(weights: str | os.PathLike | None = None, model_name: str | None 
     if num_classes is not None and num_classes != loaded.model.num_classes:
         loaded.model.reset_classifier(num_classes)
         loaded.model.eval()
-        loaded.class_names, loaded.wordnet_ids = [f"class_{i}" for i in range(num_classes)], None
+        loaded.card = loaded.card.with_classes([f"class_{i}" for i in range(num_classes)], None)
         loaded.meta["classifier_reset"] = True
     return loaded
 
@@ -127,14 +153,15 @@ def _load_file(path: Path, model_name: str | None, overrides: dict) -> LoadedMod
 def _from_record(record: dict, source: str, model_name: str | None, overrides: dict,
                  digest: str) -> LoadedModel:
     """A project checkpoint: it says everything, the user may still override the model."""
+    from .checkpoint import card_from_record
+
     entry = get_entry(model_name) if model_name else None
     arch = record["arch"] | (entry.arch if entry else {}) | overrides
     model = _build(record["state_dict"], arch, record["num_classes"], source)
     meta = {"format": "mnv3", **_plain(record["extra"])}
     name = entry.name if entry else record["model_name"]
-    return LoadedModel(model, name, dict(model.config), list(record["class_names"]),
-                       record["wordnet_ids"], Preprocess.from_dict(record["preprocess"]), source,
-                       digest, meta)
+    card = card_from_record(record, source, digest)
+    return LoadedModel(model, replace(card, model_name=name, arch=dict(model.config)), meta)
 
 
 def _from_state_dict(state: dict, path: Path, model_name: str | None, overrides: dict, digest: str,
@@ -204,16 +231,17 @@ def _build(state: dict[str, torch.Tensor], arch: dict, num_classes: int, source:
 def _result(model: MobileNetV3, name: str, preprocess: Preprocess, source: str, digest: str,
             meta: dict) -> LoadedModel:
     names, wnids = _class_names(model.num_classes)
-    return LoadedModel(model, name, dict(model.config), names, wnids, preprocess, source, digest, meta)
+    return LoadedModel(model, ModelCard(name, names, preprocess, wnids, source, digest, dict(model.config)),
+                       meta)
 
 
-def _class_names(num_classes: int) -> tuple[list[str], list[str] | None]:
+def _class_names(num_classes: int) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
     """ImageNet-1k names for 1000 outputs (all published weights), ``class_<i>`` otherwise."""
     if num_classes == 1000:
         from ..registry.imagenet import class_names, wordnet_ids
 
-        return list(class_names()), list(wordnet_ids())
-    return [f"class_{i}" for i in range(num_classes)], None
+        return tuple(class_names()), tuple(wordnet_ids())
+    return tuple(f"class_{i}" for i in range(num_classes)), None
 
 
 def _name_for(model: MobileNetV3) -> str:
