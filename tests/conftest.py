@@ -8,23 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli_env, require_shared
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MNV3_SHARED", ROOT.parent / "shared"))
-
-
-def require_shared(*parts: str) -> Path:
-    """Path under ../shared; skip when absent, but fail when MNV3_REQUIRE_SHARED=1 (CI)."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        message = f"{path} is missing (../shared holds the real weights and data)"
-        if os.environ.get("MNV3_REQUIRE_SHARED") == "1":
-            pytest.fail(message + " and MNV3_REQUIRE_SHARED=1", pytrace=False)
-        pytest.skip(message)
-    return path
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,15 +50,6 @@ def hymenoptera() -> Path:
     return require_shared("data", "hymenoptera")
 
 
-def _cli_env(extra: dict | None = None) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["MNV3_OFFLINE"] = "1"  # tests never touch the network
-    env.setdefault("COLUMNS", "200")
-    env.update(extra or {})
-    return env
-
-
 @pytest.fixture
 def run_cli(tmp_path):
     """Run ``python -m mnv3cli ARGS`` in a subprocess; returns CompletedProcess (text mode)."""
@@ -79,7 +57,7 @@ def run_cli(tmp_path):
     def run(*args: str, input: str | None = None, env: dict | None = None, cwd=None,
             timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "mnv3cli", *map(str, args)], input=input,
-                              capture_output=True, text=True, env=_cli_env(env),
+                              capture_output=True, text=True, env=cli_env(env),
                               cwd=cwd or tmp_path, timeout=timeout)
 
     return run
@@ -105,3 +83,11 @@ def coffee_photo(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("photos") / "coffee.jpg"
     Image.fromarray(data.coffee()).save(path, quality=95)
     return path
+
+
+@pytest.fixture
+def blocked_dir(tmp_path):
+    """A path whose parent is a regular file: no directory can be made there, even by root."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    return blocker / "sub"

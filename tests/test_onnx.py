@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import _cli_env
+from helpers import cli_env as _cli_env
 
 from mnv3cli.errors import UserError
 from mnv3cli.inference import onnx_backend

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import _cli_env
+from helpers import cli_env as _cli_env
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import _cli_env
+from helpers import cli_env as _cli_env
 
 from mnv3cli.errors import Interrupted
 from mnv3cli.training.config import TrainConfig

@@ -73,7 +73,9 @@ def open_model(app: AppContext, model: str | None, weights: str | None, backend:
     ``device``: where to run (default: the global ``--device``); ``pipelined``: more than one batch
     will run, so decoding overlaps inference (tune for throughput). Notes go to stderr.
     """
-    from ..inference import open_runtime  # onnxruntime with a warm cache: no torch import
+    from ..inference import (
+        open_runtime,  # onnxruntime with a warm cache: no torch import
+    )
 
     runtime = open_runtime(weights, model, backend, device or app.device, notify=app.info,
                            pipelined=pipelined)

@@ -5,7 +5,13 @@ Works on any :class:`~mnv3cli.inference.backends.Backend` and never imports torc
 imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the same name).
 """
 
-from .evaluate import EvalProgress, EvalResult, SamplePrediction, evaluate, spread_subset
+from .evaluate import (
+           EvalProgress,
+           EvalResult,
+           SamplePrediction,
+           evaluate,
+           spread_subset,
+)
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
 from .predict import InputResult, Label, predict
 from .report import summary, write_report

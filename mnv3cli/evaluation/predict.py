@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
 from ..inference.backends import Backend
+from ..registry.card import class_label
 from ..registry.types import Preprocess
-from .labels import class_label
 from .metrics import softmax, topk_indices
 
 

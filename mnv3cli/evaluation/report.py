@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import atomic_write
+from ..registry.card import class_label
 from .evaluate import EvalResult
-from .labels import class_label
 
 HEATMAP_MAX_CLASSES = 50  # beyond this a heatmap is unreadable: chart the most confused pairs
 CONFUSED_PAIRS_PLOTTED = 25

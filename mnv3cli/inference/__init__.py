@@ -7,8 +7,12 @@ The CLI imports from here only; names resolve lazily, so this package costs noth
 
 from .._lazy import lazy_exports
 
-__getattr__, __all__ = lazy_exports(__name__, {
-    "BACKENDS": ".runtime", "Runtime": ".runtime", "choose_backend": ".runtime",
+# The one list of --backend choices: a plain constant, so that reading it (``mnv3 CMD --help``)
+# imports nothing. ``auto``: onnxruntime when installed and able to serve the device, else torch.
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+__getattr__, _names = lazy_exports(__name__, {
+    "Runtime": ".runtime", "choose_backend": ".runtime",
     "open_runtime": ".runtime",
     "Backend": ".backends", "TorchBackend": ".backends",
     "OnnxBackend": ".onnx_backend",
@@ -19,3 +23,4 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "TOLERANCE": ".verify", "onnx_difference": ".verify", "sample_batch": ".verify",
     "torchscript_difference": ".verify",
 })
+__all__ = ["BACKENDS", *_names]

@@ -21,12 +21,10 @@ from ..registry.types import Preprocess
 from ..weights.download import (
     sha256_file,  # the loader's hash (ModelCard.sha256): the cache key
 )
-from . import onnx_backend
+from . import BACKENDS, onnx_backend
 from .backends import Backend
 from .export import DEFAULT_OPSET
 from .onnx_cache import Entry, OnnxCache, cache_key, weights_file
-
-BACKENDS = ("auto", "torch", onnx_backend.NAME)  # the one list of --backend choices
 
 
 @dataclass(frozen=True)

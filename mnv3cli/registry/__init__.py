@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..errors import UserError
-from .entries import MODELS
 from .card import ModelCard
+from .entries import MODELS
 from .types import ModelEntry, Preprocess, WeightSource
 
 _BY_NAME = {m.name: m for m in MODELS} | {a: m for m in MODELS for a in m.aliases}

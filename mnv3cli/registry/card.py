@@ -15,6 +15,12 @@ from typing import Any
 from .types import Preprocess
 
 
+def class_label(class_names: Sequence[str], index: int) -> str:
+    """The text shown for output ``index``: its class name, or its number when the model has no such
+    class (a head wider than its names), the same in predict, evaluate and every report."""
+    return class_names[index] if 0 <= index < len(class_names) else str(index)
+
+
 @dataclass(frozen=True)
 class ModelCard:
     model_name: str  # registry name (e.g. "mobilenetv3_small_100") or "custom"
@@ -37,7 +43,7 @@ class ModelCard:
 
     def label(self, index: int) -> str:
         """The name of output ``index`` (its number when there is no such class)."""
-        return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
+        return class_label(self.class_names, index)
 
     def with_classes(self, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None) -> ModelCard:
         return replace(self, class_names=tuple(class_names), wordnet_ids=wordnet_ids)

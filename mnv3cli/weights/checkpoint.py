@@ -14,6 +14,7 @@ that could not be resumed (e.g. a numpy array in ``extra``) fails at save time, 
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from collections.abc import Mapping
@@ -84,14 +85,19 @@ def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: s
 
 
 def _write_torch(path: Path, record: dict) -> None:
-    with atomic_write(path, "w+b") as fh:
-        torch.save(record, fh)
-        fh.seek(0)
-        try:
-            torch.load(fh, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise TypeError(f"{path}: checkpoint would not load with weights_only=True ({exc}); keep "
-                            "'extra' to tensors, state dicts and plain Python values") from None
+    """Serialise in memory first: torch's zip writer turns a failed write (full disk, file-size
+    limit) into an opaque RuntimeError, while a plain ``write`` of the bytes raises the OSError that
+    :func:`atomic_write` reports as "cannot write PATH: ..."."""
+    buffer = io.BytesIO()
+    torch.save(record, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TypeError(f"{path}: checkpoint would not load with weights_only=True ({exc}); keep "
+                        "'extra' to tensors, state dicts and plain Python values") from None
+    with atomic_write(path, "wb") as fh:
+        fh.write(buffer.getbuffer())
 
 
 def _write_safetensors(path: Path, record: dict) -> None:

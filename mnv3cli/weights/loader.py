@@ -17,13 +17,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UserError
-from ..registry import MODELS, ModelCard, Preprocess, WeightSource, get_entry, resolve_weights
+from ..registry import (
+    MODELS,
+    ModelCard,
+    Preprocess,
+    WeightSource,
+    get_entry,
+    resolve_weights,
+)
 from ..registry.entries import TF, TF_ARCH, TIMM, TIMM_ARCH, TORCHVISION
 from .download import Progress, fetch, sha256_file
 from .readers import (
     SAFETENSORS_SUFFIX,
     TFLITE_SUFFIX,
     check_file,
+    check_finite,
     find_state_dict,
     read_safetensors,
     read_torch,
@@ -207,7 +215,9 @@ def _tflite_model(path: Path, arch: dict, source: str) -> MobileNetV3:
         arch = inferred | arch
     background = num_classes == 1001  # Google's classifiers put "background" at index 0
     model = _construct(MobileNetV3, arch, num_classes - background, source)
-    model.load_state_dict(tflite_state_dict(kernels, model, background=background, source=source))
+    state = tflite_state_dict(kernels, model, background=background, source=source)
+    check_finite(state, source)
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -224,7 +234,9 @@ def _build(state: dict[str, torch.Tensor], arch: dict, num_classes: int, source:
     from .remap import remap_state_dict
 
     model = _construct(MobileNetV3, arch, num_classes, source)
-    model.load_state_dict(remap_state_dict(state, model.state_dict(), source))
+    state = remap_state_dict(state, model.state_dict(), source)
+    check_finite(state, source)  # NaN weights would answer "nan %" for every image
+    model.load_state_dict(state)
     return model.eval()
 
 
