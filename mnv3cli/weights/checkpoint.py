@@ -15,12 +15,10 @@ that could not be resumed (e.g. a numpy array in ``extra``) fails at save time, 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import UserError
@@ -45,7 +43,8 @@ def save_checkpoint(path, model, *, model_name: str, arch: Mapping, class_names,
     """Write ``model`` and its metadata to ``path`` (``.pt``/``.pth`` or ``.safetensors``), atomically.
 
     ``preprocess`` is a :class:`~mnv3cli.registry.Preprocess` or its ``to_dict()``. ``extra`` is a
-    plain dict of state dicts, tensors and Python scalars/lists (see :func:`capture_rng_state`).
+    plain dict of state dicts, tensors and Python scalars/lists (e.g. the RNG states of
+    :func:`mnv3cli.training.state.capture_rng_state`).
     """
     path = Path(path)
     class_names = [str(c) for c in class_names]
@@ -155,28 +154,3 @@ def validate_record(obj: Any, source: str) -> dict:
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{source}: corrupt mnv3 checkpoint: bad preprocess {obj['preprocess']!r}") from None
     return dict(obj) | {"extra": dict(obj.get("extra") or {}), "wordnet_ids": obj.get("wordnet_ids")}
-
-
-def capture_rng_state() -> dict:
-    """torch, numpy and Python RNG states in a form that loads with ``weights_only=True``."""
-    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)),
-                       "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
-             "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: Mapping) -> None:
-    """Undo :func:`capture_rng_state` (resuming training reproduces the same random stream)."""
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["gauss"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
