@@ -98,10 +98,13 @@ def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, res
 
 
 def new_output(cfg: TrainConfig) -> Path:
-    """``--output`` (refusing to overwrite another run) or ``runs/<data folder name>[-N]``."""
+    """``--output`` (refusing to overwrite another run) or ``runs/<data folder name>[-N]``.
+
+    A folder holding only ``config.json`` is free: a run killed before its first checkpoint leaves
+    one, which can neither be resumed nor would otherwise be reusable."""
     if cfg.output:
         out = Path(cfg.output)
-        if (out / "last.pt").exists() or (out / "config.json").exists():
+        if (out / "last.pt").exists() or (out / "best.pt").exists():
             raise UserError(f"{out}: already holds a training run; continue it with "
                             f"`mnv3 train --resume {out}` or choose another --output")
         return out
