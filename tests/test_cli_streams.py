@@ -8,12 +8,12 @@ import os
 
 import click
 import pytest
+from mnv3cli.evaluation.labels import class_label
 
 from mnv3cli.cli.app import cli
 from mnv3cli.data import default_workers
 from mnv3cli.data.folders import images_under, scan_folder
 from mnv3cli.data.inputs import expand_inputs
-from mnv3cli.evaluation.labels import class_label
 
 # ------------------------------------------------------------------------------------ stream rule
 

@@ -22,9 +22,15 @@ from helpers import cli_env as _cli_env
 
 from mnv3cli.errors import UserError
 from mnv3cli.inference import onnx_backend
-from mnv3cli.inference.onnx_backend import OnnxBackend
-from mnv3cli.inference.onnx_cache import META_FILE, OnnxCache, cache_key, cache_root, weights_file
 from mnv3cli.inference.export import DEFAULT_OPSET as CACHE_OPSET
+from mnv3cli.inference.onnx_backend import OnnxBackend
+from mnv3cli.inference.onnx_cache import (
+    META_FILE,
+    OnnxCache,
+    cache_key,
+    cache_root,
+    weights_file,
+)
 from mnv3cli.inference.runtime import choose_backend, open_runtime
 from mnv3cli.registry import ModelCard, Preprocess
 from mnv3cli.weights.download import cache_dir, sha256_file

@@ -23,7 +23,7 @@ import pytest
 import torch
 from helpers import cli_env as _cli_env
 
-from mnv3cli.errors import Interrupted
+from mnv3cli.errors import Interrupted, UserError
 from mnv3cli.training.config import TrainConfig
 from mnv3cli.training.loop import TrainingDiverged, TrainListener, train
 from mnv3cli.weights.checkpoint import read_checkpoint
@@ -249,6 +249,26 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(shapes, tmp_pat
     with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf).*last good checkpoint.*is kept"):
         train(wild, resume=tmp_path / "run")
     assert (tmp_path / "run" / "last.pt").read_bytes() == good
+
+
+def test_a_folder_left_without_a_checkpoint_is_reused_and_one_with_a_checkpoint_is_not(shapes, tmp_path,
+                                                                                        one_thread):
+    """A run killed before its first checkpoint leaves only config.json: a new run with the same
+    ``-o`` takes the folder. A folder with last.pt or best.pt still belongs to its run."""
+    from mnv3cli.training.run import new_output
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"config": {}}')
+    result = train(TrainConfig(**TINY | {"data": str(shapes), "output": str(run), "epochs": 1}))
+    assert result.epochs == 1 and (run / "last.pt").exists()
+    assert json.loads((run / "config.json").read_text())["config"]["epochs"] == 1
+    for name in ("last.pt", "best.pt"):
+        taken = tmp_path / name
+        taken.mkdir()
+        (taken / name).write_bytes(b"")
+        with pytest.raises(UserError, match="already holds a training run"):
+            new_output(TrainConfig(**TINY, output=str(taken)))
 
 
 # -- data -------------------------------------------------------------------------------------------

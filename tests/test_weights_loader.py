@@ -12,12 +12,8 @@ import torch
 from mnv3cli.errors import UserError
 from mnv3cli.model import MobileNetV3
 from mnv3cli.registry.entries import TF, TIMM, TORCHVISION
-from mnv3cli.weights.checkpoint import (
-    capture_rng_state,
-    read_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from mnv3cli.training.state import capture_rng_state, restore_rng_state
+from mnv3cli.weights.checkpoint import read_checkpoint, save_checkpoint
 from mnv3cli.weights.infer import infer_arch, kernel_shapes
 from mnv3cli.weights.loader import load_model
 

@@ -7,10 +7,9 @@ option defaults to "not given" here; :func:`build_config` layers them over the c
 
 from __future__ import annotations
 
-import os
-
 import click
 
+from .. import distributed
 from ..errors import Interrupted
 from ..training import (
     AMP_MODES,
@@ -20,6 +19,7 @@ from ..training import (
     build_config,
     default_of,
 )
+from ..training.events import TrainListener
 from .context import AppContext, pass_app
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
@@ -123,7 +123,7 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
 
     from ..training import stop_on_signals, train
 
-    main = int(os.environ.get("RANK", "0")) == 0
+    main = distributed.is_main()
     listener = _Display(app) if main else None
 
     with stop_on_signals() as stop:
@@ -140,16 +140,16 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
         return
     if result.skipped:
         app.info(f"skipped {len(result.skipped)} unreadable image(s), e.g. {result.skipped[0][1]}")
-    app.info(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}")
+    app.wrote(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}",
+              as_json)
     if as_json:
         app.emit_json(result.summary())
 
 
-class _Display:
+class _Display(TrainListener):
     """The live rich display (epoch, step, loss, lr, images/s, ETA) and one line per epoch on stderr.
 
-    Implements the hooks of :class:`~mnv3cli.training.loop.TrainListener` (not subclassed, so that
-    importing this module does not import torch)."""
+    (:mod:`mnv3cli.training.events` imports no torch, so neither does this module.)"""
 
     def __init__(self, app: AppContext) -> None:
         from rich.progress import (

@@ -86,7 +86,11 @@ class TrainConfig:
 
     @property
     def resolved_workers(self) -> int:
-        return self.workers if self.workers is not None else min(8, os.cpu_count() or 1)
+        from ..data.batches import (
+            default_workers,  # here: `mnv3 train --help` loads no numpy
+        )
+
+        return self.workers if self.workers is not None else default_workers()
 
     def validate(self) -> TrainConfig:
         """Check ranges and choices; raise :class:`UserError` naming the option."""

@@ -1,31 +1,32 @@
-"""The network a training run starts from, and how it is prepared for training: a new head or a
-fresh model (:func:`build_model`), frozen stages, optimizer parameter groups, train/eval modes of
-frozen parts, and the mixed-precision type.
+"""The network a training run starts from and where it runs: a new head, a fresh model or the
+resumed run's own (:class:`StartingPoint`), frozen stages, train/eval modes of frozen parts, and
+this process's device under ``torchrun``.
 
 Kept apart from the loop in :mod:`mnv3cli.training.loop`, which only wires these together.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from .. import distributed
 from ..errors import UserError
-from ..registry import Preprocess, get_entry
+from ..inference.device import resolve_device
+from ..registry import ModelCard, Preprocess, get_entry
 from .config import DEFAULT_MODEL, TrainConfig
 
 
 @dataclass
 class StartingPoint:
+    card: ModelCard  # what the trained model is: name, the run's classes, preprocessing
     model: nn.Module
-    model_name: str
-    preprocess: Preprocess
-    wordnet_ids: list[str] | None
-    description: str
+    description: str  # "fine-tuning from ...", "from scratch", "resuming ..."
     new_head: bool = False  # pretrained features under a freshly initialised classifier
 
 
@@ -49,11 +50,22 @@ def build_model(cfg: TrainConfig, class_names: list[str]) -> StartingPoint:
         name = get_entry(cfg.model or DEFAULT_MODEL).name
         model = create_model(name, num_classes=len(class_names), **overrides)
         preprocess, wordnet_ids, description, same_head = Preprocess(), None, "from scratch", True
-    if cfg.img_size and cfg.img_size != preprocess.input_size:
-        preprocess = dataclasses.replace(preprocess, input_size=cfg.img_size,
-                                         resize=round(cfg.img_size / preprocess.crop_pct))
-    return StartingPoint(model, name, preprocess, wordnet_ids, description,
-                         new_head=bool(cfg.weights) and not same_head)
+    card = ModelCard(model_name=name, class_names=class_names, wordnet_ids=wordnet_ids,
+                     preprocess=preprocess.at_resolution(cfg.img_size), source=cfg.weights or "")
+    return StartingPoint(card, model, description, new_head=bool(cfg.weights) and not same_head)
+
+
+def resumed_model(path: Path, class_names: list[str], data: str | None) -> StartingPoint:
+    """The model of the run being resumed, from the very file whose training state is restored."""
+    from ..weights.loader import load_model
+
+    loaded = load_model(path)
+    if list(loaded.class_names) != class_names:
+        raise UserError(f"{data}: its classes {class_names} differ from the run's "
+                        f"{list(loaded.class_names)}; resume with the data the run started with")
+    card = ModelCard(model_name=loaded.model_name, class_names=class_names, wordnet_ids=loaded.wordnet_ids,
+                     preprocess=loaded.preprocess, source=str(path))
+    return StartingPoint(card, loaded.model, "resuming")
 
 
 def freeze_layers(model: nn.Module, freeze: int | None) -> list[nn.Module]:
@@ -74,21 +86,6 @@ def freeze_layers(model: nn.Module, freeze: int | None) -> list[nn.Module]:
     return frozen
 
 
-def param_groups(model: nn.Module, weight_decay: float, head_lr_scale: float) -> list[dict[str, Any]]:
-    """Optimizer groups: no weight decay on biases and norm parameters (as timm does), and the
-    classifier's learning rate scaled by ``head_lr_scale`` (timm's schedulers honour ``lr_scale``):
-    a freshly initialised head must move fast, the pretrained features only gently."""
-    groups: dict[tuple[bool, bool], dict[str, Any]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        head, decay = name.startswith("classifier."), param.ndim > 1 and weight_decay > 0
-        group = groups.setdefault((head, decay), {"params": [], "weight_decay": weight_decay if decay else 0.0,
-                                                  "lr_scale": head_lr_scale if head else 1.0})
-        group["params"].append(param)
-    return list(groups.values())
-
-
 def set_train_mode(model: nn.Module, frozen: list[nn.Module], freeze_bn: bool) -> None:
     """Training mode, except that frozen parts (and all BatchNorm statistics with ``freeze_bn``)
     keep using their stored statistics, so the pretrained function they compute does not drift."""
@@ -101,11 +98,13 @@ def set_train_mode(model: nn.Module, frozen: list[nn.Module], freeze_bn: bool) -
                 module.eval()
 
 
-def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if mode == "fp16" and device.type != "cuda":
-        raise UserError("--amp fp16: float16 training needs a CUDA GPU; use --amp bf16 on CPU")
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+@contextlib.contextmanager
+def process_device(device_name: str) -> Iterator[torch.device]:
+    """This process's device, inside torchrun's process group when launched by torchrun: each
+    process on its own GPU (``LOCAL_RANK``) with nccl, or gloo on CPU. Alone: just the device."""
+    device = resolve_device(device_name)
+    if distributed.is_distributed() and device.type == "cuda":
+        device = torch.device(distributed.rank_device("cuda"))
+        torch.cuda.set_device(device)
+    with distributed.process_group("nccl" if device.type == "cuda" else "gloo"):
+        yield device

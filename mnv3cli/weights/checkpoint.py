@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import io
 import json
-import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..errors import UserError
@@ -51,7 +49,8 @@ def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: s
     card's ``source`` and ``sha256`` describe another file and are not stored: the on-disk record is
     unchanged, so files written before and after cards existed read the same. ``preprocess`` is a
     :class:`~mnv3cli.registry.Preprocess` or its ``to_dict()``. ``extra`` is a plain dict of state
-    dicts, tensors and Python scalars/lists (see :func:`capture_rng_state`).
+    dicts, tensors and Python scalars/lists (e.g. the RNG states of
+    :func:`mnv3cli.training.state.capture_rng_state`).
     """
     if card is not None:
         model_name = model_name if model_name is not None else card.model_name
@@ -181,27 +180,3 @@ def card_from_record(record: Mapping, source: str = "", sha256: str | None = Non
     return ModelCard(record["model_name"], record["class_names"], Preprocess.from_dict(record["preprocess"]),
                      record.get("wordnet_ids"), source, sha256, record["arch"])
 
-
-def capture_rng_state() -> dict:
-    """torch, numpy and Python RNG states in a form that loads with ``weights_only=True``."""
-    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)),
-                       "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
-             "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss}}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: Mapping) -> None:
-    """Undo :func:`capture_rng_state` (resuming training reproduces the same random stream)."""
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["gauss"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

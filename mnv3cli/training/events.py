@@ -1,0 +1,105 @@
+"""What a training run reports while it runs: the plan, each step, each epoch, and the result.
+
+Plain records with no torch (not even indirectly), so that the command line's display can subclass
+:class:`TrainListener` without ``mnv3 --help`` paying for a torch import. The loop in
+:mod:`mnv3cli.training.loop` sends them on rank 0 only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..evaluation import EvalProgress
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What is about to run (sent once, before the first step)."""
+
+    model_name: str
+    start: str  # "fine-tuning from ...", "from scratch", "resuming ... at epoch 3"
+    class_names: list[str]
+    train_images: int
+    val_images: int
+    data: str
+    epochs: int
+    start_epoch: int  # 0-based epoch the run starts (or resumes) in
+    steps_per_epoch: int
+    batch_size: int  # per process
+    world_size: int
+    device: str
+    amp: str  # the resolved mode: none | bf16 | fp16
+    trainable_params: int
+    total_params: int
+    output: Path
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based, within the epoch
+    steps: int
+    loss: float  # this step's loss (this process's batch)
+    lr: float
+    images_per_sec: float  # all processes, this epoch so far
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One row of ``metrics.csv`` plus what the summary line needs."""
+
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    top1: float  # percent
+    top5: float
+    lr: float
+    images_per_sec: float  # training images per second (all processes)
+    seconds: float  # training + validation wall time
+    is_best: bool
+    skipped_images: int  # unreadable images met so far (training and validation, unique)
+
+    def row(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def history_row(self) -> dict[str, Any]:
+        """The part kept in the run's history (``metrics.csv``, the checkpoints)."""
+        return {k: v for k, v in self.row().items() if k not in ("is_best", "skipped_images")}
+
+
+class TrainListener:
+    """Receives progress on rank 0. Subclass and override what you need; every hook is optional."""
+
+    def on_start(self, plan: TrainPlan) -> None: ...
+
+    def on_step(self, progress: StepProgress) -> None: ...
+
+    def on_validation(self, progress: EvalProgress) -> None: ...
+
+    def on_epoch_end(self, record: EpochRecord) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    best_top1: float
+    best_epoch: int
+    epochs: int  # epochs completed
+    checkpoint: Path  # best.pt
+    last_checkpoint: Path
+    history: list[dict[str, Any]]
+    skipped: list[tuple[str, str]]  # (path, reason) of unreadable images
+    seconds: float  # wall time of this invocation
+
+    def summary(self) -> dict[str, Any]:
+        last = self.history[-1] if self.history else {}
+        return {"best_top1": self.best_top1, "best_epoch": self.best_epoch, "epochs": self.epochs,
+                "checkpoint": str(self.checkpoint), "last_checkpoint": str(self.last_checkpoint),
+                "output": str(self.output), "top1": last.get("top1"), "top5": last.get("top5"),
+                "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
+                "images_per_sec": last.get("images_per_sec"), "skipped_images": len(self.skipped),
+                "seconds": self.seconds}
