@@ -8,7 +8,7 @@ import os
 
 import click
 import pytest
-from mnv3cli.evaluation.labels import class_label
+from mnv3cli.registry.card import class_label
 
 from mnv3cli.cli.app import cli
 from mnv3cli.data import default_workers

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..registry import ModelCard, get_entry
-from ..registry.types import Preprocess
+from ..registry.card import CardFields
 from ..weights.download import (
     sha256_file,  # the loader's hash (ModelCard.sha256): the cache key
 )
@@ -28,7 +28,7 @@ from .onnx_cache import Entry, OnnxCache, cache_key, weights_file
 
 
 @dataclass(frozen=True)
-class Runtime:
+class Runtime(CardFields):
     """A ready backend and the card that says what its outputs mean.
 
     The properties are the card's fields as the CLI reads them (lists, as before cards existed).
@@ -36,26 +36,6 @@ class Runtime:
 
     backend: Backend
     card: ModelCard
-
-    @property
-    def model_name(self) -> str:
-        return self.card.model_name
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.card.class_names)
-
-    @property
-    def wordnet_ids(self) -> list[str] | None:
-        return list(self.card.wordnet_ids) if self.card.wordnet_ids is not None else None
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return self.card.preprocess
-
-    @property
-    def source(self) -> str:
-        return self.card.source
 
 
 def choose_backend(backend: str = "auto", device: str = "auto") -> str:

@@ -60,3 +60,38 @@ class ModelCard:
         return cls(model_name=str(d["model_name"]), class_names=tuple(d["class_names"]),
                    preprocess=Preprocess.from_dict(d["preprocess"]), wordnet_ids=d.get("wordnet_ids"),
                    source=str(d.get("source", "")), sha256=d.get("sha256"), arch=d.get("arch") or {})
+
+
+class CardFields:
+    """The card's fields as attributes of whatever carries a ``card`` (a loaded model, a runtime),
+    read-only; list-valued ones as lists, as callers read them before cards existed."""
+
+    card: ModelCard
+
+    @property
+    def model_name(self) -> str:
+        return self.card.model_name
+
+    @property
+    def arch(self) -> dict:  # kwargs that rebuild the model: MobileNetV3(**arch, num_classes=...)
+        return dict(self.card.arch)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.card.class_names)
+
+    @property
+    def wordnet_ids(self) -> list[str] | None:
+        return list(self.card.wordnet_ids) if self.card.wordnet_ids is not None else None
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.card.preprocess
+
+    @property
+    def source(self) -> str:
+        return self.card.source
+
+    @property
+    def sha256(self) -> str | None:  # content hash of the weights file read (the ONNX cache key)
+        return self.card.sha256

@@ -25,6 +25,7 @@ from ..registry import (
     get_entry,
     resolve_weights,
 )
+from ..registry.card import CardFields
 from ..registry.entries import TF, TF_ARCH, TIMM, TIMM_ARCH, TORCHVISION
 from .download import Progress, fetch, sha256_file
 from .readers import (
@@ -46,7 +47,7 @@ TAG_KINDS = ("torchvision", "timm", "tflite")
 
 
 @dataclass
-class LoadedModel:
+class LoadedModel(CardFields):
     """A model ready for inference (``model``), what it is (``card``), and where it came from (``meta``).
 
     The read-only properties delegate to the card so that callers written against the old flat
@@ -56,34 +57,6 @@ class LoadedModel:
     model: MobileNetV3  # eval() mode, CPU, fp32
     card: ModelCard  # name, classes, preprocessing, source, content hash, arch
     meta: dict = field(default_factory=dict)  # format of the source, training metrics, epoch, ...
-
-    @property
-    def model_name(self) -> str:
-        return self.card.model_name
-
-    @property
-    def arch(self) -> dict:  # kwargs that rebuild the model: MobileNetV3(**arch, num_classes=...)
-        return dict(self.card.arch)
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.card.class_names)
-
-    @property
-    def wordnet_ids(self) -> list[str] | None:
-        return list(self.card.wordnet_ids) if self.card.wordnet_ids is not None else None
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return self.card.preprocess
-
-    @property
-    def source(self) -> str:
-        return self.card.source
-
-    @property
-    def sha256(self) -> str:  # content hash of the weights file read (the ONNX cache key)
-        return self.card.sha256
 
 
 def load_model(weights: str | os.PathLike | None = None, model_name: str | None = None, *,
