@@ -97,8 +97,9 @@ def matches(expected: list[str], actual: str) -> bool:
 
 
 def script(block: Block) -> str:
-    """One bash script for the block: ``mnv3`` is ``python -m mnv3cli``; stderr joins stdout."""
-    body = [f'mnv3() {{ "$MNV3_PYTHON" -m mnv3cli "$@"; }}', "exec 2>&1"]
+    """One bash script for the block: ``mnv3`` is ``python -m mnv3cli``, and ``python`` the
+    interpreter running the tests (whatever PATH says); stderr joins stdout."""
+    body = ['python() { "$MNV3_PYTHON" "$@"; }', 'mnv3() { python -m mnv3cli "$@"; }', "exec 2>&1"]
     for command in block.commands:
         # keep $? across the separator, so that ``echo $?`` shows the previous command's status
         body += [f"__status=$?; printf '{SEPARATOR}\\n'; (exit $__status)", command.text]
