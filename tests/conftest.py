@@ -91,3 +91,27 @@ def blocked_dir(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     return blocker / "sub"
+
+
+@pytest.fixture
+def bad_corpus(tmp_path, cat_photo, coffee_photo):
+    """good/bad files interleaved in one folder (sorted names), plus an empty folder and a missing path."""
+    from helpers import png_bomb_bytes
+
+    root = tmp_path / "corpus"
+    root.mkdir()
+    data = cat_photo.read_bytes()
+    (root / "1-cat.jpg").write_bytes(data)
+    (root / "2-empty.jpg").write_bytes(b"")
+    (root / "3-truncated.jpg").write_bytes(data[: len(data) // 3])
+    (root / "4-noise.jpg").write_bytes(bytes(range(256)) * 16)
+    (root / "5-text.png").write_text("just text")
+    (root / "6-bomb.png").write_bytes(png_bomb_bytes())
+    (root / "7-coffee.jpg").write_bytes(coffee_photo.read_bytes())
+    (root / "readme.txt").write_text("skipped: not an image file name")
+    (tmp_path / "empty-dir").mkdir()
+    expected = {"1-cat.jpg": None, "2-empty.jpg": "empty file", "3-truncated.jpg": "truncated",
+                "4-noise.jpg": "not an image", "5-text.png": "not an image",
+                "6-bomb.png": "decompression bomb", "7-coffee.jpg": None,
+                "empty-dir": "no image files", "missing.jpg": "no such file"}
+    return tmp_path, expected

@@ -4,6 +4,8 @@ CLI subprocess. Imported by conftest.py and by test modules (``from helpers impo
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,14 @@ def cli_env(extra: dict | None = None) -> dict:
     env.setdefault("COLUMNS", "200")
     env.update(extra or {})
     return env
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb_bytes(side: int = 100_000) -> bytes:
+    """A tiny valid-looking PNG whose header declares ``side`` x ``side`` pixels (10 G here)."""
+    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+            + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))

@@ -1,6 +1,7 @@
 """TFLite import: Google's int8 and uint8 MobileNetV3-Small files reach their accuracy bars on the
 500 ImageNet dev images, the graph facts the converter relies on hold, and a TFLite file that is
-not a MobileNetV3 is refused clearly."""
+not a MobileNetV3 is refused clearly.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The network is the paper's, and the same network as torchvision's and timm's."""
+"""The network is the paper's, and the same network as torchvision's and timm's.
+"""
 
 from __future__ import annotations
 

@@ -11,10 +11,16 @@ import ast
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-PACKAGE = Path(__file__).resolve().parents[1] / "mnv3cli"
+PACKAGE = ROOT / "mnv3cli"
+
+
 MAX_LINES = 350
+
+
 UNTIL_SPLIT: set[str] = set()  # modules being taken apart (none now)
+
 
 LAYERS = {
     "errors": 0, "_lazy": 0,

@@ -1,4 +1,5 @@
-"""The registry names every model, resolves weights tags, and create_model builds from it."""
+"""The registry names every model, resolves weights tags, and create_model builds from it.
+"""
 
 from __future__ import annotations
 

@@ -1,20 +1,17 @@
-"""The CLI skeleton: lazy commands, --version, the registry listing, the error conventions."""
+"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+
+The CLI skeleton: lazy commands, --version, the registry listing, the error conventions.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-
-import click
-from click.testing import CliRunner
 
 from mnv3cli import __version__
-from mnv3cli.cli.app import COMMANDS, cli
-from mnv3cli.errors import PartialFailure, UserError
+from mnv3cli.cli.app import COMMANDS
 from mnv3cli.registry import list_models
 
 
@@ -59,43 +56,6 @@ def test_models_table(run_cli):
     for name in list_models():
         assert name in result.stdout
     assert "2.54 M" in result.stdout and "56.5 M" in result.stdout
-
-
-@contextlib.contextmanager
-def raising(exc: Exception) -> Iterator[click.Group]:
-    """The real ``mnv3`` group plus one command that raises ``exc`` (the conventions' unit test)."""
-
-    @cli.command("raise-for-test")
-    def raiser() -> None:
-        raise exc
-
-    try:
-        yield cli
-    finally:
-        cli.commands.pop("raise-for-test")
-
-
-def test_user_error_is_one_line_exit_2_traceback_only_with_verbose():
-    runner = CliRunner()
-    with raising(UserError("photo.jpg: not an image")) as group:
-        quiet = runner.invoke(group, ["raise-for-test"])
-        loud = runner.invoke(group, ["-v", "raise-for-test"])
-    assert quiet.exit_code == 2
-    assert quiet.stderr.strip() == "mnv3: error: photo.jpg: not an image"
-    assert loud.exit_code == 2 and "Traceback" in loud.stderr
-
-
-def test_partial_failure_exits_1():
-    with raising(PartialFailure("1 of 3 inputs failed")) as group:
-        result = CliRunner().invoke(group, ["raise-for-test"])
-    assert result.exit_code == 1 and "1 of 3 inputs failed" in result.stderr
-
-
-def test_unexpected_exception_is_reported_without_traceback():
-    with raising(RuntimeError("boom")) as group:
-        result = CliRunner().invoke(group, ["raise-for-test"])
-    assert result.exit_code == 1
-    assert "internal error: RuntimeError: boom" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unknown_command_is_a_usage_error(run_cli):

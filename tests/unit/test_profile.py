@@ -1,13 +1,10 @@
-"""``mnv3 profile``: exact parameter and MAC counts, honest latency statistics, exports, the command."""
+"""``mnv3 profile``: exact parameter and MAC counts, honest latency statistics, exports, the command.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -31,8 +28,6 @@ CPU = torch.device("cpu")
 def small():
     return create_model("small").eval()
 
-
-# ------------------------------------------------------------------------------------------- counts
 
 @pytest.mark.parametrize("entry", MODELS, ids=lambda e: e.name)
 def test_counts_equal_the_registry_at_224(entry):
@@ -102,8 +97,6 @@ def test_file_sizes_are_the_sizes_on_disk(small, tmp_path):
     assert params.bytes_fp32 > 4 * params.total and 0.49 < params.bytes_fp16 / params.bytes_fp32 < 0.51
 
 
-# ------------------------------------------------------------------------------------------ latency
-
 def test_summary_statistics():
     stats = summarize([float(v) for v in range(10, 0, -1)], batch_size=4)
     assert (stats["min"], stats["median"], stats["p90"], stats["mean"]) == (1.0, 5.5, 9.0, 5.5)
@@ -158,33 +151,6 @@ def test_reported_times_match_a_plain_loop(small):
     assert 0.8 < min(tool) / min(plain) < 1.25, (tool, sorted(plain)[:5])
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc thresholds")
-def test_settled_allocator_stops_page_faults_on_every_forward_pass():
-    code = """if True:
-        import resource, sys, torch
-        from mnv3cli.profiling.timing import settle_allocator
-        from mnv3cli.factory import create_model
-        model, x = create_model("small").eval(), torch.randn(1, 3, 224, 224)
-        def faults_per_pass():
-            with torch.inference_mode():
-                model(x)
-                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                for _ in range(50):  # enough passes that a one-off burst (a new thread's stack) averages out
-                    model(x)
-            return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 50
-        unsettled = faults_per_pass()
-        settle_allocator()
-        faults_per_pass()
-        print(unsettled, faults_per_pass())
-    """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    unsettled, settled = map(float, out.stdout.split())
-    assert unsettled > 50 and settled < 5, (unsettled, settled)
-
-
-# ----------------------------------------------------------------------------------- export, device
-
 def test_onnx_export_has_a_dynamic_batch_and_matches_torch(small, tmp_path):
     import onnxruntime as ort
 
@@ -214,83 +180,3 @@ def test_resolve_device():
         with pytest.raises(UserError, match="--device cuda: CUDA is not available"):
             resolve_device("cuda")
         assert resolve_device("auto").type != "cuda"
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-
-def test_profile_json(run_cli):
-    result = run_cli("profile", "--size", "small", "--resolution", "96", "--backend", "eager",
-                     "--batch-size", "1,2", "--runs", "2", "--warmup", "1", "--threads", "1", "--json")
-    assert result.returncode == 0, result.stderr
-    record = json.loads(result.stdout)
-    assert record["model"] == "mobilenetv3_small_100" and record["params"] == 2_542_856
-    assert record["macs"] == count_compute(create_model("small"), 96).macs and record["flops"] == 2 * record["macs"]
-    assert record["latency_ms"]["median"] > 0 and record["latency_ms"]["threads"] == 1
-    assert [(s["backend"], s["batch_size"]) for s in record["latency"]] == [("eager", 1), ("eager", 2)]
-
-
-def test_profile_compare_counts_only_gives_a_list(run_cli):
-    result = run_cli("profile", "--model", "small", "--compare", "large", "--compare",
-                     "mobilenetv3_small_075", "--runs", "0", "--json")
-    assert result.returncode == 0, result.stderr
-    records = json.loads(result.stdout)
-    assert [(r["model"], r["macs"], r["params"]) for r in records] == [
-        (e.name, e.macs, e.params) for e in (MODELS[0], MODELS[2], MODELS[1])]
-    assert all(r["latency"] == [] and r["latency_ms"] is None for r in records)
-
-
-def test_profile_tables_with_per_layer_and_width(run_cli):
-    result = run_cli("profile", "--size", "large", "--width", "0.5", "--per-layer", "--runs", "0")
-    assert result.returncode == 0 and "Parameters" not in result.stderr  # the tables are the result
-    for text in ("Parameters and compute at 224x224", "0.5", "per stage", "stages.5.2.depthwise.conv",
-                 "dwconv 5x5", "FLOPs = 2 x MACs", "torchvision"):
-        assert text in result.stdout, text
-
-
-def test_profile_plot_writes_a_png(run_cli, tmp_path):
-    out = tmp_path / "latency.png"
-    result = run_cli("profile", "--size", "small", "--resolution", "64", "--backend", "eager",
-                     "--backend", "onnxruntime", "-b", "1", "-b", "2", "--runs", "2", "--warmup", "0",
-                     "--plot", str(out), "--json")
-    assert result.returncode == 0, result.stderr
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_profile_plot_without_matplotlib_is_a_clear_error(run_cli, tmp_path):
-    fake = tmp_path / "site" / "matplotlib"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
-    result = run_cli("profile", "--size", "small", "--plot", str(tmp_path / "p.png"),
-                     env={"PYTHONPATH": f"{tmp_path / 'site'}"})
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        (f"mnv3: error: --plot {tmp_path / 'p.png'}: matplotlib is not installed; install the 'plot' "
-         "extra: pip install 'mnv3cli[plot]'")]
-
-
-@pytest.mark.parametrize("args,message", [
-    (["--model", "mobilenetv9"], "unknown model 'mobilenetv9'"),
-    (["--size", "small", "--model", "large"], "name different models"),
-    (["--plot", "out.txt", "--runs", "0"], "unsupported image type"),
-    (["--runs", "0", "--plot", "out.png"], "nothing to plot"),
-    (["--device", "cuda", "--runs", "0"], "CUDA is not available"),
-])
-def test_profile_bad_input_is_one_line_and_exit_2(run_cli, args, message):
-    if "cuda" in args and torch.cuda.is_available():
-        pytest.skip("CUDA is available here")
-    result = run_cli("profile", *args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mnv3: error: ") and message in lines[0], lines
-
-
-def test_bad_batch_size_is_a_usage_error(run_cli):
-    result = run_cli("profile", "--batch-size", "1,x")
-    assert result.returncode == 2 and "'x' is not an integer" in result.stderr
-
-
-def test_profile_help_does_not_import_torch(run_cli):
-    result = run_cli("profile", "--help", env={"PYTHONPROFILEIMPORTTIME": "1"})
-    assert result.returncode == 0 and "--batch-size" in result.stdout
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
-    assert "click" in imported and not {m for m in imported if m.split(".")[0] == "torch"}

@@ -1,5 +1,6 @@
 """Loading torchvision/timm/safetensors state dicts, inferring the architecture, and the project
-checkpoint (round trip, training extras, atomic writes)."""
+checkpoint (round trip, training extras, atomic writes).
+"""
 
 from __future__ import annotations
 

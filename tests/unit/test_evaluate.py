@@ -21,7 +21,11 @@ from mnv3cli.evaluation.report import summary, write_report
 from mnv3cli.registry import Preprocess
 
 CLASSES = ["red", "green", "blue"]
+
+
 COLOURS = {"red": (230, 20, 20), "green": (20, 230, 20), "blue": (20, 20, 230)}
+
+
 PREPROCESS = Preprocess(input_size=16, resize=18, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
 

@@ -1,4 +1,5 @@
-"""``mnv3 train`` options: config files (YAML, TOML), the run's config.json, and their precedence."""
+"""``mnv3 train`` options: config files (YAML, TOML), the run's config.json, and their precedence.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +9,19 @@ import pytest
 
 from mnv3cli.errors import UserError
 from mnv3cli.training.config import TrainConfig, build_config, read_config_file
+
+
+def test_broken_yaml_config_is_reported_on_one_line(tmp_path):
+    from mnv3cli.errors import UserError
+    from mnv3cli.training.config import read_config_file
+
+    config = tmp_path / "recipe.yaml"
+    config.write_text("epochs: [1\nlr: 0.1\n")
+    with pytest.raises(UserError) as caught:
+        read_config_file(config)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{config}: not a valid YAML file")
+    assert "line 2, column 3" in message  # where the parser gave up
 
 
 def test_layers_defaults_run_file_command_line(tmp_path):
@@ -62,20 +76,6 @@ def test_missing_config_and_run(tmp_path):
         build_config({}, tmp_path / "nope.yaml")
     with pytest.raises(UserError, match="not a training run"):
         build_config({}, resume=tmp_path)
-
-
-def test_missing_validation_data_is_a_clear_cli_error(run_cli, tmp_path):
-    from PIL import Image
-
-    for cls in ("a", "b"):
-        (tmp_path / "flat" / cls).mkdir(parents=True)
-        Image.new("RGB", (8, 8)).save(tmp_path / "flat" / cls / "x.png")
-    proc = run_cli("train", tmp_path / "flat", "--epochs", "1")
-    assert proc.returncode == 2
-    assert "no validation data" in proc.stderr and "--val-split 0.2" in proc.stderr
-    assert "Traceback" not in proc.stderr
-    proc = run_cli("train")
-    assert proc.returncode == 2 and "--resume" in proc.stderr
 
 
 def test_a_runs_resolved_config_reads_back_unchanged(tmp_path):

@@ -1,5 +1,6 @@
 """Downloads go through torch.hub's cache: cached files are reused (and hash-checked), archives are
-unpacked, and being offline is one clear error. Nothing here reaches the network."""
+unpacked, and being offline is one clear error. Nothing here reaches the network.
+"""
 
 from __future__ import annotations
 

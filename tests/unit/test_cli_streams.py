@@ -1,54 +1,19 @@
 """The CLI's shared rules, each kept once: the stream rule (results on stdout, -q never hides them),
-the shared options, the one folder walk, the one class-label fallback and the one worker default."""
+the shared options, the one folder walk, the one class-label fallback and the one worker default.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 
 import click
 import pytest
-from mnv3cli.registry.card import class_label
 
 from mnv3cli.cli.app import cli
 from mnv3cli.data import default_workers
 from mnv3cli.data.folders import images_under, scan_folder
 from mnv3cli.data.inputs import expand_inputs
-
-# ------------------------------------------------------------------------------------ stream rule
-
-def test_profile_tables_go_to_stdout_and_quiet_keeps_them(run_cli):
-    loud = run_cli("profile", "--size", "small", "--runs", "0")
-    quiet = run_cli("-q", "profile", "--size", "small", "--runs", "0")
-    assert loud.returncode == quiet.returncode == 0, loud.stderr + quiet.stderr
-    assert "Parameters and compute at 224x224" in loud.stdout and "per stage" in loud.stdout
-    assert quiet.stdout == loud.stdout  # -q hides notes and progress, never the result
-    assert "Parameters" not in loud.stderr + quiet.stderr
-
-
-def test_profile_plot_line_is_a_result_but_not_inside_json(run_cli, tmp_path):
-    plot = tmp_path / "p.png"
-    args = ("profile", "--size", "small", "--resolution", "32", "--backend", "eager", "--runs", "1",
-            "--warmup", "0", "--plot", plot)
-    quiet = run_cli("-q", *args)
-    assert quiet.returncode == 0, quiet.stderr
-    assert f"wrote {plot}\n" in quiet.stdout
-    as_json = run_cli(*args, "--json")
-    assert as_json.returncode == 0, as_json.stderr
-    json.loads(as_json.stdout)  # stdout is the JSON and nothing else
-    assert f"wrote {plot}" in as_json.stderr
-
-
-def test_predict_wrote_line_on_stdout_even_with_q_and_on_stderr_with_json(run_cli, int8_tflite,
-                                                                            cat_photo, tmp_path):
-    out = tmp_path / "labels.csv"
-    quiet = run_cli("-q", "predict", cat_photo, "--weights", int8_tflite, "--output", out)
-    assert quiet.returncode == 0, quiet.stderr
-    assert quiet.stdout == f"wrote 1 result(s) to {out}\n"
-    as_json = run_cli("predict", cat_photo, "--weights", int8_tflite, "--output", out, "--json")
-    assert as_json.returncode == 0, as_json.stderr
-    assert [json.loads(line)["path"] for line in as_json.stdout.splitlines()] == [str(cat_photo)]
-    assert f"wrote 1 result(s) to {out}" in as_json.stderr
+from mnv3cli.registry.card import class_label
 
 
 def test_the_stream_rule_is_stated_once_in_the_cli_package():
@@ -57,8 +22,6 @@ def test_the_stream_rule_is_stated_once_in_the_cli_package():
     doc = mnv3cli.cli.__doc__
     assert "stdout" in doc and "stderr" in doc and "-q" in doc
 
-
-# ------------------------------------------------------------------------------- shared options
 
 def _options(name: str) -> dict[str, dict]:
     command = cli.get_command(click.Context(cli), name)
@@ -88,8 +51,6 @@ def test_no_command_keeps_its_own_backend_list_or_opener():
     for module in (predict, evaluate):
         assert not hasattr(module, "BACKENDS") and not hasattr(module, "open_backend")
 
-
-# ---------------------------------------------------------------------- one folder walk, one label
 
 @pytest.fixture
 def walk_tree(tmp_path):

@@ -1,26 +1,14 @@
-"""Decoding: every common format and pixel mode becomes correct upright RGB; bad files fail cleanly."""
+"""Decoding: every common format and pixel mode becomes correct upright RGB; bad files fail cleanly.
+"""
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
+from helpers import png_bomb_bytes
 from PIL import Image
 
 from mnv3cli.data.images import EncodedImage, ImageDecodeError, open_rgb
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb_bytes(side: int = 100_000) -> bytes:
-    """A tiny valid-looking PNG whose header declares ``side`` x ``side`` pixels (10 G here)."""
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _png_chunk(b"IEND", b""))
 
 
 def _palette_with_transparency(path):

@@ -1,4 +1,7 @@
-"""``mnv3 evaluate`` end to end with Google's int8 TFLite model on the ImageNet sample in ../shared."""
+"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+
+``mnv3 evaluate`` end to end with Google's int8 TFLite model on the ImageNet sample in ../shared.
+"""
 
 from __future__ import annotations
 
@@ -120,4 +123,3 @@ def test_missing_or_empty_folder_exit_2_before_loading_a_model(run_cli, tmp_path
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("mnv3: error: ") and len(proc.stderr.splitlines()) == 1
     assert ("no such folder" if make == "missing" else "no images found") in proc.stderr
-

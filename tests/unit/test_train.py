@@ -6,22 +6,14 @@ registered model, on one thread (torch's thread pool only slows tiny models on a
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import cli_env as _cli_env
 
 from mnv3cli.errors import Interrupted, UserError
 from mnv3cli.training.config import TrainConfig
@@ -29,7 +21,8 @@ from mnv3cli.training.loop import TrainingDiverged, TrainListener, train
 from mnv3cli.weights.checkpoint import read_checkpoint
 
 SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
 TINY = {"model": "mobilenetv3_small_075", "img_size": 32, "batch_size": 8, "epochs": 2, "workers": 0,
         "lr": 5e-3, "warmup_epochs": 0, "bn_momentum": 0.3}
 
@@ -72,75 +65,6 @@ def one_thread():
     yield
     torch.set_num_threads(before)
 
-
-def _run_cli(args, cwd, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "mnv3cli", *map(str, args)], check=False, capture_output=True,
-                          text=True, env=_cli_env(ONE_THREAD | (env or {})), cwd=cwd, timeout=timeout)
-
-
-# -- from scratch, through the CLI, with every output file ---------------------------------------
-
-@pytest.fixture(scope="module")
-def scratch_run(shapes, tmp_path_factory):
-    """5 epochs from scratch; the recipe partly from a YAML file that the command line overrides."""
-    work = tmp_path_factory.mktemp("scratch")
-    (work / "recipe.yaml").write_text("model: mobilenetv3_small_075\nimg-size: 48\nepochs: 5\n"
-                                      "batch_size: 4\nlr: 1e-2\nwarmup_epochs: 0\nbn_momentum: 0.3\n")
-    proc = _run_cli(["train", shapes, "--config", "recipe.yaml", "-b", "8", "--lr", "5e-3", "-j", "0",
-                     "-o", "run", "--json"], cwd=work)
-    assert proc.returncode == 0, proc.stderr
-    return proc, work / "run"
-
-
-def test_from_scratch_learns_well_above_chance(scratch_run):
-    proc, _ = scratch_run
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"\nfrom scratch, 3 classes: best top-1 {summary['best_top1']:.1f} % (chance 33.3 %)")
-    assert summary["best_top1"] >= 66.6  # twice chance, on 24 validation images
-    assert summary["epochs"] == 5 and summary["checkpoint"] == str(Path("run") / "best.pt")
-    assert summary["skipped_images"] == 0
-    assert sum(line.startswith("epoch ") for line in proc.stderr.splitlines()) == 5  # one per epoch
-    assert "best top-1" in proc.stderr
-
-
-def test_run_folder_holds_every_output(scratch_run, shapes):
-    proc, run = scratch_run
-    with open(run / "metrics.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "top1", "top5", "lr", "images_per_sec",
-                             "seconds"]
-    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
-    assert all(float(r["images_per_sec"]) > 0 and float(r["seconds"]) > 0 for r in rows)
-    assert float(rows[-1]["lr"]) < float(rows[0]["lr"])  # cosine decay
-    config = json.loads((run / "config.json").read_text())
-    resolved = config["config"]
-    # command line (batch 8, lr 5e-3) beats the file (4, 1e-2), which beats the defaults (epochs 10)
-    assert (resolved["batch_size"], resolved["lr"], resolved["epochs"], resolved["img_size"]) == (8, 5e-3, 5, 48)
-    assert config["classes"] == sorted(SHAPES) and config["train_images"] == 72
-    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    best, last = read_checkpoint(run / "best.pt"), read_checkpoint(run / "last.pt")
-    for ckpt in (best, last):
-        assert ckpt["class_names"] == sorted(SHAPES) and ckpt["model_name"] == "mobilenetv3_small_075"
-        assert ckpt["preprocess"]["input_size"] == 48
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert best["extra"]["epoch"] == summary["best_epoch"]
-    assert float(rows[summary["best_epoch"] - 1]["top1"]) == pytest.approx(summary["best_top1"], abs=1e-3)
-    assert last["extra"]["epoch"] == 5 and "optimizer" in last["extra"]
-
-
-def test_evaluate_reproduces_the_reported_top1(scratch_run, shapes):
-    """`mnv3 evaluate VAL --weights RUN/best.pt` gives exactly the top-1 training reported for best.pt."""
-    proc, run = scratch_run
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    ev = _run_cli(["evaluate", shapes / "val", "-w", run / "best.pt", "--backend", "torch", "--json"],
-                  cwd=run.parent)
-    assert ev.returncode == 0, ev.stderr
-    result = json.loads(ev.stdout)
-    assert result["top1"] == summary["best_top1"]
-    assert result["images"] == 24
-
-
-# -- resume ---------------------------------------------------------------------------------------
 
 class _StopAt(TrainListener):
     """Requests a stop (as SIGINT does) at a given epoch end or step."""
@@ -193,51 +117,6 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(shapes, tmp_pat
                          for row in resumed["extra"]["history"]], name
 
 
-def _wait_for(predicate, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.1)
-
-
-def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
-    """SIGKILL loses at most the epoch in progress; SIGINT finishes the step, saves and exits 130."""
-    run = tmp_path / "run"
-    args = ["train", shapes, "-o", run, "-m", "mobilenetv3_small_075", "--img-size", "32", "-b", "8",
-            "-e", "40", "-j", "1"]
-    env = _cli_env(ONE_THREAD)
-
-    def start(*extra):  # in a session of its own, so that a signal can go to the whole group
-        with open(tmp_path / "stderr.txt", "w") as log:  # the child keeps its own copy of the handle
-            return subprocess.Popen([sys.executable, "-m", "mnv3cli", *map(str, extra)], stderr=log,
-                                    stdout=subprocess.DEVNULL, env=env, cwd=tmp_path, start_new_session=True)
-
-    proc = start(*args)
-    _wait_for(lambda: (run / "metrics.csv").exists() or proc.poll() is not None)
-    proc.kill()
-    proc.wait(timeout=30)
-    done = read_checkpoint(run / "last.pt")["extra"]["epoch"]
-    assert done >= 1
-
-    proc = start("train", "--resume", run)
-    _wait_for(lambda: "resuming" in (tmp_path / "stderr.txt").read_text() or proc.poll() is not None)
-    time.sleep(1.0)
-    os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C: the data-loading worker gets it too
-    assert proc.wait(timeout=120) == 130
-    stderr = (tmp_path / "stderr.txt").read_text()
-    assert f"mnv3 train --resume {run}" in stderr and "Traceback" not in stderr
-    extra = read_checkpoint(run / "last.pt")["extra"]
-    assert extra["epoch"] >= done  # nothing lost: the killed run's epochs are all still there
-
-    target = extra["epoch"] + 1
-    proc = _run_cli(["train", "--resume", run, "--epochs", target, "--json"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.strip().splitlines()[-1])["epochs"] == target
-    with open(run / "metrics.csv", newline="") as fh:
-        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, target + 1))
-
-
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(shapes, tmp_path, one_thread):
     cfg = TrainConfig(**TINY, data=str(shapes), output=str(tmp_path / "run"))
     stop = threading.Event()
@@ -270,8 +149,6 @@ def test_a_folder_left_without_a_checkpoint_is_reused_and_one_with_a_checkpoint_
         with pytest.raises(UserError, match="already holds a training run"):
             new_output(TrainConfig(**TINY, output=str(taken)))
 
-
-# -- data -------------------------------------------------------------------------------------------
 
 def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread):
     data = tmp_path / "data"
@@ -316,8 +193,6 @@ def test_val_split_is_stratified_and_seeded(shapes, tmp_path):
     other = find_splits(shapes, val=shapes / "train")  # --val overrides DIR/val
     assert len(other.val) == 72
 
-
-# -- fine-tuning from Google's TFLite weights --------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tflite_model(int8_tflite):
@@ -374,91 +249,3 @@ def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, 
         # the last bneck stage and the head were trained
         assert not torch.equal(before.stages[4][0].expand.conv.weight, after.stages[4][0].expand.conv.weight)
         assert not torch.equal(before.head.conv.weight, after.head.conv.weight)
-
-
-# -- more than one process ------------------------------------------------------------------------
-
-def _children(pid: int) -> list[int]:
-    """Process ids whose parent is ``pid`` (from /proc: this is only used on Linux CI)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
-
-
-def _torchrun(args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``torchrun --nproc-per-node 2 -m mnv3cli ARGS`` on CPU; a hang fails the test after ``timeout``
-    seconds and takes the worker processes down with it (they live in a session of their own)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-           "mnv3cli", *map(str, args)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_cli_env(ONE_THREAD), cwd=cwd, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        for pid in (*_children(proc.pid), proc.pid):  # torchrun starts each worker in its own session
-            os.kill(pid, signal.SIGKILL)
-        stdout, stderr = proc.communicate()
-        raise AssertionError(f"torchrun hung for {timeout:.0f} s:\n{stderr[-3000:]}") from None
-    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-
-
-def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
-    proc = _torchrun(["train", shapes, "-o", "run", "-m", "mobilenetv3_small_075", "--img-size", "32",
-                      "-b", "8", "-e", "1", "-j", "0", "--json"], cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1  # only rank 0 prints
-    summary = json.loads(lines[0])
-    assert proc.stderr.count("epoch 1/1 ") == 1
-    run = tmp_path / "run"
-    config = json.loads((run / "config.json").read_text())
-    assert config["world_size"] == 2
-    ckpt = read_checkpoint(run / "last.pt")
-    assert ckpt["extra"]["epoch"] == 1 and ckpt["extra"]["num_updates"] == 5  # 72 images / 2 / 8
-    assert len(ckpt["extra"]["rng"]) == 2  # both processes' random states
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt",
-                                                     "metrics.csv"]
-
-    from mnv3cli.evaluation.evaluate import evaluate
-    from mnv3cli.inference.backends import TorchBackend
-    from mnv3cli.training.data import find_splits
-    from mnv3cli.weights.loader import load_model
-
-    loaded = load_model(run / "best.pt")
-    splits = find_splits(shapes)
-    result = evaluate(TorchBackend(loaded.model), splits.val, 3, loaded.preprocess)
-    assert result.top1 == summary["best_top1"]
-
-
-def test_torchrun_survives_a_batch_with_no_readable_image(tmp_path):
-    """Every process takes part in every collective even when its whole batch is unreadable.
-
-    Training: process 1's first batch holds only broken files, so it has nothing to learn from while
-    process 0 does (before the fix process 0 waited forever in DDP's gradient all-reduce).
-    Validation (sharded by batches): process 1's only batch is broken too, and process 0 has two
-    batches to its one. The run must finish, count the 4 bad files once and train on the rest.
-    """
-    from mnv3cli.training.data import EpochSampler, find_splits
-
-    data = make_shapes(tmp_path / "data", per_class=(4, 2))
-    splits = find_splits(data)
-    assert (len(splits.train), len(splits.val)) == (12, 6)
-    seed, batch = 0, 2
-    first_batch_of_rank_1 = EpochSampler(len(splits.train), seed=seed, epoch=0, rank=1, world=2).indices[:batch]
-    broken = [splits.train[i][0] for i in first_batch_of_rank_1]
-    broken += [splits.val[i][0] for i in (2, 3)]  # validation batch 1 of 0-2 goes to process 1
-    for path in broken:
-        Path(path).write_bytes(b"not an image")
-    proc = _torchrun(["train", data, "-o", "run", "-m", "mobilenetv3_small_075", "--img-size", "32",
-                      "-b", batch, "-e", "1", "-j", "0", "--seed", seed, "--warmup-epochs", "0", "--json"],
-                     cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["skipped_images"] == 4 and summary["epochs"] == 1
-    assert np.isfinite(summary["train_loss"]) and np.isfinite(summary["val_loss"])
-    ckpt = read_checkpoint(tmp_path / "run" / "last.pt")
-    assert ckpt["extra"]["num_updates"] == 3  # 12 images / 2 processes / batch 2: every step taken
-    assert sorted(ckpt["extra"]["skipped"]) == sorted(broken)

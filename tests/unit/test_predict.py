@@ -5,11 +5,9 @@ The int8 TFLite model is loaded once for the engine tests; only a few tests run 
 
 from __future__ import annotations
 
-import csv
 import functools
 import http.server
 import io
-import json
 import threading
 
 import pytest
@@ -20,10 +18,10 @@ from mnv3cli.data.inputs import InputError, expand_inputs
 from mnv3cli.errors import UserError
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
 COFFEE_CLASSES = {967, 968, 504}  # espresso, cup, coffee mug
 
-
-# --- input expansion ---------------------------------------------------------------------------
 
 @pytest.fixture
 def tree(tmp_path):
@@ -99,8 +97,6 @@ def test_urls_are_downloaded_and_failures_become_records(http_root, cat_photo):
     assert isinstance(got[1], InputError) and "HTTP 404" in got[1].message
 
 
-# --- the engine on real photos with the int8 TFLite weights --------------------------------------
-
 @pytest.fixture(scope="module")
 def int8(int8_tflite):
     """(backend, class names, preprocessing) of the int8 model, loaded once for this module."""
@@ -148,30 +144,6 @@ def test_downloaded_image_is_classified(int8, http_root, cat_photo):
     assert result.path == f"{base}/cat.jpg" and CAT_CLASSES & set(top(result))
 
 
-@pytest.fixture
-def bad_corpus(tmp_path, cat_photo, coffee_photo):
-    """good/bad files interleaved in one folder (sorted names), plus an empty folder and a missing path."""
-    from test_data_images import png_bomb_bytes
-
-    root = tmp_path / "corpus"
-    root.mkdir()
-    data = cat_photo.read_bytes()
-    (root / "1-cat.jpg").write_bytes(data)
-    (root / "2-empty.jpg").write_bytes(b"")
-    (root / "3-truncated.jpg").write_bytes(data[: len(data) // 3])
-    (root / "4-noise.jpg").write_bytes(bytes(range(256)) * 16)
-    (root / "5-text.png").write_text("just text")
-    (root / "6-bomb.png").write_bytes(png_bomb_bytes())
-    (root / "7-coffee.jpg").write_bytes(coffee_photo.read_bytes())
-    (root / "readme.txt").write_text("skipped: not an image file name")
-    (tmp_path / "empty-dir").mkdir()
-    expected = {"1-cat.jpg": None, "2-empty.jpg": "empty file", "3-truncated.jpg": "truncated",
-                "4-noise.jpg": "not an image", "5-text.png": "not an image",
-                "6-bomb.png": "decompression bomb", "7-coffee.jpg": None,
-                "empty-dir": "no image files", "missing.jpg": "no such file"}
-    return tmp_path, expected
-
-
 def test_bad_inputs_become_records_in_order_and_the_rest_is_classified(int8, bad_corpus, monkeypatch):
     root, expected = bad_corpus
     monkeypatch.chdir(root)
@@ -193,56 +165,3 @@ def test_top_k_and_fast_decode_off(int8, cat_photo):
     exact, = run_predict(int8, [str(cat_photo)], top_k=1000, fast_decode=False)
     assert len(fast.predictions) == 1 and len(exact.predictions) == 1000
     assert top(fast, 1) == top(exact, 1)
-
-
-# --- the command ------------------------------------------------------------------------------
-
-def test_cli_json_and_csv_output(run_cli, int8_tflite, cat_photo, coffee_photo, tmp_path):
-    out = tmp_path / "labels.csv"
-    proc = run_cli("predict", cat_photo, coffee_photo, "--weights", int8_tflite, "--json",
-                   "--output", out, "--top-k", "3")
-    assert proc.returncode == 0, proc.stderr
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["path"] for r in records] == [str(cat_photo), str(coffee_photo)]
-    assert set(records[0]["predictions"][0]) == {"index", "label", "probability"}
-    assert CAT_CLASSES & {p["index"] for p in records[0]["predictions"]}
-    with out.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["path"] for r in rows] == [str(cat_photo), str(coffee_photo)]
-    assert list(rows[0])[-1] == "error" and "probability_3" in rows[0] and rows[0]["error"] == ""
-    assert rows[0]["label_1"] == records[0]["predictions"][0]["label"]
-
-
-def test_cli_bad_corpus_json_records_and_exit_1(run_cli, int8_tflite, bad_corpus):
-    root, expected = bad_corpus
-    proc = run_cli("predict", "corpus", "empty-dir", "missing.jpg", "--weights", int8_tflite, "--json",
-                   "--batch-size", "2", cwd=root)
-    assert proc.returncode == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["path"].rsplit("/", 1)[-1] for r in records] == list(expected)
-    for record, reason in zip(records, expected.values()):
-        assert (reason is None and "predictions" in record) or reason in record["error"]
-    assert "mnv3: warning: 7 of 9 input(s) failed" in proc.stderr
-
-
-def test_cli_tables_stderr_errors_and_jsonl_from_stdin(run_cli, int8_tflite, cat_photo, tmp_path):
-    proc = run_cli("predict", cat_photo, "missing.jpg", "--weights", int8_tflite, "--top-k", "2")
-    assert proc.returncode == 1
-    assert cat_photo.name in proc.stdout and "probability" in proc.stdout and "cat" in proc.stdout
-    assert "mnv3: error: missing.jpg: no such file" in proc.stderr and "Traceback" not in proc.stderr
-    out = tmp_path / "out.jsonl"
-    proc = run_cli("predict", "-", "--weights", int8_tflite, "--output", out, input=f"{cat_photo}\n")
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == f"wrote 1 result(s) to {out}\n"  # what it made is its result: stdout
-    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
-    assert record["path"] == str(cat_photo) and len(record["predictions"]) == 5
-
-
-@pytest.mark.parametrize("args, message", [
-    (["nope*.jpg"], "nothing to classify: nope*.jpg: no image files match"),
-    (["x.jpg", "--output", "labels.txt"], "use a .csv or .jsonl file name"),
-])
-def test_cli_user_errors_exit_2_before_loading(run_cli, args, message):
-    proc = run_cli("predict", *args)
-    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

@@ -1,4 +1,5 @@
-"""Folder layouts of ``mnv3 evaluate`` mapped onto the model's classes (no model needed)."""
+"""Folder layouts of ``mnv3 evaluate`` mapped onto the model's classes (no model needed).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from mnv3cli.errors import UserError
 from mnv3cli.registry import imagenet
 
 TENCH, TABBY, GOLDEN = 0, 281, 207  # ImageNet class indices
+
+
 WNID = {TENCH: "n01440764", TABBY: "n02123045", GOLDEN: "n02099601"}
 
 
@@ -124,3 +127,14 @@ def test_missing_empty_or_imageless_folder(tmp_path, setup, message):
     setup(root)
     with pytest.raises(UserError, match=message):
         scan_folder(root)
+
+
+def test_a_symlink_loop_in_a_class_folder_does_not_repeat_its_images(tmp_path):
+    from PIL import Image
+
+    from mnv3cli.data.folders import scan_folder
+
+    (tmp_path / "tabby").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "tabby" / "a.png")
+    (tmp_path / "tabby" / "up").symlink_to("..")  # tabby/up/tabby/up/... until ELOOP
+    assert [name for _, name in scan_folder(tmp_path).items] == ["tabby"]

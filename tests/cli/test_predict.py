@@ -1,0 +1,114 @@
+"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+
+``mnv3 predict``: input expansion, the predict engine on real photos, bad inputs, output formats.
+
+The int8 TFLite model is loaded once for the engine tests; only a few tests run the CLI itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import cli_env as _cli_env
+
+CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def top(result, k=5):
+    assert result.error is None, result.error
+    return [p.index for p in result.predictions[:k]]
+
+
+def test_cli_json_and_csv_output(run_cli, int8_tflite, cat_photo, coffee_photo, tmp_path):
+    out = tmp_path / "labels.csv"
+    proc = run_cli("predict", cat_photo, coffee_photo, "--weights", int8_tflite, "--json",
+                   "--output", out, "--top-k", "3")
+    assert proc.returncode == 0, proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in records] == [str(cat_photo), str(coffee_photo)]
+    assert set(records[0]["predictions"][0]) == {"index", "label", "probability"}
+    assert CAT_CLASSES & {p["index"] for p in records[0]["predictions"]}
+    with out.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["path"] for r in rows] == [str(cat_photo), str(coffee_photo)]
+    assert list(rows[0])[-1] == "error" and "probability_3" in rows[0] and rows[0]["error"] == ""
+    assert rows[0]["label_1"] == records[0]["predictions"][0]["label"]
+
+
+def test_cli_bad_corpus_json_records_and_exit_1(run_cli, int8_tflite, bad_corpus):
+    root, expected = bad_corpus
+    proc = run_cli("predict", "corpus", "empty-dir", "missing.jpg", "--weights", int8_tflite, "--json",
+                   "--batch-size", "2", cwd=root)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"].rsplit("/", 1)[-1] for r in records] == list(expected)
+    for record, reason in zip(records, expected.values()):
+        assert (reason is None and "predictions" in record) or reason in record["error"]
+    assert "mnv3: warning: 7 of 9 input(s) failed" in proc.stderr
+
+
+def test_cli_tables_stderr_errors_and_jsonl_from_stdin(run_cli, int8_tflite, cat_photo, tmp_path):
+    proc = run_cli("predict", cat_photo, "missing.jpg", "--weights", int8_tflite, "--top-k", "2")
+    assert proc.returncode == 1
+    assert cat_photo.name in proc.stdout and "probability" in proc.stdout and "cat" in proc.stdout
+    assert "mnv3: error: missing.jpg: no such file" in proc.stderr and "Traceback" not in proc.stderr
+    out = tmp_path / "out.jsonl"
+    proc = run_cli("predict", "-", "--weights", int8_tflite, "--output", out, input=f"{cat_photo}\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"wrote 1 result(s) to {out}\n"  # what it made is its result: stdout
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["path"] == str(cat_photo) and len(record["predictions"]) == 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope*.jpg"], "nothing to classify: nope*.jpg: no image files match"),
+    (["x.jpg", "--output", "labels.txt"], "use a .csv or .jsonl file name"),
+])
+def test_cli_user_errors_exit_2_before_loading(run_cli, args, message):
+    proc = run_cli("predict", *args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _one_user_error(result, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mnv3: ")]
+    assert len(errors) == 1 and errors[0].startswith("mnv3: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+def test_predict_output_in_unwritable_place_is_a_user_error(run_cli, int8_tflite, cat_photo,
+                                                            blocked_dir):
+    result = run_cli("predict", cat_photo, "-w", int8_tflite, "-o", blocked_dir / "labels.csv")
+    _one_user_error(result, "--output", "labels.csv", "cannot write")
+
+
+def test_predict_json_into_a_closed_pipe_stops_quietly(int8_tflite, cat_photo, coffee_photo, tmp_path):
+    """``mnv3 predict ... --json | head -1``: the reader leaving is not an internal error."""
+    # -k 1000 makes each JSON line ~60 KB, so the second line cannot fit in the pipe's buffer.
+    args = [sys.executable, "-m", "mnv3cli", "predict", str(cat_photo), str(coffee_photo), str(cat_photo),
+            "-w", str(int8_tflite), "--json", "-k", "1000"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_cli_env(),
+                            cwd=tmp_path)
+    first = proc.stdout.read(100)
+    proc.stdout.close()  # like `head -c 100`
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=600)
+    assert first.startswith(b'{"path": ')
+    assert "internal error" not in stderr and "BrokenPipe" not in stderr and "Exception" not in stderr
+    assert proc.returncode == 1
+
+
+def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, int8_tflite, cat_photo, tmp_path):
+    out = tmp_path / "labels.csv"
+    result = run_cli("predict", cat_photo, "-w", int8_tflite, "-k", "5000", "-o", out)
+    assert result.returncode == 0, result.stderr
+    header, row = list(csv.reader(out.open(encoding="utf-8")))
+    assert len(header) == len(row) == 1 + 3 * 1000 + 1
+    assert header[-2] == "probability_1000" and row[-1] == ""
