@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 
 import click
@@ -104,6 +106,23 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, device: str) -> None:
     ctx.obj = AppContext(verbose=verbose, quiet=quiet, device=device)
 
 
+def _stop_signals_interrupt() -> None:
+    """SIGTERM (``kill``, a scheduler) and SIGHUP (a closed terminal) stop a command the way Ctrl-C
+    does: KeyboardInterrupt unwinds it, so atomic outputs remove their temporary files and the
+    command says "interrupted" (exit 130) instead of vanishing silently. ``mnv3 train`` installs its
+    own handlers while it runs (finish the step, save, exit 130)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _stop_signals_interrupt()
     cli(prog_name="mnv3")

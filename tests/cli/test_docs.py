@@ -29,8 +29,7 @@ from pathlib import Path
 
 import doc_examples as dx
 import pytest
-from helpers import ROOT, require_shared
-from helpers import cli_env as _cli_env
+from helpers import ROOT, cli_env, require_shared
 
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 
@@ -67,7 +66,7 @@ def warm_cache(tmp_path_factory, photos) -> Path | None:
     _prepare(workdir, photos, need_shared=True)
     done = subprocess.run([sys.executable, "-m", "mnv3cli", "-q", "predict", "photos/cat.jpg",
                            "--weights", "weights/mobilenet_v3_small_1.0_224_int8.tflite", "--json"],
-                          cwd=workdir, env=_cli_env({"MNV3_CACHE": str(cache)}),
+                          cwd=workdir, env=cli_env({"MNV3_CACHE": str(cache)}),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return cache
@@ -101,7 +100,7 @@ def test_console_examples(page: Path, photos: Path, warm_cache: Path | None, tmp
     _prepare(workdir, photos, need_shared)
     if warm_cache is not None:
         shutil.copytree(warm_cache, tmp_path / "cache")
-    env = _cli_env({"COLUMNS": COLUMNS, "PYTHONUNBUFFERED": "1", "MNV3_PYTHON": sys.executable,
+    env = cli_env({"COLUMNS": COLUMNS, "PYTHONUNBUFFERED": "1", "MNV3_PYTHON": sys.executable,
                     "MNV3_CACHE": str(tmp_path / "cache"), "TORCH_HOME": str(tmp_path / "torch")})
     env.pop("MNV3_DEVICE", None)
     failures = []

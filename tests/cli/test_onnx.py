@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli_env as _cli_env
+from helpers import cli_env
 
 from mnv3cli.inference.export import DEFAULT_OPSET as CACHE_OPSET
 from mnv3cli.inference.onnx_backend import OnnxBackend
@@ -44,7 +44,7 @@ def cli(args, cache, guard=False):
     """``mnv3 ARGS`` in a subprocess with ``MNV3_CACHE=cache`` (optionally under the import guard)."""
     prefix = ["-c", IMPORT_GUARD] if guard else ["-m", "mnv3cli"]
     return subprocess.run([sys.executable, *prefix, *map(str, args)], capture_output=True, text=True,
-                          env=_cli_env({"MNV3_CACHE": str(cache)}), timeout=600)
+                          env=cli_env({"MNV3_CACHE": str(cache)}), timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,7 @@ print(json.dumps({"directory": str(entry.directory), "source": entry.model_path.
 
 def _racer(root: Path, name: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", RACER, str(root), name], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_cli_env())
+                            stderr=subprocess.PIPE, text=True, env=cli_env())
     for _ in range(1500):  # up to 30 s for the interpreter to start and reach the export
         if (root / f"started-{name}").exists() or proc.poll() is not None:
             break

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import cli_env as _cli_env
+from helpers import cli_env
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -94,7 +94,7 @@ def test_predict_json_into_a_closed_pipe_stops_quietly(int8_tflite, cat_photo, c
     # -k 1000 makes each JSON line ~60 KB, so the second line cannot fit in the pipe's buffer.
     args = [sys.executable, "-m", "mnv3cli", "predict", str(cat_photo), str(coffee_photo), str(cat_photo),
             "-w", str(int8_tflite), "--json", "-k", "1000"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_cli_env(),
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
                             cwd=tmp_path)
     first = proc.stdout.read(100)
     proc.stdout.close()  # like `head -c 100`
@@ -112,3 +112,25 @@ def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, int8_tfl
     header, row = list(csv.reader(out.open(encoding="utf-8")))
     assert len(header) == len(row) == 1 + 3 * 1000 + 1
     assert header[-2] == "probability_1000" and row[-1] == ""
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_dev, int8_tflite, signame):
+    """Before: exit by signal with no message, a hidden ``.labels.jsonl.*.tmp`` left behind."""
+    import signal
+    import time
+
+    out = tmp_path / "labels.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "mnv3cli", "predict", str(imagenet_dev), "-w",
+                             str(int8_tflite), "--backend", "torch", "-b", "4", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+                            cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".labels.jsonl.*.tmp")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the output file was never opened"
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, signame))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "mnv3: interrupted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import cli_env as _cli_env
+from helpers import cli_env
 
 from mnv3cli.weights.checkpoint import read_checkpoint
 
@@ -95,7 +95,7 @@ def one_thread():
 
 def _run_cli(args, cwd, env=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "mnv3cli", *map(str, args)], check=False, capture_output=True,
-                          text=True, env=_cli_env(ONE_THREAD | (env or {})), cwd=cwd, timeout=timeout)
+                          text=True, env=cli_env(ONE_THREAD | (env or {})), cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
     run = tmp_path / "run"
     args = ["train", shapes, "-o", run, "-m", "mobilenetv3_small_075", "--img-size", "32", "-b", "8",
             "-e", "40", "-j", "1"]
-    env = _cli_env(ONE_THREAD)
+    env = cli_env(ONE_THREAD)
 
     def start(*extra):  # in a session of its own, so that a signal can go to the whole group
         with open(tmp_path / "stderr.txt", "w") as log:  # the child keeps its own copy of the handle
@@ -219,7 +219,7 @@ def _torchrun(args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
            "mnv3cli", *map(str, args)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_cli_env(ONE_THREAD), cwd=cwd, start_new_session=True)
+                            env=cli_env(ONE_THREAD), cwd=cwd, start_new_session=True)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
