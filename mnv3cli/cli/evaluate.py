@@ -69,6 +69,8 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     from ..evaluation import evaluate, summary, write_report
 
     scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
+    for note in scanned.notes:
+        app.info(note)
     with distributed.process_group():
         main = distributed.is_main()
         runtime = open_model(app, model, weights, backend, device=distributed.rank_device(app.device),

@@ -83,6 +83,7 @@ class ScannedFolder:
     root: Path
     items: list[tuple[str, str]]  # (image path, class as written: folder name or label)
     labels: Path | None  # the labels file, or None for class subfolders
+    notes: tuple[str, ...] = ()  # what a person should know (duplicate rows dropped), for stderr
 
 
 def scan_folder(root: str | os.PathLike, labels: str | os.PathLike | None = None) -> ScannedFolder:
@@ -99,7 +100,8 @@ def scan_folder(root: str | os.PathLike, labels: str | os.PathLike | None = None
     if not root.is_dir():
         raise UserError(f"{root}: not a folder")
     if labels is not None:
-        return ScannedFolder(root, _read_labels_file(root, Path(labels)), Path(labels))
+        items, notes = _read_labels_file(root, Path(labels))
+        return ScannedFolder(root, items, Path(labels), notes)
     return ScannedFolder(root, _class_folders(root), None)
 
 
@@ -163,7 +165,12 @@ def _class_folders(root: Path) -> list[tuple[str, str]]:
     return items
 
 
-def _read_labels_file(root: Path, labels: Path) -> list[tuple[str, str]]:
+def _read_labels_file(root: Path, labels: Path) -> tuple[list[tuple[str, str]], tuple[str, ...]]:
+    """The ``(path, label)`` rows of a labels CSV, and notes on rows dropped.
+
+    A path must stay inside ``root`` (no absolute paths, no ``..`` out of it): a labels file is
+    data, and must not make the tool read ``/etc/passwd``. A path listed twice is counted once
+    (the first row wins); a note says so, and names the rows whose labels disagree."""
     try:
         text = labels.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -174,14 +181,33 @@ def _read_labels_file(root: Path, labels: Path) -> list[tuple[str, str]]:
             if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
     if rows and [c.strip().casefold() for c in rows[0][1][:2]] == ["path", "label"]:
         rows = rows[1:]
-    items = []
+    first: dict[str, tuple[int, str]] = {}  # normalised path -> (line, label)
+    items, repeated, conflicts = [], 0, []
     for line, row in rows:
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
             raise UserError(f"{labels}:{line}: expected 'path,label', got {','.join(row)!r}")
-        items.append((str(root / row[0].strip()), row[1].strip()))
+        name, label = row[0].strip(), row[1].strip()
+        relative = os.path.normpath(name)
+        if os.path.isabs(name) or relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            raise UserError(f"{labels}:{line}: {name!r} is outside {root}; paths must stay inside the "
+                            "evaluated folder")
+        if relative in first:
+            repeated += 1
+            if first[relative][1] != label:
+                conflicts.append(f"{name} (line {first[relative][0]}: {first[relative][1]}, "
+                                 f"line {line}: {label})")
+            continue
+        first[relative] = (line, label)
+        items.append((str(root / relative), label))
+    notes = []
+    if repeated:
+        notes.append(f"{labels}: {repeated} repeated path(s) counted once (the first row wins)"
+                     + (f"; conflicting labels: {'; '.join(conflicts[:5])}"
+                        + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
+                        if conflicts else ""))
     if not items:
         raise UserError(f"{labels}: no 'path,label' rows")
     if not any(os.path.exists(path) for path, _ in items):
         raise UserError(f"{labels}: none of its {len(items)} paths exist under {root} "
                         "(relative paths are read from the evaluated folder)")
-    return items
+    return items, tuple(notes)

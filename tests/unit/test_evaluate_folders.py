@@ -99,9 +99,9 @@ def test_labels_csv_with_names_wordnet_ids_and_indices(tmp_path, names, wnids):
 
 
 def test_labels_csv_errors(tmp_path, names, wnids):
-    make_images(tmp_path, "a.jpg")
+    make_images(tmp_path, "a.jpg", "b.jpg", "c.jpg")
     labels = tmp_path / "labels.csv"
-    labels.write_text("a.jpg,unicorn\na.jpg,1000\na.jpg,tench\n")
+    labels.write_text("a.jpg,unicorn\nb.jpg,1000\nc.jpg,tench\n")
     with pytest.raises(UserError, match=r"labels.csv: labels: 2 class\(es\).*'unicorn', '1000'"):
         find_samples(tmp_path, names, wnids, labels=labels)
     labels.write_text("a.jpg,tench\nb.jpg\n")
@@ -112,6 +112,32 @@ def test_labels_csv_errors(tmp_path, names, wnids):
         scan_folder(tmp_path, labels)
     with pytest.raises(UserError, match="no such labels file"):
         scan_folder(tmp_path, tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("row", ["../outside.jpg", "/etc/passwd", "sub/../../outside.jpg", ".."])
+def test_labels_csv_paths_outside_the_folder_are_refused(tmp_path, row):
+    """A labels file is data: it must not make the tool read files outside the evaluated folder."""
+    root = tmp_path / "data"
+    make_images(root, "a.jpg")
+    make_images(tmp_path, "outside.jpg")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"a.jpg,tench\n{row},tench\n")
+    with pytest.raises(UserError) as err:
+        scan_folder(root, labels)
+    assert str(err.value) == (f"{labels}:2: {row!r} is outside {root}; paths must stay inside the "
+                              "evaluated folder")
+
+
+def test_labels_csv_repeated_paths_count_once_and_conflicts_are_named(tmp_path, names, wnids):
+    make_images(tmp_path, "a.jpg", "b.jpg")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("a.jpg,tench\nb.jpg,tench\n./a.jpg,tench\nb.jpg,goldfish\n")
+    scanned = scan_folder(tmp_path, labels)
+    assert scanned.items == [(str(tmp_path / "a.jpg"), "tench"), (str(tmp_path / "b.jpg"), "tench")]
+    assert scanned.notes == (f"{labels}: 2 repeated path(s) counted once (the first row wins); "
+                             "conflicting labels: b.jpg (line 2: tench, line 4: goldfish)",)
+    found = find_samples(tmp_path, names, wnids, labels=labels)
+    assert len(found.samples) == 2
 
 
 @pytest.mark.parametrize("setup, message", [
