@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import cli_env, require_shared
+from helpers import cli_env, make_shapes, require_shared
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -115,3 +115,20 @@ def bad_corpus(tmp_path, cat_photo, coffee_photo):
                 "6-bomb.png": "decompression bomb", "7-coffee.jpg": None,
                 "empty-dir": "no image files", "missing.jpg": "no such file"}
     return tmp_path, expected
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    """A small three-class ImageFolder (see :func:`helpers.make_shapes`)."""
+    return make_shapes(tmp_path_factory.mktemp("shapes"))
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test: small models train faster and reproducibly so."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

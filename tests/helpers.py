@@ -45,3 +45,43 @@ def png_bomb_bytes(side: int = 100_000) -> bytes:
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
             + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
+
+
+def assert_one_user_error(result, *needles: str) -> None:
+    """Exit 2 and exactly one "mnv3: error: ..." line holding every needle, no traceback."""
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mnv3: ")]
+    assert len(errors) == 1 and errors[0].startswith("mnv3: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+
+
+SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}
+
+
+def make_shapes(root: Path, per_class: tuple[int, int] = (24, 8), size: int = 48, seed: int = 0) -> Path:
+    """ImageFolder ``root/{train,val}/<class>``: a circle, square or triangle of the class's colour
+    (jittered) at a random place and size on a random grey background."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for split, count in zip(("train", "val"), per_class):
+        for name, colour in SHAPES.items():
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                img = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(90, 170, 3)))
+                r = int(rng.integers(size // 5, size // 3))
+                cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
+                fill = tuple(int(np.clip(v + rng.integers(-30, 30), 0, 255)) for v in colour)
+                draw = ImageDraw.Draw(img)
+                if name == "red_circle":
+                    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+                elif name == "green_square":
+                    draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
+                else:
+                    draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
+                img.save(folder / f"{i:03d}.png")
+    return root

@@ -1,22 +1,6 @@
-"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+"""Every console example of README.md and docs/ runs (in a subprocess) and prints what its page shows.
 
-The documentation cannot drift: every console example in README.md and docs/ is run and compared.
-
-Each page's ```console blocks run in order, in one temporary directory per page (so a block may use
-a file an earlier block of the same page wrote), with its own ONNX cache (MNV3_CACHE), which starts
-with the int8 TFLite model's graph already built: pages do not depend on each other's order, and the
-cache is built once, not once per page (the Backends page shows a first run with its own cache). ``mnv3`` runs
-as ``python -m mnv3cli`` from this checkout, offline (MNV3_OFFLINE=1), with COLUMNS=120.
-
-What is compared: stdout and stderr MERGED, in the order written (PYTHONUNBUFFERED=1), exactly
-as a terminal shows them, so an example does not depend on which stream a line goes to (the stream
-rules are tested by the CLI tests). Matching rules (``...`` wildcards, the few normalised
-run-dependent values) are in ``doc_examples``. Blocks marked ``<!-- no-test -->`` are not run.
-
-Files each page's directory starts with: ``weights/`` and ``data/`` (links to ../shared's weights
-and data), ``photos/cat.jpg`` and ``photos/coffee.jpg`` (scikit-image's chelsea and coffee), and
-``bad/`` (cat.jpg, an empty file, a text file named .png, a truncated JPEG). Pages whose examples
-use ``weights/`` or ``data/`` skip without ../shared, and fail under MNV3_REQUIRE_SHARED=1.
+How pages are run and compared: see the docstring of tests/unit/test_docs.py and ``doc_examples``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import cli_env
+from helpers import assert_one_user_error, cli_env
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -74,19 +74,10 @@ def test_cli_user_errors_exit_2_before_loading(run_cli, args, message):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _one_user_error(result, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("mnv3: ")]
-    assert len(errors) == 1 and errors[0].startswith("mnv3: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-
-
 def test_predict_output_in_unwritable_place_is_a_user_error(run_cli, int8_tflite, cat_photo,
                                                             blocked_dir):
     result = run_cli("predict", cat_photo, "-w", int8_tflite, "-o", blocked_dir / "labels.csv")
-    _one_user_error(result, "--output", "labels.csv", "cannot write")
+    assert_one_user_error(result, "--output", "labels.csv", "cannot write")
 
 
 def test_predict_json_into_a_closed_pipe_stops_quietly(int8_tflite, cat_photo, coffee_photo, tmp_path):

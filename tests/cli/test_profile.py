@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import torch
+from helpers import assert_one_user_error
 
 from mnv3cli.factory import create_model
 from mnv3cli.profiling.counting import count_compute
@@ -127,25 +128,16 @@ def test_profile_help_does_not_import_torch(run_cli):
     assert "click" in imported and not {m for m in imported if m.split(".")[0] == "torch"}
 
 
-def _one_user_error(result, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("mnv3: ")]
-    assert len(errors) == 1 and errors[0].startswith("mnv3: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-
-
 def test_profile_plot_in_unwritable_place_is_a_user_error(run_cli, blocked_dir):
     result = run_cli("profile", "--size", "small", "--backend", "eager", "--runs", "1", "--warmup",
                      "0", "-r", "32", "--plot", blocked_dir / "latency.png")
-    _one_user_error(result, "--plot", "latency.png", "cannot write")
+    assert_one_user_error(result, "--plot", "latency.png", "cannot write")
 
 
 def test_profile_batch_too_large_for_memory_is_a_user_error(run_cli):
     result = run_cli("profile", "--size", "small", "--backend", "eager", "--runs", "1", "--warmup",
                      "0", "-b", str(10**9))
-    _one_user_error(result, "--batch-size 1000000000", "memory")
+    assert_one_user_error(result, "--batch-size 1000000000", "memory")
 
 
 def test_profile_width_beyond_4_is_refused_before_building_anything(run_cli):

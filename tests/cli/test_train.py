@@ -20,19 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from helpers import cli_env
+from helpers import SHAPES, assert_one_user_error, cli_env, make_shapes
 
 from mnv3cli.weights.checkpoint import read_checkpoint
-
-
-def _one_user_error(result, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("mnv3: ")]
-    assert len(errors) == 1 and errors[0].startswith("mnv3: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
 
 
 def test_train_output_in_unwritable_place_is_a_user_error(run_cli, tmp_path, blocked_dir):
@@ -45,52 +35,10 @@ def test_train_output_in_unwritable_place_is_a_user_error(run_cli, tmp_path, blo
                 tmp_path / "data" / split / name / "a.png")
     result = run_cli("train", tmp_path / "data", "--model", "small", "--epochs", "1", "--img-size",
                      "32", "--workers", "0", "--output", blocked_dir / "run")
-    _one_user_error(result, "run", "cannot write")
-
-
-SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}
+    assert_one_user_error(result, "run", "cannot write")
 
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
-
-
-def make_shapes(root: Path, per_class: tuple[int, int] = (24, 8), size: int = 48, seed: int = 0) -> Path:
-    """ImageFolder ``root/{train,val}/<class>``: a circle, square or triangle of the class's colour
-    (jittered) at a random place and size on a random grey background."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    for split, count in zip(("train", "val"), per_class):
-        for name, colour in SHAPES.items():
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                img = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(90, 170, 3)))
-                r = int(rng.integers(size // 5, size // 3))
-                cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
-                fill = tuple(int(np.clip(v + rng.integers(-30, 30), 0, 255)) for v in colour)
-                draw = ImageDraw.Draw(img)
-                if name == "red_circle":
-                    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-                elif name == "green_square":
-                    draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
-                else:
-                    draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-                img.save(folder / f"{i:03d}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory) -> Path:
-    return make_shapes(tmp_path_factory.mktemp("shapes"))
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run_cli(args, cwd, env=None, timeout=300):

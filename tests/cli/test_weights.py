@@ -12,23 +12,15 @@ import pickle
 
 import pytest
 import torch
+from helpers import assert_one_user_error
 
 from mnv3cli.model import MobileNetV3
 from mnv3cli.weights.loader import load_model
 
 
-def _one_user_error(result, *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("mnv3: ")]
-    assert len(errors) == 1 and errors[0].startswith("mnv3: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in errors[0], errors[0]
-
-
 def test_convert_to_unwritable_place_is_a_user_error(run_cli, int8_tflite, blocked_dir):
     result = run_cli("convert", int8_tflite, blocked_dir / "small.pt")
-    _one_user_error(result, "small.pt", "cannot write")
+    assert_one_user_error(result, "small.pt", "cannot write")
 
 
 def test_convert_tflite_to_checkpoint_and_safetensors(run_cli, tmp_path, int8_tflite):

@@ -14,56 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SHAPES, make_shapes
 
 from mnv3cli.errors import Interrupted, UserError
 from mnv3cli.training.config import TrainConfig
 from mnv3cli.training.loop import TrainingDiverged, TrainListener, train
 from mnv3cli.weights.checkpoint import read_checkpoint
 
-SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}
-
-
 TINY = {"model": "mobilenetv3_small_075", "img_size": 32, "batch_size": 8, "epochs": 2, "workers": 0,
         "lr": 5e-3, "warmup_epochs": 0, "bn_momentum": 0.3}
-
-
-def make_shapes(root: Path, per_class: tuple[int, int] = (24, 8), size: int = 48, seed: int = 0) -> Path:
-    """ImageFolder ``root/{train,val}/<class>``: a circle, square or triangle of the class's colour
-    (jittered) at a random place and size on a random grey background."""
-    from PIL import Image, ImageDraw
-
-    rng = np.random.default_rng(seed)
-    for split, count in zip(("train", "val"), per_class):
-        for name, colour in SHAPES.items():
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                img = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(90, 170, 3)))
-                r = int(rng.integers(size // 5, size // 3))
-                cx, cy = (int(v) for v in rng.integers(r, size - r, 2))
-                fill = tuple(int(np.clip(v + rng.integers(-30, 30), 0, 255)) for v in colour)
-                draw = ImageDraw.Draw(img)
-                if name == "red_circle":
-                    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
-                elif name == "green_square":
-                    draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=fill)
-                else:
-                    draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
-                img.save(folder / f"{i:03d}.png")
-    return root
-
-
-@pytest.fixture(scope="module")
-def shapes(tmp_path_factory) -> Path:
-    return make_shapes(tmp_path_factory.mktemp("shapes"))
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class _StopAt(TrainListener):
