@@ -125,4 +125,7 @@ def _stop_signals_interrupt() -> None:
 def main() -> None:
     """Console-script entry point."""
     _stop_signals_interrupt()
-    cli(prog_name="mnv3")
+    try:
+        cli(prog_name="mnv3")
+    except KeyboardInterrupt:  # one that arrives while click is already unwinding: still exit 130
+        sys.exit(130)

@@ -122,6 +122,8 @@ def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_d
         time.sleep(0.05)
     proc.send_signal(getattr(signal, signame))
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
+    # 130, or death by the SIGINT that CPython re-raises for a KeyboardInterrupt reaching its exit
+    # (a shell reports both as 130); never death by the SIGTERM/SIGHUP itself, never silence
+    assert proc.returncode in (130, -signal.SIGINT), stderr
     assert stderr.strip().splitlines()[-1] == "mnv3: interrupted"
     assert sorted(p.name for p in tmp_path.iterdir()) == []
