@@ -12,8 +12,10 @@ from typing import IO
 
 from .errors import WriteError
 
-# errors that mean "this file cannot be written here", not a bug: reported as user errors
-_NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+# what a write() in the caller's block raises when the file cannot grow: disk full, size limit, quota.
+# Other OSErrors there may concern another file (an input being read) and pass through unchanged;
+# any OSError of this module's own steps (create, flush, fsync, rename) is about ``path``.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 def _umask() -> int:
@@ -36,17 +38,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise _write_error(exc, path) from None
+    in_caller = False
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, mode, **open_kwargs) as fh:
+            in_caller = True
             yield fh
+            in_caller = False
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, WriteError) and exc.errno in _NO_ROOM:
+        if isinstance(exc, OSError) and (not in_caller or exc.errno in _NO_ROOM):
             raise _write_error(exc, path) from None
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows it

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import click
 
+from ..inference import BACKENDS  # a plain constant: importing it loads no backend
 from .context import AppContext
 
 Decorator = Callable[[Callable], Callable]
@@ -51,10 +52,7 @@ def workers_option() -> Decorator:
 
 
 def backend_option() -> Decorator:
-    """``--backend``: the engines :func:`~mnv3cli.inference.open_runtime` knows. Imported here, not at
-    the top, so that commands without this option (``models``, ``export``) do not pay for it."""
-    from ..inference import BACKENDS
-
+    """``--backend``: the engines :func:`~mnv3cli.inference.open_runtime` knows."""
     return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
                         help="Inference engine (auto: onnxruntime when installed, else torch).")
 

@@ -201,10 +201,11 @@ def _read_labels_file(root: Path, labels: Path) -> tuple[list[tuple[str, str]], 
         items.append((str(root / relative), label))
     notes = []
     if repeated:
-        notes.append(f"{labels}: {repeated} repeated path(s) counted once (the first row wins)"
-                     + (f"; conflicting labels: {'; '.join(conflicts[:5])}"
-                        + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
-                        if conflicts else ""))
+        note = f"{labels}: {repeated} repeated path(s) counted once (the first row wins)"
+        if conflicts:
+            more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+            note += f"; conflicting labels: {'; '.join(conflicts[:5])}{more}"
+        notes.append(note)
     if not items:
         raise UserError(f"{labels}: no 'path,label' rows")
     if not any(os.path.exists(path) for path, _ in items):

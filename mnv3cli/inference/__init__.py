@@ -12,14 +12,13 @@ from .._lazy import lazy_exports
 BACKENDS = ("auto", "torch", "onnxruntime")
 
 __getattr__, _names = lazy_exports(__name__, {
-    "Runtime": ".runtime", "choose_backend": ".runtime",
-    "open_runtime": ".runtime",
+    "Runtime": ".runtime", "choose_backend": ".runtime", "open_runtime": ".runtime",
     "Backend": ".backends", "TorchBackend": ".backends",
     "OnnxBackend": ".onnx_backend",
     "OnnxCache": ".onnx_cache", "cache_root": ".onnx_cache",
     "DEVICE_CHOICES": ".device", "resolve_device": ".device",
-    "DEFAULT_OPSET": ".export", "export_onnx": ".export", "export_verified": ".export", "export_torchscript": ".export",
-    "to_torchscript": ".export",
+    "DEFAULT_OPSET": ".export", "export_onnx": ".export", "export_torchscript": ".export",
+    "export_verified": ".export", "to_torchscript": ".export",
     "TOLERANCE": ".verify", "onnx_difference": ".verify", "sample_batch": ".verify",
     "torchscript_difference": ".verify",
 })

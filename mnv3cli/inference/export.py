@@ -8,7 +8,7 @@ silenced here, where the choice is made, so that users do not see them on every 
 
 :func:`export_verified` is the one export-then-check path: ``mnv3 export`` and the ONNX cache both
 use it, so what a user exports and what ``predict`` runs are made and proven the same way. torch is
-imported inside the functions: :data:`OPSET` is read by the warm ``predict`` path (the cache key)
+imported inside the functions: :data:`DEFAULT_OPSET` is read by the warm ``predict`` path (the cache key)
 and by the CLI's option defaults, neither of which may pay for torch.
 """
 

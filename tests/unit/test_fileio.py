@@ -20,27 +20,32 @@ def test_atomic_write_replaces_the_file_with_normal_permissions(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
-def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
-    target = tmp_path / "out.txt"
-    target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_write(target) as fh:
-            fh.write("half")
-            raise RuntimeError("crash mid-write")
-    assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["out.txt"]
-
-
-def test_ctrl_c_mid_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+@pytest.mark.parametrize("crash", [RuntimeError("crash mid-write"), KeyboardInterrupt()],
+                         ids=["exception", "ctrl-c"])
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, crash):
     """KeyboardInterrupt is not an Exception: the clean-up must catch BaseException."""
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(type(crash)):
         with atomic_write(target) as fh:
             fh.write("half")
-            raise KeyboardInterrupt
+            raise crash
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_an_unrelated_os_error_in_the_block_is_not_called_a_write_failure(tmp_path):
+    """An input that cannot be read while the output is open is the input's problem: the error
+    passes through as it is, not as "cannot write OUTPUT"."""
+    from mnv3cli.errors import WriteError
+
+    target = tmp_path / "out.txt"
+    with pytest.raises(PermissionError) as err:
+        with atomic_write(target) as fh:
+            fh.write("half")
+            raise PermissionError(13, "Permission denied", "input.jpg")
+    assert not isinstance(err.value, WriteError) and err.value.filename == "input.jpg"
+    assert os.listdir(tmp_path) == []
 
 
 def test_fsync_runs_before_the_rename(tmp_path, monkeypatch):
