@@ -117,8 +117,9 @@ def test_limit_spreads_over_the_list_and_progress_reports_each_batch(samples):
 def test_shards_cover_every_batch_once(count, batch, world):
     shards = [shard_positions(count, batch, rank, world) for rank in range(world)]
     assert sorted(i for s in shards for i in s) == list(range(count))
-    for s in shards:  # whole batches of the one-process run, in order
-        assert all(len(s[i:i + batch]) == batch or i + batch >= len(s) for i in range(0, len(s), batch))
+    batches = [list(range(start, min(start + batch, count))) for start in range(0, count, batch)]
+    for rank, s in enumerate(shards):  # whole batches of the one-process run, dealt round-robin
+        assert s == [i for b in batches[rank::world] for i in b]
 
 
 def test_backend_with_other_classes_is_a_user_error(samples):

@@ -162,6 +162,19 @@ def test_same_logits_as_reference_with_copied_random_weights(lib, name, kwargs):
     assert torch.allclose(got, expected, atol=1e-4, rtol=0), (got - expected).abs().max()
 
 
+@pytest.mark.parametrize("height,width", [(225, 223), (223, 225), (97, 97), (96, 97)])
+def test_tf_padding_matches_timm_at_odd_input_sizes(height, width):
+    """TF "same" padding rounds the output size up: at odd sizes rounding down shifts every
+    stride-2 layer by a pixel (logits 0.5-1.3 apart from timm's), though shapes still agree."""
+    ref = randomise_bn(timm.create_model("tf_mobilenetv3_small_100"))
+    ours = MobileNetV3("small", tf_padding=True).eval()
+    ours.load_state_dict(remap_state_dict(ref.state_dict(), ours.state_dict()))
+    x = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(height * width))
+    with torch.no_grad():
+        expected, got = ref(x), ours(x)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=0), (got - expected).abs().max()
+
+
 def test_tf_padding_matters_for_tf_weights():
     """The same weights without TF padding give different logits (why the option exists)."""
     ref = randomise_bn(timm.create_model("tf_mobilenetv3_small_100"))

@@ -142,3 +142,40 @@ def test_a_published_entry_is_used_and_an_unusable_one_replaced(tmp_path):
     cache.remove({"k": 1})
     cache.remove({"k": 1})  # removing what is gone already is fine
     assert _entries(tmp_path) == []
+
+
+def test_open_runtime_keys_the_cache_by_content_through_renames_and_overwrites(tmp_path):
+    """The key is the file's content: a renamed copy hits the entry, an overwritten file (same
+    name, other weights) builds a new one and answers with the new weights."""
+    import numpy as np
+    import torch
+
+    from mnv3cli.inference.runtime import open_runtime
+    from mnv3cli.model import MobileNetV3
+    from mnv3cli.weights.checkpoint import save_checkpoint
+
+    def write(path, seed):
+        torch.manual_seed(seed)
+        model = MobileNetV3("small", width=0.35, classes=3).eval()
+        save_checkpoint(path, model, model_name="custom", arch=model.config,
+                        class_names=["a", "b", "c"], preprocess=Preprocess(input_size=32, resize=36))
+
+    cache, batch = OnnxCache(tmp_path / "cache"), np.random.default_rng(0).random((2, 3, 32, 32), np.float32)
+
+    def run(path):
+        messages = []
+        runtime = open_runtime(str(path), cache=cache, notify=messages.append)
+        assert runtime.backend.name == "onnxruntime"
+        return runtime.backend(batch), any("building" in m for m in messages)
+
+    first = tmp_path / "a.pt"
+    write(first, 0)
+    logits, built = run(first)
+    assert built and len(_entries(cache.root)) == 1
+    renamed = tmp_path / "renamed.pt"
+    first.rename(renamed)
+    again, built = run(renamed)
+    assert not built and np.array_equal(again, logits) and len(_entries(cache.root)) == 1
+    write(renamed, 1)  # same name, other weights
+    other, built = run(renamed)
+    assert built and len(_entries(cache.root)) == 2 and not np.allclose(other, logits, rtol=0.01, atol=0)
