@@ -23,9 +23,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores per row, best first (ties broken by lower index)."""
+    """Indices of the ``k`` highest scores per row, best first (ties broken by lower index).
+
+    ``argpartition`` alone keeps an arbitrary member of a tie at the k-th place, so equal scores
+    could rank differently from one run or backend to the next; here the scores above the k-th
+    value are kept, and the places left go to the lowest indices holding exactly that value.
+    Linear in the number of classes, unlike a full sort.
+    """
+    scores = np.asarray(scores)
+    scores = np.where(np.isnan(scores), -np.inf, scores)  # NaN ranks last, never breaks the count
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]
+    above, tied = scores > kth, scores == kth
+    room = k - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    part = np.nonzero(chosen)[1].reshape(len(scores), k)  # in index order within each row
     order = np.take_along_axis(scores, part, axis=1)
     rank = np.lexsort((part, -order), axis=1)
     return np.take_along_axis(part, rank, axis=1)

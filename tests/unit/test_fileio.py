@@ -59,3 +59,29 @@ def test_fsync_runs_before_the_rename(tmp_path, monkeypatch):
     with atomic_write(target) as fh:
         fh.write("data")
     assert events[:2] == ["fsync", "replace"]
+
+
+@pytest.mark.parametrize("code", [28, 27, 122], ids=["ENOSPC", "EFBIG", "EDQUOT"])
+def test_no_room_in_the_block_is_a_write_error_naming_the_output(tmp_path, code):
+    from mnv3cli.errors import WriteError
+
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(WriteError) as err:
+        with atomic_write(target) as fh:
+            fh.write("half")
+            raise OSError(code, os.strerror(code))
+    assert err.value.errno == code and err.value.filename == str(target)
+    assert str(err.value) == f"cannot write {target}: {os.strerror(code)}"
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_a_place_that_cannot_hold_the_file_is_a_write_error(tmp_path):
+    from mnv3cli.errors import WriteError
+
+    (tmp_path / "file").write_text("not a folder")
+    target = tmp_path / "file" / "out.txt"
+    with pytest.raises(WriteError) as err:
+        with atomic_write(target) as fh:
+            fh.write("never")
+    assert err.value.filename == str(target) and err.value.errno is not None
