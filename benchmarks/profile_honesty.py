@@ -47,6 +47,35 @@ def plain_loop(model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) 
     return times
 
 
+PAGE_FAULTS = """if True:
+    import resource, torch
+    from mnv3cli.profiling.timing import settle_allocator
+    from mnv3cli.factory import create_model
+    model, x = create_model("small").eval(), torch.randn(1, 3, 224, 224)
+    def faults_per_pass():
+        with torch.inference_mode():
+            model(x)
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(50):  # enough passes that a one-off burst (a new thread's stack) averages out
+                model(x)
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 50
+    unsettled = faults_per_pass()
+    settle_allocator()
+    faults_per_pass()
+    print(unsettled, faults_per_pass())
+"""
+
+
+def page_faults() -> tuple[float, float]:
+    """Minor page faults per forward pass in a fresh process, before and after ``settle_allocator``
+    (glibc's malloc thresholds: a measure of the allocator, moved here from the tests because it
+    depends on the libc and its version)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", PAGE_FAULTS], capture_output=True, text=True, env=env, check=True)
+    unsettled, settled = map(float, out.stdout.split())
+    return unsettled, settled
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="small")
@@ -106,6 +135,9 @@ def main() -> int:
           f"{', '.join(f'{t:.3f}' for t in plain_after_cli)}")
     print(f"  plain loop, fresh process, unsettled allocator (information, not gated): {fresh:.3f} ms "
           f"= {fresh / plain_median:.2f} x the settled plain loop")
+    unsettled, settled = page_faults()
+    print(f"  minor page faults per forward pass (information): {unsettled:.0f} with glibc's default "
+          f"thresholds, {settled:.1f} after settle_allocator")
     ok = True
     for label, ratio in ratios.items():
         passed = LOW <= ratio <= HIGH

@@ -8,31 +8,26 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 from mnv3cli import __version__
 from mnv3cli.cli.app import COMMANDS
 from mnv3cli.registry import list_models
 
 
-def _imports_after(args: list[str]) -> tuple[set[str], float]:
-    code = ("import sys, time; t = time.perf_counter(); from mnv3cli.cli.app import cli\n"
+def _imports_after(args: list[str]) -> set[str]:
+    code = ("import sys; from mnv3cli.cli.app import cli\n"
             f"try:\n    cli({args!r}, prog_name='mnv3')\nexcept SystemExit:\n    pass\n"
             "print('\\n' + repr(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'torchvision', 'timm', 'onnxruntime'))), time.perf_counter() - t)")
+            "('torch', 'torchvision', 'timm', 'onnxruntime'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    modules, seconds = out.strip().splitlines()[-1].rsplit(" ", 1)
-    return set(eval(modules)), float(seconds)
+    return set(eval(out.strip().splitlines()[-1]))
 
 
-def test_help_never_imports_torch_and_is_fast():
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch"], check=True)
-    torch_import = time.perf_counter() - t0
+def test_help_never_imports_torch():
+    """What makes ``--help`` fast, checked without a clock (a timed bar flakes on a busy machine)."""
     for args in (["--help"], *([name, "--help"] for name in COMMANDS)):
-        modules, seconds = _imports_after(list(args))
+        modules = _imports_after(list(args))
         assert not modules, f"mnv3 {' '.join(args)} imported {sorted(modules)[:5]}"
-        assert seconds < torch_import / 5, (args, seconds, torch_import)
 
 
 def test_version(run_cli):
