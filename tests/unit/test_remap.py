@@ -40,3 +40,23 @@ def test_tensor_counts_must_agree():
              if not k.endswith("num_batches_tracked")}
     with pytest.raises(UserError, match="weights for another architecture"):
         remap_state_dict(given, target)
+
+
+LAYOUTS = {
+    "ours-large": lambda: MobileNetV3("large"),
+    "ours-small-minimal": lambda: MobileNetV3("small", minimal=True),
+    "timm-large": lambda: __import__("timm").create_model("mobilenetv3_large_100"),
+    "timm-tf-small-minimal": lambda: __import__("timm").create_model("tf_mobilenetv3_small_minimal_100"),
+    "torchvision-small": lambda: __import__("torchvision").models.mobilenet_v3_small(),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_sorted_keys_are_put_back_in_execution_order(name):
+    """.safetensors stores keys sorted by name; the positional mapping needs registration order."""
+    from mnv3cli.weights.remap import execution_order
+
+    state = LAYOUTS[name]().state_dict()
+    assert list(execution_order(dict(sorted(state.items())))) == list(state)
+    unsorted = dict(reversed(list(state.items())))  # an order that is not sorted is kept as given
+    assert list(execution_order(unsorted)) == list(unsorted)
