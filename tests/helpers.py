@@ -57,6 +57,20 @@ def assert_one_user_error(result, *needles: str) -> None:
         assert needle in errors[0], errors[0]
 
 
+def flip_a_weight_bit(path: Path, model) -> None:
+    """Flip one bit in the middle of the largest tensor's stored bytes (found by content, so the
+    test needs no knowledge of either container's layout)."""
+    import torch
+
+    state = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    largest = max(state.values(), key=torch.Tensor.numel).contiguous()
+    data = bytearray(path.read_bytes())
+    start = data.find(largest.numpy().tobytes())
+    assert start > 0
+    data[start + largest.numel() * 2] ^= 0x04  # a low mantissa bit: the value stays finite
+    path.write_bytes(bytes(data))
+
+
 SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}
 
 
