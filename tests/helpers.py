@@ -25,6 +25,11 @@ def require_shared(*parts: str) -> Path:
     return path
 
 
+# Runs the CLI and prints, as its last stdout line, every torch/torchvision/timm module it imported.
+IMPORT_GUARD = ("import sys\nfrom mnv3cli.cli.app import main\ntry:\n    main()\nfinally:\n"
+                "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm')))")
+
+
 def cli_env(extra: dict | None = None) -> dict:
     """The environment of a ``python -m mnv3cli`` subprocess: this checkout first on the path, no
     network, a wide terminal unless the test says otherwise."""
