@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -88,15 +90,16 @@ def test_a_damaged_bundled_file_asks_for_a_reinstall(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_wheel_ships_the_bundled_model_and_stays_small(tmp_path):
+def test_the_wheel_ships_the_bundled_model_and_its_install_answers_offline(tmp_path):
     """A non-editable install gets the model: the wheel (built as `pip install .` builds it) holds
-    it, its notice and the licence."""
+    it, its notice and the licence, and the installed copy (not this checkout) runs the Quick start
+    offline with empty caches. Dependencies come from this environment: nothing is downloaded."""
     source = tmp_path / "src"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",
                                                                 ".ruff_cache", ".pytest_cache", "site"))
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                           "--no-index", "-q", "-w", str(tmp_path / "dist"), str(source)],
-                          capture_output=True, text=True, timeout=600)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
+    done = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                           "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     wheel = next((tmp_path / "dist").glob("mnv3cli-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -104,3 +107,20 @@ def test_the_wheel_ships_the_bundled_model_and_stays_small(tmp_path):
         assert f"mnv3cli/bundled/{name}" in names
     print(f"\nwheel {wheel.name}: {wheel.stat().st_size / 1e6:.1f} MB")
     assert wheel.stat().st_size < 6_000_000
+
+    site, work = tmp_path / "site", tmp_path / "work"
+    done = subprocess.run([*pip, "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    (work / "examples").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "coffee.jpg", work / "examples")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MNV3_SHARED")}
+    env |= {"PYTHONPATH": str(site), "MNV3_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch"),
+            "MNV3_CACHE": str(tmp_path / "cache")}
+    code = ("import sys, mnv3cli; print(mnv3cli.__file__, file=sys.stderr); "
+            "from mnv3cli.cli.app import main; main()")
+    done = subprocess.run([sys.executable, "-c", code, "predict", "examples/coffee.jpg", "--json"], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(str(site / "mnv3cli"))  # the installed copy ran
+    assert json.loads(done.stdout)["predictions"][0]["label"] == "espresso"
