@@ -25,6 +25,11 @@ def require_shared(*parts: str) -> Path:
     return path
 
 
+# Runs the CLI and prints, as its last stdout line, every torch/torchvision/timm module it imported.
+IMPORT_GUARD = ("import sys\nfrom mnv3cli.cli.app import main\ntry:\n    main()\nfinally:\n"
+                "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm')))")
+
+
 def cli_env(extra: dict | None = None) -> dict:
     """The environment of a ``python -m mnv3cli`` subprocess: this checkout first on the path, no
     network, a wide terminal unless the test says otherwise."""
@@ -55,6 +60,20 @@ def assert_one_user_error(result, *needles: str) -> None:
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in errors[0], errors[0]
+
+
+def flip_a_weight_bit(path: Path, model) -> None:
+    """Flip one bit in the middle of the largest tensor's stored bytes (found by content, so the
+    test needs no knowledge of either container's layout)."""
+    import torch
+
+    state = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+    largest = max(state.values(), key=torch.Tensor.numel).contiguous()
+    data = bytearray(path.read_bytes())
+    start = data.find(largest.numpy().tobytes())
+    assert start > 0
+    data[start + largest.numel() * 2] ^= 0x04  # a low mantissa bit: the value stays finite
+    path.write_bytes(bytes(data))
 
 
 SHAPES = {"blue_triangle": (50, 70, 210), "green_square": (40, 180, 60), "red_circle": (200, 40, 40)}

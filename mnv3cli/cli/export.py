@@ -25,7 +25,7 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
 @click.option("--format", "-f", "fmt", type=click.Choice(sorted(FORMATS)), default="onnx",
               show_default=True, help="ONNX (for ONNX Runtime and other engines) or TorchScript.")
 @model_option()
-@weights_option("A registry tag or a weights file (.pt/.pth/.safetensors/.tflite).", default="imagenet")
+@weights_option()
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="File to write [default: MODEL.onnx or MODEL.pt in the current directory].")
 @click.option("--opset", type=click.IntRange(MIN_OPSET, MAX_OPSET), default=DEFAULT_OPSET,
@@ -37,7 +37,7 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
               help="Photo to verify the export on [default: a generated photo-like image].")
 @json_option()
 @pass_app
-def command(app: AppContext, fmt: str, model: str | None, weights: str, output: Path | None,
+def command(app: AppContext, fmt: str, model: str | None, weights: str | None, output: Path | None,
             opset: int, resolution: int | None, image: Path | None, as_json: bool) -> None:
     """Export a model to ONNX or TorchScript and verify it against PyTorch.
 
@@ -50,6 +50,7 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     """
     from ..data import open_rgb
     from ..inference import TOLERANCE, export_verified
+    from ..registry import default_weights
     from ..weights.loader import load_model
 
     if image is not None:
@@ -64,7 +65,7 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
     result = {"format": fmt, "output": str(output), "bytes": output.stat().st_size,
-              "model": loaded.model_name, "weights": weights, "source": loaded.source,
+              "model": loaded.model_name, "weights": weights or default_weights(model), "source": loaded.source,
               "opset": opset if fmt == "onnx" else None,
               "input_shape": ["batch", 3, preprocess.input_size, preprocess.input_size],
               "preprocess": preprocess.to_dict(), "verified_on": str(image) if image else "generated image",

@@ -21,8 +21,9 @@ from .context import AppContext
 
 Decorator = Callable[[Callable], Callable]
 
-MODEL_HELP = "Registry name or alias (default: the weights file's model, else the most accurate)."
-WEIGHTS_HELP = "imagenet (default), a registry tag, or a weights file (.pt/.pth/.safetensors/.tflite)."
+MODEL_HELP = "Registry name or alias (default: the model of the weights)."
+WEIGHTS_HELP = ("A registry tag or a weights file (.pt/.pth/.safetensors/.tflite) [default: bundled, "
+                "the model inside mnv3; with --model: imagenet].")
 JSON_HELP = "Print the result as one JSON object on stdout."
 
 
@@ -66,8 +67,8 @@ def open_model(app: AppContext, model: str | None, weights: str | None, backend:
                device: str | None = None, pipelined: bool = False):
     """``--model``/``--weights``/``--backend`` -> a ready :class:`~mnv3cli.inference.Runtime`.
 
-    With neither option: the registry's most accurate model and its default weights. A weights file
-    names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
+    With neither option: the model shipped inside the package (``bundled``: nothing is downloaded);
+    with ``--model`` only: that model's default published weights. A weights file names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
     ``device``: where to run (default: the global ``--device``); ``pipelined``: more than one batch
     will run, so decoding overlaps inference (tune for throughput). Notes go to stderr.
     """

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..registry import ModelCard, get_entry
+from ..registry import ModelCard, default_weights, get_entry
 from ..registry.card import CardFields
 from ..weights.download import (
     sha256_file,  # the loader's hash (ModelCard.sha256): the cache key
@@ -71,8 +71,8 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
     ``pipelined``: many batches will run while threads decode the next ones, so ONNX Runtime's
     threads must not busy-wait on the cores the decoders need (see ``session_options``).
     """
-    weights = weights or "imagenet"
     model_name = get_entry(model_name).name if model_name else None  # aliases share a cache entry
+    weights = weights or default_weights(model_name)
     notify = notify or (lambda message: None)
     overrides = dict(overrides or {})
     if choose_backend(backend, device) == "torch":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .card import ModelCard
-from .entries import MODELS
-from .types import ModelEntry, Preprocess, WeightSource
+from .entries import BUNDLED, MODELS
+from .types import Bundled, ModelEntry, Preprocess, WeightSource
 
 _BY_NAME = {m.name: m for m in MODELS} | {a: m for m in MODELS for a in m.aliases}
 
@@ -28,6 +28,13 @@ def default_model() -> ModelEntry:
     return max(MODELS, key=lambda m: m.default_weights.top1 if m.default_weights else -1)
 
 
+def default_weights(model_name: str | None = None) -> str:
+    """What an omitted ``--weights`` means: the model shipped inside the package when no model is
+    named either (the first run works offline, nothing is downloaded), else the named model's
+    default published weights (``imagenet``), as before the package carried a model."""
+    return "imagenet" if model_name else BUNDLED
+
+
 def get_weight_source(entry: ModelEntry, tag: str) -> WeightSource:
     """Resolve ``imagenet`` (the default) or an explicit tag such as ``torchvision:IMAGENET1K_V1``.
 
@@ -39,7 +46,7 @@ def get_weight_source(entry: ModelEntry, tag: str) -> WeightSource:
             raise UserError(f"model {entry.name!r} has no pretrained weights")
         return entry.default_weights
     matches = [w for w in entry.weights
-               if w.tag == tag or w.tag.split(":", 1)[1] == tag or w.tag.split(".", 1)[0] == tag]
+               if w.tag == tag or w.tag.partition(":")[2] == tag or w.tag.split(".", 1)[0] == tag]
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(w.tag for w in entry.weights) or "none"
@@ -75,5 +82,5 @@ def find_weight_source(tag: str) -> tuple[ModelEntry, WeightSource] | None:
     return None
 
 
-__all__ = ["MODELS", "ModelCard", "ModelEntry", "Preprocess", "WeightSource", "default_model", "find_weight_source",
-           "get_entry", "get_weight_source", "list_models", "resolve_weights"]
+__all__ = ["BUNDLED", "MODELS", "Bundled", "ModelCard", "ModelEntry", "Preprocess", "WeightSource",
+           "default_model", "default_weights", "find_weight_source", "get_entry", "get_weight_source", "list_models", "resolve_weights"]

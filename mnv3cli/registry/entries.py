@@ -11,7 +11,7 @@ Parameter and MAC counts are at 224x224 with 1000 classes; tests recompute them 
 
 from __future__ import annotations
 
-from .types import ModelEntry, Preprocess, WeightSource
+from .types import Bundled, ModelEntry, Preprocess, WeightSource
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,6 +29,26 @@ TIMM_ARCH = {"bn_eps": 1e-5}
 TF_ARCH = {"tf_padding": True}
 
 GOOGLE = "https://storage.googleapis.com/mobilenet_v3/checkpoints/"
+BUNDLED = "bundled"  # the tag of the model inside the package: what an omitted --weights loads
+
+# The model shipped in mnv3cli/bundled/: Google's int8 TFLite MobileNetV3-Small, dequantized by
+# `mnv3 convert` and stored as float16 (5 MB; top-1 79.0 % / top-5 94.2 % on ../shared's ImageNet
+# sample, where its float32 conversion scores 78.8 / 94.2). The notes below travel in the file's
+# metadata; mnv3cli/bundled/NOTICE says the same. Made again and compared by tests/unit/test_bundled.py.
+BUNDLED_MODEL = Bundled(
+    file="mobilenetv3_small_100-int8-fp16.safetensors",
+    sha256="28e3ab1120bcd9e2f97717c9e1c6424aaed1b6788ffbdee208714eed75e7e530",
+    made_from="mobilenet_v3_small_1.0_224_int8.tflite",
+    made_from_sha256="56b0056cc4255700f9a6445ef350439ca719288bd5b6d01d6f459c7c70aaa4b2",
+    convert_args=(
+        "--dtype", "float16",
+        "--meta", "license=Apache-2.0",
+        "--meta", "notice=MobileNetV3-Small 1.0 224 ImageNet classifier published by Google under the "
+                  "Apache License 2.0 (TF-Hub TFLite release, int8 post-training quantized); "
+                  "dequantized, background output dropped and stored as float16 by mnv3",
+        "--meta", "paper=Howard et al., Searching for MobileNetV3, ICCV 2019, arXiv:1905.02244",
+    ),
+)
 TIMM_RELEASES = "https://github.com/rwightman/pytorch-image-models/releases/download/"
 
 
@@ -61,6 +81,7 @@ MODELS: tuple[ModelEntry, ...] = (
                   tf_port=True),
             _tflite("v3-small_224_1.0_float", 67.5),
             _tflite("v3-small_224_1.0_uint8", 64.9),
+            WeightSource(tag=BUNDLED, url="", preprocess=TF, arch=TF_ARCH, bundled=BUNDLED_MODEL),
         ),
     ),
     ModelEntry(

@@ -42,6 +42,25 @@ class Preprocess:
 
 
 @dataclass(frozen=True)
+class Bundled:
+    """Weights shipped inside the package (``mnv3cli/bundled/``): nothing to download. How the file
+    was made is recorded so that a test can make it again and compare the bytes."""
+
+    file: str  # name under mnv3cli/bundled/
+    sha256: str  # of that file; checked on every use
+    made_from: str  # the file given to `mnv3 convert` (name only)
+    made_from_sha256: str
+    convert_args: tuple[str, ...]  # `mnv3 convert MADE_FROM FILE *convert_args`
+
+    @property
+    def recipe(self) -> str:
+        """The command that made the file, as a person would type it."""
+        import shlex
+
+        return shlex.join(["mnv3", "convert", self.made_from, self.file, *self.convert_args])
+
+
+@dataclass(frozen=True)
 class WeightSource:
     """One published set of weights: where it lives, what it expects, how good it is."""
 
@@ -54,10 +73,11 @@ class WeightSource:
     num_classes: int = 1000  # outputs of the file; 1001: TF's "background" at index 0 (dropped)
     hf_hub_id: str | None = None  # timm weights also live on the Hugging Face hub
     member: str | None = None  # file to extract when ``url`` is an archive
+    bundled: Bundled | None = None  # shipped inside the package (``url`` is then empty)
 
     @property
     def kind(self) -> str:
-        return self.tag.split(":", 1)[0]
+        return self.tag.partition(":")[0]
 
     @property
     def hash_prefix(self) -> str | None:

@@ -10,10 +10,17 @@ so that ``--weights my.pt`` needs no other option. Two containers hold the same 
 
 Writes are atomic, and a ``.pt`` file is read back before it replaces the old one, so a checkpoint
 that could not be resumed (e.g. a numpy array in ``extra``) fails at save time, not at resume time.
+
+Every checkpoint records :func:`tensors_sha256` of its weights, checked on load: neither container
+notices a flipped bit in tensor data (torch does not check its zip's CRCs), and such a file would
+load and silently give other answers. Files written before the checksum existed load unchecked.
+The same inputs give the same bytes (safetensors metadata in sorted order, no times or paths), so
+a file's sha256, and the ONNX cache key made from it, stay put when it is written again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Mapping
@@ -37,11 +44,24 @@ from .remap import strip_prefixes
 FORMAT = "mnv3-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED = ("model_name", "arch", "num_classes", "class_names", "preprocess", "state_dict")
+CHECKSUM = "tensors_sha256"  # record key (and safetensors metadata key) of the weights' checksum
+DTYPES = {"float32": torch.float32, "float16": torch.float16}  # what weights may be stored as
+
+
+def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order: the same for a
+    ``.pt`` and a ``.safetensors`` holding the same tensors, whatever order either stores them in."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode() + b"\n")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: str | None = None,
                     arch: Mapping | None = None, class_names=None, preprocess=None, wordnet_ids=None,
-                    extra: Mapping | None = None) -> None:
+                    extra: Mapping | None = None, dtype: str | None = None) -> None:
     """Write ``model`` and its metadata to ``path`` (``.pt``/``.pth`` or ``.safetensors``), atomically.
 
     The metadata is a :class:`~mnv3cli.registry.ModelCard` (``card``), or its fields given one by
@@ -50,7 +70,9 @@ def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: s
     unchanged, so files written before and after cards existed read the same. ``preprocess`` is a
     :class:`~mnv3cli.registry.Preprocess` or its ``to_dict()``. ``extra`` is a plain dict of state
     dicts, tensors and Python scalars/lists (e.g. the RNG states of
-    :func:`mnv3cli.training.state.capture_rng_state`).
+    :func:`mnv3cli.training.state.capture_rng_state`). ``dtype`` (``"float16"``, a key of
+    :data:`DTYPES`) stores the floating-point weights in that precision (half the size; the loader
+    computes in float32 again); default: as they are.
     """
     if card is not None:
         model_name = model_name if model_name is not None else card.model_name
@@ -62,6 +84,10 @@ def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: s
         raise TypeError("save_checkpoint needs card= or model_name=, arch=, class_names= and preprocess=")
     path = Path(path)
     class_names = [str(c) for c in class_names]
+    cast = DTYPES[dtype] if dtype is not None else None
+    state = {k: v.detach().cpu().contiguous() for k, v in strip_prefixes(model.state_dict()).items()}
+    if cast is not None:
+        state = {k: v.to(cast) if v.is_floating_point() else v for k, v in state.items()}
     if len(class_names) != model.num_classes:
         raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} outputs")
     record = {
@@ -69,8 +95,7 @@ def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: s
         "arch": dict(arch), "num_classes": model.num_classes, "class_names": class_names,
         "wordnet_ids": list(wordnet_ids) if wordnet_ids is not None else None,
         "preprocess": preprocess.to_dict() if isinstance(preprocess, Preprocess) else dict(preprocess),
-        "state_dict": {k: v.detach().cpu().contiguous()
-                       for k, v in strip_prefixes(model.state_dict()).items()},  # compiled models
+        "state_dict": state, CHECKSUM: tensors_sha256(state),
         "extra": dict(extra or {}),
     }
     suffix = path.suffix.lower()
@@ -103,17 +128,27 @@ def _write_safetensors(path: Path, record: dict) -> None:
     from safetensors.torch import save
 
     try:
-        extra = json.dumps(record["extra"], allow_nan=False)
+        extra = json.dumps(record["extra"], allow_nan=False, sort_keys=True)
     except (TypeError, ValueError):
         raise UserError(f"{path}: .safetensors holds weights and JSON metadata only; save training "
                         "state (optimizer, RNG, ...) to a .pt checkpoint instead") from None
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "extra": extra,
-                **{k: json.dumps(record[k]) for k in REQUIRED if k != "state_dict"},
-                "wordnet_ids": json.dumps(record["wordnet_ids"])}
+                **{k: json.dumps(record[k], sort_keys=True)
+                   for k in (*REQUIRED, CHECKSUM, "wordnet_ids") if k != "state_dict"}}
     # safetensors refuses tensors that share memory; a plain copy of each is cheap at this size
     data = save({k: v.clone() for k, v in record["state_dict"].items()}, metadata=metadata)
     with atomic_write(path, "wb") as fh:
-        fh.write(data)
+        fh.write(_sorted_header(data))
+
+
+def _sorted_header(data: bytes) -> bytes:
+    """The same file with its JSON header's keys sorted: safetensors writes the metadata in hash-map
+    order, which changes from one process to the next. Tensor offsets count from the end of the
+    header, so re-serialising it (padded to 8 bytes, as safetensors does) moves no data."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + size:]
 
 
 def is_checkpoint_record(obj: Any) -> bool:
@@ -172,7 +207,18 @@ def validate_record(obj: Any, source: str) -> dict:
         Preprocess.from_dict(obj["preprocess"])
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{source}: corrupt mnv3 checkpoint: bad preprocess {obj['preprocess']!r}") from None
+    if obj.get(CHECKSUM) is not None and _checksum(obj["state_dict"]) != obj[CHECKSUM]:
+        raise UserError(f"{source}: corrupt mnv3 checkpoint (checksum mismatch): its weights changed "
+                        "after it was written; use another copy")
     return dict(obj) | {"extra": dict(obj.get("extra") or {}), "wordnet_ids": obj.get("wordnet_ids")}
+
+
+def _checksum(state: Mapping) -> str | None:
+    """:func:`tensors_sha256` of a file's state dict; None when it holds something else than tensors."""
+    try:
+        return tensors_sha256(state)
+    except (AttributeError, TypeError, RuntimeError):
+        return None
 
 
 def card_from_record(record: Mapping, source: str = "", sha256: str | None = None) -> ModelCard:

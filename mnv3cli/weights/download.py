@@ -5,7 +5,8 @@ torchvision and timm use, so a file either of them already downloaded is reused 
 files whose name carries a sha256 prefix (``mobilenet_v3_small-047dcff4.pth``) are checked against
 it every time they are used, not just after downloading: a corrupt or substituted cache file is
 reported instead of silently loaded. Google's checkpoints are ``.tgz`` archives; only the ``.tflite``
-member is kept.
+member is kept. The bundled model is not downloaded at all: it is a file of the package
+(``mnv3cli/bundled/``), checked against the registry's full sha256 on every use.
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ def cache_dir() -> Path:
     return Path(home).expanduser() / "hub" / "checkpoints"
 
 
+BUNDLED_DIR = Path(__file__).resolve().parents[1] / "bundled"  # package data: see pyproject.toml
+
+
 def cached_path(source: WeightSource) -> Path:
-    """Where :func:`fetch` keeps ``source``'s weights: the URL's file name, or the archive member's."""
+    """Where :func:`fetch` keeps ``source``'s weights: the URL's file name, or the archive member's;
+    the package's own file for the bundled model."""
+    if source.bundled:
+        return BUNDLED_DIR / source.bundled.file
     return cache_dir() / (Path(source.member).name if source.member else _url_name(source.url))
 
 
@@ -73,6 +80,8 @@ def check_hash(path: Path, prefix: str | None) -> str:
 def fetch(source: WeightSource, progress: Progress | bool | None = True) -> tuple[Path, str]:
     """The local path of ``source``'s weights (the ``.tflite`` member for archives) and its sha256,
     downloading into the cache when it is not there yet."""
+    if source.bundled:
+        return _bundled(source)
     target = cached_path(source)
     if not target.exists():
         archive = target.with_name(_url_name(source.url)) if source.member else target
@@ -82,6 +91,18 @@ def fetch(source: WeightSource, progress: Progress | bool | None = True) -> tupl
             _extract(archive, source.member, target)
             archive.unlink()
     return target, check_hash(target, None if source.member else source.hash_prefix)
+
+
+def _bundled(source: WeightSource) -> tuple[Path, str]:
+    """The package's own weights file, and its sha256, which must be the registry's."""
+    path = cached_path(source)
+    if not path.is_file():
+        raise UserError(f"{path}: the bundled model is missing from this installation; reinstall mnv3cli")
+    digest = sha256_file(path)
+    if digest != source.bundled.sha256:
+        raise UserError(f"{path}: sha256 {digest[:12]}... is not the bundled model's "
+                        f"{source.bundled.sha256[:12]}...; the installation is damaged: reinstall mnv3cli")
+    return path, digest
 
 
 def _download(url: str, path: Path, hash_prefix: str | None, progress: Progress | bool | None) -> None:

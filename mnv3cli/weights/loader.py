@@ -1,7 +1,8 @@
 """``load_model``: from whatever ``--weights`` names to a ready model and everything about it.
 
-Accepted: a registry tag (``imagenet``, ``torchvision:IMAGENET1K_V1``, ``timm:<hub id>``,
-``tflite:<Google checkpoint>``), downloaded through the cache; or a local file: the project's own
+Accepted: a registry tag (``bundled``, the model inside the package, which is the default;
+``imagenet``, ``torchvision:IMAGENET1K_V1``, ``timm:<hub id>``, ``tflite:<Google checkpoint>``,
+downloaded through the cache); or a local file: the project's own
 checkpoint, a torchvision/timm state dict (bare or nested, ``module.``/``_orig_mod.`` prefixes),
 ``.safetensors``, or a ``.tflite`` model. What a file does not say (architecture, number of classes)
 is inferred from its tensor shapes; what it needs (TF padding, BatchNorm eps, preprocessing) comes
@@ -22,6 +23,7 @@ from ..registry import (
     ModelCard,
     Preprocess,
     WeightSource,
+    default_weights,
     get_entry,
     resolve_weights,
 )
@@ -62,7 +64,8 @@ class LoadedModel(CardFields):
 def load_model(weights: str | os.PathLike | None = None, model_name: str | None = None, *,
                num_classes: int | None = None, progress: Progress | bool | None = True,
                **overrides: Any) -> LoadedModel:
-    """Load ``weights`` (default ``imagenet``) into a MobileNetV3.
+    """Load ``weights`` into a MobileNetV3 (default: ``bundled``, or ``imagenet`` when ``model_name``
+    is given: :func:`~mnv3cli.registry.default_weights`).
 
     ``model_name`` picks the registry model (else inferred from the file, or the default model for
     tags). ``num_classes``, when it differs from the weights', replaces the classifier (fine-tuning
@@ -70,7 +73,7 @@ def load_model(weights: str | os.PathLike | None = None, model_name: str | None 
     (``dropout``, ``bn_eps`` ...). ``progress`` is a ``(done, total)`` download callback, ``True``
     for a rich bar when stderr is a terminal, or ``False``.
     """
-    spec = "imagenet" if weights is None else os.fspath(weights)
+    spec = default_weights(model_name) if weights is None else os.fspath(weights)
     if _is_tag(spec):
         loaded = _load_tag(spec, model_name, overrides, progress)
     else:
@@ -93,6 +96,9 @@ def _is_tag(spec: str) -> bool:
 def _load_tag(tag: str, model_name: str | None, overrides: dict, progress) -> LoadedModel:
     entry, source = resolve_weights(tag, model_name)
     path, digest = fetch(source, progress)
+    if source.bundled:  # an mnv3 checkpoint that says what it is; shown by its tag
+        loaded = _load_file(path, model_name, overrides)
+        return replace(loaded, card=replace(loaded.card, source=source.tag))
     arch = entry.arch | source.arch | overrides
     if source.kind == "tflite":
         model = _tflite_model(path, arch, source.tag)

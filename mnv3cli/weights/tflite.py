@@ -1,7 +1,7 @@
 """Import Google's MobileNetV3 TFLite models (float, int8 or uint8) as fp32 weights of our model.
 
-The graph is parsed with the ``tflite`` package (the flatbuffer schema bindings, optional extra
-``mnv3cli[tflite]``). Its CONV_2D / DEPTHWISE_CONV_2D (/ FULLY_CONNECTED) ops, in execution order,
+The graph is parsed with the ``tflite`` package (the flatbuffer schema bindings, a dependency of
+mnv3cli). Its CONV_2D / DEPTHWISE_CONV_2D (/ FULLY_CONNECTED) ops, in execution order,
 are exactly the convolutions and linear layers of :class:`~mnv3cli.model.MobileNetV3` in module
 order, so they are paired by position and every shape is checked. What the converter undoes:
 
@@ -57,8 +57,8 @@ def _tflite():
     try:
         import tflite
     except ImportError:
-        raise UserError("reading .tflite files needs the 'tflite' package: "
-                        "pip install 'mnv3cli[tflite]'") from None
+        raise UserError("reading .tflite files needs the 'tflite' package, a dependency of mnv3cli "
+                        "that is missing here: pip install tflite") from None
     return tflite
 
 

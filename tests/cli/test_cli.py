@@ -38,11 +38,15 @@ def test_version(run_cli):
 def test_models_json_lists_the_registry(run_cli):
     result = run_cli("models", "--json")
     assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)["models"]
+    listing = json.loads(result.stdout)
+    rows = listing["models"]
     assert [r["name"] for r in rows] == list_models()
     small = rows[0]
     assert small["params"] == 2_542_856 and small["macs"] == 56_510_400 and small["aliases"] == ["small"]
     assert small["weights"][0]["tag"] == "torchvision:IMAGENET1K_V1"
+    assert listing["default"] == {"model": "mobilenetv3_small_100", "weights": "bundled"}
+    bundled = [w for r in rows for w in r["weights"] if w["bundled"]]
+    assert [w["tag"] for w in bundled] == ["bundled"] and len(bundled[0]["bundled"]["sha256"]) == 64
 
 
 def test_models_table(run_cli):
@@ -51,6 +55,7 @@ def test_models_table(run_cli):
     for name in list_models():
         assert name in result.stdout
     assert "2.54 M" in result.stdout and "56.5 M" in result.stdout
+    assert "bundled (built in: the default)" in result.stdout
 
 
 def test_unknown_command_is_a_usage_error(run_cli):

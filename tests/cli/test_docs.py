@@ -60,6 +60,7 @@ def _prepare(workdir: Path, photos: Path, need_shared: bool) -> None:
     if need_shared:
         for name in ("weights", "data"):
             (workdir / name).symlink_to(require_shared(name), target_is_directory=True)
+    (workdir / "examples").symlink_to(ROOT / "examples", target_is_directory=True)  # README's Quick start
     (workdir / "photos").mkdir()
     bad = workdir / "bad"
     bad.mkdir()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli_env
+from helpers import IMPORT_GUARD, cli_env
 
 from mnv3cli.inference.export import DEFAULT_OPSET as CACHE_OPSET
 from mnv3cli.inference.onnx_backend import OnnxBackend
@@ -33,11 +33,6 @@ from mnv3cli.registry import ModelCard, Preprocess
 from mnv3cli.weights.download import sha256_file
 
 CAT_CLASSES = set(range(281, 286))
-
-
-# Runs the CLI and prints, as its last stdout line, every torch/torchvision/timm module it imported.
-IMPORT_GUARD = ("import sys\nfrom mnv3cli.cli.app import main\ntry:\n    main()\nfinally:\n"
-                "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm')))")
 
 
 def cli(args, cache, guard=False):

@@ -12,9 +12,11 @@ import pickle
 
 import pytest
 import torch
-from helpers import assert_one_user_error
+from helpers import assert_one_user_error, flip_a_weight_bit
 
 from mnv3cli.model import MobileNetV3
+from mnv3cli.registry.entries import TF
+from mnv3cli.weights.checkpoint import save_checkpoint
 from mnv3cli.weights.loader import load_model
 
 
@@ -42,8 +44,20 @@ def test_convert_tflite_to_checkpoint_and_safetensors(run_cli, tmp_path, int8_tf
         for name, origin in (("small.pt", int8_tflite), ("small.safetensors", tmp_path / "small.pt")):
             loaded = load_model(tmp_path / name)
             assert loaded.model_name == "mobilenetv3_small_100" and loaded.wordnet_ids[0] == "n01440764"
-            assert loaded.meta["converted_from"] == str(origin)
+            assert loaded.meta["converted_from"] == origin.name  # not the path: same bytes anywhere
             torch.testing.assert_close(loaded.model(x), expected)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_bit_flipped_checkpoint_is_one_error_line(run_cli, tmp_path, suffix):
+    model = MobileNetV3("small", num_classes=3)
+    path = tmp_path / f"flipped{suffix}"
+    save_checkpoint(path, model, model_name="custom", arch=model.config, class_names=["a", "b", "c"],
+                    preprocess=TF)
+    flip_a_weight_bit(path, model)
+    result = run_cli("convert", path, tmp_path / "out.pt")
+    assert_one_user_error(result, f"{path}: corrupt mnv3 checkpoint (checksum mismatch)")
+    assert not (tmp_path / "out.pt").exists()
 
 
 class Payload:

@@ -13,7 +13,8 @@ run-dependent values) are in ``doc_examples``. Blocks marked ``<!-- no-test -->`
 
 Files each page's directory starts with: ``weights/`` and ``data/`` (links to ../shared's weights
 and data), ``photos/cat.jpg`` and ``photos/coffee.jpg`` (scikit-image's chelsea and coffee), and
-``bad/`` (cat.jpg, an empty file, a text file named .png, a truncated JPEG). Pages whose examples
+``bad/`` (cat.jpg, an empty file, a text file named .png, a truncated JPEG), and ``examples/`` (a link
+to the repository's sample photos). Pages whose examples
 use ``weights/`` or ``data/`` skip without ../shared, and fail under MNV3_REQUIRE_SHARED=1.
 """
 
