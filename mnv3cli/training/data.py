@@ -23,8 +23,10 @@ from ..data.folders import find_samples
 from ..data.images import ImageDecodeError, open_rgb
 from ..errors import UserError
 from ..registry.types import Preprocess
+from .state import epoch_seed
 
 Sample = tuple[str, int]
+SAMPLE_STREAM = 0x5A4D  # keeps sample seeds apart from epoch_seed(seed, epoch, rank, step)
 
 
 @dataclass(frozen=True)
@@ -128,22 +130,40 @@ def train_transform(preprocess: Preprocess, *, crop_scale: float = 0.25, hflip: 
 
 
 class TrainDataset(Dataset):
-    """``(image tensor, class index)`` per sample, or a :class:`Skipped` record for a bad file."""
+    """``(image tensor, class index)`` per sample, or a :class:`Skipped` record for a bad file.
 
-    def __init__(self, samples: Sequence[Sample], transform) -> None:
+    Keys are ``(epoch, index)`` pairs (what :class:`EpochSampler` yields; a bare index means epoch
+    0). A sample's augmentation draws from a generator seeded with (seed, epoch, index) alone, not
+    from the random state of whichever process decodes it: a resumed run hands batches to its
+    data-loading workers in another order than an uninterrupted one, yet every image is cropped,
+    flipped and erased exactly alike, so the weights end up the same with any ``--workers``.
+    """
+
+    def __init__(self, samples: Sequence[Sample], transform, seed: int = 0) -> None:
         self.samples = list(samples)
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         path, target = self.samples[index]
         try:
             image = open_rgb(path)
         except ImageDecodeError as exc:
             return Skipped(path, str(exc))
-        return self.transform(image), target
+        # torchvision's transforms draw from torch's global generator: give it the sample's seed
+        # for the duration, and leave the caller's stream (dropout, mixup with -j 0) untouched
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            return self.transform(image), target
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentation (a stream apart from the per-epoch ones)."""
+    return epoch_seed(seed, epoch, index, SAMPLE_STREAM)
 
 
 def collate_skipping(items: list) -> tuple[torch.Tensor | None, torch.Tensor | None, list[Skipped]]:
@@ -157,21 +177,24 @@ def collate_skipping(items: list) -> tuple[torch.Tensor | None, torch.Tensor | N
     return images, targets, skipped
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler[tuple[int, int]]):
     """This process's share of a seeded per-epoch shuffle, optionally resuming part-way through.
 
     The order depends only on (seed, epoch, rank, world size), never on RNG state left over from
     earlier work, which is what makes a resumed run replay the same epochs as an uninterrupted one.
+    It yields ``(epoch, index)`` keys, so that :class:`TrainDataset` seeds each sample's augmentation
+    from them; ``indices`` holds the plain indices.
     """
 
     def __init__(self, size: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1,
                  start: int = 0) -> None:
         base = DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed)
         base.set_epoch(epoch)
+        self.epoch = epoch
         self.indices = list(base)[start:]
 
     def __iter__(self):
-        return iter(self.indices)
+        return ((self.epoch, index) for index in self.indices)
 
     def __len__(self) -> int:
         return len(self.indices)

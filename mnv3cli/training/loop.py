@@ -10,8 +10,9 @@ torchvision's reference ``train.py``. Validation goes through
 Nothing is lost: ``last.pt`` (weights, optimizer, scheduler, EMA, grad scaler, position, RNG states,
 history) is written atomically after every epoch and when a stop is requested (SIGINT/SIGTERM via
 :func:`~mnv3cli.training.signals.stop_on_signals`: the current step finishes first). Every
-epoch reseeds its randomness from (seed, epoch, rank), so a resumed run replays exactly the epochs
-an uninterrupted one would.
+epoch reseeds its randomness from (seed, epoch, rank), and every image's augmentation from (seed,
+epoch, index) whichever data-loading worker decodes it, so a resumed run replays exactly the
+epochs an uninterrupted one would, with any number of workers.
 
 Under ``torchrun`` each process trains a shard (DistributedDataParallel, gloo on CPU, nccl on CUDA);
 only rank 0 writes files and reports progress. Every collective goes through

@@ -76,7 +76,7 @@ def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, res
     preprocess = start.card.preprocess
     dataset = TrainDataset(splits.train, train_transform(
         preprocess, crop_scale=cfg.crop_scale, hflip=cfg.hflip, augment=cfg.augment,
-        random_erasing=cfg.random_erasing))
+        random_erasing=cfg.random_erasing), seed=cfg.seed)
     per_process = len(EpochSampler(len(dataset), seed=cfg.seed, epoch=0, rank=distributed.rank(),
                                    world=distributed.world_size()))
     # keep every image, except a last batch of one (BatchNorm cannot train on a single image)

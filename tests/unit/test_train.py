@@ -76,6 +76,16 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(shapes, tmp_pat
                          for row in resumed["extra"]["history"]], name
 
 
+def test_resume_is_exact_with_data_loading_workers(shapes, tmp_path, one_thread):
+    """With ``-j 2`` each worker process draws augmentation; a resumed run hands batches to workers
+    in another order, so the randomness of a sample must depend on (seed, epoch, index) alone."""
+    recipe = TINY | {"data": str(shapes), "workers": 2, "epochs": 1, "random_erasing": 0.5,
+                     "augment": "trivialaugment"}
+    straight = read_checkpoint(train(TrainConfig(**recipe, output=str(tmp_path / "straight"))).last_checkpoint)
+    run = _interrupted_then_resumed(TrainConfig(**recipe, output=str(tmp_path / "step")), step=(1, 3))
+    _assert_same_state(straight["state_dict"], read_checkpoint(run / "last.pt")["state_dict"])
+
+
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(shapes, tmp_path, one_thread):
     cfg = TrainConfig(**TINY, data=str(shapes), output=str(tmp_path / "run"))
     stop = threading.Event()
