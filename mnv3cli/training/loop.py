@@ -22,6 +22,7 @@ either way. Progress is reported through a :class:`~mnv3cli.training.events.Trai
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -59,9 +60,9 @@ def train(cfg: TrainConfig, listener: TrainListener | None = None, *, resume: st
     Raises :class:`~mnv3cli.errors.Interrupted` after saving ``last.pt`` when ``stop`` is set,
     :class:`TrainingDiverged` on a non-finite loss, :class:`UserError` for bad data or options.
     """
-    with process_device(cfg.device) as device:
+    with process_device(cfg.device) as device, contextlib.ExitStack() as held:
         started = time.perf_counter()
-        run, state = prepare(cfg, listener or TrainListener(), device, resume, stop or threading.Event())
+        run, state = prepare(cfg, listener or TrainListener(), device, resume, stop or threading.Event(), held)
         open_run_folder(run, state)
         while state.epoch < run.cfg.epochs:
             train_one_epoch(run, state)

@@ -8,6 +8,7 @@ takes both and stays a handful of plain functions.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
 from .config import TrainConfig
 from .data import EpochSampler, Splits, TrainDataset, find_splits, train_transform
 from .events import TrainListener, TrainPlan
+from .lock import hold_run_folder
 from .outputs import write_config
 from .recipe import Recipe, build_recipe
 from .setup import StartingPoint, build_model, freeze_layers, resumed_model
-from .state import TrainState, read_resume, seed_everything
+from .state import TrainState, read_resume, resume_folder, seed_everything
 
 
 @dataclass
@@ -53,13 +55,20 @@ class Run:
         return self.start.card.preprocess
 
 
-def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, resume, stop: threading.Event
-            ) -> tuple[Run, TrainState]:
-    """Assemble the run ``cfg`` describes (or, with ``resume``, the run saved there) and its state."""
+def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, resume, stop: threading.Event,
+            held: contextlib.ExitStack) -> tuple[Run, TrainState]:
+    """Assemble the run ``cfg`` describes (or, with ``resume``, the run saved there) and its state.
+
+    The run folder is held (:func:`~mnv3cli.training.lock.hold_run_folder`) until ``held`` closes;
+    it is taken once the data are found, so a mistyped DIR leaves no folder behind, and before
+    anything in it is read or judged."""
     seed_everything(cfg.seed)  # the new head (or a whole new model) starts the same every time
-    resume_file, checkpoint = read_resume(resume) if resume is not None else (None, None)
-    output = resume_file.parent if resume_file is not None else new_output(cfg)
+    output = resume_folder(resume) if resume is not None else new_output(cfg)
     splits = find_splits(cfg.data or _missing_data(), cfg.val, cfg.val_split, cfg.seed)
+    held.enter_context(hold_run_folder(output))
+    resume_file, checkpoint = read_resume(resume) if resume is not None else (None, None)
+    if resume is None:
+        check_free(output)
     if resume_file is not None:
         start = resumed_model(resume_file, splits.class_names, cfg.data)
     else:
@@ -98,22 +107,25 @@ def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, res
 
 
 def new_output(cfg: TrainConfig) -> Path:
-    """``--output`` (refusing to overwrite another run) or ``runs/<data folder name>[-N]``.
-
-    A folder holding only ``config.json`` is free: a run killed before its first checkpoint leaves
-    one, which can neither be resumed nor would otherwise be reusable."""
+    """``--output`` or the first unused ``runs/<data folder name>[-N]``."""
     if cfg.output:
-        out = Path(cfg.output)
-        if (out / "last.pt").exists() or (out / "best.pt").exists():
-            raise UserError(f"{out}: already holds a training run; continue it with "
-                            f"`mnv3 train --resume {out}` or choose another --output")
-        return out
+        return Path(cfg.output)
     name = Path(cfg.data or "run").resolve().name or "run"
     out, n = Path("runs") / name, 1
     while out.exists() and any(out.iterdir()):
         n += 1
         out = Path("runs") / f"{name}-{n}"
     return Path(distributed.broadcast_object(str(out)))  # every process writes where rank 0 chose
+
+
+def check_free(out: Path) -> None:
+    """Refuse to start a new run over another run's checkpoints.
+
+    A folder holding only ``config.json`` is free: a run killed before its first checkpoint leaves
+    one, which can neither be resumed nor would otherwise be reusable."""
+    if (out / "last.pt").exists() or (out / "best.pt").exists():
+        raise UserError(f"{out}: already holds a training run; continue it with "
+                        f"`mnv3 train --resume {out}` or choose another --output")
 
 
 def _unfold(start: StartingPoint, splits: Splits, cfg: TrainConfig, images: int = 256) -> int:

@@ -117,6 +117,12 @@ class TrainState:
         self.loss_sum, self.images, self.seconds = 0.0, 0, 0.0
 
 
+def resume_folder(resume) -> Path:
+    """The run folder ``--resume`` names (RUN, or RUN/last.pt named directly)."""
+    path = Path(resume)
+    return path.parent if path.suffix == ".pt" else path
+
+
 def read_resume(resume) -> tuple[Path, dict]:
     """The checkpoint to resume from (RUN/last.pt, or a ``.pt`` file named directly) and its contents."""
     from ..weights.checkpoint import read_checkpoint

@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,7 +116,8 @@ def _wait_for(predicate, timeout: float = 120) -> None:
 
 
 def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
-    """SIGKILL loses at most the epoch in progress; SIGINT finishes the step, saves and exits 130."""
+    """A second run into a live run's folder is refused; SIGKILL loses at most the epoch in progress
+    and frees the folder; SIGINT finishes the step, saves and exits 130."""
     run = tmp_path / "run"
     args = ["train", shapes, "-o", run, "-m", "mobilenetv3_small_075", "--img-size", "32", "-b", "8",
             "-e", "40", "-j", "1"]
@@ -128,6 +130,12 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
 
     proc = start(*args)
     _wait_for(lambda: (run / "metrics.csv").exists() or proc.poll() is not None)
+    # the folder belongs to the live run: a second one is refused, naming the holder
+    for second in (args, ["train", "--resume", run]):
+        refused = _run_cli(second, cwd=tmp_path)
+        assert_one_user_error(refused, f"{run}: in use by another training run (pid {proc.pid} on host "
+                                       f"{socket.gethostname()})")
+    assert proc.poll() is None
     proc.kill()
     proc.wait(timeout=30)
     done = read_checkpoint(run / "last.pt")["extra"]["epoch"]
@@ -192,8 +200,8 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
     ckpt = read_checkpoint(run / "last.pt")
     assert ckpt["extra"]["epoch"] == 1 and ckpt["extra"]["num_updates"] == 5  # 72 images / 2 / 8
     assert len(ckpt["extra"]["rng"]) == 2  # both processes' random states
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "curves.png", "last.pt",
-                                                     "metrics.csv"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.pt", "config.json", "curves.png",
+                                                     "last.pt", "metrics.csv"]
 
     from mnv3cli.evaluation.evaluate import evaluate
     from mnv3cli.inference.backends import TorchBackend

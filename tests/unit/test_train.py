@@ -103,7 +103,7 @@ def test_a_folder_left_without_a_checkpoint_is_reused_and_one_with_a_checkpoint_
                                                                                         one_thread):
     """A run killed before its first checkpoint leaves only config.json: a new run with the same
     ``-o`` takes the folder. A folder with last.pt or best.pt still belongs to its run."""
-    from mnv3cli.training.run import new_output
+    from mnv3cli.training.run import check_free
 
     run = tmp_path / "run"
     run.mkdir()
@@ -116,7 +116,7 @@ def test_a_folder_left_without_a_checkpoint_is_reused_and_one_with_a_checkpoint_
         taken.mkdir()
         (taken / name).write_bytes(b"")
         with pytest.raises(UserError, match="already holds a training run"):
-            new_output(TrainConfig(**TINY, output=str(taken)))
+            check_free(taken)
 
 
 def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread):
