@@ -35,6 +35,9 @@ class TrainPlan:
     trainable_params: int
     total_params: int
     output: Path
+    unreadable_train: int = 0  # files left out of the splits above: not readable images
+    unreadable_val: int = 0
+    unreadable_example: str = ""  # "path: why" of one of them
 
 
 @dataclass(frozen=True)

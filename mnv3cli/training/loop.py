@@ -204,6 +204,11 @@ def end_epoch(run: Run, state: TrainState) -> None:
         raise TrainingDiverged(_diverged_message(run, state, result.loss, "validation loss"))
     loss_sum, images, seconds = distributed.all_reduce_sum([state.loss_sum, state.images, state.seconds])
     loss_sum, images, seconds = float(loss_sum), int(images), float(seconds) / distributed.world_size()
+    for count, what, root in ((images, "training", run.splits.train_root),
+                              (result.images, "validation", run.splits.val_root)):
+        if not count:  # every file had a valid header but none could be decoded: nothing to report
+            raise UserError(f"{root}: none of its {what} images could be decoded (e.g. "
+                            f"{next(iter(state.skipped.values()), 'no reason given')})")
     state.seconds += time.perf_counter() - tick
     for shard in distributed.all_gather_object(state.skipped):
         state.skipped.update(shard)

@@ -24,7 +24,7 @@ from ..data import iter_batches
 from ..errors import UserError
 from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
 from .config import TrainConfig
-from .data import EpochSampler, Splits, TrainDataset, find_splits, train_transform
+from .data import EpochSampler, Splits, TrainDataset, drop_unreadable, find_splits, train_transform
 from .events import TrainListener, TrainPlan
 from .lock import hold_run_folder
 from .outputs import write_config
@@ -49,6 +49,7 @@ class Run:
     recipe: Recipe
     listener: TrainListener  # the caller's on rank 0, a silent one elsewhere
     stop: threading.Event
+    unreadable: dict[str, dict[str, str]]  # files left out of each split ("train", "val"): path -> why
 
     @property
     def preprocess(self):
@@ -65,6 +66,7 @@ def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, res
     seed_everything(cfg.seed)  # the new head (or a whole new model) starts the same every time
     output = resume_folder(resume) if resume is not None else new_output(cfg)
     splits = find_splits(cfg.data or _missing_data(), cfg.val, cfg.val_split, cfg.seed)
+    splits, unreadable = drop_unreadable(splits, cfg.resolved_workers)
     held.enter_context(hold_run_folder(output))
     resume_file, checkpoint = read_resume(resume) if resume is not None else (None, None)
     if resume is None:
@@ -102,7 +104,8 @@ def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, res
         start.description = f"resuming {output} at epoch {state.epoch + 1}" + (
             f", step {state.step + 1}" if state.step else "")
     run = Run(cfg, device, output, splits, start, model, frozen, memory_format, dataset, drop_last, steps,
-              recipe, listener if distributed.is_main() else TrainListener(), stop)
+              recipe, listener if distributed.is_main() else TrainListener(), stop, unreadable)
+    state.skipped.update({**unreadable["train"], **unreadable["val"]})
     return run, state
 
 
@@ -147,14 +150,17 @@ def open_run_folder(run: Run, state: TrainState) -> None:
             raise UserError(f"{run.output}: cannot write the run folder ({exc.strerror or exc})") from None
     distributed.barrier()
     params = list(run.model.parameters())
-    cfg, splits = run.cfg, run.splits
+    cfg, splits, unreadable = run.cfg, run.splits, run.unreadable
+    examples = [*unreadable["train"].values(), *unreadable["val"].values()]
     run.listener.on_start(TrainPlan(
         model_name=run.start.card.model_name, start=run.start.description, class_names=splits.class_names,
         train_images=len(splits.train), val_images=len(splits.val), data=splits.source, epochs=cfg.epochs,
         start_epoch=state.epoch, steps_per_epoch=run.steps_per_epoch, batch_size=cfg.batch_size,
         world_size=distributed.world_size(), device=str(run.device), amp=run.recipe.amp,
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        total_params=sum(p.numel() for p in params), output=run.output))
+        total_params=sum(p.numel() for p in params), output=run.output,
+        unreadable_train=len(unreadable["train"]), unreadable_val=len(unreadable["val"]),
+        unreadable_example=examples[0] if examples else ""))
 
 
 def config_record(run: Run) -> dict[str, Any]:

@@ -218,3 +218,47 @@ def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, 
         # the last bneck stage and the head were trained
         assert not torch.equal(before.stages[4][0].expand.conv.weight, after.stages[4][0].expand.conv.weight)
         assert not torch.equal(before.head.conv.weight, after.head.conv.weight)
+
+
+class _Plan(TrainListener):
+    def on_start(self, plan):
+        self.plan = plan
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_split_of_unreadable_images_stops_before_training(tmp_path, split):
+    """Every training (or validation) image unreadable: one error naming the folder, and no run
+    folder made (training on nothing used to report loss 0 and top-1 0 % and write best.pt)."""
+    data = make_shapes(tmp_path / "data", per_class=(4, 2))
+    for path in (data / split).rglob("*.png"):
+        path.write_bytes(b"not an image")
+    what, count = ("training", 12) if split == "train" else ("validation", 6)
+    with pytest.raises(UserError, match=rf"^{data / split}: none of its {count} {what} images can be "
+                                        r"read \(e\.g\. .*: not an image Pillow can read\)$"):
+        train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run")}))
+    assert not (tmp_path / "run").exists()
+
+
+def test_images_that_fail_only_when_decoded_stop_after_the_first_epoch(tmp_path, one_thread):
+    """Valid headers, truncated data: not seen before training, but the first epoch finds nothing
+    to learn from and stops without writing a checkpoint."""
+    data = make_shapes(tmp_path / "data", per_class=(4, 2))
+    for path in (data / "train").rglob("*.png"):
+        path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(UserError, match=rf"^{data / 'train'}: none of its training images could be decoded"):
+        train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}))
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_some_unreadable_images_are_announced_before_training(tmp_path, one_thread):
+    data = make_shapes(tmp_path / "data", per_class=(4, 2))
+    (data / "train" / "red_circle" / "000.png").write_bytes(b"")
+    (data / "train" / "green_square" / "001.png").write_text("not an image")
+    (data / "val" / "red_circle" / "000.png").write_bytes(b"")
+    listener = _Plan()
+    result = train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}),
+                   listener)
+    plan = listener.plan
+    assert (plan.train_images, plan.unreadable_train, plan.val_images, plan.unreadable_val) == (10, 2, 5, 1)
+    assert plan.unreadable_example.endswith("green_square/001.png: not an image Pillow can read")
+    assert len(result.skipped) == 3
