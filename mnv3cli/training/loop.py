@@ -258,8 +258,10 @@ def stop_requested(stop: threading.Event, before_step: bool = False) -> bool:
 def interrupted(run: Run, state: TrainState) -> NoReturn:
     """Save the exact position and raise :class:`Interrupted` with the resume command."""
     save(run, state, run.output / "last.pt")
-    where = (f"after epoch {state.epoch}" if state.step == 0
-             else f"in epoch {state.epoch + 1} after step {state.step}/{run.steps_per_epoch}")
+    if state.step:
+        where = f"in epoch {state.epoch + 1} after step {state.step}/{run.steps_per_epoch}"
+    else:  # state.epoch epochs are complete: the last one's number, counted from 1
+        where = f"after epoch {state.epoch}" if state.epoch else "before the first step"
     raise Interrupted(f"interrupted {where}; saved {run.output / 'last.pt'}. Resume with: "
                       f"mnv3 train --resume {run.output}")
 

@@ -24,7 +24,14 @@ from ..data import iter_batches
 from ..errors import UserError
 from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
 from .config import TrainConfig
-from .data import EpochSampler, Splits, TrainDataset, drop_unreadable, find_splits, train_transform
+from .data import (
+    EpochSampler,
+    Splits,
+    TrainDataset,
+    drop_unreadable,
+    find_splits,
+    train_transform,
+)
 from .events import TrainListener, TrainPlan
 from .lock import hold_run_folder
 from .outputs import write_config
@@ -155,7 +162,7 @@ def open_run_folder(run: Run, state: TrainState) -> None:
     run.listener.on_start(TrainPlan(
         model_name=run.start.card.model_name, start=run.start.description, class_names=splits.class_names,
         train_images=len(splits.train), val_images=len(splits.val), data=splits.source, epochs=cfg.epochs,
-        start_epoch=state.epoch, steps_per_epoch=run.steps_per_epoch, batch_size=cfg.batch_size,
+        start_epoch=state.epoch + 1, steps_per_epoch=run.steps_per_epoch, batch_size=cfg.batch_size,
         world_size=distributed.world_size(), device=str(run.device), amp=run.recipe.amp,
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         total_params=sum(p.numel() for p in params), output=run.output,

@@ -65,7 +65,7 @@ def restore_rng_state(state: Mapping) -> None:
 class TrainState:
     """The run's position and record; what ``last.pt`` must hold besides weights and optimizer."""
 
-    epoch: int = 0  # epochs completed
+    epoch: int = 0  # epochs completed: the number of the last one, counted from 1 (0: none yet)
     step: int = 0  # steps completed in the epoch in progress
     num_updates: int = 0  # optimizer steps since the start (the scheduler's clock)
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per completed epoch

@@ -21,7 +21,7 @@ from mnv3cli.training.config import TrainConfig
 from mnv3cli.training.loop import TrainingDiverged, TrainListener, train
 from mnv3cli.weights.checkpoint import read_checkpoint
 
-TINY = {"model": "mobilenetv3_small_075", "img_size": 32, "batch_size": 8, "epochs": 2, "workers": 0,
+TINY = {"model": "mobilenetv3_small_075", "resolution": 32, "batch_size": 8, "epochs": 2, "workers": 0,
         "lr": 5e-3, "warmup_epochs": 0, "bn_momentum": 0.3}
 
 
@@ -200,7 +200,7 @@ def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, 
     from mnv3cli.weights.loader import load_model
 
     cfg = TrainConfig(data=str(shapes), output=str(tmp_path / "run"), weights=str(int8_tflite), freeze=2,
-                      img_size=64, epochs=1, batch_size=8, workers=0)
+                      resolution=64, epochs=1, batch_size=8, workers=0)
     result = train(cfg)
     ckpt = read_checkpoint(result.checkpoint)
     assert ckpt["class_names"] == sorted(SHAPES) and ckpt["num_classes"] == 3
@@ -262,3 +262,19 @@ def test_some_unreadable_images_are_announced_before_training(tmp_path, one_thre
     assert (plan.train_images, plan.unreadable_train, plan.val_images, plan.unreadable_val) == (10, 2, 5, 1)
     assert plan.unreadable_example.endswith("green_square/001.png: not an image Pillow can read")
     assert len(result.skipped) == 3
+
+
+def test_epochs_count_from_one_in_every_message(shapes, tmp_path, one_thread):
+    """Stopped before any step: no "after epoch 0"; the checkpoint's epoch counts completed epochs
+    (the last one's number from 1), the plan's start epoch counts from 1."""
+    stop = threading.Event()
+    stop.set()
+    cfg = TrainConfig(**TINY | {"data": str(shapes), "output": str(tmp_path / "run")})
+    with pytest.raises(Interrupted, match=r"^interrupted before the first step; saved "):
+        train(cfg, stop=stop)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["extra"]["epoch"] == 0
+    listener = _Plan()
+    result = train(cfg, listener, resume=cfg.output)
+    assert listener.plan.start_epoch == 1 and result.best_epoch in (1, 2)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert read_checkpoint(result.last_checkpoint)["extra"]["epoch"] == 2
