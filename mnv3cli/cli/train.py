@@ -7,10 +7,13 @@ option defaults to "not given" here; :func:`build_config` layers them over the c
 
 from __future__ import annotations
 
+import textwrap
+
 import click
 
 from .. import distributed
 from ..errors import Interrupted
+from ..rounding import format_seconds, format_significant
 from ..training import (
     AMP_MODES,
     AUGMENTS,
@@ -38,7 +41,8 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
      "Keep BatchNorm statistics fixed, or let them adapt to the new data [default: --train-bn]."),
     (("--bn-momentum",), "bn_momentum", click.FloatRange(0, 1), "BatchNorm momentum while statistics train."),
     (("--dropout",), "dropout", click.FloatRange(0, 1), "Dropout before the classifier [default: 0.2]."),
-    (("--img-size",), "img_size", click.IntRange(16), "Input size [default: the weights' (224)]."),
+    (("-r", "--resolution"), "resolution", click.IntRange(16),
+     "Input size in pixels [default: the weights' (224)]."),
     (("-e", "--epochs"), "epochs", click.IntRange(1), "Epochs."),
     (("-b", "--batch-size"), "batch_size", click.IntRange(1), "Images per step (per process)."),
     (("--optimizer",), "optimizer", click.Choice(OPTIMIZERS), "Optimizer (timm.optim)."),
@@ -86,11 +90,12 @@ def _options(func):
         if kind is not None:
             kwargs["type"] = kind
         func = click.option(*flags, field, **kwargs)(func)
-    return func
+    # the earlier name of --resolution, still accepted (and config files' img_size, see config.RENAMED)
+    return click.option("--img-size", "img_size", type=click.IntRange(16), default=None, hidden=True)(func)
 
 
 @click.command("train")
-@click.argument("data", required=False, type=click.Path(file_okay=False))
+@click.argument("data", required=False, type=click.Path(file_okay=False), metavar="[DIR]")
 @click.option("--resume", type=click.Path(), metavar="RUN",
               help="Continue the run in folder RUN from its last.pt (options given now override its "
                    "config, e.g. --epochs to train longer).")
@@ -116,6 +121,12 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
     """
     if data is None and resume is None:
         raise click.UsageError("give the training data DIR, or --resume RUN")
+    img_size = options.pop("img_size")
+    if img_size is not None:
+        if options["resolution"] not in (None, img_size):
+            raise click.UsageError("--img-size is the old name of --resolution: give one of them")
+        options["resolution"] = img_size
+        click.echo("mnv3: warning: --img-size is deprecated; use --resolution", err=True)
     cli = dict(options, data=data)
     if app.device != "auto":
         cli["device"] = app.device
@@ -170,14 +181,13 @@ class _Display(TrainListener):
         self.epochs = 0
 
     def on_start(self, plan) -> None:
-        self.epochs = plan.epochs
-        procs = f" x {plan.world_size} processes" if plan.world_size > 1 else ""
-        self.app.info(
-            f"{plan.model_name}, {plan.start}: {len(plan.class_names)} classes, {plan.train_images} "
-            f"training / {plan.val_images} validation images ({plan.data}); {plan.epochs} epochs of "
-            f"{plan.steps_per_epoch} steps, batch {plan.batch_size}{procs} on {plan.device}"
-            f"{'' if plan.amp == 'none' else ', ' + plan.amp}; "
-            f"{plan.trainable_params:,} of {plan.total_params:,} parameters trained -> {plan.output}")
+        self.epochs, self.top5 = plan.epochs, len(plan.class_names) > 5
+        if plan.unreadable_train or plan.unreadable_val:
+            click.echo(f"mnv3: warning: {unreadable_note(plan)}", err=True)
+        for line in header(plan):
+            self.app.info(line)
+        self._print(epoch_row(["epoch", "train loss", "val loss", "top-1", "top-5", "lr", "img/s", "time"],
+                              self.epochs, self.top5))
         self.progress.start()
 
     def on_step(self, p) -> None:
@@ -194,10 +204,54 @@ class _Display(TrainListener):
         if self.task is not None:
             self.progress.remove_task(self.task)
             self.task = None
-        line = (f"epoch {r.epoch}/{self.epochs}  train loss {r.train_loss:.4f}  val loss {r.val_loss:.4f}  "
-                f"top-1 {r.top1:.2f}%  top-5 {r.top5:.2f}%  lr {r.lr:.2e}  {r.images_per_sec:.1f} img/s  "
-                f"{r.seconds:.1f}s" + ("  *best" if r.is_best else ""))
+        cells = [f"{r.epoch}/{self.epochs}", f"{r.train_loss:.4f}", f"{r.val_loss:.4f}", f"{r.top1:.2f}%",
+                 f"{r.top5:.2f}%", f"{r.lr:.2e}", format_significant(r.images_per_sec), format_seconds(r.seconds)]
+        self._print(epoch_row(cells, self.epochs, self.top5) + (" *best" if r.is_best else ""))
+
+    def _print(self, line: str) -> None:
         self.app.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         self.progress.stop()
+
+
+WIDTH = 80  # the header's lines; the epoch table is narrower
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 epoch``, ``5 epochs``, ``1,234 images``."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def header(plan) -> list[str]:
+    """What is about to run, in labelled lines wrapped to 80 columns between words (never inside
+    a path or a number)."""
+    procs = f" x {plan.world_size} processes" if plan.world_size > 1 else ""
+    amp = "" if plan.amp == "none" else f", {plan.amp}"
+    fields = [
+        ("model", f"{plan.model_name}, {plan.start}"),
+        ("data", f"{plural(len(plan.class_names), 'class', 'classes')}, {plan.train_images:,} training / "
+                 f"{plural(plan.val_images, 'validation image')} from {plan.data}"),
+        ("plan", f"{plural(plan.epochs, 'epoch')} of {plural(plan.steps_per_epoch, 'step')}, batch "
+                 f"{plan.batch_size}{procs} on {plan.device}{amp}"),
+        ("trained", f"{plan.trainable_params:,} of {plural(plan.total_params, 'parameter')}"),
+        ("output", str(plan.output)),
+    ]
+    return [textwrap.fill(text, WIDTH, initial_indent=f"{label + ':':<9}", subsequent_indent=" " * 9,
+                          break_long_words=False, break_on_hyphens=False) for label, text in fields]
+
+
+def unreadable_note(plan) -> str:
+    parts = [f"{n:,} of {n + total:,} {what}" for n, total, what in (
+        (plan.unreadable_train, plan.train_images, "training"),
+        (plan.unreadable_val, plan.val_images, "validation")) if n]
+    return (f"skipping {' and '.join(parts)} images that cannot be read, e.g. "
+            f"{plan.unreadable_example}")
+
+
+def epoch_row(cells: list[str], epochs: int, top5: bool) -> str:
+    """One line of the per-epoch table (78 columns up to 99 epochs); top-5 only when there are
+    more than 5 classes (with fewer it is always 100 %)."""
+    widths = [max(5, 2 * len(str(epochs)) + 1), 10, 8, 7, 7, 8, 6, 7]
+    keep = [i for i in range(len(cells)) if top5 or i != 4]
+    return "  ".join(f"{cells[i]:>{widths[i]}}" for i in keep)

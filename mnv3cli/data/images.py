@@ -7,9 +7,11 @@ batch job can record it and carry on with the other inputs.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,26 @@ def open_rgb(path: str | os.PathLike | EncodedImage, min_size: int | None = None
     least ``min_size``: several times faster on camera photos, visually the same after resizing.
     EXIF orientation is applied; greyscale, palette, alpha, CMYK and 16-bit images become RGB.
     """
+    with _opened(path) as img:
+        if min_size and img.format == "JPEG":
+            # draft() keeps both sides >= the requested size; a rotated photo swaps axes,
+            # which a square request makes irrelevant.
+            img.draft("RGB", (min_size, min_size))
+        img.load()
+        return to_rgb(ImageOps.exif_transpose(img))
+
+
+def probe_image(path: str | os.PathLike) -> None:
+    """Raise :class:`ImageDecodeError` unless ``path`` looks like an image :func:`open_rgb` can
+    decode: its header only (about a thousand times faster than decoding), so a file truncated
+    after a valid header still shows only when decoded."""
+    with _opened(path):
+        pass
+
+
+@contextlib.contextmanager
+def _opened(path: str | os.PathLike | EncodedImage) -> Iterator[Image.Image]:
+    """The image file opened (header read, pixels not yet), every failure an :class:`ImageDecodeError`."""
     name = str(path)
     try:
         in_memory = isinstance(path, EncodedImage)
@@ -63,13 +85,7 @@ def open_rgb(path: str | os.PathLike | EncodedImage, min_size: int | None = None
                 if img.width * img.height > MAX_PIXELS:
                     raise ImageDecodeError(f"{name}: image too large ({img.width}x{img.height} pixels, "
                                            f"limit {MAX_PIXELS}); possible decompression bomb")
-                if min_size and img.format == "JPEG":
-                    # draft() keeps both sides >= the requested size; a rotated photo swaps axes,
-                    # which a square request makes irrelevant.
-                    img.draft("RGB", (min_size, min_size))
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                return to_rgb(img)
+                yield img
     except ImageDecodeError:
         raise
     except FileNotFoundError:

@@ -46,7 +46,7 @@ class TrainConfig:
     freeze_bn: bool = False  # keep BatchNorm statistics fixed (else they adapt to the new data)
     bn_momentum: float = 0.1  # BatchNorm momentum while statistics are trained
     dropout: float | None = None  # before the classifier; None: the model's default (0.2)
-    img_size: int | None = None  # training/validation crop; None: the weights' input size (224)
+    resolution: int | None = None  # training/validation crop; None: the weights' input size (224)
     # recipe
     epochs: int = 10
     batch_size: int = 32
@@ -120,8 +120,8 @@ class TrainConfig:
         for name in ("hflip", "random_erasing", "label_smoothing"):
             if getattr(self, name) > 1:
                 raise bad(name, "must be at most 1")
-        if self.img_size is not None and self.img_size < 16:
-            raise bad("img_size", "must be at least 16 pixels")
+        if self.resolution is not None and self.resolution < 16:
+            raise bad("resolution", "must be at least 16 pixels")
         if not 0 < self.ema_decay < 1:
             raise bad("ema_decay", "must be between 0 and 1")
         return self
@@ -136,6 +136,8 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# earlier names still read from config files and saved runs' config.json (``--img-size`` too)
+RENAMED = {"img_size": "resolution"}
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
@@ -190,6 +192,7 @@ def normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
     out = {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
+        name = RENAMED.get(name, name)
         if name not in FIELDS:
             raise UserError(f"{source}: unknown option {key!r}; known: {', '.join(sorted(FIELDS))}")
         out[name] = _coerce(name, value, source)

@@ -8,6 +8,7 @@ the same decoder ``predict`` and ``evaluate`` use (EXIF orientation, every pixel
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +21,13 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 from torchvision.transforms import v2
 
 from ..data.folders import find_samples
-from ..data.images import ImageDecodeError, open_rgb
+from ..data.images import ImageDecodeError, open_rgb, probe_image
 from ..errors import UserError
 from ..registry.types import Preprocess
+from .state import epoch_seed
 
 Sample = tuple[str, int]
+SAMPLE_STREAM = 0x5A4D  # keeps sample seeds apart from epoch_seed(seed, epoch, rank, step)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Splits:
     train: list[Sample]
     val: list[Sample]
     source: str  # how the split was made, for the run's summary
+    train_root: str = ""  # the folders the samples come from, for messages
+    val_root: str = ""
 
 
 def image_folder(root: str | os.PathLike) -> tuple[list[str], list[Sample]]:
@@ -85,14 +90,53 @@ def find_splits(data: str | os.PathLike, val: str | os.PathLike | None = None,
             raise UserError(f"--val-split {val_split}: not used when a validation folder ({val}) exists; "
                             "drop one of them")
         val_samples = find_samples(val, class_names).samples
-        return Splits(class_names, train, val_samples, f"{train_root} / {val}")
+        return Splits(class_names, train, val_samples, f"{train_root} / {val}", str(train_root), str(val))
     if val_split is None:
         raise UserError(f"{data}: no validation data (no {data}/train + {data}/val folders); pass "
                         "--val DIR or hold out a share of the images with --val-split 0.2")
     train, val_samples = stratified_split(train, val_split, seed)
     if not val_samples:
         raise UserError(f"{data}: too few images to hold out --val-split {val_split}")
-    return Splits(class_names, train, val_samples, f"{train_root} (val split {val_split:g}, seed {seed})")
+    return Splits(class_names, train, val_samples, f"{train_root} (val split {val_split:g}, seed {seed})",
+                  str(train_root), str(train_root))
+
+
+def drop_unreadable(splits: Splits, workers: int) -> tuple[Splits, dict[str, dict[str, str]]]:
+    """``splits`` without the files that are not readable images (by their headers), and those
+    files (path -> reason) by split, ``"train"`` and ``"val"``.
+
+    A run whose training or validation images are all unreadable stops here, before any model is
+    built: it would otherwise train on nothing and report a loss of 0 and a top-1 of 0 %. (A file
+    truncated after a valid header passes, and is skipped when decoded.) Rank 0 looks, so that
+    every process agrees.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .. import distributed
+
+    def reason(path: str) -> str | None:
+        try:
+            probe_image(path)
+        except ImageDecodeError as exc:
+            return str(exc)
+        return None
+
+    bad: dict[str, dict[str, str]] = {}
+    if distributed.is_main():
+        with ThreadPoolExecutor(max(1, workers)) as pool:  # file opens: I/O-bound
+            for name, samples in (("train", splits.train), ("val", splits.val)):
+                paths = [path for path, _ in samples]
+                bad[name] = {p: r for p, r in zip(paths, pool.map(reason, paths)) if r is not None}
+    bad = distributed.broadcast_object(bad)
+    for name, samples, root, what in (("train", splits.train, splits.train_root, "training"),
+                                      ("val", splits.val, splits.val_root, "validation")):
+        if samples and len(bad[name]) == len(samples):
+            example = next(iter(bad[name].values()))
+            raise UserError(f"{root}: none of its {len(samples)} {what} images can be read "
+                            f"(e.g. {example})")
+    kept = dataclasses.replace(splits, train=[s for s in splits.train if s[0] not in bad["train"]],
+                               val=[s for s in splits.val if s[0] not in bad["val"]])
+    return kept, bad
 
 
 class Skipped(NamedTuple):
@@ -128,22 +172,40 @@ def train_transform(preprocess: Preprocess, *, crop_scale: float = 0.25, hflip: 
 
 
 class TrainDataset(Dataset):
-    """``(image tensor, class index)`` per sample, or a :class:`Skipped` record for a bad file."""
+    """``(image tensor, class index)`` per sample, or a :class:`Skipped` record for a bad file.
 
-    def __init__(self, samples: Sequence[Sample], transform) -> None:
+    Keys are ``(epoch, index)`` pairs (what :class:`EpochSampler` yields; a bare index means epoch
+    0). A sample's augmentation draws from a generator seeded with (seed, epoch, index) alone, not
+    from the random state of whichever process decodes it: a resumed run hands batches to its
+    data-loading workers in another order than an uninterrupted one, yet every image is cropped,
+    flipped and erased exactly alike, so the weights end up the same with any ``--workers``.
+    """
+
+    def __init__(self, samples: Sequence[Sample], transform, seed: int = 0) -> None:
         self.samples = list(samples)
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
         path, target = self.samples[index]
         try:
             image = open_rgb(path)
         except ImageDecodeError as exc:
             return Skipped(path, str(exc))
-        return self.transform(image), target
+        # torchvision's transforms draw from torch's global generator: give it the sample's seed
+        # for the duration, and leave the caller's stream (dropout, mixup with -j 0) untouched
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sample_seed(self.seed, epoch, index))
+            return self.transform(image), target
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one sample's augmentation (a stream apart from the per-epoch ones)."""
+    return epoch_seed(seed, epoch, index, SAMPLE_STREAM)
 
 
 def collate_skipping(items: list) -> tuple[torch.Tensor | None, torch.Tensor | None, list[Skipped]]:
@@ -157,21 +219,24 @@ def collate_skipping(items: list) -> tuple[torch.Tensor | None, torch.Tensor | N
     return images, targets, skipped
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler[tuple[int, int]]):
     """This process's share of a seeded per-epoch shuffle, optionally resuming part-way through.
 
     The order depends only on (seed, epoch, rank, world size), never on RNG state left over from
     earlier work, which is what makes a resumed run replay the same epochs as an uninterrupted one.
+    It yields ``(epoch, index)`` keys, so that :class:`TrainDataset` seeds each sample's augmentation
+    from them; ``indices`` holds the plain indices.
     """
 
     def __init__(self, size: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1,
                  start: int = 0) -> None:
         base = DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed)
         base.set_epoch(epoch)
+        self.epoch = epoch
         self.indices = list(base)[start:]
 
     def __iter__(self):
-        return iter(self.indices)
+        return ((self.epoch, index) for index in self.indices)
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluation import EvalProgress
+from ..rounding import loss, percent, significant
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class TrainPlan:
     val_images: int
     data: str
     epochs: int
-    start_epoch: int  # 0-based epoch the run starts (or resumes) in
+    start_epoch: int  # the epoch the run starts (or resumes) in, counted from 1
     steps_per_epoch: int
     batch_size: int  # per process
     world_size: int
@@ -35,6 +36,9 @@ class TrainPlan:
     trainable_params: int
     total_params: int
     output: Path
+    unreadable_train: int = 0  # files left out of the splits above: not readable images
+    unreadable_val: int = 0
+    unreadable_example: str = ""  # "path: why" of one of them
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class StepProgress:
 class EpochRecord:
     """One row of ``metrics.csv`` plus what the summary line needs."""
 
-    epoch: int  # 1-based
+    epoch: int  # counted from 1, as everywhere (checkpoints, metrics.csv, messages)
     train_loss: float
     val_loss: float
     top1: float  # percent
@@ -67,8 +71,11 @@ class EpochRecord:
         return dataclasses.asdict(self)
 
     def history_row(self) -> dict[str, Any]:
-        """The part kept in the run's history (``metrics.csv``, the checkpoints)."""
-        return {k: v for k, v in self.row().items() if k not in ("is_best", "skipped_images")}
+        """The part kept in the run's history (``metrics.csv``, the checkpoints), each number
+        rounded to what it means (:mod:`mnv3cli.rounding`)."""
+        return {"epoch": self.epoch, "train_loss": loss(self.train_loss), "val_loss": loss(self.val_loss),
+                "top1": percent(self.top1), "top5": percent(self.top5), "lr": significant(self.lr),
+                "images_per_sec": significant(self.images_per_sec), "seconds": significant(self.seconds)}
 
 
 class TrainListener:
@@ -97,9 +104,9 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         last = self.history[-1] if self.history else {}
-        return {"best_top1": self.best_top1, "best_epoch": self.best_epoch, "epochs": self.epochs,
+        return {"best_top1": percent(self.best_top1), "best_epoch": self.best_epoch, "epochs": self.epochs,
                 "checkpoint": str(self.checkpoint), "last_checkpoint": str(self.last_checkpoint),
                 "output": str(self.output), "top1": last.get("top1"), "top5": last.get("top5"),
                 "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
                 "images_per_sec": last.get("images_per_sec"), "skipped_images": len(self.skipped),
-                "seconds": self.seconds}
+                "seconds": significant(self.seconds)}

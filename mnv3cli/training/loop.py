@@ -10,8 +10,9 @@ torchvision's reference ``train.py``. Validation goes through
 Nothing is lost: ``last.pt`` (weights, optimizer, scheduler, EMA, grad scaler, position, RNG states,
 history) is written atomically after every epoch and when a stop is requested (SIGINT/SIGTERM via
 :func:`~mnv3cli.training.signals.stop_on_signals`: the current step finishes first). Every
-epoch reseeds its randomness from (seed, epoch, rank), so a resumed run replays exactly the epochs
-an uninterrupted one would.
+epoch reseeds its randomness from (seed, epoch, rank), and every image's augmentation from (seed,
+epoch, index) whichever data-loading worker decodes it, so a resumed run replays exactly the
+epochs an uninterrupted one would, with any number of workers.
 
 Under ``torchrun`` each process trains a shard (DistributedDataParallel, gloo on CPU, nccl on CUDA);
 only rank 0 writes files and reports progress. Every collective goes through
@@ -21,6 +22,7 @@ either way. Progress is reported through a :class:`~mnv3cli.training.events.Trai
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -58,9 +60,9 @@ def train(cfg: TrainConfig, listener: TrainListener | None = None, *, resume: st
     Raises :class:`~mnv3cli.errors.Interrupted` after saving ``last.pt`` when ``stop`` is set,
     :class:`TrainingDiverged` on a non-finite loss, :class:`UserError` for bad data or options.
     """
-    with process_device(cfg.device) as device:
+    with process_device(cfg.device) as device, contextlib.ExitStack() as held:
         started = time.perf_counter()
-        run, state = prepare(cfg, listener or TrainListener(), device, resume, stop or threading.Event())
+        run, state = prepare(cfg, listener or TrainListener(), device, resume, stop or threading.Event(), held)
         open_run_folder(run, state)
         while state.epoch < run.cfg.epochs:
             train_one_epoch(run, state)
@@ -202,6 +204,11 @@ def end_epoch(run: Run, state: TrainState) -> None:
         raise TrainingDiverged(_diverged_message(run, state, result.loss, "validation loss"))
     loss_sum, images, seconds = distributed.all_reduce_sum([state.loss_sum, state.images, state.seconds])
     loss_sum, images, seconds = float(loss_sum), int(images), float(seconds) / distributed.world_size()
+    for count, what, root in ((images, "training", run.splits.train_root),
+                              (result.images, "validation", run.splits.val_root)):
+        if not count:  # every file had a valid header but none could be decoded: nothing to report
+            raise UserError(f"{root}: none of its {what} images could be decoded (e.g. "
+                            f"{next(iter(state.skipped.values()), 'no reason given')})")
     state.seconds += time.perf_counter() - tick
     for shard in distributed.all_gather_object(state.skipped):
         state.skipped.update(shard)
@@ -251,8 +258,10 @@ def stop_requested(stop: threading.Event, before_step: bool = False) -> bool:
 def interrupted(run: Run, state: TrainState) -> NoReturn:
     """Save the exact position and raise :class:`Interrupted` with the resume command."""
     save(run, state, run.output / "last.pt")
-    where = (f"after epoch {state.epoch}" if state.step == 0
-             else f"in epoch {state.epoch + 1} after step {state.step}/{run.steps_per_epoch}")
+    if state.step:
+        where = f"in epoch {state.epoch + 1} after step {state.step}/{run.steps_per_epoch}"
+    else:  # state.epoch epochs are complete: the last one's number, counted from 1
+        where = f"after epoch {state.epoch}" if state.epoch else "before the first step"
     raise Interrupted(f"interrupted {where}; saved {run.output / 'last.pt'}. Resume with: "
                       f"mnv3 train --resume {run.output}")
 

@@ -62,8 +62,9 @@ class Recipe:
     def restore(self, ckpt: dict, model: nn.Module, epochs: int, output: Path) -> None:
         """Load what :meth:`checkpoint_extra` saved (and the checkpoint's weights into the EMA)."""
         extra = ckpt["extra"]
-        if "train_state_dict" in extra:  # EMA runs keep the EMA as the checkpoint's weights
-            model.load_state_dict(extra["train_state_dict"])
+        # the trained weights as saved, BatchNorm's batch counters included (the weights loader
+        # leaves those out); EMA runs keep the EMA as the checkpoint's weights, these apart
+        model.load_state_dict(extra.get("train_state_dict", ckpt["state_dict"]))
         if self.ema is not None:
             self.ema.module.load_state_dict(ckpt["state_dict"] if extra.get("ema") else model.state_dict())
         try:

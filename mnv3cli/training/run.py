@@ -8,6 +8,7 @@ takes both and stays a handful of plain functions.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import dataclass
@@ -23,12 +24,20 @@ from ..data import iter_batches
 from ..errors import UserError
 from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
 from .config import TrainConfig
-from .data import EpochSampler, Splits, TrainDataset, find_splits, train_transform
+from .data import (
+    EpochSampler,
+    Splits,
+    TrainDataset,
+    drop_unreadable,
+    find_splits,
+    train_transform,
+)
 from .events import TrainListener, TrainPlan
+from .lock import hold_run_folder
 from .outputs import write_config
 from .recipe import Recipe, build_recipe
 from .setup import StartingPoint, build_model, freeze_layers, resumed_model
-from .state import TrainState, read_resume, seed_everything
+from .state import TrainState, read_resume, resume_folder, seed_everything
 
 
 @dataclass
@@ -47,19 +56,28 @@ class Run:
     recipe: Recipe
     listener: TrainListener  # the caller's on rank 0, a silent one elsewhere
     stop: threading.Event
+    unreadable: dict[str, dict[str, str]]  # files left out of each split ("train", "val"): path -> why
 
     @property
     def preprocess(self):
         return self.start.card.preprocess
 
 
-def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, resume, stop: threading.Event
-            ) -> tuple[Run, TrainState]:
-    """Assemble the run ``cfg`` describes (or, with ``resume``, the run saved there) and its state."""
+def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, resume, stop: threading.Event,
+            held: contextlib.ExitStack) -> tuple[Run, TrainState]:
+    """Assemble the run ``cfg`` describes (or, with ``resume``, the run saved there) and its state.
+
+    The run folder is held (:func:`~mnv3cli.training.lock.hold_run_folder`) until ``held`` closes;
+    it is taken once the data are found, so a mistyped DIR leaves no folder behind, and before
+    anything in it is read or judged."""
     seed_everything(cfg.seed)  # the new head (or a whole new model) starts the same every time
-    resume_file, checkpoint = read_resume(resume) if resume is not None else (None, None)
-    output = resume_file.parent if resume_file is not None else new_output(cfg)
+    output = resume_folder(resume) if resume is not None else new_output(cfg)
     splits = find_splits(cfg.data or _missing_data(), cfg.val, cfg.val_split, cfg.seed)
+    splits, unreadable = drop_unreadable(splits, cfg.resolved_workers)
+    held.enter_context(hold_run_folder(output))
+    resume_file, checkpoint = read_resume(resume) if resume is not None else (None, None)
+    if resume is None:
+        check_free(output)
     if resume_file is not None:
         start = resumed_model(resume_file, splits.class_names, cfg.data)
     else:
@@ -76,7 +94,7 @@ def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, res
     preprocess = start.card.preprocess
     dataset = TrainDataset(splits.train, train_transform(
         preprocess, crop_scale=cfg.crop_scale, hflip=cfg.hflip, augment=cfg.augment,
-        random_erasing=cfg.random_erasing))
+        random_erasing=cfg.random_erasing), seed=cfg.seed)
     per_process = len(EpochSampler(len(dataset), seed=cfg.seed, epoch=0, rank=distributed.rank(),
                                    world=distributed.world_size()))
     # keep every image, except a last batch of one (BatchNorm cannot train on a single image)
@@ -93,27 +111,31 @@ def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, res
         start.description = f"resuming {output} at epoch {state.epoch + 1}" + (
             f", step {state.step + 1}" if state.step else "")
     run = Run(cfg, device, output, splits, start, model, frozen, memory_format, dataset, drop_last, steps,
-              recipe, listener if distributed.is_main() else TrainListener(), stop)
+              recipe, listener if distributed.is_main() else TrainListener(), stop, unreadable)
+    state.skipped.update({**unreadable["train"], **unreadable["val"]})
     return run, state
 
 
 def new_output(cfg: TrainConfig) -> Path:
-    """``--output`` (refusing to overwrite another run) or ``runs/<data folder name>[-N]``.
-
-    A folder holding only ``config.json`` is free: a run killed before its first checkpoint leaves
-    one, which can neither be resumed nor would otherwise be reusable."""
+    """``--output`` or the first unused ``runs/<data folder name>[-N]``."""
     if cfg.output:
-        out = Path(cfg.output)
-        if (out / "last.pt").exists() or (out / "best.pt").exists():
-            raise UserError(f"{out}: already holds a training run; continue it with "
-                            f"`mnv3 train --resume {out}` or choose another --output")
-        return out
+        return Path(cfg.output)
     name = Path(cfg.data or "run").resolve().name or "run"
     out, n = Path("runs") / name, 1
     while out.exists() and any(out.iterdir()):
         n += 1
         out = Path("runs") / f"{name}-{n}"
     return Path(distributed.broadcast_object(str(out)))  # every process writes where rank 0 chose
+
+
+def check_free(out: Path) -> None:
+    """Refuse to start a new run over another run's checkpoints.
+
+    A folder holding only ``config.json`` is free: a run killed before its first checkpoint leaves
+    one, which can neither be resumed nor would otherwise be reusable."""
+    if (out / "last.pt").exists() or (out / "best.pt").exists():
+        raise UserError(f"{out}: already holds a training run; continue it with "
+                        f"`mnv3 train --resume {out}` or choose another --output")
 
 
 def _unfold(start: StartingPoint, splits: Splits, cfg: TrainConfig, images: int = 256) -> int:
@@ -135,14 +157,17 @@ def open_run_folder(run: Run, state: TrainState) -> None:
             raise UserError(f"{run.output}: cannot write the run folder ({exc.strerror or exc})") from None
     distributed.barrier()
     params = list(run.model.parameters())
-    cfg, splits = run.cfg, run.splits
+    cfg, splits, unreadable = run.cfg, run.splits, run.unreadable
+    examples = [*unreadable["train"].values(), *unreadable["val"].values()]
     run.listener.on_start(TrainPlan(
         model_name=run.start.card.model_name, start=run.start.description, class_names=splits.class_names,
         train_images=len(splits.train), val_images=len(splits.val), data=splits.source, epochs=cfg.epochs,
-        start_epoch=state.epoch, steps_per_epoch=run.steps_per_epoch, batch_size=cfg.batch_size,
+        start_epoch=state.epoch + 1, steps_per_epoch=run.steps_per_epoch, batch_size=cfg.batch_size,
         world_size=distributed.world_size(), device=str(run.device), amp=run.recipe.amp,
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        total_params=sum(p.numel() for p in params), output=run.output))
+        total_params=sum(p.numel() for p in params), output=run.output,
+        unreadable_train=len(unreadable["train"]), unreadable_val=len(unreadable["val"]),
+        unreadable_example=examples[0] if examples else ""))
 
 
 def config_record(run: Run) -> dict[str, Any]:

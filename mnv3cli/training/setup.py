@@ -51,7 +51,7 @@ def build_model(cfg: TrainConfig, class_names: list[str]) -> StartingPoint:
         model = create_model(name, num_classes=len(class_names), **overrides)
         preprocess, wordnet_ids, description, same_head = Preprocess(), None, "from scratch", True
     card = ModelCard(model_name=name, class_names=class_names, wordnet_ids=wordnet_ids,
-                     preprocess=preprocess.at_resolution(cfg.img_size), source=cfg.weights or "")
+                     preprocess=preprocess.at_resolution(cfg.resolution), source=cfg.weights or "")
     return StartingPoint(card, model, description, new_head=bool(cfg.weights) and not same_head)
 
 

@@ -65,7 +65,7 @@ def restore_rng_state(state: Mapping) -> None:
 class TrainState:
     """The run's position and record; what ``last.pt`` must hold besides weights and optimizer."""
 
-    epoch: int = 0  # epochs completed
+    epoch: int = 0  # epochs completed: the number of the last one, counted from 1 (0: none yet)
     step: int = 0  # steps completed in the epoch in progress
     num_updates: int = 0  # optimizer steps since the start (the scheduler's clock)
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per completed epoch
@@ -115,6 +115,12 @@ class TrainState:
             self.best_top1, self.best_epoch = top1, self.epoch + 1
         self.epoch, self.step = self.epoch + 1, 0
         self.loss_sum, self.images, self.seconds = 0.0, 0, 0.0
+
+
+def resume_folder(resume) -> Path:
+    """The run folder ``--resume`` names (RUN, or RUN/last.pt named directly)."""
+    path = Path(resume)
+    return path.parent if path.suffix == ".pt" else path
 
 
 def read_resume(resume) -> tuple[Path, dict]:

@@ -21,7 +21,7 @@ from mnv3cli.training.config import TrainConfig
 from mnv3cli.training.loop import TrainingDiverged, TrainListener, train
 from mnv3cli.weights.checkpoint import read_checkpoint
 
-TINY = {"model": "mobilenetv3_small_075", "img_size": 32, "batch_size": 8, "epochs": 2, "workers": 0,
+TINY = {"model": "mobilenetv3_small_075", "resolution": 32, "batch_size": 8, "epochs": 2, "workers": 0,
         "lr": 5e-3, "warmup_epochs": 0, "bn_momentum": 0.3}
 
 
@@ -76,6 +76,16 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(shapes, tmp_pat
                          for row in resumed["extra"]["history"]], name
 
 
+def test_resume_is_exact_with_data_loading_workers(shapes, tmp_path, one_thread):
+    """With ``-j 2`` each worker process draws augmentation; a resumed run hands batches to workers
+    in another order, so the randomness of a sample must depend on (seed, epoch, index) alone."""
+    recipe = TINY | {"data": str(shapes), "workers": 2, "epochs": 1, "random_erasing": 0.5,
+                     "augment": "trivialaugment"}
+    straight = read_checkpoint(train(TrainConfig(**recipe, output=str(tmp_path / "straight"))).last_checkpoint)
+    run = _interrupted_then_resumed(TrainConfig(**recipe, output=str(tmp_path / "step")), step=(1, 3))
+    _assert_same_state(straight["state_dict"], read_checkpoint(run / "last.pt")["state_dict"])
+
+
 def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(shapes, tmp_path, one_thread):
     cfg = TrainConfig(**TINY, data=str(shapes), output=str(tmp_path / "run"))
     stop = threading.Event()
@@ -93,7 +103,7 @@ def test_a_folder_left_without_a_checkpoint_is_reused_and_one_with_a_checkpoint_
                                                                                         one_thread):
     """A run killed before its first checkpoint leaves only config.json: a new run with the same
     ``-o`` takes the folder. A folder with last.pt or best.pt still belongs to its run."""
-    from mnv3cli.training.run import new_output
+    from mnv3cli.training.run import check_free
 
     run = tmp_path / "run"
     run.mkdir()
@@ -106,7 +116,7 @@ def test_a_folder_left_without_a_checkpoint_is_reused_and_one_with_a_checkpoint_
         taken.mkdir()
         (taken / name).write_bytes(b"")
         with pytest.raises(UserError, match="already holds a training run"):
-            new_output(TrainConfig(**TINY, output=str(taken)))
+            check_free(taken)
 
 
 def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread):
@@ -190,7 +200,7 @@ def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, 
     from mnv3cli.weights.loader import load_model
 
     cfg = TrainConfig(data=str(shapes), output=str(tmp_path / "run"), weights=str(int8_tflite), freeze=2,
-                      img_size=64, epochs=1, batch_size=8, workers=0)
+                      resolution=64, epochs=1, batch_size=8, workers=0)
     result = train(cfg)
     ckpt = read_checkpoint(result.checkpoint)
     assert ckpt["class_names"] == sorted(SHAPES) and ckpt["num_classes"] == 3
@@ -208,3 +218,63 @@ def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, 
         # the last bneck stage and the head were trained
         assert not torch.equal(before.stages[4][0].expand.conv.weight, after.stages[4][0].expand.conv.weight)
         assert not torch.equal(before.head.conv.weight, after.head.conv.weight)
+
+
+class _Plan(TrainListener):
+    def on_start(self, plan):
+        self.plan = plan
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_split_of_unreadable_images_stops_before_training(tmp_path, split):
+    """Every training (or validation) image unreadable: one error naming the folder, and no run
+    folder made (training on nothing used to report loss 0 and top-1 0 % and write best.pt)."""
+    data = make_shapes(tmp_path / "data", per_class=(4, 2))
+    for path in (data / split).rglob("*.png"):
+        path.write_bytes(b"not an image")
+    what, count = ("training", 12) if split == "train" else ("validation", 6)
+    with pytest.raises(UserError, match=rf"^{data / split}: none of its {count} {what} images can be "
+                                        r"read \(e\.g\. .*: not an image Pillow can read\)$"):
+        train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run")}))
+    assert not (tmp_path / "run").exists()
+
+
+def test_images_that_fail_only_when_decoded_stop_after_the_first_epoch(tmp_path, one_thread):
+    """Valid headers, truncated data: not seen before training, but the first epoch finds nothing
+    to learn from and stops without writing a checkpoint."""
+    data = make_shapes(tmp_path / "data", per_class=(4, 2))
+    for path in (data / "train").rglob("*.png"):
+        path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(UserError, match=rf"^{data / 'train'}: none of its training images could be decoded"):
+        train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}))
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+def test_some_unreadable_images_are_announced_before_training(tmp_path, one_thread):
+    data = make_shapes(tmp_path / "data", per_class=(4, 2))
+    (data / "train" / "red_circle" / "000.png").write_bytes(b"")
+    (data / "train" / "green_square" / "001.png").write_text("not an image")
+    (data / "val" / "red_circle" / "000.png").write_bytes(b"")
+    listener = _Plan()
+    result = train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}),
+                   listener)
+    plan = listener.plan
+    assert (plan.train_images, plan.unreadable_train, plan.val_images, plan.unreadable_val) == (10, 2, 5, 1)
+    assert plan.unreadable_example.endswith("green_square/001.png: not an image Pillow can read")
+    assert len(result.skipped) == 3
+
+
+def test_epochs_count_from_one_in_every_message(shapes, tmp_path, one_thread):
+    """Stopped before any step: no "after epoch 0"; the checkpoint's epoch counts completed epochs
+    (the last one's number from 1), the plan's start epoch counts from 1."""
+    stop = threading.Event()
+    stop.set()
+    cfg = TrainConfig(**TINY | {"data": str(shapes), "output": str(tmp_path / "run")})
+    with pytest.raises(Interrupted, match=r"^interrupted before the first step; saved "):
+        train(cfg, stop=stop)
+    assert read_checkpoint(tmp_path / "run" / "last.pt")["extra"]["epoch"] == 0
+    listener = _Plan()
+    result = train(cfg, listener, resume=cfg.output)
+    assert listener.plan.start_epoch == 1 and result.best_epoch in (1, 2)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    assert read_checkpoint(result.last_checkpoint)["extra"]["epoch"] == 2
