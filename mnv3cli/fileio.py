@@ -92,8 +92,9 @@ class PartFile:
     The streamed sibling of :func:`atomic_write`, for outputs that take hours: ``path`` still only
     ever holds a complete file, while ``path.part`` keeps what was written before a crash, kill -9
     or Ctrl-C, so that a rerun can check it, cut a torn last record (:meth:`start` ``keep``) and
-    append the rest. Appended bytes reach the file at least every ``sync_seconds`` (fsynced, so
-    they survive a crash of the machine too). Each :meth:`write` is one unit (a record) and reaches
+    append the rest. Appended bytes reach the file at least every ``flush_seconds`` (so a kill -9
+    loses at most that much work) and are fsynced at least every ``sync_seconds`` (so a crash of
+    the machine loses at most that much). Each :meth:`write` is one unit (a record) and reaches
     the file whole or not at all, whatever exception (Ctrl-C, a full disk) interrupts the writing:
     only a kill -9 or a crash of the machine can leave a torn last unit.
 
@@ -104,14 +105,15 @@ class PartFile:
 
     BUFFER = 1 << 16  # bytes collected before they are written out
 
-    def __init__(self, path: str | os.PathLike, sync_seconds: float = 2.0) -> None:
+    def __init__(self, path: str | os.PathLike, sync_seconds: float = 2.0,
+                 flush_seconds: float = 0.25) -> None:
         self.path = Path(path)
         self.part = part_path(self.path)
-        self.sync_seconds = sync_seconds
+        self.sync_seconds, self.flush_seconds = sync_seconds, flush_seconds
         self._fd: int | None = None
         self._buffer = bytearray()
         self._whole = 0  # bytes in the file, all of them whole units
-        self._synced = 0.0
+        self._synced = self._flushed = 0.0
         self.published = False
 
     def __enter__(self) -> PartFile:
@@ -148,13 +150,14 @@ class PartFile:
         except OSError as exc:
             raise _write_error(exc, self.part) from None
         self._whole = keep
-        self._synced = time.monotonic()
+        self._synced = self._flushed = time.monotonic()
 
     def write(self, data: bytes) -> None:
         self._buffer += data
-        if time.monotonic() - self._synced >= self.sync_seconds:
+        now = time.monotonic()
+        if now - self._synced >= self.sync_seconds:
             self.sync()
-        elif len(self._buffer) >= self.BUFFER:
+        elif now - self._flushed >= self.flush_seconds or len(self._buffer) >= self.BUFFER:
             self._flush()
 
     def _flush(self) -> None:
@@ -171,6 +174,7 @@ class PartFile:
             raise
         self._whole += len(self._buffer)
         self._buffer.clear()
+        self._flushed = time.monotonic()
 
     def sync(self) -> None:
         """Write out and fsync what was written: it survives a crash of the process or the machine."""

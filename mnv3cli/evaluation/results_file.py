@@ -1,7 +1,7 @@
 """``predict --output FILE``: results streamed to ``FILE.part`` in input order, published as ``FILE``.
 
-One design for every job size: records are appended to ``FILE.part`` as they arrive (flushed and
-fsynced at least every ``sync_seconds``), and only the finished file is renamed to ``FILE``. So
+One design for every job size: records are appended to ``FILE.part`` as they arrive (written out
+at least every 0.25 s, fsynced at least every 2 s: see :class:`~mnv3cli.fileio.PartFile`), and only the finished file is renamed to ``FILE``. So
 ``FILE`` only ever holds a complete result (a short job behaves exactly as an atomic write), and a
 file named ``.part`` is by its name a cut-off one. After a crash, kill -9 or Ctrl-C, ``FILE.part``
 keeps every whole record, and :meth:`ResultsFile.resume` checks it against the inputs (record *i*
@@ -40,10 +40,10 @@ class ResultsFile:
     :meth:`finish` keeps ``FILE.part`` for a later ``--resume`` (removed when it holds nothing).
     """
 
-    def __init__(self, path: str | os.PathLike, top_k: int, sync_seconds: float = 2.0) -> None:
+    def __init__(self, path: str | os.PathLike, top_k: int) -> None:
         self.path = Path(path)
         self.format = record_format(self.path.suffix, top_k)
-        self._file = PartFile(self.path, sync_seconds)
+        self._file = PartFile(self.path)
         self.part = self._file.part
         self.written = 0  # records in the file, kept ones included
 
