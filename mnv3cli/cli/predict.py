@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import PartialFailure, UserError
+from ..errors import Interrupted, PartialFailure, UserError, WriteError
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
@@ -130,7 +130,6 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
     """Classify the inputs after the ``resumed`` ones; rank 0 shows and writes every result.
     Returns how many of them failed."""
     from .. import distributed
-    from ..errors import Interrupted
     from ..evaluation import predict
 
     main = distributed.is_main()
@@ -154,6 +153,11 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
             raise
         raise Interrupted(f"interrupted after {results.written} of {len(sources)} result(s); kept "
                           f"them in {results.part}. Resume with: the same command and --resume") from None
+    except WriteError as exc:  # a full disk: what reached the file stays, in whole records
+        if results is None or not results.on_disk():
+            raise
+        raise UserError(f"{exc}; the results written before are kept in it: make room and run the "
+                        "same command with --resume") from None
     seconds = time.perf_counter() - start
     done = len(todo) - failed
     (app.info if app.interactive else app.debug)(

@@ -71,7 +71,11 @@ class ResultsFile:
         return Resumed(done, failed, keep=keep)
 
     def unfinished(self) -> int:
-        """Bytes in ``FILE.part`` that an earlier, unfinished run left."""
+        """Bytes in ``FILE.part`` that an earlier, unfinished run left (before :meth:`start`)."""
+        return self._file.size()
+
+    def on_disk(self) -> int:
+        """Bytes of whole records in ``FILE.part`` now."""
         return self._file.size()
 
     def start(self, resumed: Resumed | None = None) -> None:

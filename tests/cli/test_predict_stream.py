@@ -91,6 +91,33 @@ def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([full.name, out.name])
 
 
+def test_a_full_disk_keeps_whole_records_and_resume_finishes(run_cli, int8_tflite, many_images, tmp_path):
+    """A file-size limit (like a full disk) part-way: exit 2 with one line naming FILE.part, whole
+    records kept; --resume, with room again, ends with the uninterrupted file."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (80_000, 80_000))
+
+    args = ["predict", str(many_images), "-w", str(int8_tflite), "-o", "labels.jsonl"]
+    full = run_cli(*args[:-1], "full.jsonl")  # also warms the ONNX cache, which the limit would stop
+    assert full.returncode == 1, full.stderr
+    expected = (tmp_path / "full.jsonl").read_bytes()
+    assert len(expected) > 80_000
+    proc = subprocess.run([sys.executable, "-m", "mnv3cli", *args], capture_output=True, text=True,
+                          env=cli_env(), cwd=tmp_path, timeout=600, preexec_fn=limit)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (  # after the line about the broken image
+        "mnv3: error: cannot write labels.jsonl.part: File too large; the results written before "
+        "are kept in it: make room and run the same command with --resume")
+    kept = (tmp_path / "labels.jsonl.part").read_bytes()
+    assert 0 < len(kept) <= 80_000 and expected.startswith(kept) and kept.endswith(b"\n")
+    assert not (tmp_path / "labels.jsonl").exists()
+    proc = run_cli(*args, "--resume")
+    assert proc.returncode == 1, proc.stderr
+    assert (tmp_path / "labels.jsonl").read_bytes() == expected
+
+
 @pytest.mark.slow
 def test_two_torchrun_processes_write_what_one_process_writes(run_cli, int8_tflite, few_images, tmp_path):
     args = ["predict", str(few_images), "-w", str(int8_tflite), "-b", "4", "-k", "3", "--json"]
