@@ -82,8 +82,9 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
             results = _open_output(stack, output, top_k) if distributed.is_main() else None
             resumed = distributed.on_main(lambda: _begin(app, results, sources, resume))
             if not resumed.complete:
-                failed = _classify(app, stack, runtime, sources, resumed, results, as_json, top_k=top_k,
-                          batch_size=batch_size, workers=workers, fast_decode=fast_decode)
+                failed = _classify(app, stack, runtime, sources, resumed, results, as_json,
+                                   top_k=top_k, batch_size=batch_size, workers=workers,
+                                   fast_decode=fast_decode)
     if not distributed.is_main():
         return
     if results is not None and resumed.complete:
@@ -135,8 +136,8 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
     main = distributed.is_main()
     todo = sources[resumed.done:]
     sinks = _sinks(app, as_json, results) if main else []
-    show = _progress(app, stack, len(sources), resumed) if main and len(todo) > options["batch_size"] \
-        else None
+    long_job = main and len(todo) > options["batch_size"]
+    show = _progress(app, stack, len(sources), resumed) if long_job else None
     failed = 0
     start = time.perf_counter()
     try:

@@ -1,12 +1,15 @@
 """``predict --output FILE``: results streamed to ``FILE.part`` in input order, published as ``FILE``.
 
 One design for every job size: records are appended to ``FILE.part`` as they arrive (written out
-at least every 0.25 s, fsynced at least every 2 s: see :class:`~mnv3cli.fileio.PartFile`), and only the finished file is renamed to ``FILE``. So
-``FILE`` only ever holds a complete result (a short job behaves exactly as an atomic write), and a
-file named ``.part`` is by its name a cut-off one. After a crash, kill -9 or Ctrl-C, ``FILE.part``
-keeps every whole record, and :meth:`ResultsFile.resume` checks it against the inputs (record *i*
-must be input *i*: same inputs, same order, same columns), cuts a torn last record and lets the run
-append the rest, so the end result is byte for byte an uninterrupted run's.
+at least every 0.25 s, fsynced at least every 2 s: see :class:`~mnv3cli.fileio.PartFile`), and
+only the finished file is renamed to ``FILE``. So ``FILE`` only ever holds a complete result (a
+short job behaves exactly as an atomic write), and a file named ``.part`` is by its name a cut-off
+one. After a crash, kill -9 or Ctrl-C, ``FILE.part`` keeps every whole record, and
+:meth:`ResultsFile.resume` checks it against the inputs (record *i* must be input *i*: same
+inputs, same order, same columns), cuts a torn last record and lets the run append the rest, so
+the end result is byte for byte an uninterrupted run's. Why not a final summary record or a
+``.done`` sidecar: a CSV reader would take the summary for a row, and a sidecar can disagree with
+its file; a rename is atomic.
 """
 
 from __future__ import annotations

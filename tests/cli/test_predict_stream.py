@@ -187,3 +187,30 @@ def test_resume_needs_output_and_refuses_other_inputs(run_cli, int8_tflite, few_
     assert proc.returncode == 2, proc.stderr
     assert "result 1 in labels.jsonl.part is for elsewhere.jpg, but input 1 is" in proc.stderr
     assert (tmp_path / "labels.jsonl.part").read_text().startswith('{"path": "elsewhere.jpg"')
+
+
+def test_progress_on_a_terminal_shows_rate_failures_and_eta(int8_tflite, few_images, tmp_path):
+    """stderr a terminal: a bar with results so far, images/s, failures so far, time left."""
+    import pty
+    import re
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "mnv3cli", "predict", str(few_images), "-w",
+                             str(int8_tflite), "-b", "4", "-o", "labels.jsonl"], cwd=tmp_path,
+                            env=cli_env(), stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    stdout, _ = proc.communicate(timeout=600)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 1 and stdout == b"wrote 42 result(s) to labels.jsonl\n"
+    assert re.search(r"\d+\.\d images/s, 1 failed .*42/42", shown), shown[-1000:]
+    assert "0:00:0" in shown  # elapsed and time left
