@@ -214,3 +214,16 @@ def test_progress_on_a_terminal_shows_rate_failures_and_eta(int8_tflite, few_ima
     assert proc.returncode == 1 and stdout == b"wrote 42 result(s) to labels.jsonl\n"
     assert re.search(r"\d+\.\d images/s, 1 failed .*42/42", shown), shown[-1000:]
     assert "0:00:0" in shown  # elapsed and time left
+
+
+@pytest.mark.slow
+def test_torchrun_resume_of_other_inputs_stops_every_process(int8_tflite, few_images, tmp_path):
+    """The check runs on rank 0 only; its error must reach rank 1 too, or rank 1 waits forever."""
+    (tmp_path / "labels.jsonl.part").write_text('{"path": "elsewhere.jpg", "error": "x"}\n')
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node", "2", "-m", "mnv3cli", "predict", str(few_images), "-w",
+                           str(int8_tflite), "-o", "labels.jsonl", "--resume"], capture_output=True,
+                          text=True, env=cli_env(), cwd=tmp_path, timeout=300)
+    assert proc.returncode != 0
+    assert "mnv3: error: --resume: result 1 in labels.jsonl.part is for elsewhere.jpg" in proc.stderr
+    assert (tmp_path / "labels.jsonl.part").read_text().startswith('{"path": "elsewhere.jpg"')
