@@ -213,7 +213,7 @@ def _progress(app: AppContext, stack: contextlib.ExitStack, total: int,
 def _table(result):
     from rich.table import Table
 
-    table = Table(title=result.path, title_justify="left", title_style="bold")
+    table = Table(title=result.shown_path, title_justify="left", title_style="bold")
     table.add_column("#", justify="right")
     table.add_column("label", min_width=24)
     table.add_column("index", justify="right")

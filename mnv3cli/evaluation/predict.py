@@ -41,6 +41,11 @@ class InputResult:
     predictions: tuple[Label, ...] = ()
     error: str | None = None
 
+    @property
+    def shown_path(self) -> str:
+        """``path`` as every output shows it: valid UTF-8 (see :mod:`.records`)."""
+        return display_path(self.path)[0]
+
     def to_dict(self) -> dict:
         """The record of ``--json`` and ``--output``: always valid UTF-8 (see :mod:`.records`)."""
         path, escaped = display_path(self.path)

@@ -179,6 +179,14 @@ def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, int8_tflite,
     (few_images / "labels.csv").unlink()
 
 
+def test_tables_show_undecodable_names_escaped(int8_tflite, few_images):
+    proc = subprocess.run([sys.executable, "-m", "mnv3cli", "predict", os.fsdecode(ODD_NAME), "-w",
+                           str(int8_tflite), "-k", "1"], capture_output=True, cwd=few_images,
+                          env=cli_env({"PYTHONIOENCODING": "utf-8:strict"}), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "0007-caf\\xe9.jpg" in proc.stdout.decode("utf-8") and b"corn" in proc.stdout
+
+
 def test_resume_needs_output_and_refuses_other_inputs(run_cli, int8_tflite, few_images, tmp_path):
     proc = run_cli("predict", few_images, "--resume")
     assert proc.returncode == 2 and "--resume continues an --output FILE" in proc.stderr
