@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -143,6 +143,24 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def on_main(work: Callable[[], Any]) -> Any:
+    """Run ``work`` on rank 0 only and give its value to every process; an exception it raises
+    (a user error: a bad input, an output that does not match) is raised in every process, so
+    none is left waiting in a collective. Outside torchrun: ``work()``."""
+    if not _active():
+        return work()
+    outcome: tuple[bool, Any] = (True, None)
+    if is_main():
+        try:
+            outcome = (True, work())
+        except Exception as exc:  # raised below, in this process as in the others
+            outcome = (False, exc)
+    ok, value = broadcast_object(outcome)
+    if not ok:
+        raise value
+    return value
 
 
 def broadcast_tensors(tensors, src: int = 0) -> None:

@@ -1,4 +1,7 @@
-"""Atomic file writes: a crash mid-write never replaces the last good file with a half one."""
+"""Atomic file writes: a crash mid-write never replaces the last good file with a half one.
+
+:func:`atomic_write` for outputs written in one go; :class:`PartFile` for long streamed ones that a
+rerun can continue."""
 
 from __future__ import annotations
 
@@ -6,11 +9,12 @@ import contextlib
 import errno
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import WriteError
+from .errors import UserError, WriteError
 
 # what a write() in the caller's block raises when the file cannot grow: disk full, size limit, quota.
 # Other OSErrors there may concern another file (an input being read) and pass through unchanged;
@@ -54,8 +58,13 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
         if isinstance(exc, OSError) and (not in_caller or exc.errno in _NO_ROOM):
             raise _write_error(exc, path) from None
         raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows it
-        dir_fd = os.open(path.parent, os.O_RDONLY)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable where the OS allows it."""
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
@@ -66,3 +75,151 @@ def _write_error(exc: OSError, path: Path) -> OSError:
     if isinstance(exc, WriteError) or exc.errno is None:
         return exc
     return WriteError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+
+
+PART_SUFFIX = ".part"
+
+
+def part_path(path: str | os.PathLike) -> Path:
+    """Where :class:`PartFile` keeps an unfinished ``path``: ``labels.csv`` -> ``labels.csv.part``."""
+    path = Path(path)
+    return path.with_name(path.name + PART_SUFFIX)
+
+
+class PartFile:
+    """``path`` written by appending to ``path.part``, renamed to ``path`` once complete.
+
+    The streamed sibling of :func:`atomic_write`, for outputs that take hours: ``path`` still only
+    ever holds a complete file, while ``path.part`` keeps what was written before a crash, kill -9
+    or Ctrl-C, so that a rerun can check it, cut a torn last record (:meth:`start` ``keep``) and
+    append the rest. Appended bytes reach the file at least every ``flush_seconds`` (so a kill -9
+    loses at most that much work) and are fsynced at least every ``sync_seconds`` (so a crash of
+    the machine loses at most that much). Each :meth:`write` is one unit (a record) and reaches
+    the file whole or not at all, whatever exception (Ctrl-C, a full disk) interrupts the writing:
+    only a kill -9 or a crash of the machine can leave a torn last unit.
+
+    One writer at a time: an exclusive ``flock`` on ``path.part``, which the OS releases when the
+    process dies, so a stale lock cannot exist. Leaving the ``with`` block without :meth:`publish`
+    keeps ``path.part`` when it holds anything, and removes it when empty.
+    """
+
+    BUFFER = 1 << 16  # bytes collected before they are written out
+
+    def __init__(self, path: str | os.PathLike, sync_seconds: float = 2.0,
+                 flush_seconds: float = 0.25) -> None:
+        self.path = Path(path)
+        self.part = part_path(self.path)
+        self.sync_seconds, self.flush_seconds = sync_seconds, flush_seconds
+        self._fd: int | None = None
+        self._buffer = bytearray()
+        self._whole = 0  # bytes in the file, all of them whole units
+        self._synced = self._flushed = 0.0
+        self.published = False
+
+    def __enter__(self) -> PartFile:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = self._open_locked()
+        except OSError as exc:
+            raise _write_error(exc, self.part) from None
+        return self
+
+    def _open_locked(self) -> int:
+        while True:
+            fd = os.open(self.part, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+            try:
+                _lock(fd, self.part)
+                # another writer may have renamed the file between our open and our lock
+                if os.path.samestat(os.fstat(fd), os.stat(self.part)):
+                    return fd
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
+
+    def size(self) -> int:
+        """Bytes in ``path.part`` now (the buffer not included)."""
+        return os.fstat(self._fd).st_size
+
+    def start(self, keep: int = 0) -> None:
+        """Cut ``path.part`` to its first ``keep`` bytes (the records known to be whole) and append."""
+        try:
+            os.ftruncate(self._fd, keep)
+        except OSError as exc:
+            raise _write_error(exc, self.part) from None
+        self._whole = keep
+        self._synced = self._flushed = time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        now = time.monotonic()
+        if now - self._synced >= self.sync_seconds:
+            self.sync()
+        elif now - self._flushed >= self.flush_seconds or len(self._buffer) >= self.BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffer out, all of it or (cutting what got through) none of it."""
+        written = 0
+        try:
+            while written < len(self._buffer):
+                written += os.write(self._fd, self._buffer[written:])
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._whole)
+            if isinstance(exc, OSError):
+                raise _write_error(exc, self.part) from None
+            raise
+        self._whole += len(self._buffer)
+        self._buffer.clear()
+        self._flushed = time.monotonic()
+
+    def sync(self) -> None:
+        """Write out and fsync what was written: it survives a crash of the process or the machine."""
+        self._flush()
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise _write_error(exc, self.part) from None
+        self._synced = time.monotonic()
+
+    def publish(self) -> None:
+        """The file is complete: sync it and rename ``path.part`` over ``path``."""
+        self.sync()
+        try:
+            os.replace(self.part, self.path)
+        except OSError as exc:
+            raise _write_error(exc, self.path) from None
+        _fsync_dir(self.path.parent)
+        self.published = True
+
+    def __exit__(self, *exc_info) -> None:
+        if self._fd is None:
+            return
+        try:
+            if not self.published:
+                with contextlib.suppress(OSError):  # keep the whole units; a full disk keeps fewer
+                    self._flush()
+                if os.fstat(self._fd).st_size == 0:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.part)
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _lock(fd: int, path: Path) -> None:
+    """An exclusive lock on ``fd``, or a user error naming the file when another process holds it.
+    Where the OS or file system has no locks (Windows, some network mounts), nothing."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UserError(f"{path} is being written by another running process") from None
+    except OSError:
+        return

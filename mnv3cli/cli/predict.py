@@ -1,8 +1,10 @@
 """``mnv3 predict``: top-k labels for images, folders, globs, stdin lists and URLs.
 
 Results stream in input order: rich tables on stdout for people, JSON lines for scripts (``--json``),
-or a CSV/JSONL file (``--output``, written atomically). A bad input is reported (stderr line or error
-record) and the rest still run; any failure makes the exit status 1.
+or a CSV/JSONL file (``--output``: streamed to FILE.part and renamed when complete, continued by
+``--resume``; see :mod:`mnv3cli.evaluation.results_file`). A bad input is reported (stderr line or
+error record) and the rest still run; any failure makes the exit status 1. Under torchrun each
+process classifies a share of the batches and rank 0 prints and writes everything.
 
 Nothing heavy is imported at module level (``mnv3 predict --help`` stays instant); the model
 comes from :func:`~mnv3cli.cli.options.open_model`, like every command's.
@@ -13,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
 
-from ..errors import PartialFailure, UserError
+from ..errors import Interrupted, PartialFailure, UserError, WriteError
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
@@ -44,64 +46,137 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @workers_option()
 @json_option("JSON lines on stdout, one per input, in order.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the results to FILE.csv or FILE.jsonl (instead of tables).")
+              help="Also write the results to FILE.csv or FILE.jsonl (instead of tables); "
+                   "streamed to FILE.part, renamed to FILE when complete.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted --output: keep the results in FILE.part, classify the rest.")
 @backend_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
             top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
-            backend: str, fast_decode: bool) -> None:
+            resume: bool, backend: str, fast_decode: bool) -> None:
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
 
     \b
       mnv3 predict photo.jpg
       mnv3 predict 'holiday/**/*.jpg' --json > labels.jsonl
       find . -name '*.png' | mnv3 predict - --output labels.csv
+      torchrun --nproc-per-node 4 -m mnv3cli predict archive/ -o labels.csv --resume
     """
     if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
         raise UserError(f"--output {output}: unknown format; use a .csv or .jsonl file name")
+    if resume and output is None:
+        raise UserError("--resume continues an --output FILE; give the same --output")
+    from .. import distributed
     from ..data.inputs import expand_inputs
-    from ..evaluation import predict
 
-    sources = expand_inputs(inputs)
-    runtime = open_model(app, model, weights, backend, pipelined=len(sources) > batch_size)
-    runner, class_names, preprocess = runtime.backend, runtime.class_names, runtime.preprocess
-    top_k = min(top_k, len(class_names))  # no empty label columns in --output FILE.csv
-
-    failed = 0
-    start = time.perf_counter()
-    with contextlib.ExitStack() as stack:
-        sinks = _sinks(app, stack, as_json, output, top_k)
-        advance = _progress(app, stack, len(sources)) if len(sources) > batch_size else None
-        for result in predict(sources, runner, preprocess, class_names, top_k=top_k,
-                              batch_size=batch_size, workers=workers, fast_decode=fast_decode,
-                              progress=advance):
-            failed += result.error is not None
-            for sink in sinks:
-                sink(result)
-    seconds = time.perf_counter() - start
-    done = len(sources) - failed
-    (app.info if app.interactive else app.debug)(
-        f"{done} image(s) classified in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)")
-    if output is not None:
-        app.wrote(f"wrote {len(sources)} result(s) to {output}", as_json)
+    with distributed.process_group():
+        # rank 0 reads the inputs (stdin included) and the earlier output; every rank gets them
+        sources = distributed.on_main(lambda: expand_inputs(inputs))
+        runtime = open_model(app, model, weights, backend, device=distributed.rank_device(app.device),
+                             pipelined=len(sources) > batch_size)
+        top_k = min(top_k, len(runtime.class_names))  # no empty label columns in --output FILE.csv
+        failed = 0
+        with contextlib.ExitStack() as stack:
+            results = _open_output(stack, output, top_k) if distributed.is_main() else None
+            resumed = distributed.on_main(lambda: _begin(app, results, sources, resume))
+            if not resumed.complete:
+                failed = _classify(app, stack, runtime, sources, resumed, results, as_json,
+                                   top_k=top_k, batch_size=batch_size, workers=workers,
+                                   fast_decode=fast_decode)
+    if not distributed.is_main():
+        return
+    if results is not None and resumed.complete:
+        app.info(f"{output} already holds the results of all {len(sources)} input(s)")
+    elif results is not None:
+        app.wrote(f"wrote {results.written} result(s) to {output}", as_json)
+    failed += resumed.failed
     if failed:
         raise PartialFailure(f"{failed} of {len(sources)} input(s) failed")
 
 
-def _sinks(app: AppContext, stack: contextlib.ExitStack, as_json: bool, output: Path | None,
-           top_k: int) -> list[Callable]:
+def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int):
+    if output is None:
+        return None
+    from ..evaluation import ResultsFile
+
+    try:
+        return stack.enter_context(ResultsFile(output, top_k))
+    except OSError as exc:
+        raise UserError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
+
+
+def _begin(app: AppContext, results, sources: Sequence, resume: bool):
+    """On rank 0: what an earlier run left (with ``--resume``), and the output file opened after it."""
+    from ..evaluation import Resumed
+
+    if results is None:
+        return Resumed()
+    if not resume:
+        if results.unfinished():
+            app.info(f"replacing the unfinished {results.part} (--resume continues it instead)")
+        results.start()
+        return Resumed()
+    resumed = results.resume(sources)
+    if not resumed.complete:
+        if resumed.done:
+            app.info(f"resuming: {resumed.done} of {len(sources)} result(s) already in {results.part}")
+        results.start(resumed)
+    return resumed
+
+
+def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Sequence, resumed,
+              results, as_json: bool, *, top_k: int, **options) -> int:
+    """Classify the inputs after the ``resumed`` ones; rank 0 shows and writes every result.
+    Returns how many of them failed."""
+    from .. import distributed
+    from ..evaluation import predict
+
+    main = distributed.is_main()
+    todo = sources[resumed.done:]
+    sinks = _sinks(app, as_json, results) if main else []
+    long_job = main and len(todo) > options["batch_size"]
+    show = _progress(app, stack, len(sources), resumed) if long_job else None
+    failed = 0
+    start = time.perf_counter()
+    try:
+        for n, result in enumerate(predict(todo, runtime.backend, runtime.preprocess,
+                                           runtime.class_names, top_k=top_k,
+                                           distributed=distributed.is_distributed(), **options), 1):
+            failed += result.error is not None
+            for sink in sinks:
+                sink(result)
+            if show:
+                show(n, failed)
+    except KeyboardInterrupt:
+        if results is None or not results.written:
+            raise
+        raise Interrupted(f"interrupted after {results.written} of {len(sources)} result(s); kept "
+                          f"them in {results.part}. Resume with: the same command and --resume") from None
+    except WriteError as exc:  # a full disk: what reached the file stays, in whole records
+        if results is None or not results.on_disk():
+            raise
+        raise UserError(f"{exc}; the results written before are kept in it: make room and run the "
+                        "same command with --resume") from None
+    seconds = time.perf_counter() - start
+    done = len(todo) - failed
+    (app.info if app.interactive else app.debug)(
+        f"{done} image(s) classified in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)")
+    if results is not None:
+        results.finish()
+    return failed
+
+
+def _sinks(app: AppContext, as_json: bool, results) -> list[Callable]:
     """Where each result goes: JSON lines or tables on stdout, error lines on stderr, the file."""
     sinks: list[Callable] = []
-    if output is not None:
-        try:
-            sinks.append(stack.enter_context(_file_sink(output, top_k)))
-        except OSError as exc:
-            raise UserError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
+    if results is not None:
+        sinks.append(results.write)
     if as_json:
         sinks.append(lambda r: app.emit_json(r.to_dict()))
         return sinks
-    if output is None:
+    if results is None:
         console = app.out  # stdout: the results are the command's output
 
         def print_table(result) -> None:
@@ -112,24 +187,33 @@ def _sinks(app: AppContext, stack: contextlib.ExitStack, as_json: bool, output: 
 
     def print_error(result) -> None:
         if result.error is not None:
-            click.echo(f"mnv3: error: {result.error}", err=True)
+            click.echo(f"mnv3: error: {result.to_dict()['error']}", err=True)
 
     sinks.append(print_error)
     return sinks
 
 
-def _progress(app: AppContext, stack: contextlib.ExitStack, total: int) -> Callable[[int], None]:
+def _progress(app: AppContext, stack: contextlib.ExitStack, total: int,
+              resumed) -> Callable[[int, int], None]:
+    """A bar on stderr (when it is a terminal): results so far, images/s, errors so far, ETA."""
     # When stdout is the same terminal, rich prints results above the bar; when it is a pipe or a
     # file, it must not capture them.
     bar = stack.enter_context(app.progress(redirect_stdout=sys.stdout.isatty()))
-    task = bar.add_task("classifying", total=total)
-    return lambda n: bar.advance(task, n)
+    task = bar.add_task("classifying", total=total, completed=resumed.done)
+    start = time.perf_counter()
+
+    def show(done: int, failed: int) -> None:
+        rate = done / max(time.perf_counter() - start, 1e-9)
+        bar.update(task, completed=resumed.done + done,
+                   description=f"{rate:.1f} images/s, {resumed.failed + failed} failed")
+
+    return show
 
 
 def _table(result):
     from rich.table import Table
 
-    table = Table(title=result.path, title_justify="left", title_style="bold")
+    table = Table(title=result.shown_path, title_justify="left", title_style="bold")
     table.add_column("#", justify="right")
     table.add_column("label", min_width=24)
     table.add_column("index", justify="right")
@@ -137,30 +221,3 @@ def _table(result):
     for rank, p in enumerate(result.predictions, 1):
         table.add_row(str(rank), p.label, str(p.index), f"{100 * p.probability:.2f} %")
     return table
-
-
-@contextlib.contextmanager
-def _file_sink(path: Path, top_k: int) -> Iterator[Callable]:
-    """Write results to ``path`` (.jsonl: the ``--json`` objects; .csv: one row per input)."""
-    import csv
-    import json
-
-    from ..fileio import atomic_write
-
-    if path.suffix.lower() == ".jsonl":
-        with atomic_write(path, "w", encoding="utf-8") as fh:
-            yield lambda r: fh.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
-        return
-    with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["path", *[f"{field}_{rank}" for rank in range(1, top_k + 1)
-                                   for field in ("label", "index", "probability")], "error"])
-        yield lambda r: writer.writerow(_csv_row(r, top_k))
-
-
-def _csv_row(result, top_k: int) -> Sequence:
-    cells = [result.path]
-    for p in result.to_dict().get("predictions", []):
-        cells += [p["label"], p["index"], p["probability"]]
-    cells += [""] * (1 + 3 * top_k - len(cells))
-    return cells + [result.error or ""]

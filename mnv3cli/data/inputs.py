@@ -76,9 +76,17 @@ def expand_inputs(args: Sequence[str], stdin: TextIO | None = None,
 def _with_stdin(args: Sequence[str], stdin: TextIO) -> Iterable[str]:
     for arg in args:
         if arg == "-":
-            yield from (line.rstrip("\r\n") for line in stdin if line.strip())
+            yield from (line.rstrip("\r\n") for line in _stdin_lines(stdin) if line.strip())
         else:
             yield arg
+
+
+def _stdin_lines(stdin: TextIO) -> Iterable[str]:
+    """Lines of stdin as file names: read as bytes and decoded like the OS's own names
+    (:func:`os.fsdecode`), so a name that is not valid UTF-8 (from ``find``) still names its file
+    whatever the locale says about stdin's errors."""
+    binary = getattr(stdin, "buffer", None)
+    return map(os.fsdecode, binary) if binary is not None else stdin
 
 
 def _images_under(root: str) -> list[str]:

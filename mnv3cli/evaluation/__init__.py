@@ -15,7 +15,8 @@ from .evaluate import (
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
 from .predict import InputResult, Label, predict
 from .report import summary, write_report
+from .results_file import ResultsFile, Resumed
 
 __all__ = ["ClassificationMeter", "EvalProgress", "EvalResult", "InputResult", "Label",
-           "SamplePrediction", "evaluate", "log_softmax", "predict", "softmax", "spread_subset",
-           "summary", "topk_indices", "write_report"]
+           "ResultsFile", "Resumed", "SamplePrediction", "evaluate", "log_softmax", "predict",
+           "softmax", "spread_subset", "summary", "topk_indices", "write_report"]

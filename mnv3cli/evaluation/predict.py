@@ -3,6 +3,11 @@
 Takes a :class:`~mnv3cli.inference.backends.Backend` (not a model), the preprocessing and the class
 names, so any backend slots in and this module never imports torch. Inputs that fail (before or
 during decoding) get a result carrying the error instead of predictions; the others go on.
+
+Under torchrun every process classifies a share of the *batches* (as ``evaluate`` does: each batch
+holds exactly the images it holds in one process, so every probability is the one a single process
+computes), and after every round of one batch per process the results are gathered, so each process
+yields all results in input order while holding only a round of them.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from .. import distributed as distributed_
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
 from ..inference.backends import Backend
 from ..registry.card import class_label
 from ..registry.types import Preprocess
+from .evaluate import shard_positions
 from .metrics import softmax, topk_indices
+from .records import clean_text, display_path
 
 
 @dataclass(frozen=True)
@@ -33,10 +41,18 @@ class InputResult:
     predictions: tuple[Label, ...] = ()
     error: str | None = None
 
+    @property
+    def shown_path(self) -> str:
+        """``path`` as every output shows it: valid UTF-8 (see :mod:`.records`)."""
+        return display_path(self.path)[0]
+
     def to_dict(self) -> dict:
+        """The record of ``--json`` and ``--output``: always valid UTF-8 (see :mod:`.records`)."""
+        path, escaped = display_path(self.path)
+        record: dict = {"path": path, "path_escaped": True} if escaped else {"path": path}
         if self.error is not None:
-            return {"path": self.path, "error": self.error}
-        return {"path": self.path, "predictions": [
+            return record | {"error": clean_text(self.error)}
+        return record | {"predictions": [
             {"index": p.index, "label": p.label, "probability": float(f"{p.probability:.6g}")}
             for p in self.predictions]}
 
@@ -44,10 +60,13 @@ class InputResult:
 def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
             class_names: Sequence[str], *, top_k: int = 5, batch_size: int = 32,
             workers: int | None = None, fast_decode: bool = True,
-            progress: Callable[[int], None] | None = None) -> Iterator[InputResult]:
+            progress: Callable[[int], None] | None = None,
+            distributed: bool = False) -> Iterator[InputResult]:
     """Yield one :class:`InputResult` per source, in order, as soon as it (and all before it) is done.
 
-    ``progress(n)`` is called after each batch with the number of inputs it settled.
+    ``progress(n)`` is called after each batch (each round when distributed) with the number of
+    inputs it settled. With ``distributed``, an initialised process group is required; every rank
+    must pass the same arguments, and every rank yields every result.
     """
     todo = [i for i, s in enumerate(sources) if not isinstance(s, InputError)]
     done: dict[int, InputResult] = {}
@@ -69,17 +88,36 @@ def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
     failed_early = len(sources) - len(todo)
     if failed_early and progress:
         progress(failed_early)
-    batches = iter_batches([sources[i] for i in todo], preprocess, batch_size, workers, fast_decode)
-    for batch in batches:
-        for j, message in batch.errors.items():
-            done[todo[j]] = InputResult(str(sources[todo[j]]), error=message)
-        if batch.indices:
-            probs = softmax(backend(batch.images))
-            top = topk_indices(probs, top_k)
-            for row, j in enumerate(batch.indices):
-                done[todo[j]] = InputResult(str(sources[todo[j]]), tuple(
-                    Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row]))
-        if progress:
-            progress(len(batch.indices) + len(batch.errors))
-        yield from flush()
+    rank, world = (distributed_.rank(), distributed_.world_size()) if distributed else (0, 1)
+    mine = [todo[p] for p in shard_positions(len(todo), batch_size, rank, world)]
+    mine_sources = [sources[i] for i in mine]
+    batches = iter_batches(mine_sources, preprocess, batch_size, workers, fast_decode)
+    rounds = -(-len(todo) // (batch_size * world))  # ranks with fewer batches send nothing at the end
+    try:
+        for _ in range(rounds):
+            batch = next(batches, None)
+            settled = [] if batch is None else _classify(batch, mine_sources, mine,
+                                                         backend, class_names, top_k)
+            shares = distributed_.all_gather_object(settled) if distributed else [settled]
+            for share in shares:
+                done.update(share)
+            if progress:
+                progress(sum(map(len, shares)))
+            yield from flush()
+    finally:
+        batches.close()  # stops the decoding threads, also when the caller stops early
     yield from flush()
+
+
+def _classify(batch, paths: Sequence[Source], positions: Sequence[int], backend: Backend,
+              class_names: Sequence[str], top_k: int) -> list[tuple[int, InputResult]]:
+    """``(input position, result)`` for each input of ``batch`` (``batch`` indexes ``paths``)."""
+    settled = [(positions[j], InputResult(str(paths[j]), error=message))
+               for j, message in batch.errors.items()]
+    if batch.indices:
+        probs = softmax(backend(batch.images))
+        top = topk_indices(probs, top_k)
+        settled += [(positions[j], InputResult(str(paths[j]), tuple(
+            Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row])))
+            for row, j in enumerate(batch.indices)]
+    return settled

@@ -107,23 +107,30 @@ def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, int8_tfl
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_dev, int8_tflite, signame):
-    """Before: exit by signal with no message, a hidden ``.labels.jsonl.*.tmp`` left behind."""
+    """Before: exit by signal with no message, a hidden ``.labels.jsonl.*.tmp`` left behind. Now:
+    exit 130 saying how to resume, and only ``labels.jsonl.part``, holding whole records."""
     import signal
     import time
 
     out = tmp_path / "labels.jsonl"
+    part = tmp_path / "labels.jsonl.part"
     proc = subprocess.Popen([sys.executable, "-m", "mnv3cli", "predict", str(imagenet_dev), "-w",
                              str(int8_tflite), "--backend", "torch", "-b", "4", "-o", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
                             cwd=tmp_path)
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".labels.jsonl.*.tmp")) and proc.poll() is None:
-        assert time.monotonic() < deadline, "the output file was never opened"
+    while not (part.exists() and part.stat().st_size) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no result was ever written"
         time.sleep(0.05)
     proc.send_signal(getattr(signal, signame))
     stdout, stderr = proc.communicate(timeout=60)
     # 130, or death by the SIGINT that CPython re-raises for a KeyboardInterrupt reaching its exit
     # (a shell reports both as 130); never death by the SIGTERM/SIGHUP itself, never silence
     assert proc.returncode in (130, -signal.SIGINT), stderr
-    assert stderr.strip().splitlines()[-1] == "mnv3: interrupted"
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("mnv3: warning: interrupted after ") and "of 500 result(s)" in last, last
+    assert last.endswith(f"kept them in {part}. Resume with: the same command and --resume")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.jsonl.part"]
+    kept = part.read_text(encoding="utf-8")
+    assert kept.endswith("\n") and all(json.loads(line)["predictions"] for line in kept.splitlines())
+    assert f"after {len(kept.splitlines())} of 500" in last
