@@ -20,10 +20,12 @@ from pathlib import Path
 import click
 
 from ..errors import PartialFailure, UserError
+from ..rounding import format_seconds, format_significant
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
     batch_size_option,
+    device_option,
     fast_decode_option,
     json_option,
     model_option,
@@ -39,9 +41,9 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 @click.argument("folder", type=click.Path(path_type=Path))
 @model_option()
 @weights_option()
-@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
-              help="FOLDER holds images without class subfolders; CSV rows are path,label (label = class "
-                   "name, WordNet id or class index; paths relative to FOLDER).")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
+              help="FOLDER holds images without class subfolders; FILE is a CSV of path,label rows "
+                   "(label = class name, WordNet id or class index; paths relative to FOLDER).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Evaluate N images spread evenly over the folder (every class in proportion).")
 @batch_size_option()
@@ -50,6 +52,7 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
               help="Write summary.json, per_class.csv, predictions.csv, confusion.csv, confusion.png.")
 @json_option("Print the summary as one JSON object on stdout.")
 @backend_option()
+@device_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, folder: Path, model: str | None, weights: str | None, labels: Path | None,
@@ -126,11 +129,15 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
-    for name, value in (("top-1", f"{obj['top1']:.2f} %"), ("top-5", f"{obj['top5']:.2f} %"),
-                        ("mean loss", f"{obj['loss']:.4f}"), ("images", str(obj["images"])),
-                        ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
-                        ("wall time", f"{obj['seconds']:.1f} s"), ("images/s", f"{obj['images_per_sec']:.1f}")):
-        head.add_row(name, value)
+    rows = (("top-1", f"{obj['top1']:.2f} %"),
+            ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),  # <= 5 classes: none
+            ("mean loss", f"{obj['loss']:.4f}"), ("images", str(obj["images"])),
+            ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
+            ("wall time", format_seconds(obj["seconds"])),
+            ("images/s", format_significant(obj["images_per_sec"])))
+    for name, value in rows:
+        if value is not None:
+            head.add_row(name, value)
     out.print(head)
 
     rows = obj["per_class"]

@@ -15,7 +15,7 @@ import click
 from ..errors import PartialFailure, UserError
 from ..inference import DEFAULT_OPSET
 from .context import AppContext, pass_app
-from .options import json_option, model_option, weights_option
+from .options import device_option, json_option, model_option, weights_option
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based exporter stops at 20
@@ -35,6 +35,8 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
                    "is dynamic; ONNX fixes the spatial size.")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
               help="Photo to verify the export on [default: a generated photo-like image].")
+@device_option("Accepted like every command's; the export and its check run on the CPU (the file does "
+               "not depend on the device).")
 @json_option()
 @pass_app
 def command(app: AppContext, fmt: str, model: str | None, weights: str, output: Path | None,
@@ -52,6 +54,8 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     from ..inference import TOLERANCE, export_verified
     from ..weights.loader import load_model
 
+    if app.device not in ("auto", "cpu"):
+        app.info(f"--device {app.device}: the export and its check run on the CPU; the file runs anywhere")
     if image is not None:
         open_rgb(image)  # a bad --image is a UserError before any work
     loaded = load_model(weights, model_name=model)

@@ -23,6 +23,7 @@ from .context import AppContext, pass_app
 from .options import (
     backend_option,
     batch_size_option,
+    device_option,
     fast_decode_option,
     json_option,
     model_option,
@@ -46,6 +47,7 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results to FILE.csv or FILE.jsonl (instead of tables).")
 @backend_option()
+@device_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
@@ -102,10 +104,13 @@ def _sinks(app: AppContext, stack: contextlib.ExitStack, as_json: bool, output: 
         sinks.append(lambda r: app.emit_json(r.to_dict()))
         return sinks
     if output is None:
+        from rich.text import Text
+
         console = app.out  # stdout: the results are the command's output
 
         def print_table(result) -> None:
-            if result.error is None:
+            if result.error is None:  # the path on its own line, never folded, then its labels
+                console.print(Text(result.path, style="bold"), soft_wrap=True, highlight=False)
                 console.print(_table(result))
 
         sinks.append(print_table)
@@ -129,7 +134,7 @@ def _progress(app: AppContext, stack: contextlib.ExitStack, total: int) -> Calla
 def _table(result):
     from rich.table import Table
 
-    table = Table(title=result.path, title_justify="left", title_style="bold")
+    table = Table()
     table.add_column("#", justify="right")
     table.add_column("label", min_width=24)
     table.add_column("index", justify="right")
