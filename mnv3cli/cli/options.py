@@ -27,13 +27,13 @@ JSON_HELP = "Print the result as one JSON object on stdout."
 
 
 def model_option(help: str = MODEL_HELP, dest: str = "model") -> Decorator:
-    """``--model/-m NAME``: a registry name or alias."""
-    return click.option("--model", "-m", dest, metavar="NAME", help=help)
+    """``--model/-m NAME``: a registry name or alias (metavar: :data:`METAVAR_BY_FLAG`)."""
+    return click.option("--model", "-m", dest, help=help)
 
 
 def weights_option(help: str = WEIGHTS_HELP, default: str | None = None) -> Decorator:
-    """``--weights/-w W``: a registry tag or a weights file."""
-    return click.option("--weights", "-w", metavar="W", default=default, show_default=default is not None,
+    """``--weights/-w WEIGHTS``: a registry tag or a weights file."""
+    return click.option("--weights", "-w", default=default, show_default=default is not None,
                         help=help)
 
 

@@ -77,7 +77,7 @@ def test_summary_per_class_and_mistakes(result):
     s = summary(result, CLASSES)
     rows = {r["label"]: r for r in s["per_class"]}
     assert rows["red"] == {"index": 0, "label": "red", "precision": 100.0, "recall": 80.0,
-                           "f1": pytest.approx(800 / 9), "support": 5}
+                           "f1": 88.89, "support": 5}  # percentages to 2 decimals
     assert rows["blue"]["precision"] == 0.0 and rows["blue"]["support"] == 0
     assert s["most_confused"] == [{"true": 0, "true_label": "red", "predicted": 2,
                                    "predicted_label": "blue", "count": 1}]
@@ -85,6 +85,17 @@ def test_summary_per_class_and_mistakes(result):
     assert s["errors"] == 2 and len(s["failed"]) == 2
     assert s["averages"]["weighted"]["recall"] == pytest.approx(100 * 7 / 8)
     json.dumps(s, allow_nan=False)
+
+
+def test_summary_numbers_are_rounded_and_top5_only_beyond_5_classes(result):
+    s = summary(result, CLASSES)
+    assert s["top1"] == 87.5 and s["top5"] is None  # 3 classes: top-5 would always read 100 %
+    assert s["loss"] == float(f"{result.loss:.4g}") and s["loss"] != result.loss
+    assert s["averages"]["macro"]["f1"] == round(s["averages"]["macro"]["f1"], 2)
+    assert s["seconds"] == float(f"{result.seconds:.3g}") or s["seconds"] == round(result.seconds)
+    probability = s["confident_mistakes"][0]["probability"]
+    assert probability == float(f"{probability:.6g}")
+    assert summary(result, CLASSES + ["cyan", "magenta", "yellow"])["top5"] == 100.0
 
 
 def test_report_files_parse(result, tmp_path):
