@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from ..errors import PartialFailure, UserError
+from ..rounding import format_seconds, format_significant
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
@@ -84,7 +85,8 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
     seconds = time.perf_counter() - start
     done = len(sources) - failed
     (app.info if app.interactive else app.debug)(
-        f"{done} image(s) classified in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)")
+        f"{done} image(s) classified in {format_seconds(seconds)} "
+        f"({format_significant(done / max(seconds, 1e-9))} images/s)")
     if output is not None:
         app.wrote(f"wrote {len(sources)} result(s) to {output}", as_json)
     if failed:

@@ -98,6 +98,20 @@ def test_summary_numbers_are_rounded_and_top5_only_beyond_5_classes(result):
     assert summary(result, CLASSES + ["cyan", "magenta", "yellow"])["top5"] == 100.0
 
 
+def test_table_hides_top5_for_few_classes_and_never_reads_zero_seconds(result, capsys):
+    from mnv3cli.cli.context import AppContext
+    from mnv3cli.cli.evaluate import _print_summary
+
+    obj = {"model": "m", "weights": "w", "data": "d", "layout": "l"} | summary(result, CLASSES)
+    _print_summary(AppContext(), obj | {"seconds": 0.004})
+    out = capsys.readouterr().out
+    assert "│ top-1      │ 87.50 % │" in out and "top-5" not in out
+    assert "│ wall time  │ 4.00 ms │" in out
+    _print_summary(AppContext(), obj | {"top5": 99.5, "seconds": 12.34})
+    out = capsys.readouterr().out
+    assert "│ top-5      │ 99.50 % │" in out and "│ wall time  │  12.3 s │" in out
+
+
 def test_report_files_parse(result, tmp_path):
     written, notes = write_report(tmp_path / "report", result, CLASSES, summary(result, CLASSES))
     assert sorted(p.name for p in written) == ["confusion.csv", "confusion.png", "per_class.csv",
