@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from ..errors import PartialFailure, UserError
+from ..rounding import significant
 from ..inference import DEFAULT_OPSET
 from .context import AppContext, pass_app
 from .options import device_option, json_option, model_option, weights_option
@@ -72,7 +73,7 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
               "opset": opset if fmt == "onnx" else None,
               "input_shape": ["batch", 3, preprocess.input_size, preprocess.input_size],
               "preprocess": preprocess.to_dict(), "verified_on": str(image) if image else "generated image",
-              "max_abs_diff": difference, "tolerance": TOLERANCE, "ok": difference <= TOLERANCE}
+              "max_abs_diff": significant(difference), "tolerance": TOLERANCE, "ok": difference <= TOLERANCE}
     if as_json:
         app.emit_json(result)
     else:
