@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from ..errors import PartialFailure, UserError
-from ..rounding import significant
 from ..inference import DEFAULT_OPSET
+from ..rounding import significant
 from .context import AppContext, pass_app
 from .options import device_option, json_option, model_option, weights_option
 
