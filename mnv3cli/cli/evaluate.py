@@ -82,7 +82,8 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
         count = min(limit or len(found.samples), len(found.samples))
         if main:
             shards = f" in {distributed.world_size()} processes" if distributed.is_distributed() else ""
-            app.info(f"Evaluating {count} of {len(found.samples)} images ({len(found.classes)} classes, "
+            classes = f"{len(found.classes)} class{'es' if len(found.classes) != 1 else ''}"
+            app.info(f"Evaluating {count} of {len(found.samples)} images ({classes}, "
                      f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
                      f"{runtime.backend.name}{shards}")
         with app.progress() if main else contextlib.nullcontext() as progress:
@@ -124,8 +125,7 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     from rich.table import Table
 
     out = app.out  # the results are the output: stdout, plain text when redirected
-    out.print(f"[bold]{obj['model']}[/] ({obj['weights']}) on {obj['data']} ({obj['layout']})",
-              highlight=False)
+    _line(out, f"{obj['model']} ({obj['weights']}) on {obj['data']} ({obj['layout']})")  # paths whole
     head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
@@ -162,22 +162,25 @@ def _print_summary(app: AppContext, obj: dict) -> None:
         for c in obj["most_confused"][:TABLE_ROWS]:
             table.add_row(c["true_label"], c["predicted_label"], str(c["count"]))
         out.print(table)
+    # Image paths have lines of their own, never folded into a table cell (copy them whole).
     if obj["confident_mistakes"]:
-        table = Table(title="Most confident mistakes")
-        for col in ("image", "true", "predicted", "probability"):
-            table.add_column(col, justify="right" if col == "probability" else "left", overflow="fold")
+        _line(out, "Most confident mistakes (true -> predicted, probability)", "bold")
         for m in obj["confident_mistakes"][:TABLE_ROWS]:
-            table.add_row(_relative(m["path"], obj["data"]), m["true_label"], m["predicted_label"],
-                          f"{100 * m['probability']:.1f} %")
-        out.print(table)
+            _line(out, _relative(m["path"], obj["data"]))
+            _line(out, f"  {m['true_label']} -> {m['predicted_label']}, {100 * m['probability']:.1f} %")
     if obj["failed"]:
-        table = Table(title=f"Unreadable images ({len(obj['failed'])})")
-        table.add_column("error")
+        _line(out, f"Unreadable images ({len(obj['failed'])})", "bold")
         for f in obj["failed"][:2 * TABLE_ROWS]:
-            table.add_row(f["error"])
+            _line(out, f["error"])
         if len(obj["failed"]) > 2 * TABLE_ROWS:
-            table.add_row(f"... and {len(obj['failed']) - 2 * TABLE_ROWS} more (see --json or --report)")
-        out.print(table)
+            _line(out, f"... and {len(obj['failed']) - 2 * TABLE_ROWS} more (see --json or --report)")
+
+
+def _line(out, text: str, style: str | None = None) -> None:
+    """One line as it is: no markup, no highlighting, no folding at the terminal's width."""
+    from rich.text import Text
+
+    out.print(Text(text, style=style or ""), soft_wrap=True, highlight=False)
 
 
 def _relative(path: str, folder: str) -> str:

@@ -112,6 +112,22 @@ def test_table_hides_top5_for_few_classes_and_never_reads_zero_seconds(result, c
     assert "│ top-5      │ 99.50 % │" in out and "│ wall time  │  12.3 s │" in out
 
 
+def test_summary_keeps_every_path_whole_at_80_columns(result, capsys, monkeypatch):
+    from mnv3cli.cli.context import AppContext
+    from mnv3cli.cli.evaluate import _print_summary
+
+    monkeypatch.setenv("COLUMNS", "80")
+    weights = "/models/a folder with spaces/" + "w" * 60 + ".tflite"
+    obj = {"model": "m", "weights": weights, "data": "d", "layout": "l"} | summary(result, CLASSES)
+    _print_summary(AppContext(), obj)
+    lines = capsys.readouterr().out.splitlines()
+    wholes = [weights] + [m["path"] for m in obj["confident_mistakes"]] + [f["error"] for f in obj["failed"]]
+    assert len(wholes) == 4 and max(map(len, wholes)) > 80
+    for text in wholes:
+        assert any(text in line for line in lines), text
+    assert all(len(line) <= 80 for line in lines if line[:1] in "┏┃┡│├└┌")  # the tables fit
+
+
 def test_report_files_parse(result, tmp_path):
     written, notes = write_report(tmp_path / "report", result, CLASSES, summary(result, CLASSES))
     assert sorted(p.name for p in written) == ["confusion.csv", "confusion.png", "per_class.csv",
