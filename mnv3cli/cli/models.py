@@ -1,4 +1,4 @@
-"""``mnv3 models``: the registry as a table or JSON (reads registry data only: no torch)."""
+"""``mnv3 models``: the registry as two tables (models, then weight tags) or JSON (registry data only: no torch)."""
 
 from __future__ import annotations
 
@@ -64,5 +64,6 @@ def _weights_table(rows: list[dict]):
             table.add_section()
         table.add_row(r["name"], style="bold")
         for w in r["weights"]:
-            table.add_row(f"  {w['tag']}", *(f"{w[k]:.2f}" if w[k] is not None else "-" for k in ("top1", "top5")))
+            published = (f"{w[k]:.2f}" if w[k] is not None else "-" for k in ("top1", "top5"))
+            table.add_row(f"  {w['tag']}", *published)
     return table

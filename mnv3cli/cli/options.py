@@ -80,7 +80,7 @@ def device_option(help: str = DEVICE_HELP) -> Decorator:
 
 
 # One metavar per kind of value, whatever the command ("one name per idea"): N for a count, FLOAT,
-# FILE, DIR, NAME for a model, WEIGHTS for a tag or weights file. Options that say more keep their
+# FILE, DIR, NAME for a model, WEIGHTS for a tag or weights file, PIXELS. Options that say more keep their
 # own (RUN, N[,N...]); the rest get theirs from this table by flag, else by type. Applied to every
 # command as it is loaded (:meth:`~mnv3cli.cli.app.Mnv3Group.get_command`), train's generated ones too.
 METAVAR_BY_FLAG = {"--model": "NAME", "--weights": "WEIGHTS", "--resolution": "PIXELS"}
@@ -101,7 +101,8 @@ def conventional_metavars(command: click.Command) -> click.Command:
     """Give every option (and path argument) of ``command`` the project's metavar for its kind of
     value, unless the command chose one: ``-b N``, ``-o FILE``/``-o DIR``, ``--weights WEIGHTS``."""
     for param in command.params:
-        if param.metavar is not None or getattr(param, "is_flag", False) or isinstance(param.type, click.Choice):
+        chosen = param.metavar is not None or getattr(param, "is_flag", False)
+        if chosen or isinstance(param.type, click.Choice):  # a Choice shows its choices
             continue
         if isinstance(param, click.Option):
             flag = next((f for f in param.opts if f.startswith("--")), None)
