@@ -1,4 +1,4 @@
-"""``mnv3 models``: the registry as two tables (models, then weight tags) or JSON (registry data only: no torch)."""
+"""``mnv3 models``: the registry as two tables (models, then weight tags) or JSON; no torch."""
 
 from __future__ import annotations
 
