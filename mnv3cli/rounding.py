@@ -1,16 +1,17 @@
 """How many digits a number keeps: one rule per kind of quantity, for JSON and tables alike.
 
 A float carries about 16 digits, a measurement far fewer: ``74.90000000000052`` % or a latency of
-``4.271830999990925`` ms promise precision nobody has, and make diffs of two runs all noise. Every
-``--json`` value and every table cell goes through one of these functions, so a figure reads the same
-in the table and in the JSON (the rule is stated in docs/conventions.md):
+``4.271830999990925`` ms promise precision nobody has, and make diffs of two runs all noise. The
+``--json`` output of ``evaluate``, ``profile``, ``predict`` and ``export`` is rounded here, and the
+tables showing the same figures print as many digits (the rule is stated in docs/conventions.md):
 
 * percentages (top-1, top-5, precision, recall, F1): 2 decimals;
 * probabilities (0-1): 6 significant digits;
 * losses: 4 significant digits;
-* times, rates and memory (ms per batch, seconds, images/s, MiB): 3 significant digits, but never
-  fewer than the integer part has (1635.9 images/s -> 1636, not 1640); a duration under a second
-  is shown in ms (``487 ms``, never ``0.0 s``).
+* times, rates and memory (ms per batch, seconds, images/s, MiB) and measured differences (an
+  export's largest logit difference): 3 significant digits, but never fewer than the integer part
+  has (1635.9 images/s -> 1636, not 1640); a duration under a second is shown in ms (``487 ms``,
+  never ``0.0 s``).
 
 Counts, bytes, parameters and MACs are exact integers and are never rounded.
 """

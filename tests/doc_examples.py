@@ -25,7 +25,7 @@ SEPARATOR = "\x1e"  # printed between commands so one shell run can be split per
 # (pattern, replacement), applied to expected and actual lines alike: only run-dependent values.
 VOLATILE = [
     (re.compile(r'("(?:seconds|images_per_sec|images_per_s)": )-?[0-9.e+-]+'), r"\1<N>"),
-    (re.compile(r"(│ (?:wall time|images/s) +│) *[0-9.,]+(?: s)? *│"), r"\1 <N> │"),
+    (re.compile(r"(│ (?:wall time|images/s) +│) *[0-9.,]+(?: m?s)? *│"), r"\1 <N> │"),
     (re.compile(r"(largest logit difference from PyTorch on .*?: )[0-9.e+-]+"), r"\1<N>"),
 ]
 

@@ -21,6 +21,7 @@ import click
 from .. import __version__
 from ..errors import Interrupted, PartialFailure, UserError
 from .context import AppContext
+from .options import DEVICES, conventional_metavars
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,9 +43,10 @@ class Mnv3Group(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:  # commands attached with @cli.command (plugins, tests)
-            return super().get_command(ctx, name)
-        module = importlib.import_module(COMMANDS[name][0])
-        return getattr(module, "command")
+            command = super().get_command(ctx, name)
+        else:
+            command = getattr(importlib.import_module(COMMANDS[name][0]), "command")
+        return conventional_metavars(command) if command is not None else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1] if name in COMMANDS else self.commands[name].get_short_help_str())
@@ -98,8 +100,8 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
 @click.version_option(__version__, "--version", prog_name="mnv3")
 @click.option("-v", "--verbose", count=True, help="More output; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
-              show_default=True, envvar="MNV3_DEVICE", help="Where models run.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              envvar="MNV3_DEVICE", help="Where models run (also accepted after the command).")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, device: str) -> None:
     """mnv3: classify, evaluate, fine-tune and measure MobileNetV3 models."""

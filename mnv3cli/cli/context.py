@@ -59,6 +59,23 @@ class AppContext:
         return Progress(*columns, console=self.console, disable=not self.interactive,
                         transient=True, **kwargs)
 
+    def print_whole(self, renderable) -> None:
+        """Print a result table on stdout without breaking any cell: tables are laid out to fit 80
+        columns, but should one still be wider than the terminal, it is printed at its natural width
+        (the terminal wraps the line) rather than folding a path, a tag or a number."""
+        from rich.measure import Measurement
+
+        out = self.out
+        natural = Measurement.get(out, out.options.update_width(10_000), renderable).maximum
+        if natural <= out.width:
+            out.print(renderable)
+            return
+        width, out.width = out.width, natural  # print() itself never goes beyond the console width
+        try:
+            out.print(renderable)
+        finally:
+            out.width = width
+
     def info(self, message: str) -> None:
         """A human-oriented status line on stderr (suppressed by ``-q``)."""
         if not self.quiet:

@@ -20,10 +20,12 @@ from pathlib import Path
 import click
 
 from ..errors import PartialFailure, UserError
+from ..rounding import format_seconds, format_significant
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
     batch_size_option,
+    device_option,
     fast_decode_option,
     json_option,
     model_option,
@@ -39,9 +41,9 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 @click.argument("folder", type=click.Path(path_type=Path))
 @model_option()
 @weights_option()
-@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
-              help="FOLDER holds images without class subfolders; CSV rows are path,label (label = class "
-                   "name, WordNet id or class index; paths relative to FOLDER).")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
+              help="FOLDER holds images without class subfolders; FILE is a CSV of path,label rows "
+                   "(label = class name, WordNet id or class index; paths relative to FOLDER).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Evaluate N images spread evenly over the folder (every class in proportion).")
 @batch_size_option()
@@ -50,6 +52,7 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
               help="Write summary.json, per_class.csv, predictions.csv, confusion.csv, confusion.png.")
 @json_option("Print the summary as one JSON object on stdout.")
 @backend_option()
+@device_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, folder: Path, model: str | None, weights: str | None, labels: Path | None,
@@ -79,7 +82,8 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
         count = min(limit or len(found.samples), len(found.samples))
         if main:
             shards = f" in {distributed.world_size()} processes" if distributed.is_distributed() else ""
-            app.info(f"Evaluating {count} of {len(found.samples)} images ({len(found.classes)} classes, "
+            classes = f"{len(found.classes)} class{'es' if len(found.classes) != 1 else ''}"
+            app.info(f"Evaluating {count} of {len(found.samples)} images ({classes}, "
                      f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
                      f"{runtime.backend.name}{shards}")
         with app.progress() if main else contextlib.nullcontext() as progress:
@@ -121,16 +125,19 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     from rich.table import Table
 
     out = app.out  # the results are the output: stdout, plain text when redirected
-    out.print(f"[bold]{obj['model']}[/] ({obj['weights']}) on {obj['data']} ({obj['layout']})",
-              highlight=False)
+    _line(out, f"{obj['model']} ({obj['weights']}) on {obj['data']} ({obj['layout']})")  # paths whole
     head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
-    for name, value in (("top-1", f"{obj['top1']:.2f} %"), ("top-5", f"{obj['top5']:.2f} %"),
-                        ("mean loss", f"{obj['loss']:.4f}"), ("images", str(obj["images"])),
-                        ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
-                        ("wall time", f"{obj['seconds']:.1f} s"), ("images/s", f"{obj['images_per_sec']:.1f}")):
-        head.add_row(name, value)
+    rows = (("top-1", f"{obj['top1']:.2f} %"),
+            ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),  # <= 5 classes: none
+            ("mean loss", f"{obj['loss']:.4f}"), ("images", str(obj["images"])),
+            ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
+            ("wall time", format_seconds(obj["seconds"])),
+            ("images/s", format_significant(obj["images_per_sec"])))
+    for name, value in rows:
+        if value is not None:
+            head.add_row(name, value)
     out.print(head)
 
     rows = obj["per_class"]
@@ -155,22 +162,25 @@ def _print_summary(app: AppContext, obj: dict) -> None:
         for c in obj["most_confused"][:TABLE_ROWS]:
             table.add_row(c["true_label"], c["predicted_label"], str(c["count"]))
         out.print(table)
+    # Image paths have lines of their own, never folded into a table cell (copy them whole).
     if obj["confident_mistakes"]:
-        table = Table(title="Most confident mistakes")
-        for col in ("image", "true", "predicted", "probability"):
-            table.add_column(col, justify="right" if col == "probability" else "left", overflow="fold")
+        _line(out, "Most confident mistakes (true -> predicted, probability)", "bold")
         for m in obj["confident_mistakes"][:TABLE_ROWS]:
-            table.add_row(_relative(m["path"], obj["data"]), m["true_label"], m["predicted_label"],
-                          f"{100 * m['probability']:.1f} %")
-        out.print(table)
+            _line(out, _relative(m["path"], obj["data"]))
+            _line(out, f"  {m['true_label']} -> {m['predicted_label']}, {100 * m['probability']:.1f} %")
     if obj["failed"]:
-        table = Table(title=f"Unreadable images ({len(obj['failed'])})")
-        table.add_column("error")
+        _line(out, f"Unreadable images ({len(obj['failed'])})", "bold")
         for f in obj["failed"][:2 * TABLE_ROWS]:
-            table.add_row(f["error"])
+            _line(out, f["error"])
         if len(obj["failed"]) > 2 * TABLE_ROWS:
-            table.add_row(f"... and {len(obj['failed']) - 2 * TABLE_ROWS} more (see --json or --report)")
-        out.print(table)
+            _line(out, f"... and {len(obj['failed']) - 2 * TABLE_ROWS} more (see --json or --report)")
+
+
+def _line(out, text: str, style: str | None = None) -> None:
+    """One line as it is: no markup, no highlighting, no folding at the terminal's width."""
+    from rich.text import Text
+
+    out.print(Text(text, style=style or ""), soft_wrap=True, highlight=False)
 
 
 def _relative(path: str, folder: str) -> str:

@@ -14,8 +14,9 @@ import click
 
 from ..errors import PartialFailure, UserError
 from ..inference import DEFAULT_OPSET
+from ..rounding import significant
 from .context import AppContext, pass_app
-from .options import json_option, model_option, weights_option
+from .options import device_option, json_option, model_option, weights_option
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based exporter stops at 20
@@ -35,6 +36,8 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
                    "is dynamic; ONNX fixes the spatial size.")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
               help="Photo to verify the export on [default: a generated photo-like image].")
+@device_option("Accepted like every command's; the export and its check run on the CPU (the file does "
+               "not depend on the device).")
 @json_option()
 @pass_app
 def command(app: AppContext, fmt: str, model: str | None, weights: str | None, output: Path | None,
@@ -53,6 +56,8 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str | None, o
     from ..registry import default_weights
     from ..weights.loader import load_model
 
+    if app.device not in ("auto", "cpu"):
+        app.info(f"--device {app.device}: the export and its check run on the CPU; the file runs anywhere")
     if image is not None:
         open_rgb(image)  # a bad --image is a UserError before any work
     loaded = load_model(weights, model_name=model)
@@ -69,7 +74,7 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str | None, o
               "opset": opset if fmt == "onnx" else None,
               "input_shape": ["batch", 3, preprocess.input_size, preprocess.input_size],
               "preprocess": preprocess.to_dict(), "verified_on": str(image) if image else "generated image",
-              "max_abs_diff": difference, "tolerance": TOLERANCE, "ok": difference <= TOLERANCE}
+              "max_abs_diff": significant(difference), "tolerance": TOLERANCE, "ok": difference <= TOLERANCE}
     if as_json:
         app.emit_json(result)
     else:

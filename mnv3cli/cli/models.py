@@ -1,4 +1,4 @@
-"""``mnv3 models``: the registry as a table or JSON (reads registry data only: no torch).
+"""``mnv3 models``: the registry as two tables (models, then weight tags) or JSON; no torch.
 
 The weights shipped inside the package (tag ``bundled``, what predict uses without --model and
 --weights) are marked, with how they were made and their sha256.
@@ -48,16 +48,39 @@ def command(app: AppContext, as_json: bool) -> None:
     if as_json:
         app.emit_json({"default": default_choice(), "models": rows})
         return
+    app.print_whole(_models_table(rows))
+    app.print_whole(_weights_table(rows))
+
+
+# Two tables, so that each fits 80 columns with whole cells: a tag (up to 46 characters) and a model
+# name (29) side by side would not, and a folded tag cannot be copied.
+
+def _models_table(rows: list[dict]):
     from rich.table import Table
 
-    table = Table(title="MobileNetV3 models (MACs at 224x224; top-1 = best published ImageNet-1k)")
-    for col, kw in (("name", {}), ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
-                    ("top-1 %", {"justify": "right"}),
-                    ("weights (first = imagenet)", {"overflow": "fold"})):
-        table.add_column(col, **kw)
+    table = Table(title="MobileNetV3 models (MACs at 224x224, best published top-1)")
+    for col in ("name", "alias", "params", "MACs", "top-1 %"):
+        table.add_column(col, justify="left" if col in ("name", "alias") else "right", no_wrap=True)
     for r in rows:
-        name = r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else "")
         top1 = f"{r['top1']:.2f}" if r["top1"] is not None else "-"
-        tags = "\n".join(w["tag"] + (" (built in: the default)" if w["bundled"] else "") for w in r["weights"])
-        table.add_row(name, f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e6:.1f} M", top1, tags)
-    app.out.print(table)
+        table.add_row(r["name"], ", ".join(r["aliases"]), f"{r['params'] / 1e6:.2f} M",
+                      f"{r['macs'] / 1e6:.1f} M", top1)
+    return table
+
+
+def _weights_table(rows: list[dict]):
+    """Each model's name, then its weight tags (the first is the default), published accuracy."""
+    from rich.table import Table
+
+    table = Table(title="Weight tags for --weights (each model's first is its default)")
+    for col in ("model, then its weight tags", "top-1 %", "top-5 %"):
+        table.add_column(col, justify="right" if "%" in col else "left", no_wrap=True)
+    for i, r in enumerate(rows):
+        if i:
+            table.add_section()
+        table.add_row(r["name"], style="bold")
+        for w in r["weights"]:
+            published = (f"{w[k]:.2f}" if w[k] is not None else "-" for k in ("top1", "top5"))
+            bundled = " (built in: the default)" if w["bundled"] else ""
+            table.add_row(f"  {w['tag']}{bundled}", *published)
+    return table

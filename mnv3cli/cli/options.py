@@ -28,13 +28,13 @@ JSON_HELP = "Print the result as one JSON object on stdout."
 
 
 def model_option(help: str = MODEL_HELP, dest: str = "model") -> Decorator:
-    """``--model/-m NAME``: a registry name or alias."""
-    return click.option("--model", "-m", dest, metavar="NAME", help=help)
+    """``--model/-m NAME``: a registry name or alias (metavar: :data:`METAVAR_BY_FLAG`)."""
+    return click.option("--model", "-m", dest, help=help)
 
 
 def weights_option(help: str = WEIGHTS_HELP, default: str | None = None) -> Decorator:
-    """``--weights/-w W``: a registry tag or a weights file."""
-    return click.option("--weights", "-w", metavar="W", default=default, show_default=default is not None,
+    """``--weights/-w WEIGHTS``: a registry tag or a weights file."""
+    return click.option("--weights", "-w", default=default, show_default=default is not None,
                         help=help)
 
 
@@ -61,6 +61,58 @@ def backend_option() -> Decorator:
 def fast_decode_option() -> Decorator:
     return click.option("--fast-decode/--no-fast-decode", default=True, show_default=True,
                         help="Decode large JPEGs at reduced size (draft mode) before the exact resize.")
+
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_HELP = "Where the model runs [default: the global --device, else $MNV3_DEVICE, else auto]."
+
+
+def _set_device(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(AppContext).device = value
+
+
+def device_option(help: str = DEVICE_HELP) -> Decorator:
+    """``--device`` after the command (``mnv3 predict x.jpg --device cpu``), as well as before it
+    (``mnv3 --device cpu predict x.jpg``): given here it overrides the global one by setting
+    ``app.device``, so a command reads one value and takes no parameter for it."""
+    return click.option("--device", type=click.Choice(DEVICES), default=None, expose_value=False,
+                        callback=_set_device, help=help)
+
+
+# One metavar per kind of value, whatever the command ("one name per idea"): N for a count, FLOAT,
+# FILE, DIR, NAME for a model, WEIGHTS for a tag or weights file, PIXELS. Options that say more keep their
+# own (RUN, N[,N...]); the rest get theirs from this table by flag, else by type. Applied to every
+# command as it is loaded (:meth:`~mnv3cli.cli.app.Mnv3Group.get_command`), train's generated ones too.
+METAVAR_BY_FLAG = {"--model": "NAME", "--weights": "WEIGHTS", "--resolution": "PIXELS"}
+
+
+def _metavar_by_type(param: click.Parameter) -> str | None:
+    kind = param.type
+    if isinstance(kind, click.Path):
+        return "DIR" if not kind.file_okay else "FILE" if not kind.dir_okay else "PATH"
+    if isinstance(kind, click.types.IntParamType):
+        return "N"
+    if isinstance(kind, click.types.FloatParamType):
+        return "FLOAT"
+    return None
+
+
+def conventional_metavars(command: click.Command) -> click.Command:
+    """Give every option (and path argument) of ``command`` the project's metavar for its kind of
+    value, unless the command chose one: ``-b N``, ``-o FILE``/``-o DIR``, ``--weights WEIGHTS``."""
+    for param in command.params:
+        chosen = param.metavar is not None or getattr(param, "is_flag", False)
+        if chosen or isinstance(param.type, click.Choice):  # a Choice shows its choices
+            continue
+        if isinstance(param, click.Option):
+            flag = next((f for f in param.opts if f.startswith("--")), None)
+            param.metavar = METAVAR_BY_FLAG.get(flag) or _metavar_by_type(param)
+        elif isinstance(param.type, click.Path):  # an argument: the usage line shows it
+            metavar = _metavar_by_type(param)
+            if metavar == "DIR":
+                param.metavar = metavar if param.required else f"[{metavar}]"
+    return command
 
 
 def open_model(app: AppContext, model: str | None, weights: str | None, backend: str, *,

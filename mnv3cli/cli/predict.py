@@ -21,10 +21,12 @@ from pathlib import Path
 import click
 
 from ..errors import Interrupted, PartialFailure, UserError, WriteError
+from ..rounding import format_seconds, format_significant
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
     batch_size_option,
+    device_option,
     fast_decode_option,
     json_option,
     model_option,
@@ -51,6 +53,7 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted --output: keep the results in FILE.part, classify the rest.")
 @backend_option()
+@device_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
@@ -162,7 +165,8 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
     seconds = time.perf_counter() - start
     done = len(todo) - failed
     (app.info if app.interactive else app.debug)(
-        f"{done} image(s) classified in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)")
+        f"{done} image(s) classified in {format_seconds(seconds)} "
+        f"({format_significant(done / max(seconds, 1e-9))} images/s)")
     if results is not None:
         results.finish()
     return failed
@@ -177,10 +181,13 @@ def _sinks(app: AppContext, as_json: bool, results) -> list[Callable]:
         sinks.append(lambda r: app.emit_json(r.to_dict()))
         return sinks
     if results is None:
+        from rich.text import Text
+
         console = app.out  # stdout: the results are the command's output
 
         def print_table(result) -> None:
-            if result.error is None:
+            if result.error is None:  # the path on its own line, never folded, then its labels
+                console.print(Text(result.shown_path, style="bold"), soft_wrap=True, highlight=False)
                 console.print(_table(result))
 
         sinks.append(print_table)
@@ -213,7 +220,7 @@ def _progress(app: AppContext, stack: contextlib.ExitStack, total: int,
 def _table(result):
     from rich.table import Table
 
-    table = Table(title=result.shown_path, title_justify="left", title_style="bold")
+    table = Table()
     table.add_column("#", justify="right")
     table.add_column("label", min_width=24)
     table.add_column("index", justify="right")

@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
+from ..rounding import format_significant
 from .context import AppContext, pass_app
-from .options import json_option, model_option
+from .options import device_option, json_option, model_option
 
 BACKEND_CHOICES = ("auto", "torch", "eager", "channels_last", "torchscript", "onnxruntime")
 
@@ -63,8 +64,7 @@ def _check_plot_target(path: Path) -> None:
               help="Input height and width in pixels.")
 @click.option("--batch-size", "-b", "batch_sizes", multiple=True, callback=_batch_sizes,
               metavar="N[,N...]", help="Batch size(s) to time; repeat or comma-separate. [default: 1]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
-              help="Where to time the model. [default: the global --device, auto]")
+@device_option("Where to time the model [default: the global --device, else $MNV3_DEVICE, else auto].")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for torch and ONNX Runtime. [default: torch's default]")
 @click.option("--compare", "compare", multiple=True, metavar="NAME",
@@ -82,7 +82,7 @@ def _check_plot_target(path: Path) -> None:
               help="Write latency and throughput against batch size to this image (needs matplotlib).")
 @pass_app
 def command(app: AppContext, model_name: str | None, size: str | None, width: float | None,
-            resolution: int, batch_sizes: tuple[int, ...], device: str | None, threads: int | None,
+            resolution: int, batch_sizes: tuple[int, ...], threads: int | None,
             compare: tuple[str, ...], backends: tuple[str, ...], runs: int, warmup: int,
             per_layer: bool, as_json: bool, plot_path: Path | None) -> None:
     """Count parameters and MACs/FLOPs and time the model on every available backend.
@@ -108,10 +108,10 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
     from ..inference import choose_backend, resolve_device
     from ..profiling import backend_availability, profile_model
 
-    auto = choose_backend("auto", device or app.device)  # what predict and evaluate would use
+    auto = choose_backend("auto", app.device)  # what predict and evaluate would use
     aliases = {"torch": "eager", "auto": "eager" if auto == "torch" else auto}
     backends = tuple(dict.fromkeys(aliases.get(b, b) for b in backends))
-    torch_device = resolve_device(device or app.device)
+    torch_device = resolve_device(app.device)
     n_backends = len(backends) or sum(why is None for why in backend_availability(torch_device).values())
     profiles = []
     with app.progress() as progress:
@@ -139,31 +139,21 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
 
 
 # ---------------------------------------------------------------------------------------- formatting
+# Every table fits 80 columns with whole cells: model names head the columns of a transposed summary
+# (as many models side by side as the terminal holds), and each model gets its own latency table.
 
 def _mib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 2**20:,.1f} MiB"
+    return "-" if n is None else format_significant(n / 2**20)
 
 
 def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
     from rich.table import Table
 
-    console = app.out  # the tables are the result: stdout, and -q keeps them
     res = profiles[0].resolution
-    all_trainable = all(p.params.trainable == p.params.total for p in profiles)
-    summary = Table(title=f"Parameters and compute at {res}x{res}, one image"
-                          + (" (all parameters trainable)" if all_trainable else ""))
-    rows = [[p.model, f"{p.width:g}", f"{p.params.total:,}",
-             *(() if all_trainable else (f"{p.params.trainable:,}",)),
-             f"{p.params.bytes_fp32 / 2**20:.1f}", f"{p.params.bytes_fp16 / 2**20:.1f}",
-             f"{p.compute.macs / 1e6:,.2f}", f"{p.compute.flops / 1e6:,.2f}",
-             f"{p.compute.elementwise_total / 1e6:,.2f}"] for p in profiles]
-    _add_columns(summary, ["model", "width", "params", *(() if all_trainable else ("trainable",)),
-                           "fp32 MiB", "fp16 MiB", "MACs (M)", "FLOPs (M)", "eltwise (M)"], rows)
-    for row in rows:
-        summary.add_row(*row)
-    console.print(summary)
-    console.print(profiles[0].compute.convention, style="dim")
-
+    app.out.print(f"Parameters and compute at {res}x{res}, one image", highlight=False)
+    for chunk in _side_by_side(profiles, app.out.width):
+        app.print_whole(_summary(chunk))
+    app.out.print(profiles[0].compute.convention, style="dim")
     for p in profiles:
         stages = Table(title=f"{p.model}: per stage")
         for col in ("stage", "params", "MACs", "% MACs"):
@@ -172,51 +162,90 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
             macs = p.compute.per_stage.get(stage, 0)
             if n_params or macs:
                 stages.add_row(stage, f"{n_params:,}", f"{macs:,}", f"{100 * macs / p.compute.macs:.1f}")
-        console.print(stages)
+        app.print_whole(stages)
         if per_layer:
-            layers = Table(title=f"{p.model}: per layer (Conv2d and Linear)")
-            for col in ("layer", "kind", "output", "params", "MACs", "% MACs"):
-                layers.add_column(col, justify="left" if col in ("layer", "kind") else "right")
-            for layer in p.compute.layers:
-                layers.add_row(layer.name, layer.kind, "x".join(map(str, layer.output_shape)),
-                               f"{layer.params:,}", f"{layer.macs:,}",
-                               f"{100 * layer.macs / p.compute.macs:.1f}")
-            console.print(layers)
-
-    timed = [(p, s) for p in profiles for s in p.latency]
+            app.print_whole(_layers(p))
+    timed = [p for p in profiles if p.latency]
     if timed:
-        first = timed[0][1]
-        table = Table(title=f"Latency on {first.device}, {first.threads} thread(s): ms per batch over "
-                            f"{first.runs} runs after {first.warmup} warm-up",
-                      caption="peak memory: growth of peak RSS (CPU) or max allocated (CUDA) during warm-up and timed runs")
-        columns = (["model"] if len(profiles) > 1 else []) + [
-            "backend", "batch", "min", "median", "p90", "mean±std", "images/s", "peak memory"]
-        rows, sections = [], []
-        for i, (p, s) in enumerate(timed):
-            new_model = i == 0 or timed[i - 1][0] is not p
-            sections.append(new_model and i > 0)
-            rows.append(([p.model if new_model else ""] if len(profiles) > 1 else []) + [
-                s.backend, str(s.batch_size), f"{s.min:.2f}", f"{s.median:.2f}", f"{s.p90:.2f}",
-                f"{s.mean:.2f} ± {s.std:.2f}", f"{s.images_per_s:,.1f}", _mib(s.peak_memory_bytes)])
-        _add_columns(table, columns, rows, text=("model", "backend"))
-        for row, section in zip(rows, sections):
-            if section:
-                table.add_section()
-            table.add_row(*row)
-        console.print(table)
+        first = timed[0].latency[0]
+        app.out.print(f"Latency on {first.device}, {first.threads} thread(s): ms per batch over "
+                      f"{first.runs} runs after {first.warmup} warm-up", highlight=False)
+        for p in timed:
+            app.print_whole(_latency(p, titled=len(profiles) > 1))
+        app.out.print("peak MiB: growth of peak RSS (CPU) or max allocated (CUDA) during warm-up and "
+                      "timed runs", style="dim", highlight=False)
     for p in profiles:
         for backend, why in p.skipped_backends.items():
             app.info(f"{p.model}: skipped {backend}: {why}")
 
 
-def _add_columns(table, names: list[str], rows: list[list[str]], text=("model",)) -> None:
-    """Text columns may fold; number columns are at least as wide as their widest cell, so a
-    narrow terminal (or a pipe, 80 columns) folds names and headers but never splits digits."""
-    for i, name in enumerate(names):
-        if name in text:
-            table.add_column(name, justify="left", overflow="fold")
-        else:
-            table.add_column(name, justify="right", min_width=max((len(r[i]) for r in rows), default=0))
+SUMMARY_ROWS = (("width", lambda p: f"{p.width:g}"), ("params", lambda p: f"{p.params.total:,}"),
+                ("trainable", lambda p: f"{p.params.trainable:,}"),
+                ("fp32 MiB", lambda p: f"{p.params.bytes_fp32 / 2**20:.1f}"),
+                ("fp16 MiB", lambda p: f"{p.params.bytes_fp16 / 2**20:.1f}"),
+                ("MACs (M)", lambda p: f"{p.compute.macs / 1e6:,.2f}"),
+                ("FLOPs (M)", lambda p: f"{p.compute.flops / 1e6:,.2f}"),
+                ("eltwise (M)", lambda p: f"{p.compute.elementwise_total / 1e6:,.2f}"))
+
+
+def _side_by_side(profiles: list, width: int) -> list[list]:
+    """Consecutive groups of models whose summary columns fit ``width`` together (one at least)."""
+    label = max(len(name) for name, _ in SUMMARY_ROWS) + 3  # a cell's padding and border
+    chunks: list[list] = []
+    used = width
+    for p in profiles:
+        column = max(len(p.model), *(len(cell(p)) for _, cell in SUMMARY_ROWS)) + 3
+        if used + column > width:
+            chunks.append([])
+            used = 1 + label
+        chunks[-1].append(p)
+        used += column
+    return chunks
+
+
+def _summary(profiles: list):
+    """Quantities down, models across: a model's name is a column header, never folded."""
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("")
+    for p in profiles:
+        table.add_column(p.model, justify="right", no_wrap=True)
+    for name, cell in SUMMARY_ROWS:
+        table.add_row(name, *(cell(p) for p in profiles))
+    return table
+
+
+def _compact(title: str | None):
+    """A table without vertical rules, 2 spaces between columns: the wide ones (latency, layers)
+    fit 80 columns this way."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+
+
+def _layers(p):
+    """Every Conv2d and Linear layer; MACs in millions (3 significant digits; --json has them exact)."""
+    table = _compact(f"{p.model}: per layer (Conv2d and Linear; %: share of the MACs)")
+    for col in ("layer", "kind", "output", "params", "MACs (M)", "%"):
+        table.add_column(col, justify="left" if col in ("layer", "kind") else "right", no_wrap=True)
+    for layer in p.compute.layers:
+        table.add_row(layer.name, layer.kind, "x".join(map(str, layer.output_shape)), f"{layer.params:,}",
+                      format_significant(layer.macs / 1e6), f"{100 * layer.macs / p.compute.macs:.1f}")
+    return table
+
+
+def _latency(p, titled: bool):
+    """One row per backend and batch size; times in ms (3 significant digits)."""
+    table = _compact(p.model if titled else None)  # 80 columns even at 5-digit latencies
+    for col in ("backend", "batch", "min", "median", "p90", "mean ± std", "images/s", "peak MiB"):
+        table.add_column(col, justify="left" if col == "backend" else "right", no_wrap=True)
+    for s in p.latency:
+        table.add_row(s.backend, str(s.batch_size), *map(format_significant, (s.min, s.median, s.p90)),
+                      format_significant(s.mean, plus_minus=s.std),
+                      format_significant(s.images_per_s), _mib(s.peak_memory_bytes))
+    return table
 
 
 def _plot(profiles: list, path: Path) -> None:

@@ -24,6 +24,7 @@ from ..training import (
 )
 from ..training.events import TrainListener
 from .context import AppContext, pass_app
+from .options import device_option
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
@@ -106,6 +107,7 @@ def _options(func):
                    "and the head count as stages).")
 @_options
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object on stdout.")
+@device_option()
 @pass_app
 @click.pass_context
 def command(ctx: click.Context, app: AppContext, data: str | None, resume: str | None,

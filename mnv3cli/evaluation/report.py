@@ -19,15 +19,23 @@ import numpy as np
 
 from ..fileio import atomic_write
 from ..registry.card import class_label
+from ..rounding import loss, percent, probability, significant
 from .evaluate import EvalResult
 
 HEATMAP_MAX_CLASSES = 50  # beyond this a heatmap is unreadable: chart the most confused pairs
 CONFUSED_PAIRS_PLOTTED = 25
 
 
+def has_top5(class_names: Sequence[str]) -> bool:
+    """Top-5 says something only when the model has more than 5 classes; with 5 or fewer every
+    label is among the top 5 and it would read 100 % (``--json`` then says ``"top5": null``)."""
+    return len(class_names) > 5
+
+
 def summary(result: EvalResult, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None,
             *, mistakes: int = 10, confused: int = 10) -> dict:
-    """Everything a script needs, JSON-ready: headline numbers, per-class scores, errors."""
+    """Everything a script needs, JSON-ready: headline numbers, per-class scores, errors; numbers
+    rounded as :mod:`mnv3cli.rounding` says."""
     meter = result.meter
     label = partial(class_label, class_names)
     per_class = []
@@ -35,19 +43,21 @@ def summary(result: EvalResult, class_names: Sequence[str], wordnet_ids: Sequenc
         row = {"index": index, "label": label(index)}
         if wordnet_ids:
             row["wordnet_id"] = wordnet_ids[index]
-        per_class.append(row | {"precision": s.precision, "recall": s.recall, "f1": s.f1,
-                                "support": s.support})
+        per_class.append(row | {"precision": percent(s.precision), "recall": percent(s.recall),
+                                "f1": percent(s.f1), "support": s.support})
     return {
-        "top1": result.top1, "top5": result.top5, "loss": result.loss,
-        "images": result.images, "errors": len(result.errors), "classes": len(result.classes),
-        "seconds": round(result.seconds, 3), "images_per_sec": round(result.images_per_sec, 1),
-        "averages": meter.averages(result.classes),
+        "top1": percent(result.top1), "top5": percent(result.top5) if has_top5(class_names) else None,
+        "loss": loss(result.loss), "images": result.images, "errors": len(result.errors),
+        "classes": len(result.classes), "seconds": significant(result.seconds),
+        "images_per_sec": significant(result.images_per_sec),
+        "averages": {kind: {k: percent(v) for k, v in avg.items()}
+                     for kind, avg in meter.averages(result.classes).items()},
         "per_class": per_class,
         "most_confused": [{"true": t, "true_label": label(t), "predicted": p, "predicted_label": label(p),
                            "count": n} for t, p, n in meter.most_confused(confused)],
         "confident_mistakes": [{"path": m.path, "true": m.target, "true_label": label(m.target),
                                 "predicted": m.predicted, "predicted_label": label(m.predicted),
-                                "probability": m.probabilities[0]}
+                                "probability": probability(m.probabilities[0])}
                                for m in result.confident_mistakes(mistakes)],
         "failed": [{"path": path, "error": reason} for path, reason in result.errors],
     }

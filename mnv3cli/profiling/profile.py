@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..rounding import significant
 from .counting import ComputeCount, ParamCount, count_compute, count_parameters
 from .timing import BACKENDS, LatencyStats, backend_availability, measure_latency
 
@@ -29,7 +30,8 @@ class ModelProfile:
     skipped_backends: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
-        """The ``--json`` record: ``latency_ms`` is the first backend's batch-1 (or smallest) stats."""
+        """The ``--json`` record: ``latency_ms`` is the first backend's batch-1 (or smallest) stats;
+        times rounded to 3 significant digits."""
         first = (min((s for s in self.latency if s.backend == self.latency[0].backend),
                      key=lambda s: s.batch_size) if self.latency else None)
         stages = [g for g in self.params.per_stage  # parts with weights or work (not pool/dropout)
@@ -44,13 +46,22 @@ class ModelProfile:
             "elementwise_ops": self.compute.elementwise_total,
             "elementwise": self.compute.elementwise,
             "convention": self.compute.convention,
-            "latency_ms": asdict(first) if first else None,
-            "latency": [asdict(s) for s in self.latency],
+            "latency_ms": _rounded(first) if first else None,
+            "latency": [_rounded(s) for s in self.latency],
             "skipped_backends": self.skipped_backends,
         }
         if per_layer:
             record["layers"] = [asdict(layer) for layer in self.compute.layers]
         return record
+
+
+def _rounded(stats: LatencyStats) -> dict[str, Any]:
+    """A timing as JSON: milliseconds and images/s to 3 significant digits (:mod:`mnv3cli.rounding`);
+    the digits beyond are run-to-run noise."""
+    record = asdict(stats)
+    for key in ("min", "median", "p90", "mean", "std", "images_per_s"):
+        record[key] = significant(record[key])
+    return record
 
 
 def profile_model(name: str, *, width: float | None = None, resolution: int = 224,

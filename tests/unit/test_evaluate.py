@@ -77,7 +77,7 @@ def test_summary_per_class_and_mistakes(result):
     s = summary(result, CLASSES)
     rows = {r["label"]: r for r in s["per_class"]}
     assert rows["red"] == {"index": 0, "label": "red", "precision": 100.0, "recall": 80.0,
-                           "f1": pytest.approx(800 / 9), "support": 5}
+                           "f1": 88.89, "support": 5}  # percentages to 2 decimals
     assert rows["blue"]["precision"] == 0.0 and rows["blue"]["support"] == 0
     assert s["most_confused"] == [{"true": 0, "true_label": "red", "predicted": 2,
                                    "predicted_label": "blue", "count": 1}]
@@ -85,6 +85,47 @@ def test_summary_per_class_and_mistakes(result):
     assert s["errors"] == 2 and len(s["failed"]) == 2
     assert s["averages"]["weighted"]["recall"] == pytest.approx(100 * 7 / 8)
     json.dumps(s, allow_nan=False)
+
+
+def test_summary_numbers_are_rounded_and_top5_only_beyond_5_classes(result):
+    s = summary(result, CLASSES)
+    assert s["top1"] == 87.5 and s["top5"] is None  # 3 classes: top-5 would always read 100 %
+    assert s["loss"] == float(f"{result.loss:.4g}") and s["loss"] != result.loss
+    assert s["averages"]["macro"]["f1"] == round(s["averages"]["macro"]["f1"], 2)
+    assert s["seconds"] == float(f"{result.seconds:.3g}") or s["seconds"] == round(result.seconds)
+    probability = s["confident_mistakes"][0]["probability"]
+    assert probability == float(f"{probability:.6g}")
+    assert summary(result, CLASSES + ["cyan", "magenta", "yellow"])["top5"] == 100.0
+
+
+def test_table_hides_top5_for_few_classes_and_never_reads_zero_seconds(result, capsys):
+    from mnv3cli.cli.context import AppContext
+    from mnv3cli.cli.evaluate import _print_summary
+
+    obj = {"model": "m", "weights": "w", "data": "d", "layout": "l"} | summary(result, CLASSES)
+    _print_summary(AppContext(), obj | {"seconds": 0.004})
+    out = capsys.readouterr().out
+    assert "│ top-1      │ 87.50 % │" in out and "top-5" not in out
+    assert "│ wall time  │ 4.00 ms │" in out
+    _print_summary(AppContext(), obj | {"top5": 99.5, "seconds": 12.34})
+    out = capsys.readouterr().out
+    assert "│ top-5      │ 99.50 % │" in out and "│ wall time  │  12.3 s │" in out
+
+
+def test_summary_keeps_every_path_whole_at_80_columns(result, capsys, monkeypatch):
+    from mnv3cli.cli.context import AppContext
+    from mnv3cli.cli.evaluate import _print_summary
+
+    monkeypatch.setenv("COLUMNS", "80")
+    weights = "/models/a folder with spaces/" + "w" * 60 + ".tflite"
+    obj = {"model": "m", "weights": weights, "data": "d", "layout": "l"} | summary(result, CLASSES)
+    _print_summary(AppContext(), obj)
+    lines = capsys.readouterr().out.splitlines()
+    wholes = [weights] + [m["path"] for m in obj["confident_mistakes"]] + [f["error"] for f in obj["failed"]]
+    assert len(wholes) == 4 and max(map(len, wholes)) > 80
+    for text in wholes:
+        assert any(text in line for line in lines), text
+    assert all(len(line) <= 80 for line in lines if line[:1] in "┏┃┡│├└┌")  # the tables fit
 
 
 def test_report_files_parse(result, tmp_path):
