@@ -90,10 +90,17 @@ def _verbose(ctx: click.Context) -> bool:
 
 
 def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
+    """One line on stderr. Under torchrun every process meets the same bad input, so only rank 0
+    says it (the others too with -v, prefixed with their rank)."""
+    from .. import distributed
+
+    prefix = "" if distributed.is_main() else f"[rank {distributed.rank()}] "
+    if prefix and not _verbose(ctx):
+        return
     if _verbose(ctx):
         traceback.print_exception(exc, file=sys.stderr)
     message = str(exc).strip() or type(exc).__name__
-    click.echo(f"mnv3: {kind}: {message}", err=True)
+    click.echo(f"{prefix}mnv3: {kind}: {message}", err=True)
 
 
 @click.group(cls=Mnv3Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -234,4 +234,5 @@ def test_torchrun_resume_of_other_inputs_stops_every_process(int8_tflite, few_im
                           text=True, env=cli_env(), cwd=tmp_path, timeout=300)
     assert proc.returncode != 0
     assert "mnv3: error: --resume: result 1 in labels.jsonl.part is for elsewhere.jpg" in proc.stderr
+    assert proc.stderr.count("mnv3: error:") == 1  # said once, by rank 0, not by every process
     assert (tmp_path / "labels.jsonl.part").read_text().startswith('{"path": "elsewhere.jpg"')
