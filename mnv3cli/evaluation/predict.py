@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
 from ..inference.backends import Backend
@@ -24,6 +26,17 @@ class Label:
     label: str
     probability: float
 
+    def to_dict(self) -> dict:
+        """JSON-ready, probability to 6 significant digits (predict --json, mnv3 serve)."""
+        return {"index": self.index, "label": self.label, "probability": float(f"{self.probability:.6g}")}
+
+
+def top_labels(probs: np.ndarray, top_k: int, class_names: Sequence[str]) -> list[tuple[Label, ...]]:
+    """The ``top_k`` best :class:`Label` s of each row of ``probs`` ``[N, classes]``, best first."""
+    top = topk_indices(probs, top_k)
+    return [tuple(Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row])
+            for row in range(len(probs))]
+
 
 @dataclass(frozen=True)
 class InputResult:
@@ -36,9 +49,7 @@ class InputResult:
     def to_dict(self) -> dict:
         if self.error is not None:
             return {"path": self.path, "error": self.error}
-        return {"path": self.path, "predictions": [
-            {"index": p.index, "label": p.label, "probability": float(f"{p.probability:.6g}")}
-            for p in self.predictions]}
+        return {"path": self.path, "predictions": [p.to_dict() for p in self.predictions]}
 
 
 def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
@@ -74,11 +85,9 @@ def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
         for j, message in batch.errors.items():
             done[todo[j]] = InputResult(str(sources[todo[j]]), error=message)
         if batch.indices:
-            probs = softmax(backend(batch.images))
-            top = topk_indices(probs, top_k)
+            labels = top_labels(softmax(backend(batch.images)), top_k, class_names)
             for row, j in enumerate(batch.indices):
-                done[todo[j]] = InputResult(str(sources[todo[j]]), tuple(
-                    Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row]))
+                done[todo[j]] = InputResult(str(sources[todo[j]]), labels[row])
         if progress:
             progress(len(batch.indices) + len(batch.errors))
         yield from flush()
