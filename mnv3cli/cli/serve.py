@@ -9,7 +9,7 @@ signal lets the requests in flight finish; the exit status is then 0.
 
 from __future__ import annotations
 
-from importlib.util import find_spec
+import importlib
 
 import click
 
@@ -56,7 +56,7 @@ def command(app: AppContext, model: str | None, weights: str | None, backend: st
     """
     from ..serving import REQUIRED_MODULES
 
-    missing = [dist for module, dist in REQUIRED_MODULES.items() if find_spec(module) is None]
+    missing = [dist for module, dist in REQUIRED_MODULES.items() if not _importable(module)]
     if missing:
         raise UserError(f"mnv3 serve needs {', '.join(missing)}: pip install 'mnv3cli[serve]'")
     from ..serving import ServeSettings, listen, serve
@@ -72,3 +72,11 @@ def command(app: AppContext, model: str | None, weights: str | None, backend: st
 
     level = "info" if app.verbose else ("error" if app.quiet else "warning")
     serve(runtime, settings, on_ready=ready, log_level=level, access_log=app.verbose > 0)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)  # imported below anyway: checking costs nothing extra
+    except ImportError:
+        return False
+    return True
