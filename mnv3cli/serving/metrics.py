@@ -14,6 +14,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -23,7 +24,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class ServerMetrics:
-    """Requests by route and status, request latency, batch sizes, model time, images by outcome."""
+    """Requests by route and status, requests in flight, request latency, batch sizes, model time,
+    images by outcome."""
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -31,6 +33,8 @@ class ServerMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("mnv3_requests", "HTTP requests answered, by route and status.",
                                 ["route", "status"], registry=self.registry)
+        self.in_flight = Gauge("mnv3_requests_in_flight", "HTTP requests received and not yet answered.",
+                               registry=self.registry)
         self.latency = Histogram("mnv3_request_seconds", "Time from request to response, by route.",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.batch_size = Histogram("mnv3_batch_size", "Images per model call (dynamic batching).",
@@ -69,9 +73,11 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_status)
         finally:
+            self.metrics.in_flight.dec()
             route = scope["path"] if scope["path"] in self.routes else "other"
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)

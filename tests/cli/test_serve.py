@@ -1,0 +1,86 @@
+"""``mnv3 serve`` as a user runs it: a real process on a free port, concurrent clients, batching seen
+in its metrics, a stop signal in the middle of load (every accepted request answered, exit 0), and
+the start-up errors (a busy port, an address not of this machine) as one-line user errors before the model loads.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+
+import pytest
+from helpers import assert_one_user_error
+from server_process import ServerProcess
+
+pytest.importorskip("fastapi", reason="mnv3 serve needs the serve extra: pip install '.[serve]'")
+
+
+def concurrently(count: int, work) -> list:
+    """``work(i)`` for ``i < count`` on as many threads released together; results in order."""
+    results: list = [None] * count
+    barrier = threading.Barrier(count)
+
+    def one(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except Exception as exc:  # recorded, so the test can say which request failed and how
+            results[i] = exc
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return results
+
+
+def test_concurrent_requests_are_batched_and_sigterm_answers_those_in_flight(int8_tflite, cat_photo):
+    cat = cat_photo.read_bytes()
+    # A long batching window makes "in flight" last long enough to be seen from outside.
+    with ServerProcess("--weights", int8_tflite, "--max-wait-ms", "1000", "--max-batch", "64") as server:
+        assert server.request("GET", "/healthz") == (200, b'{"status":"ready","model":"mobilenetv3_small_100"}')
+        first = concurrently(12, lambda i: server.predict(cat))
+        assert all(status == 200 and body["predictions"][0]["label"] == "Egyptian cat"
+                   for status, body in first), first
+        assert server.metric("mnv3_batch_size_sum") == 12
+        assert server.metric("mnv3_batch_size_count") < 12  # images of concurrent requests ran together
+
+        answers: list = []
+        wave = threading.Thread(target=lambda: answers.extend(concurrently(8, lambda i: server.predict(cat))))
+        wave.start()
+        deadline = time.monotonic() + 30
+        while server.metric("mnv3_requests_in_flight") < 9 and time.monotonic() < deadline:  # 8 + this one
+            time.sleep(0.02)
+        assert server.metric("mnv3_requests_in_flight") >= 9, "the second wave never reached the server"
+        status, stderr = server.stop(signal.SIGTERM)
+        wave.join(60)
+        assert status == 0, stderr
+        assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
+        assert [a[0] if isinstance(a, tuple) else a for a in answers] == [200] * 8
+        assert all(body["predictions"][0]["label"] == "Egyptian cat" for _, body in answers)
+        with pytest.raises(ConnectionRefusedError):
+            server.request("GET", "/healthz", timeout=5)
+
+
+def test_sigint_stops_an_idle_server_with_status_0(int8_tflite):
+    with ServerProcess("--weights", int8_tflite) as server:
+        assert server.request("GET", "/healthz")[0] == 200
+        status, stderr = server.stop(signal.SIGINT)
+    assert status == 0 and "Traceback" not in stderr, stderr
+
+
+def test_a_busy_port_is_a_user_error_before_the_model_loads(run_cli):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--port", port, "--weights", "no-such-weights.tflite", timeout=120)
+    assert_one_user_error(result, f"--host 127.0.0.1 --port {port}: cannot listen there")
+
+
+def test_an_address_of_another_machine_is_a_user_error(run_cli):
+    result = run_cli("serve", "--host", "203.0.113.7", "--port", "0", timeout=120)  # TEST-NET-3: no DNS
+    assert_one_user_error(result, "--host 203.0.113.7 --port 0: cannot listen there (Cannot assign")
