@@ -34,7 +34,14 @@ from ..evaluation.predict import top_labels
 from ..inference.runtime import Runtime
 from .batcher import Batcher
 from .metrics import RequestMetrics, ServerMetrics
-from .uploads import RAW_BODY, ClientError, media_type, multipart_images, read_body
+from .uploads import (
+    RAW_BODY,
+    ClientError,
+    discard_body,
+    media_type,
+    multipart_images,
+    read_body,
+)
 
 ROUTES = frozenset({"/", "/healthz", "/metrics", "/v1/model", "/v1/predict"})
 PREDICT_BODY = {"requestBody": {"required": True, "content": {
@@ -152,7 +159,11 @@ def create_app(runtime: Runtime, settings: ServeSettings | None = None, *,
     async def predict(request: Request, top_k: int | None = Query(
             None, ge=1, description=f"Labels per image (default {settings.top_k}).")) -> JSONResponse:
         k = min(top_k or settings.top_k, num_classes)
-        kind = media_type(request)  # 415 before reading a byte of the body
+        try:
+            kind = media_type(request)  # 415 before keeping a byte of the body
+        except ClientError:
+            await discard_body(request)
+            raise
         body = await read_body(request, settings.max_upload_bytes)
         if kind == "image":
             predictions = await service.classify(EncodedImage(RAW_BODY, body), k)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from ..data.images import EncodedImage
 
 RAW_BODY = "request body"  # how errors name the image of a raw-body request
 MULTIPART = "multipart/form-data"
 FILE_FIELD = "file"
+DISCARD_MAX = 64 * 2**20  # bytes of a refused body read (and dropped) so the client sees the refusal
 
 
 class ClientError(Exception):
@@ -43,20 +44,42 @@ def media_type(request: Request) -> str:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes (413 beyond), read as it arrives."""
+    """The whole body, at most ``limit`` bytes (413 beyond), read as it arrives; what comes beyond
+    the limit is read and dropped (see :func:`discard_body`), never kept."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
+        if "100-continue" not in request.headers.get("expect", "").lower():  # it is sending anyway
+            await discard_body(request)
         raise ClientError(413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes "
                                "(mnv3 serve --max-upload-mb)")
     body = bytearray()
-    try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise ClientError(413, f"upload is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)")
-    except ClientDisconnect:
-        raise ClientError(400, "the client disconnected before sending the whole body") from None
-    return bytes(body)
+    while True:  # ASGI messages rather than request.stream(): we must know whether more is coming
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise ClientError(400, "the client disconnected before sending the whole body")
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > limit:
+            body.clear()
+            if more:
+                await discard_body(request)
+            raise ClientError(413, f"upload is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)")
+        if not more:
+            return bytes(body)
+
+
+async def discard_body(request: Request) -> None:
+    """Read and drop the rest of a body the server refuses (at most ``DISCARD_MAX`` bytes): a
+    connection closed while the client is still sending is reset, and the client may never read
+    the refusal. Only for a body not yet read to its end (``receive`` would then wait forever)."""
+    seen = 0
+    while seen <= DISCARD_MAX:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def multipart_images(request: Request, body: bytes, max_files: int) -> list[EncodedImage | ClientError]:

@@ -84,3 +84,19 @@ def test_a_busy_port_is_a_user_error_before_the_model_loads(run_cli):
 def test_an_address_of_another_machine_is_a_user_error(run_cli):
     result = run_cli("serve", "--host", "203.0.113.7", "--port", "0", timeout=120)  # TEST-NET-3: no DNS
     assert_one_user_error(result, "--host 203.0.113.7 --port 0: cannot listen there (Cannot assign")
+
+
+def test_refusals_of_large_bodies_reach_the_client(int8_tflite):
+    """A refusal sent while the client is still uploading must still be read by it: the server
+    reads and drops the rest of the body (closing with unread data would reset the connection)."""
+    big = bytes(range(256)) * (6 * 2**20 // 256)  # 6 MiB: more than the socket buffers hold
+    with ServerProcess("--weights", int8_tflite, "--max-upload-mb", "1") as server:
+        for _ in range(3):
+            assert server.predict(big)[0] == 413
+            status, body = server.predict(big, "text/plain")
+            assert status == 415 and "Content-Type 'text/plain'" in body["error"]
+            chunked = server.request("POST", "/v1/predict", iter([big[:2**20], big[2**20:]]),  # no length:
+                                     {"Content-Type": "image/png"})  # http.client sends it chunked
+            assert chunked[0] == 413 and b"over the limit of 1048576 bytes" in chunked[1]
+        assert server.request("GET", "/healthz")[0] == 200
+        assert server.stop(signal.SIGTERM)[0] == 0
