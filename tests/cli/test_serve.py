@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from helpers import assert_one_user_error
@@ -65,9 +66,13 @@ def test_concurrent_requests_are_batched_and_sigterm_answers_those_in_flight(int
             server.request("GET", "/healthz", timeout=5)
 
 
-def test_sigint_stops_an_idle_server_with_status_0(int8_tflite):
+def test_a_warm_server_runs_without_torch_and_sigint_stops_it_with_status_0(int8_tflite, cat_photo, run_cli):
+    assert run_cli("-q", "predict", cat_photo, "--weights", int8_tflite).returncode == 0  # the ONNX cache
     with ServerProcess("--weights", int8_tflite) as server:
         assert server.request("GET", "/healthz")[0] == 200
+        maps = Path(f"/proc/{server.proc.pid}/maps")
+        if maps.exists():
+            assert "libtorch" not in maps.read_text(), "a warm mnv3 serve loaded torch"
         status, stderr = server.stop(signal.SIGINT)
     assert status == 0 and "Traceback" not in stderr, stderr
 
