@@ -25,6 +25,7 @@ import http.client
 import itertools
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
@@ -45,9 +46,18 @@ LIMIT_MB = 2  # the server's --max-upload-mb here; dev images are far smaller
 
 
 def evaluate(args, env: dict) -> dict:
+    """``mnv3 evaluate --json``'s result, plus ``cpu``: the CPU seconds its whole process used."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([*MNV3, "-q", "evaluate", str(args.data), "--weights", str(args.weights), "--json"],
                          env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {**json.loads(out), "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(args, env: dict) -> tuple[subprocess.Popen, str, int]:
@@ -154,6 +164,7 @@ def main() -> int:
         latencies: list[float] = []
         failures: list[str] = []
         counter = itertools.count()
+        server_cpu, client_cpu = cpu_seconds(proc.pid), time.process_time()
         start = time.perf_counter()
         deadline = start + args.seconds
 
@@ -172,6 +183,7 @@ def main() -> int:
 
         run_clients(args.clients, host, port, load)
         elapsed = time.perf_counter() - start
+        server_cpu, client_cpu = cpu_seconds(proc.pid) - server_cpu, time.process_time() - client_cpu
         after = evaluate(args, env)
         served = len(latencies) / elapsed
         evaluated = max(before["images_per_sec"], after["images_per_sec"])
@@ -217,6 +229,9 @@ def main() -> int:
     print(f"  mnv3 evaluate : {evaluated:6.1f} images/s in the loop (runs: {before['images_per_sec']:.1f}, "
           f"{after['images_per_sec']:.1f})")
     print(f"  ratio         : {ratio:.2f} (bar >= {BARS['throughput']})")
+    print(f"  CPU per image : serve {1000 * server_cpu / len(latencies):.2f} ms (server process) + clients "
+          f"{1000 * client_cpu / len(latencies):.2f} ms; evaluate {1000 * before['cpu'] / before['images']:.2f} ms "
+          "(whole process)")
     print(f"  top-1         : serve {correct}/{len(first)}, evaluate {evaluate_correct}/{before['images']}")
     print(f"abuse: {args.bad} bad requests interleaved with {args.bad} good: {len(wrong)} wrong answers; "
           f"RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB ({100 * growth:+.1f} %, "
