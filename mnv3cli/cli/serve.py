@@ -28,9 +28,9 @@ from .options import (
 @model_option()
 @weights_option()
 @backend_option()
-@click.option("--host", default="127.0.0.1", show_default=True,
+@click.option("--host", metavar="ADDRESS", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every network interface).")
-@click.option("--port", "-p", type=click.IntRange(0, 65535), default=8000, show_default=True,
+@click.option("--port", "-p", metavar="PORT", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="TCP port (0: any free port; the address is printed).")
 @click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
               help="Images from concurrent requests run through the model together, at most this many.")
@@ -50,9 +50,10 @@ def command(app: AppContext, model: str | None, weights: str | None, backend: st
 
     \b
       mnv3 serve --weights model.tflite
-      curl -H 'Content-Type: image/jpeg' --data-binary @cat.jpg localhost:8000/v1/predict
+      curl -H 'Content-Type: image/jpeg' --data-binary @cat.jpg \\
+           localhost:8000/v1/predict
       curl -F file=@cat.jpg -F file=@dog.png 'localhost:8000/v1/predict?top_k=3'
-    Ctrl-C or SIGTERM stops it after answering the requests in flight (exit status 0).
+    Ctrl-C or SIGTERM: the requests in flight are answered, then exit status 0.
     """
     from ..serving import REQUIRED_MODULES
 
