@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("mnv3cli.cli.models", "List the registered models and their pretrained weights."),
     "predict": ("mnv3cli.cli.predict", "Classify images, folders, globs and URLs: top-k labels per image."),
     "profile": ("mnv3cli.cli.profile", "Parameters, MACs/FLOPs and latency per backend and batch size."),
+    "serve": ("mnv3cli.cli.serve", "Classify images over HTTP (API, web page, metrics) with dynamic batching."),
     "train": ("mnv3cli.cli.train", "Fine-tune or train from scratch on an image folder; resumable, multi-process."),
 }
 

@@ -13,10 +13,10 @@ from .evaluate import (
            spread_subset,
 )
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
-from .predict import InputResult, Label, predict
+from .predict import InputResult, Label, predict, top_labels
 from .report import summary, write_report
 from .results_file import ResultsFile, Resumed
 
 __all__ = ["ClassificationMeter", "EvalProgress", "EvalResult", "InputResult", "Label",
            "ResultsFile", "Resumed", "SamplePrediction", "evaluate", "log_softmax", "predict",
-           "softmax", "spread_subset", "summary", "topk_indices", "write_report"]
+           "softmax", "spread_subset", "summary", "top_labels", "topk_indices", "write_report"]

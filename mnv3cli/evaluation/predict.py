@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import distributed as distributed_
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
@@ -31,6 +33,17 @@ class Label:
     index: int
     label: str
     probability: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready, probability to 6 significant digits (predict --json, mnv3 serve)."""
+        return {"index": self.index, "label": self.label, "probability": float(f"{self.probability:.6g}")}
+
+
+def top_labels(probs: np.ndarray, top_k: int, class_names: Sequence[str]) -> list[tuple[Label, ...]]:
+    """The ``top_k`` best :class:`Label` s of each row of ``probs`` ``[N, classes]``, best first."""
+    top = topk_indices(probs, top_k)
+    return [tuple(Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row])
+            for row in range(len(probs))]
 
 
 @dataclass(frozen=True)
@@ -52,9 +65,7 @@ class InputResult:
         record: dict = {"path": path, "path_escaped": True} if escaped else {"path": path}
         if self.error is not None:
             return record | {"error": clean_text(self.error)}
-        return record | {"predictions": [
-            {"index": p.index, "label": p.label, "probability": float(f"{p.probability:.6g}")}
-            for p in self.predictions]}
+        return record | {"predictions": [p.to_dict() for p in self.predictions]}
 
 
 def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
@@ -115,9 +126,7 @@ def _classify(batch, paths: Sequence[Source], positions: Sequence[int], backend:
     settled = [(positions[j], InputResult(str(paths[j]), error=message))
                for j, message in batch.errors.items()]
     if batch.indices:
-        probs = softmax(backend(batch.images))
-        top = topk_indices(probs, top_k)
-        settled += [(positions[j], InputResult(str(paths[j]), tuple(
-            Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row])))
-            for row, j in enumerate(batch.indices)]
+        labels = top_labels(softmax(backend(batch.images)), top_k, class_names)
+        settled += [(positions[j], InputResult(str(paths[j]), labels[row]))
+                    for row, j in enumerate(batch.indices)]
     return settled

@@ -34,6 +34,7 @@ LAYERS = {
     "inference": 5.0,
     "evaluation": 5.1, "profiling": 5.1,
     "training": 5.2,
+    "serving": 5.3,  # mnv3 serve's HTTP service (FastAPI): predict's labels, the runtime, data
     "cli": 6,
     "__main__": 7,
 }

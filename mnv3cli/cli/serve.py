@@ -1,0 +1,83 @@
+"""``mnv3 serve``: classify images over HTTP, with a web page, until Ctrl-C or SIGTERM.
+
+The service itself is :mod:`mnv3cli.serving` (FastAPI, uvicorn, dynamic batching, metrics); this
+command checks that the ``serve`` extra is installed, opens the model the way every command does
+(:func:`~mnv3cli.cli.options.open_model`: warm and torch-free from the ONNX cache) and prints the
+address once the model has answered, on stdout, so that ``--port 0`` can be scripted. A stop
+signal lets the requests in flight finish; the exit status is then 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from ..errors import UserError
+from .context import AppContext, pass_app
+from .options import (
+    backend_option,
+    model_option,
+    open_model,
+    weights_option,
+    workers_option,
+)
+
+
+@click.command("serve")
+@model_option()
+@weights_option()
+@backend_option()
+@click.option("--host", metavar="ADDRESS", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every network interface).")
+@click.option("--port", "-p", metavar="PORT", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port (0: any free port; the address is printed).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Images from concurrent requests run through the model together, at most this many.")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="How long the first image of a batch waits for others.")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20.0,
+              show_default=True, help="Largest request body (413 beyond).")
+@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Labels per image when a request does not ask (?top_k=N).")
+@workers_option()
+@pass_app
+def command(app: AppContext, model: str | None, weights: str | None, backend: str, host: str, port: int,
+            max_batch: int, max_wait_ms: float, max_upload_mb: float, top_k: int,
+            workers: int | None) -> None:
+    """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, a web page
+    at / and the API's documentation at /docs.
+
+    \b
+      mnv3 serve --weights model.tflite
+      curl -H 'Content-Type: image/jpeg' --data-binary @cat.jpg \\
+           localhost:8000/v1/predict
+      curl -F file=@cat.jpg -F file=@dog.png 'localhost:8000/v1/predict?top_k=3'
+    Ctrl-C or SIGTERM: the requests in flight are answered, then exit status 0.
+    """
+    from ..serving import REQUIRED_MODULES
+
+    missing = [dist for module, dist in REQUIRED_MODULES.items() if not _importable(module)]
+    if missing:
+        raise UserError(f"mnv3 serve needs {', '.join(missing)}: pip install 'mnv3cli[serve]'")
+    from ..serving import ServeSettings, listen, serve
+
+    settings = ServeSettings(host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                             max_upload_bytes=int(max_upload_mb * 2**20), top_k=top_k, workers=workers)
+    listen(host, port).close()  # a busy port or a wrong host fails before the slow model load
+    runtime = open_model(app, model, weights, backend, pipelined=True)
+
+    def ready(url: str) -> None:
+        click.echo(f"serving {runtime.model_name} at {url} (Ctrl-C to stop)")
+        app.info(f"web page {url}/, API documentation {url}/docs")
+
+    level = "info" if app.verbose else ("error" if app.quiet else "warning")
+    serve(runtime, settings, on_ready=ready, log_level=level, access_log=app.verbose > 0)
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)  # imported below anyway: checking costs nothing extra
+    except ImportError:
+        return False
+    return True
