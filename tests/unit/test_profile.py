@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from mnv3cli.inference.device import resolve_device
 from mnv3cli.inference.export import export_onnx, export_torchscript
 from mnv3cli.profiling.counting import count_compute, count_parameters
 from mnv3cli.profiling.profile import ModelProfile
-from mnv3cli.profiling.timing import measure_latency, summarize, torch_threads
+from mnv3cli.profiling.timing import measure_latency, summarize
 from mnv3cli.registry import MODELS
 
 CPU = torch.device("cpu")
@@ -132,28 +131,6 @@ def test_json_record_has_latency_ms_of_the_first_backend_at_batch_1(small):
             assert stats[key] == float(f"{stats[key]:.3g}") or stats[key] == round(stats[key]), (key, stats)
     assert "pool" not in record["params_per_stage"] and record["layers"][0]["name"] == "stem.conv"
     json.dumps(record, allow_nan=False)
-
-
-def test_reported_times_match_a_plain_loop(small):
-    """The timing itself adds nothing: fastest runs agree with a plain loop's (interleaved, 1 thread).
-
-    Minima, not medians, so that the check holds on a busy machine; the bar on medians (25 %) is
-    benchmarks/profile_honesty.py's, on a quiet one.
-    """
-    x = torch.randn(1, 3, 96, 96)
-    tool, plain = [], []
-    with torch_threads(1):
-        for _ in range(3):
-            tool.append(measure_latency(small, backends=["eager"], batch_sizes=[1], device=CPU,
-                                        resolution=96, runs=20, warmup=3, threads=1)[0].min)
-            with torch.inference_mode():
-                for _ in range(3):
-                    small(x)
-                for _ in range(20):
-                    start = time.perf_counter()
-                    small(x)
-                    plain.append((time.perf_counter() - start) * 1000)
-    assert 0.8 < min(tool) / min(plain) < 1.25, (tool, sorted(plain)[:5])
 
 
 def test_onnx_export_has_a_dynamic_batch_and_matches_torch(small, tmp_path):
