@@ -47,7 +47,8 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 @batch_size_option()
 @workers_option()
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Write summary.json, per_class.csv, predictions.csv, confusion.csv, confusion.png.")
+              help="Write report.html (one self-contained page), summary.json, per_class.csv, "
+                   "predictions.csv, confusion.csv and the plots to DIR, replacing an older report there.")
 @json_option("Print the summary as one JSON object on stdout.")
 @backend_option()
 @fast_decode_option()
@@ -66,8 +67,11 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     """
     from .. import distributed
     from ..data.folders import match_classes, scan_folder
-    from ..evaluation import evaluate, summary, write_report
+    from ..evaluation import check_report_target, evaluate, summary, write_report
+    from ..fileio import printable_path
 
+    if report_dir is not None:
+        check_report_target(report_dir)
     scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
     for note in scanned.notes:
         app.info(note)
@@ -96,8 +100,8 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
                               distributed=distributed.is_distributed())
     if not main:
         return
-    info = {"model": runtime.model_name, "weights": str(runtime.source), "backend": runtime.backend.name,
-            "data": str(folder), "layout": found.layout}
+    info = {"model": runtime.model_name, "weights": printable_path(str(runtime.source)),
+            "backend": runtime.backend.name, "data": printable_path(folder), "layout": found.layout}
     obj = info | summary(result, runtime.class_names, runtime.wordnet_ids)
     if as_json:
         app.emit_json(obj)
@@ -106,11 +110,11 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     if report_dir is not None:  # after the summary: an unwritable folder must not hide the results
         try:
             written, notes = write_report(report_dir, result, runtime.class_names, obj)
-        except OSError as exc:
-            raise UserError(f"--report {report_dir}: cannot write the report ({exc})") from None
+        except OSError as exc:  # WriteError says "cannot write DIR: reason"
+            raise UserError(f"--report {report_dir}: cannot write the report ({exc.strerror or exc})") from None
         for note in notes:
             app.info(note)
-        app.wrote(f"Report: {len(written)} files in {report_dir}", as_json)
+        app.wrote(f"Report: {len(written)} files in {printable_path(report_dir)}", as_json)
     if result.errors:
         raise PartialFailure(f"{len(result.errors)} of {result.images + len(result.errors)} images could "
                              "not be read (listed in the output" + (" and the report)" if report_dir else ")"))
@@ -126,8 +130,10 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
+    cal = obj["calibration"]
     for name, value in (("top-1", f"{obj['top1']:.2f} %"), ("top-5", f"{obj['top5']:.2f} %"),
-                        ("mean loss", f"{obj['loss']:.4f}"), ("images", str(obj["images"])),
+                        ("mean loss", f"{obj['loss']:.4f}"), ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
+                        ("Brier score", f"{cal['brier']:.4f}"), ("images", str(obj["images"])),
                         ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
                         ("wall time", f"{obj['seconds']:.1f} s"), ("images/s", f"{obj['images_per_sec']:.1f}")):
         head.add_row(name, value)
@@ -147,6 +153,14 @@ def _print_summary(app: AppContext, obj: dict) -> None:
         table.add_row(f"{kind} average", f"{avg['precision']:.1f}", f"{avg['recall']:.1f}",
                       f"{avg['f1']:.1f}", str(total), style="bold")
     out.print(table)
+
+    coverage = Table(title="Accuracy, most confident first")
+    for col in ("answered", "top-1", "min probability"):
+        coverage.add_column(col, justify="right")
+    for p in cal["coverage"]:
+        if p["coverage"] in (50, 80, 90, 100):
+            coverage.add_row(f"{p['coverage']} %", f"{p['top1']:.2f} %", f"{p['min_confidence']:.3f}")
+    out.print(coverage)
 
     if obj["most_confused"]:
         table = Table(title="Most confused (true -> predicted)")

@@ -5,6 +5,7 @@ Works on any :class:`~mnv3cli.inference.backends.Backend` and never imports torc
 imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the same name).
 """
 
+from .calibration import Calibration, fit_temperature
 from .evaluate import (
            EvalProgress,
            EvalResult,
@@ -14,8 +15,8 @@ from .evaluate import (
 )
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
 from .predict import InputResult, Label, predict
-from .report import summary, write_report
+from .report import check_report_target, summary, write_report
 
-__all__ = ["ClassificationMeter", "EvalProgress", "EvalResult", "InputResult", "Label",
-           "SamplePrediction", "evaluate", "log_softmax", "predict", "softmax", "spread_subset",
-           "summary", "topk_indices", "write_report"]
+__all__ = ["Calibration", "ClassificationMeter", "EvalProgress", "EvalResult", "InputResult", "Label",
+           "SamplePrediction", "check_report_target", "evaluate", "fit_temperature", "log_softmax",
+           "predict", "softmax", "spread_subset", "summary", "topk_indices", "write_report"]
