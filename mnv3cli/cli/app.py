@@ -24,6 +24,7 @@ from .context import AppContext
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "calibrate": ("mnv3cli.cli.calibrate", "Fit a temperature on labelled images so probabilities mean what they say."),
     "convert": ("mnv3cli.cli.convert", "Convert weights (torchvision, timm, TFLite, tags) to an mnv3 checkpoint."),
     "evaluate": ("mnv3cli.cli.evaluate", "Accuracy on a labelled folder: top-1/5, per class, confusion, report."),
     "export": ("mnv3cli.cli.export", "Export a model to ONNX or TorchScript and verify it against PyTorch."),

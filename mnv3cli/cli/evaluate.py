@@ -102,7 +102,7 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
         return
     info = {"model": runtime.model_name, "weights": printable_path(str(runtime.source)),
             "backend": runtime.backend.name, "data": printable_path(folder), "layout": found.layout}
-    obj = info | summary(result, runtime.class_names, runtime.wordnet_ids)
+    obj = info | summary(result, runtime.class_names, runtime.wordnet_ids, temperature=runtime.temperature)
     if as_json:
         app.emit_json(obj)
     else:

@@ -50,6 +50,7 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     """
     from ..data import open_rgb
     from ..inference import TOLERANCE, export_verified
+    from ..model import with_temperature
     from ..weights.loader import load_model
 
     if image is not None:
@@ -59,7 +60,8 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     output = output or Path(loaded.model_name + FORMATS[fmt])
 
     try:
-        difference = export_verified(loaded.model, output, preprocess, fmt, opset=opset, image=image)
+        difference = export_verified(with_temperature(loaded.model, loaded.temperature), output, preprocess, fmt,
+                                     opset=opset, image=image)
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
@@ -67,7 +69,8 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
               "model": loaded.model_name, "weights": weights, "source": loaded.source,
               "opset": opset if fmt == "onnx" else None,
               "input_shape": ["batch", 3, preprocess.input_size, preprocess.input_size],
-              "preprocess": preprocess.to_dict(), "verified_on": str(image) if image else "generated image",
+              "preprocess": preprocess.to_dict(), "temperature": loaded.temperature,
+              "verified_on": str(image) if image else "generated image",
               "max_abs_diff": difference, "tolerance": TOLERANCE, "ok": difference <= TOLERANCE}
     if as_json:
         app.emit_json(result)

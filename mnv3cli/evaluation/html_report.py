@@ -101,7 +101,7 @@ def _headline(obj: Mapping) -> str:
     cal = obj["calibration"]
     rows = [("model", obj.get("model")), ("weights", obj.get("weights")), ("backend", obj.get("backend")),
             ("data", obj.get("data")), ("layout", obj.get("layout")),
-            ("temperature", obj.get("temperature")), ("test-time augmentation", obj.get("tta")),
+            ("temperature", cal.get("temperature")), ("test-time augmentation", obj.get("tta")),
             ("top-1", f"{obj['top1']:.2f} %"), ("top-5", f"{obj['top5']:.2f} %"),
             ("NLL (mean loss)", f"{cal['nll']:.4f}"), ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
             ("Brier score", f"{cal['brier']:.4f}"), ("images", obj["images"]), ("unreadable", obj["errors"]),

@@ -31,8 +31,9 @@ REPORT_MARKER = "summary.json"  # a folder holding it is an mnv3 report that a n
 
 
 def summary(result: EvalResult, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None,
-            *, mistakes: int = 10, confused: int = 10) -> dict:
-    """Everything a script needs, JSON-ready: headline numbers, calibration, per-class scores, errors."""
+            *, mistakes: int = 10, confused: int = 10, temperature: float = 1.0) -> dict:
+    """Everything a script needs, JSON-ready: headline numbers, calibration, per-class scores, errors.
+    ``temperature``: the one the model's logits were divided by (the card's), reported with calibration."""
     meter = result.meter
     label = partial(class_label, class_names)
     per_class = []
@@ -46,7 +47,7 @@ def summary(result: EvalResult, class_names: Sequence[str], wordnet_ids: Sequenc
         "top1": result.top1, "top5": result.top5, "loss": result.loss,
         "images": result.images, "errors": len(result.errors), "classes": len(result.classes),
         "seconds": round(result.seconds, 3), "images_per_sec": round(result.images_per_sec, 1),
-        "calibration": calibration_summary(result),
+        "calibration": {"temperature": round(temperature, 6)} | calibration_summary(result),
         "averages": meter.averages(result.classes),
         "per_class": per_class,
         "most_confused": [{"true": t, "true_label": label(t), "predicted": p, "predicted_label": label(p),
