@@ -45,11 +45,19 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @json_option("JSON lines on stdout, one per input, in order.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results to FILE.csv or FILE.jsonl (instead of tables).")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
+              help="Answer 'unknown' when the top probability is below P (0-1); the top-k are still listed.")
+@click.option("--sort-into", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Put every input under DIR/<answer>/ (names kept, nothing overwritten) and write "
+                   "DIR/sorted.csv.")
+@click.option("--mode", type=click.Choice(["copy", "hardlink", "symlink"]), default=None,
+              help="How --sort-into places files [default: copy].")
 @backend_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
             top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
+            min_confidence: float | None, sort_into: Path | None, mode: str | None,
             backend: str, fast_decode: bool) -> None:
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
 
@@ -57,11 +65,17 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
       mnv3 predict photo.jpg
       mnv3 predict 'holiday/**/*.jpg' --json > labels.jsonl
       find . -name '*.png' | mnv3 predict - --output labels.csv
+      mnv3 predict inbox/ --min-confidence 0.6 --sort-into sorted/ --mode hardlink
     """
     if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
         raise UserError(f"--output {output}: unknown format; use a .csv or .jsonl file name")
+    if mode is not None and sort_into is None:
+        raise UserError(f"--mode {mode}: only means something with --sort-into DIR")
+    if sort_into is not None and sort_into.exists() and not sort_into.is_dir():
+        raise UserError(f"--sort-into {sort_into}: exists and is not a folder")
     from ..data.inputs import expand_inputs
     from ..evaluation import predict
+    from ..evaluation.sorting import SortInto
 
     sources = expand_inputs(inputs)
     runtime = open_model(app, model, weights, backend, pipelined=len(sources) > batch_size)
@@ -70,27 +84,38 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
 
     failed = 0
     start = time.perf_counter()
+    sorter = SortInto(sort_into, mode or "copy") if sort_into is not None else None
     with contextlib.ExitStack() as stack:
-        sinks = _sinks(app, stack, as_json, output, top_k)
+        sinks = _sinks(app, stack, as_json, output, top_k, min_confidence)
         advance = _progress(app, stack, len(sources)) if len(sources) > batch_size else None
-        for result in predict(sources, runner, preprocess, class_names, top_k=top_k,
-                              batch_size=batch_size, workers=workers, fast_decode=fast_decode,
-                              progress=advance):
+        results = predict(sources, runner, preprocess, class_names, top_k=top_k, batch_size=batch_size,
+                          workers=workers, fast_decode=fast_decode, progress=advance,
+                          min_confidence=min_confidence)
+        for source, result in zip(sources, results):
             failed += result.error is not None
             for sink in sinks:
                 sink(result)
+            if sorter is not None:
+                placed = sorter.place(result, source)
+                if not placed.destination and result.error is None:
+                    failed += 1
+                    click.echo(f"mnv3: error: {placed.error}", err=True)
     seconds = time.perf_counter() - start
     done = len(sources) - failed
     (app.info if app.interactive else app.debug)(
         f"{done} image(s) classified in {seconds:.2f} s ({done / max(seconds, 1e-9):.1f} images/s)")
     if output is not None:
         app.wrote(f"wrote {len(sources)} result(s) to {output}", as_json)
+    if sorter is not None:
+        listing = sorter.write_csv()
+        verb = {"copy": "copied", "hardlink": "linked (hard)", "symlink": "linked (symbolic)"}[sorter.mode]
+        app.wrote(f"{verb} {sorter.placed} file(s) into {sort_into}; list in {listing}", as_json)
     if failed:
         raise PartialFailure(f"{failed} of {len(sources)} input(s) failed")
 
 
 def _sinks(app: AppContext, stack: contextlib.ExitStack, as_json: bool, output: Path | None,
-           top_k: int) -> list[Callable]:
+           top_k: int, min_confidence: float | None = None) -> list[Callable]:
     """Where each result goes: JSON lines or tables on stdout, error lines on stderr, the file."""
     sinks: list[Callable] = []
     if output is not None:
@@ -107,6 +132,9 @@ def _sinks(app: AppContext, stack: contextlib.ExitStack, as_json: bool, output: 
         def print_table(result) -> None:
             if result.error is None:
                 console.print(_table(result))
+                if result.answer is not None and result.answer != result.predictions[0].label:
+                    console.print(f"answer: {result.answer} (top probability below {100 * min_confidence:g} %)",
+                                  soft_wrap=True, highlight=False)
 
         sinks.append(print_table)
 

@@ -17,6 +17,8 @@ from ..registry.card import class_label
 from ..registry.types import Preprocess
 from .metrics import softmax, topk_indices
 
+UNKNOWN = "unknown"  # the answer when the top probability is below --min-confidence
+
 
 @dataclass(frozen=True)
 class Label:
@@ -27,16 +29,19 @@ class Label:
 
 @dataclass(frozen=True)
 class InputResult:
-    """The outcome for one input: ``predictions`` best first, or ``error`` (naming file and reason)."""
+    """The outcome for one input: ``predictions`` best first, or ``error`` (naming file and reason).
+    ``answer``: with a confidence threshold, the top label or :data:`UNKNOWN` (None without one)."""
 
     path: str
     predictions: tuple[Label, ...] = ()
     error: str | None = None
+    answer: str | None = None
 
     def to_dict(self) -> dict:
         if self.error is not None:
             return {"path": self.path, "error": self.error}
-        return {"path": self.path, "predictions": [
+        answer = {} if self.answer is None else {"answer": self.answer}
+        return {"path": self.path, **answer, "predictions": [
             {"index": p.index, "label": p.label, "probability": float(f"{p.probability:.6g}")}
             for p in self.predictions]}
 
@@ -44,10 +49,13 @@ class InputResult:
 def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
             class_names: Sequence[str], *, top_k: int = 5, batch_size: int = 32,
             workers: int | None = None, fast_decode: bool = True,
-            progress: Callable[[int], None] | None = None) -> Iterator[InputResult]:
+            progress: Callable[[int], None] | None = None,
+            min_confidence: float | None = None) -> Iterator[InputResult]:
     """Yield one :class:`InputResult` per source, in order, as soon as it (and all before it) is done.
 
-    ``progress(n)`` is called after each batch with the number of inputs it settled.
+    ``progress(n)`` is called after each batch with the number of inputs it settled. With
+    ``min_confidence``, each result's ``answer`` is its top label, or :data:`UNKNOWN` when the top
+    probability is below it (the top-k are still given).
     """
     todo = [i for i, s in enumerate(sources) if not isinstance(s, InputError)]
     done: dict[int, InputResult] = {}
@@ -77,9 +85,16 @@ def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
             probs = softmax(backend(batch.images))
             top = topk_indices(probs, top_k)
             for row, j in enumerate(batch.indices):
-                done[todo[j]] = InputResult(str(sources[todo[j]]), tuple(
-                    Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row]))
+                labels = tuple(Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row])
+                done[todo[j]] = InputResult(str(sources[todo[j]]), labels,
+                                            answer=_answer(labels[0], min_confidence))
         if progress:
             progress(len(batch.indices) + len(batch.errors))
         yield from flush()
     yield from flush()
+
+
+def _answer(best: Label, min_confidence: float | None) -> str | None:
+    if min_confidence is None:
+        return None
+    return best.label if best.probability >= min_confidence else UNKNOWN
