@@ -28,6 +28,7 @@ from .options import (
     json_option,
     model_option,
     open_model,
+    tta_option,
     weights_option,
     workers_option,
 )
@@ -50,12 +51,13 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
               help="Write report.html (one self-contained page), summary.json, per_class.csv, "
                    "predictions.csv, confusion.csv and the plots to DIR, replacing an older report there.")
 @json_option("Print the summary as one JSON object on stdout.")
+@tta_option()
 @backend_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, folder: Path, model: str | None, weights: str | None, labels: Path | None,
             limit: int | None, batch_size: int, workers: int | None, report_dir: Path | None,
-            as_json: bool, backend: str, fast_decode: bool) -> None:
+            as_json: bool, tta: str, backend: str, fast_decode: bool) -> None:
     """Measure accuracy on FOLDER: one subfolder per class (WordNet ids such as n01440764, or the
     model's class names), or flat with --labels.
 
@@ -69,6 +71,7 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     from ..data.folders import match_classes, scan_folder
     from ..evaluation import check_report_target, evaluate, summary, write_report
     from ..fileio import printable_path
+    from ..inference import with_tta
 
     if report_dir is not None:
         check_report_target(report_dir)
@@ -85,7 +88,7 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
             shards = f" in {distributed.world_size()} processes" if distributed.is_distributed() else ""
             app.info(f"Evaluating {count} of {len(found.samples)} images ({len(found.classes)} classes, "
                      f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
-                     f"{runtime.backend.name}{shards}")
+                     f"{runtime.backend.name}{shards}" + (f", test-time augmentation {tta}" if tta != "none" else ""))
         with app.progress() if main else contextlib.nullcontext() as progress:
             task = progress.add_task("top-1", total=count) if progress is not None else None
 
@@ -93,7 +96,7 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
                 progress.update(task, completed=p.done * (count / max(p.total, 1)),
                                 description=f"top-1 {p.top1:5.1f} %")
 
-            result = evaluate(runtime.backend, found.samples, len(runtime.class_names),
+            result = evaluate(with_tta(runtime.backend, tta), found.samples, len(runtime.class_names),
                               runtime.preprocess, batch_size=batch_size, workers=workers,
                               fast_decode=fast_decode, limit=limit,
                               on_batch=on_batch if progress is not None else None,
@@ -102,6 +105,8 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
         return
     info = {"model": runtime.model_name, "weights": printable_path(str(runtime.source)),
             "backend": runtime.backend.name, "data": printable_path(folder), "layout": found.layout}
+    if tta != "none":
+        info["tta"] = tta
     obj = info | summary(result, runtime.class_names, runtime.wordnet_ids, temperature=runtime.temperature)
     if as_json:
         app.emit_json(obj)

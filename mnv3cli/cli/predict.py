@@ -27,6 +27,7 @@ from .options import (
     json_option,
     model_option,
     open_model,
+    tta_option,
     weights_option,
     workers_option,
 )
@@ -52,12 +53,13 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
                    "DIR/sorted.csv.")
 @click.option("--mode", type=click.Choice(["copy", "hardlink", "symlink"]), default=None,
               help="How --sort-into places files [default: copy].")
+@tta_option()
 @backend_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
             top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
-            min_confidence: float | None, sort_into: Path | None, mode: str | None,
+            min_confidence: float | None, sort_into: Path | None, mode: str | None, tta: str,
             backend: str, fast_decode: bool) -> None:
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
 
@@ -79,7 +81,9 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
 
     sources = expand_inputs(inputs)
     runtime = open_model(app, model, weights, backend, pipelined=len(sources) > batch_size)
-    runner, class_names, preprocess = runtime.backend, runtime.class_names, runtime.preprocess
+    from ..inference import with_tta
+
+    runner, class_names, preprocess = with_tta(runtime.backend, tta), runtime.class_names, runtime.preprocess
     top_k = min(top_k, len(class_names))  # no empty label columns in --output FILE.csv
 
     failed = 0
