@@ -52,11 +52,15 @@ def calibrate_best(run) -> TemperatureFit | None:
     """The end of ``mnv3 train``: fit the temperature of ``best.pt`` on the validation images and
     store it there (rank 0; the others wait). None when there is nothing to fit on."""
     from .. import distributed
+    from ..errors import UserError
 
     best = run.output / "best.pt"
     fit = None
     if distributed.is_main() and run.splits.val and best.exists():
-        fit = calibrate_weights(best, run.splits.val, best, batch_size=run.cfg.batch_size,
-                                workers=run.cfg.resolved_workers, device=run.device)
+        try:
+            fit = calibrate_weights(best, run.splits.val, best, batch_size=run.cfg.batch_size,
+                                    workers=run.cfg.resolved_workers, device=run.device)
+        except UserError:  # no validation image readable any more: best.pt stays as trained
+            fit = None
     distributed.barrier()
     return fit

@@ -63,6 +63,7 @@ def test_a_bad_temperature_is_a_corrupt_checkpoint(tmp_path):
             load_model(path)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_the_scaled_module_keeps_the_order_and_scripts():
     model = _tiny()
     x = torch.randn(4, 3, 32, 32)
