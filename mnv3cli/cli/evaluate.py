@@ -142,6 +142,10 @@ def _print_summary(app: AppContext, obj: dict) -> None:
                         ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
                         ("wall time", f"{obj['seconds']:.1f} s"), ("images/s", f"{obj['images_per_sec']:.1f}")):
         head.add_row(name, value)
+    if cal["temperature"] != 1:  # calibrated weights: say so beside the numbers it changed
+        head.add_row("temperature", f"{cal['temperature']:.4f}")
+    if "tta" in obj:
+        head.add_row("test-time aug.", obj["tta"])
     out.print(head)
 
     rows = obj["per_class"]
