@@ -25,8 +25,10 @@ from .options import DEVICES, conventional_metavars
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "calibrate": ("mnv3cli.cli.calibrate", "Fit a temperature on labelled images so probabilities mean what they say."),
     "convert": ("mnv3cli.cli.convert", "Convert weights (torchvision, timm, TFLite, tags) to an mnv3 checkpoint."),
     "evaluate": ("mnv3cli.cli.evaluate", "Accuracy on a labelled folder: top-1/5, per class, confusion, report."),
+    "explain": ("mnv3cli.cli.explain", "Grad-CAM heatmaps: where in each image the model found its class."),
     "export": ("mnv3cli.cli.export", "Export a model to ONNX or TorchScript and verify it against PyTorch."),
     "models": ("mnv3cli.cli.models", "List the registered models and their pretrained weights."),
     "predict": ("mnv3cli.cli.predict", "Classify images, folders, globs and URLs: top-k labels per image."),

@@ -30,6 +30,7 @@ from .options import (
     json_option,
     model_option,
     open_model,
+    tta_option,
     weights_option,
     workers_option,
 )
@@ -49,15 +50,17 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 @batch_size_option()
 @workers_option()
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Write summary.json, per_class.csv, predictions.csv, confusion.csv, confusion.png.")
+              help="Write report.html (one self-contained page), summary.json, per_class.csv, "
+                   "predictions.csv, confusion.csv and the plots to DIR, replacing an older report there.")
 @json_option("Print the summary as one JSON object on stdout.")
+@tta_option()
 @backend_option()
 @device_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, folder: Path, model: str | None, weights: str | None, labels: Path | None,
             limit: int | None, batch_size: int, workers: int | None, report_dir: Path | None,
-            as_json: bool, backend: str, fast_decode: bool) -> None:
+            as_json: bool, tta: str, backend: str, fast_decode: bool) -> None:
     """Measure accuracy on FOLDER: one subfolder per class (WordNet ids such as n01440764, or the
     model's class names), or flat with --labels.
 
@@ -69,8 +72,12 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     """
     from .. import distributed
     from ..data.folders import match_classes, scan_folder
-    from ..evaluation import evaluate, summary, write_report
+    from ..evaluation import check_report_target, evaluate, summary, write_report
+    from ..inference import with_tta
+    from ..printable import printable_path
 
+    if report_dir is not None:
+        check_report_target(report_dir)
     scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
     for note in scanned.notes:
         app.info(note)
@@ -85,7 +92,7 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
             classes = f"{len(found.classes)} class{'es' if len(found.classes) != 1 else ''}"
             app.info(f"Evaluating {count} of {len(found.samples)} images ({classes}, "
                      f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
-                     f"{runtime.backend.name}{shards}")
+                     f"{runtime.backend.name}{shards}" + (f", test-time augmentation {tta}" if tta != "none" else ""))
         with app.progress() if main else contextlib.nullcontext() as progress:
             task = progress.add_task("top-1", total=count) if progress is not None else None
 
@@ -93,16 +100,18 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
                 progress.update(task, completed=p.done * (count / max(p.total, 1)),
                                 description=f"top-1 {p.top1:5.1f} %")
 
-            result = evaluate(runtime.backend, found.samples, len(runtime.class_names),
+            result = evaluate(with_tta(runtime.backend, tta), found.samples, len(runtime.class_names),
                               runtime.preprocess, batch_size=batch_size, workers=workers,
                               fast_decode=fast_decode, limit=limit,
                               on_batch=on_batch if progress is not None else None,
                               distributed=distributed.is_distributed())
     if not main:
         return
-    info = {"model": runtime.model_name, "weights": str(runtime.source), "backend": runtime.backend.name,
-            "data": str(folder), "layout": found.layout}
-    obj = info | summary(result, runtime.class_names, runtime.wordnet_ids)
+    info = {"model": runtime.model_name, "weights": printable_path(str(runtime.source)),
+            "backend": runtime.backend.name, "data": printable_path(folder), "layout": found.layout}
+    if tta != "none":
+        info["tta"] = tta
+    obj = info | summary(result, runtime.class_names, runtime.wordnet_ids, temperature=runtime.temperature)
     if as_json:
         app.emit_json(obj)
     else:
@@ -110,11 +119,11 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     if report_dir is not None:  # after the summary: an unwritable folder must not hide the results
         try:
             written, notes = write_report(report_dir, result, runtime.class_names, obj)
-        except OSError as exc:
-            raise UserError(f"--report {report_dir}: cannot write the report ({exc})") from None
+        except OSError as exc:  # WriteError says "cannot write DIR: reason"
+            raise UserError(f"--report {report_dir}: cannot write the report ({exc.strerror or exc})") from None
         for note in notes:
             app.info(note)
-        app.wrote(f"Report: {len(written)} files in {report_dir}", as_json)
+        app.wrote(f"Report: {len(written)} files in {printable_path(report_dir)}", as_json)
     if result.errors:
         raise PartialFailure(f"{len(result.errors)} of {result.images + len(result.errors)} images could "
                              "not be read (listed in the output" + (" and the report)" if report_dir else ")"))
@@ -129,15 +138,21 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
+    cal = obj["calibration"]
     rows = (("top-1", f"{obj['top1']:.2f} %"),
             ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),  # <= 5 classes: none
-            ("mean loss", f"{obj['loss']:.4f}"), ("images", str(obj["images"])),
+            ("mean loss", f"{obj['loss']:.4f}"), ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
+            ("Brier score", f"{cal['brier']:.4f}"), ("images", str(obj["images"])),
             ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
             ("wall time", format_seconds(obj["seconds"])),
             ("images/s", format_significant(obj["images_per_sec"])))
     for name, value in rows:
         if value is not None:
             head.add_row(name, value)
+    if cal["temperature"] != 1:  # calibrated weights: say so beside the numbers it changed
+        head.add_row("temperature", f"{cal['temperature']:.4g}")
+    if "tta" in obj:
+        head.add_row("test-time aug.", obj["tta"])
     out.print(head)
 
     rows = obj["per_class"]
@@ -154,6 +169,14 @@ def _print_summary(app: AppContext, obj: dict) -> None:
         table.add_row(f"{kind} average", f"{avg['precision']:.1f}", f"{avg['recall']:.1f}",
                       f"{avg['f1']:.1f}", str(total), style="bold")
     out.print(table)
+
+    coverage = Table(title="Accuracy, most confident first")
+    for col in ("answered", "top-1", "min probability"):
+        coverage.add_column(col, justify="right")
+    for p in cal["coverage"]:
+        if p["coverage"] in (50, 80, 90, 100):
+            coverage.add_row(f"{p['coverage']} %", f"{p['top1']:.2f} %", f"{p['min_confidence']:.3f}")
+    out.print(coverage)
 
     if obj["most_confused"]:
         table = Table(title="Most confused (true -> predicted)")

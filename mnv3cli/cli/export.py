@@ -53,6 +53,7 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str | None, o
     """
     from ..data import open_rgb
     from ..inference import TOLERANCE, export_verified
+    from ..model import with_temperature
     from ..registry import default_weights
     from ..weights.loader import load_model
 
@@ -65,7 +66,8 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str | None, o
     output = output or Path(loaded.model_name + FORMATS[fmt])
 
     try:
-        difference = export_verified(loaded.model, output, preprocess, fmt, opset=opset, image=image)
+        difference = export_verified(with_temperature(loaded.model, loaded.temperature), output, preprocess, fmt,
+                                     opset=opset, image=image)
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
@@ -73,7 +75,8 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str | None, o
               "model": loaded.model_name, "weights": weights or default_weights(model), "source": loaded.source,
               "opset": opset if fmt == "onnx" else None,
               "input_shape": ["batch", 3, preprocess.input_size, preprocess.input_size],
-              "preprocess": preprocess.to_dict(), "verified_on": str(image) if image else "generated image",
+              "preprocess": preprocess.to_dict(), "temperature": loaded.temperature,
+              "verified_on": str(image) if image else "generated image",
               "max_abs_diff": significant(difference), "tolerance": TOLERANCE, "ok": difference <= TOLERANCE}
     if as_json:
         app.emit_json(result)

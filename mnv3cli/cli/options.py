@@ -16,7 +16,10 @@ from collections.abc import Callable
 
 import click
 
-from ..inference import BACKENDS  # a plain constant: importing it loads no backend
+from ..inference import (  # plain constants: importing them loads no backend
+    BACKENDS,
+    TTA_MODES,
+)
 from .context import AppContext
 
 Decorator = Callable[[Callable], Callable]
@@ -56,6 +59,13 @@ def backend_option() -> Decorator:
     """``--backend``: the engines :func:`~mnv3cli.inference.open_runtime` knows."""
     return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
                         help="Inference engine (auto: onnxruntime when installed, else torch).")
+
+
+def tta_option() -> Decorator:
+    """``--tta none|flip``: test-time augmentation, the same for predict and evaluate."""
+    return click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
+                        help="Test-time augmentation: flip = mean of the logits of each image and its mirror "
+                             "(twice the work).")
 
 
 def fast_decode_option() -> Decorator:

@@ -31,6 +31,7 @@ from .options import (
     json_option,
     model_option,
     open_model,
+    tta_option,
     weights_option,
     workers_option,
 )
@@ -52,13 +53,22 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
                    "streamed to FILE.part, renamed to FILE when complete.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted --output: keep the results in FILE.part, classify the rest.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
+              help="Answer 'unknown' when the top probability is below P (0-1); the top-k are still listed.")
+@click.option("--sort-into", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Put every input under DIR/<answer>/ (names kept, nothing overwritten) and write "
+                   "DIR/sorted.csv.")
+@click.option("--mode", type=click.Choice(["copy", "hardlink", "symlink"]), default=None,
+              help="How --sort-into places files [default: copy].")
+@tta_option()
 @backend_option()
 @device_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
             top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
-            resume: bool, backend: str, fast_decode: bool) -> None:
+            resume: bool, min_confidence: float | None, sort_into: Path | None, mode: str | None,
+            tta: str, backend: str, fast_decode: bool) -> None:
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
 
     \b
@@ -66,11 +76,16 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
       mnv3 predict 'holiday/**/*.jpg' --json > labels.jsonl
       find . -name '*.png' | mnv3 predict - --output labels.csv
       torchrun --nproc-per-node 4 -m mnv3cli predict archive/ -o labels.csv --resume
+      mnv3 predict inbox/ --min-confidence 0.6 --sort-into sorted/ --mode hardlink
     """
     if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
         raise UserError(f"--output {output}: unknown format; use a .csv or .jsonl file name")
     if resume and output is None:
         raise UserError("--resume continues an --output FILE; give the same --output")
+    if mode is not None and sort_into is None:
+        raise UserError(f"--mode {mode}: only means something with --sort-into DIR")
+    if sort_into is not None and sort_into.exists() and not sort_into.is_dir():
+        raise UserError(f"--sort-into {sort_into}: exists and is not a folder")
     from .. import distributed
     from ..data.inputs import expand_inputs
 
@@ -80,14 +95,15 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
         runtime = open_model(app, model, weights, backend, device=distributed.rank_device(app.device),
                              pipelined=len(sources) > batch_size)
         top_k = min(top_k, len(runtime.class_names))  # no empty label columns in --output FILE.csv
+        sorter = _sorter(sort_into, mode) if distributed.is_main() else None
         failed = 0
         with contextlib.ExitStack() as stack:
             results = _open_output(stack, output, top_k) if distributed.is_main() else None
             resumed = distributed.on_main(lambda: _begin(app, results, sources, resume))
             if not resumed.complete:
-                failed = _classify(app, stack, runtime, sources, resumed, results, as_json,
-                                   top_k=top_k, batch_size=batch_size, workers=workers,
-                                   fast_decode=fast_decode)
+                failed = _classify(app, stack, runtime, sources, resumed, results, as_json, sorter,
+                                   tta, top_k=top_k, batch_size=batch_size, workers=workers,
+                                   fast_decode=fast_decode, min_confidence=min_confidence)
     if not distributed.is_main():
         return
     if results is not None and resumed.complete:
@@ -95,6 +111,10 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
     elif results is not None:
         app.wrote(f"wrote {results.written} result(s) to {output}", as_json)
     failed += resumed.failed
+    if sorter is not None:
+        listing = sorter.write_csv()
+        verb = {"copy": "copied", "hardlink": "linked (hard)", "symlink": "linked (symbolic)"}[sorter.mode]
+        app.wrote(f"{verb} {sorter.placed} file(s) into {sort_into}; list in {listing}", as_json)
     if failed:
         raise PartialFailure(f"{failed} of {len(sources)} input(s) failed")
 
@@ -129,27 +149,40 @@ def _begin(app: AppContext, results, sources: Sequence, resume: bool):
     return resumed
 
 
+def _sorter(sort_into: Path | None, mode: str | None):
+    if sort_into is None:
+        return None
+    from ..evaluation.sorting import SortInto
+
+    return SortInto(sort_into, mode or "copy")
+
+
 def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Sequence, resumed,
-              results, as_json: bool, *, top_k: int, **options) -> int:
-    """Classify the inputs after the ``resumed`` ones; rank 0 shows and writes every result.
-    Returns how many of them failed."""
+              results, as_json: bool, sorter, tta: str, *, top_k: int, **options) -> int:
+    """Classify the inputs after the ``resumed`` ones; rank 0 shows and writes every result (and
+    files it under ``--sort-into``). Returns how many of them failed."""
     from .. import distributed
     from ..evaluation import predict
+    from ..inference import with_tta
 
     main = distributed.is_main()
     todo = sources[resumed.done:]
-    sinks = _sinks(app, as_json, results) if main else []
+    sinks = _sinks(app, as_json, results, options.get("min_confidence")) if main else []
     long_job = main and len(todo) > options["batch_size"]
     show = _progress(app, stack, len(sources), resumed) if long_job else None
     failed = 0
     start = time.perf_counter()
     try:
-        for n, result in enumerate(predict(todo, runtime.backend, runtime.preprocess,
+        for n, result in enumerate(predict(todo, with_tta(runtime.backend, tta), runtime.preprocess,
                                            runtime.class_names, top_k=top_k,
                                            distributed=distributed.is_distributed(), **options), 1):
             failed += result.error is not None
             for sink in sinks:
                 sink(result)
+            placed = sorter.place(result, todo[n - 1]) if sorter is not None else None
+            if placed is not None and not placed.destination and result.error is None:
+                failed += 1
+                click.echo(f"mnv3: error: {placed.error}", err=True)
             if show:
                 show(n, failed)
     except KeyboardInterrupt:
@@ -172,7 +205,7 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
     return failed
 
 
-def _sinks(app: AppContext, as_json: bool, results) -> list[Callable]:
+def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None = None) -> list[Callable]:
     """Where each result goes: JSON lines or tables on stdout, error lines on stderr, the file."""
     sinks: list[Callable] = []
     if results is not None:
@@ -189,6 +222,9 @@ def _sinks(app: AppContext, as_json: bool, results) -> list[Callable]:
             if result.error is None:  # the path on its own line, never folded, then its labels
                 console.print(Text(result.shown_path, style="bold"), soft_wrap=True, highlight=False)
                 console.print(_table(result))
+                if result.answer is not None and result.answer != result.predictions[0].label:
+                    console.print(f"answer: {result.answer} (top probability below {100 * min_confidence:g} %)",
+                                  soft_wrap=True, highlight=False)
 
         sinks.append(print_table)
 

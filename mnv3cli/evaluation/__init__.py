@@ -5,6 +5,7 @@ Works on any :class:`~mnv3cli.inference.backends.Backend` and never imports torc
 imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the same name).
 """
 
+from .calibration import Calibration, fit_temperature
 from .evaluate import (
            EvalProgress,
            EvalResult,
@@ -14,9 +15,10 @@ from .evaluate import (
 )
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
 from .predict import InputResult, Label, predict, top_labels
-from .report import summary, write_report
+from .report import check_report_target, summary, write_report
 from .results_file import ResultsFile, Resumed
 
-__all__ = ["ClassificationMeter", "EvalProgress", "EvalResult", "InputResult", "Label",
-           "ResultsFile", "Resumed", "SamplePrediction", "evaluate", "log_softmax", "predict",
-           "softmax", "spread_subset", "summary", "top_labels", "topk_indices", "write_report"]
+__all__ = ["Calibration", "ClassificationMeter", "EvalProgress", "EvalResult", "InputResult", "Label",
+           "ResultsFile", "Resumed", "SamplePrediction", "check_report_target", "evaluate",
+           "fit_temperature", "log_softmax", "predict", "softmax", "spread_subset", "summary",
+           "top_labels", "topk_indices", "write_report"]

@@ -25,6 +25,7 @@ from .. import distributed as distributed_
 from ..data import iter_batches
 from ..errors import UserError
 from ..registry.types import Preprocess
+from .calibration import Calibration, brier_terms
 from .metrics import ClassificationMeter, log_softmax
 
 
@@ -49,6 +50,7 @@ class SamplePrediction:
     top5: tuple[int, ...]  # class indices, best first
     probabilities: tuple[float, ...]  # softmax probability of each of ``top5``
     loss: float  # cross-entropy of the true class
+    brier: float = 0.0  # sum over classes of (probability - one-hot truth)^2
 
     @property
     def predicted(self) -> int:
@@ -71,6 +73,18 @@ class EvalResult:
     images_per_sec: float
     predictions: list[SamplePrediction]  # in sample order
     classes: list[int]  # class indices that occur as ground truth, ascending
+    logits: np.ndarray | None = None  # [images, classes] in the order of ``predictions`` (keep_logits)
+
+    def calibration(self) -> Calibration:
+        """ECE, NLL, Brier, reliability bins and accuracy against coverage of these predictions."""
+        return Calibration.measure([p.probabilities[0] for p in self.predictions],
+                                   [p.correct for p in self.predictions],
+                                   [p.loss for p in self.predictions], [p.brier for p in self.predictions])
+
+    def least_confident_correct(self, limit: int = 10) -> list[SamplePrediction]:
+        """Right answers given with the lowest probability: the model was lucky, or the image is hard."""
+        right = [p for p in self.predictions if p.correct]
+        return sorted(right, key=lambda p: (p.probabilities[0], p.index))[:limit]
 
     def confident_mistakes(self, limit: int = 10) -> list[SamplePrediction]:
         """Wrong top-1 predictions, most confident first: often label noise or look-alike classes."""
@@ -95,12 +109,13 @@ def shard_positions(count: int, batch_size: int, rank: int, world: int) -> list[
 def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, preprocess: Preprocess, *,
              batch_size: int = 32, workers: int | None = None, fast_decode: bool = True,
              limit: int | None = None, on_batch: Callable[[EvalProgress], None] | None = None,
-             distributed: bool = False) -> EvalResult:
+             distributed: bool = False, keep_logits: bool = False) -> EvalResult:
     """Run ``backend`` over ``samples`` (``(path, class index)``) and measure it.
 
     ``limit`` evaluates an evenly spread subset (:func:`spread_subset`). With ``distributed``,
     an initialised default process group is required; every rank must pass the same arguments
-    and gets the same merged result.
+    and gets the same merged result. ``keep_logits`` keeps every image's logits (``result.logits``,
+    e.g. to fit a temperature): images x classes floats, so only when asked.
     """
     start = time.perf_counter()
     samples = spread_subset(samples, limit)
@@ -114,6 +129,7 @@ def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, prep
 
     meter = ClassificationMeter(num_classes)
     predictions: list[SamplePrediction] = []
+    kept: list[np.ndarray] = []
     errors: list[tuple[int, str, str]] = []
     done = 0
     for batch in iter_batches(paths, preprocess, batch_size, workers, fast_decode):
@@ -127,12 +143,15 @@ def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, prep
             top5 = meter.update(logits, batch_targets)
             predictions.extend(_records(logits, top5, batch_targets,
                                         [positions[i] for i in batch.indices], [paths[i] for i in batch.indices]))
+            if keep_logits:
+                kept.append(logits)
         done += len(batch.indices) + len(batch.errors)
         if on_batch is not None:
             on_batch(EvalProgress(done, len(positions), len(predictions), len(errors), meter.top1))
 
+    logits_all = np.concatenate(kept) if kept else np.zeros((0, num_classes), np.float32)
     if distributed:
-        predictions, errors = _merge_shards(meter, predictions, errors)
+        predictions, errors, logits_all = _merge_shards(meter, predictions, errors, logits_all)
     # The batch-wise float sums depend on how batches were grouped; the exact sum does not.
     meter.loss_sum = math.fsum(p.loss for p in predictions)
     seconds = time.perf_counter() - start
@@ -140,22 +159,27 @@ def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, prep
         meter=meter, top1=meter.top1, top5=meter.top5, loss=meter.mean_loss, images=meter.count,
         errors=[(path, reason) for _, path, reason in sorted(errors)], seconds=seconds,
         images_per_sec=meter.count / seconds if seconds > 0 else 0.0, predictions=predictions,
-        classes=sorted({target for _, target in samples}))
+        classes=sorted({target for _, target in samples}), logits=logits_all if keep_logits else None)
 
 
 def _records(logits, top5, targets, positions, paths) -> list[SamplePrediction]:
     logp = log_softmax(logits)
     probs = np.exp(np.take_along_axis(logp, top5, axis=1))
     losses = -logp[np.arange(len(targets)), targets]
+    briers = brier_terms(logits, targets)
     return [SamplePrediction(pos, path, int(t), tuple(int(c) for c in top), tuple(float(p) for p in prob),
-                             float(loss))
-            for pos, path, t, top, prob, loss in zip(positions, paths, targets, top5, probs, losses)]
+                             float(loss), float(brier))
+            for pos, path, t, top, prob, loss, brier in zip(positions, paths, targets, top5, probs, losses,
+                                                            briers)]
 
 
-def _merge_shards(meter: ClassificationMeter, predictions: list, errors: list) -> tuple[list, list]:
-    """Sum the meters of all ranks and gather every rank's records, in sample order."""
+def _merge_shards(meter: ClassificationMeter, predictions: list, errors: list,
+                  logits: np.ndarray) -> tuple[list, list, np.ndarray]:
+    """Sum the meters of all ranks and gather every rank's records (and kept logits), in sample order."""
     meter.merge_arrays(distributed_.all_reduce_sum(meter.state_arrays()))
-    gathered = distributed_.all_gather_object((predictions, errors))
-    merged_predictions = sorted((p for preds, _ in gathered for p in preds), key=lambda p: p.index)
-    merged_errors = sorted(e for _, errs in gathered for e in errs)
-    return merged_predictions, merged_errors
+    gathered = distributed_.all_gather_object((predictions, errors, logits))
+    merged_predictions = sorted((p for preds, _, _ in gathered for p in preds), key=lambda p: p.index)
+    merged_errors = sorted(e for _, errs, _ in gathered for e in errs)
+    rows = {p.index: row for preds, _, kept in gathered for p, row in zip(preds, kept)}  # empty unless kept
+    merged_logits = np.stack([rows[p.index] for p in merged_predictions]) if rows else logits[:0]
+    return merged_predictions, merged_errors, merged_logits

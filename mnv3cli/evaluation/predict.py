@@ -21,11 +21,13 @@ from .. import distributed as distributed_
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
 from ..inference.backends import Backend
+from ..printable import clean_text, display_path
 from ..registry.card import class_label
 from ..registry.types import Preprocess
 from .evaluate import shard_positions
 from .metrics import softmax, topk_indices
-from .records import clean_text, display_path
+
+UNKNOWN = "unknown"  # the answer when the top probability is below --min-confidence
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,13 @@ def top_labels(probs: np.ndarray, top_k: int, class_names: Sequence[str]) -> lis
 
 @dataclass(frozen=True)
 class InputResult:
-    """The outcome for one input: ``predictions`` best first, or ``error`` (naming file and reason)."""
+    """The outcome for one input: ``predictions`` best first, or ``error`` (naming file and reason).
+    ``answer``: with a confidence threshold, the top label or :data:`UNKNOWN` (None without one)."""
 
     path: str
     predictions: tuple[Label, ...] = ()
     error: str | None = None
+    answer: str | None = None
 
     @property
     def shown_path(self) -> str:
@@ -65,19 +69,22 @@ class InputResult:
         record: dict = {"path": path, "path_escaped": True} if escaped else {"path": path}
         if self.error is not None:
             return record | {"error": clean_text(self.error)}
-        return record | {"predictions": [p.to_dict() for p in self.predictions]}
+        answer = {} if self.answer is None else {"answer": self.answer}
+        return record | answer | {"predictions": [p.to_dict() for p in self.predictions]}
 
 
 def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
             class_names: Sequence[str], *, top_k: int = 5, batch_size: int = 32,
             workers: int | None = None, fast_decode: bool = True,
             progress: Callable[[int], None] | None = None,
-            distributed: bool = False) -> Iterator[InputResult]:
+            distributed: bool = False, min_confidence: float | None = None) -> Iterator[InputResult]:
     """Yield one :class:`InputResult` per source, in order, as soon as it (and all before it) is done.
 
     ``progress(n)`` is called after each batch (each round when distributed) with the number of
     inputs it settled. With ``distributed``, an initialised process group is required; every rank
-    must pass the same arguments, and every rank yields every result.
+    must pass the same arguments, and every rank yields every result. With ``min_confidence``, each
+    result's ``answer`` is its top label, or :data:`UNKNOWN` when the top probability is below it
+    (the top-k are still given).
     """
     todo = [i for i, s in enumerate(sources) if not isinstance(s, InputError)]
     done: dict[int, InputResult] = {}
@@ -107,8 +114,8 @@ def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
     try:
         for _ in range(rounds):
             batch = next(batches, None)
-            settled = [] if batch is None else _classify(batch, mine_sources, mine,
-                                                         backend, class_names, top_k)
+            settled = [] if batch is None else _classify(batch, mine_sources, mine, backend,
+                                                         class_names, top_k, min_confidence)
             shares = distributed_.all_gather_object(settled) if distributed else [settled]
             for share in shares:
                 done.update(share)
@@ -121,12 +128,20 @@ def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
 
 
 def _classify(batch, paths: Sequence[Source], positions: Sequence[int], backend: Backend,
-              class_names: Sequence[str], top_k: int) -> list[tuple[int, InputResult]]:
+              class_names: Sequence[str], top_k: int,
+              min_confidence: float | None) -> list[tuple[int, InputResult]]:
     """``(input position, result)`` for each input of ``batch`` (``batch`` indexes ``paths``)."""
     settled = [(positions[j], InputResult(str(paths[j]), error=message))
                for j, message in batch.errors.items()]
     if batch.indices:
         labels = top_labels(softmax(backend(batch.images)), top_k, class_names)
-        settled += [(positions[j], InputResult(str(paths[j]), labels[row]))
+        settled += [(positions[j], InputResult(str(paths[j]), labels[row],
+                                               answer=_answer(labels[row][0], min_confidence)))
                     for row, j in enumerate(batch.indices)]
     return settled
+
+
+def _answer(best: Label, min_confidence: float | None) -> str | None:
+    if min_confidence is None:
+        return None
+    return best.label if best.probability >= min_confidence else UNKNOWN

@@ -1,12 +1,7 @@
 """``predict``'s records as text (a JSON line, or a CSV row), and read back for ``--resume``.
 
-File names are bytes on Linux. One that is not valid UTF-8 reaches Python with each undecodable byte
-as a lone surrogate (:func:`os.fsdecode`), which no UTF-8 file, pipe or terminal can hold, so every
-record shows it escaped: each undecodable byte as ``\\xNN`` (Python's ``backslashreplace``) and, in
-such a name only, each literal backslash doubled, which makes the escape reversible
-(``codecs.escape_decode(path.encode())[0]`` gives back the exact bytes). A JSON record of such a
-name also says ``"path_escaped": true``; error messages show the bytes the same way. Every record
-is therefore valid UTF-8, and the same input always gives the same text, which ``--resume`` matches.
+File names that are not valid UTF-8 are escaped by :mod:`mnv3cli.printable`'s one rule; a JSON
+record of such a name also says ``"path_escaped": true``.
 
 ``--resume`` trusts a record only if writing its parsed content again gives exactly the bytes on
 disk: a record cut short by a crash never passes, whatever byte the cut fell on.
@@ -17,37 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterator
 from typing import IO, Any
-
-
-def display_path(path: str) -> tuple[str, bool]:
-    """``(text, escaped)``: ``path`` as records show it, and whether it had to be escaped."""
-    if _encodable(path):
-        return path, False
-    return _backslashreplace(path.replace("\\", "\\\\")), True
-
-
-def clean_text(text: str) -> str:
-    """``text`` (an error message naming a path) with undecodable bytes shown as ``\\xNN``."""
-    return text if _encodable(text) else _backslashreplace(text)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _backslashreplace(text: str) -> str:
-    try:
-        raw = os.fsencode(text)  # the bytes the name has on disk (surrogateescape on POSIX)
-    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
-        raw = text.encode("utf-8", "surrogatepass")
-    return raw.decode("utf-8", "backslashreplace")
 
 
 class JsonLines:

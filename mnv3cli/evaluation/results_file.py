@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..fileio import PartFile
-from .records import display_path, record_format
+from ..printable import display_path
+from .records import record_format
 
 
 @dataclass(frozen=True)

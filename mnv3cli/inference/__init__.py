@@ -10,10 +10,11 @@ from .._lazy import lazy_exports
 # The one list of --backend choices: a plain constant, so that reading it (``mnv3 CMD --help``)
 # imports nothing. ``auto``: onnxruntime when installed and able to serve the device, else torch.
 BACKENDS = ("auto", "torch", "onnxruntime")
+TTA_MODES = ("none", "flip")  # --tta choices (test-time augmentation, backends.with_tta)
 
 __getattr__, _names = lazy_exports(__name__, {
     "Runtime": ".runtime", "choose_backend": ".runtime", "open_runtime": ".runtime",
-    "Backend": ".backends", "TorchBackend": ".backends",
+    "Backend": ".backends", "TorchBackend": ".backends", "FlipTTA": ".backends", "with_tta": ".backends",
     "OnnxBackend": ".onnx_backend",
     "OnnxCache": ".onnx_cache", "cache_root": ".onnx_cache",
     "DEVICE_CHOICES": ".device", "resolve_device": ".device",
@@ -22,4 +23,4 @@ __getattr__, _names = lazy_exports(__name__, {
     "TOLERANCE": ".verify", "onnx_difference": ".verify", "sample_batch": ".verify",
     "torchscript_difference": ".verify",
 })
-__all__ = ["BACKENDS", *_names]
+__all__ = ["BACKENDS", "TTA_MODES", *_names]

@@ -93,12 +93,14 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
 
 def _torch_runtime(weights: str, model_name: str | None, device: str,
                    overrides: dict[str, Any]) -> Runtime:
+    from ..model import with_temperature
     from ..weights.loader import load_model
     from .backends import TorchBackend
     from .device import resolve_device
 
     loaded = load_model(weights, model_name=model_name, **overrides)
-    return Runtime(TorchBackend(loaded.model, resolve_device(device)), loaded.card)
+    model = with_temperature(loaded.model, loaded.card.temperature)
+    return Runtime(TorchBackend(model, resolve_device(device)), loaded.card)
 
 
 def _onnx_runtime(entry: Entry, threads: int | None, device: str, pipelined: bool) -> Runtime:
@@ -110,7 +112,9 @@ def _onnx_runtime(entry: Entry, threads: int | None, device: str, pipelined: boo
 def _build(weights: str, model_name: str | None, device: str, threads: int | None, cache: OnnxCache,
            notify: Callable[[str], None], overrides: dict[str, Any], pipelined: bool) -> Runtime:
     """Load with torch, export, verify; cache the graph under the content hash the loader computed
-    (of the file it read, or just downloaded for a tag: the file :func:`weights_file` finds next time)."""
+    (of the file it read, or just downloaded for a tag: the file :func:`weights_file` finds next time).
+    A calibrated checkpoint's temperature is part of the graph (and of the file the hash covers)."""
+    from ..model import with_temperature
     from ..weights.loader import load_model
     from .export import export_verified
     from .verify import TOLERANCE
@@ -119,7 +123,8 @@ def _build(weights: str, model_name: str | None, device: str, threads: int | Non
     card = loaded.card
 
     def export(target: Path) -> None:
-        difference = export_verified(loaded.model, target, card.preprocess, opset=DEFAULT_OPSET)
+        difference = export_verified(with_temperature(loaded.model, card.temperature), target, card.preprocess,
+                                     opset=DEFAULT_OPSET)
         if difference > TOLERANCE:
             raise UserError(f"{weights}: the exported ONNX graph differs from PyTorch by {difference:.3g} "
                             f"(> {TOLERANCE:g}); use --backend torch")

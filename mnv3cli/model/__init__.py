@@ -2,5 +2,7 @@
 
 from .arch import ARCHS, ArchSpec, BlockSpec, make_divisible, resolve_blocks
 from .mobilenetv3 import MobileNetV3
+from .temperature import TemperatureScaled, with_temperature
 
-__all__ = ["ARCHS", "ArchSpec", "BlockSpec", "MobileNetV3", "make_divisible", "resolve_blocks"]
+__all__ = ["ARCHS", "ArchSpec", "BlockSpec", "MobileNetV3", "TemperatureScaled", "make_divisible",
+           "resolve_blocks", "with_temperature"]

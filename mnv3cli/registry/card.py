@@ -30,12 +30,14 @@ class ModelCard:
     source: str = ""  # what was loaded: a registry tag or a path
     sha256: str | None = None  # content hash of the weights file read (keys the ONNX cache)
     arch: Mapping[str, Any] = field(default_factory=dict)  # MobileNetV3(**arch) rebuilds the model
+    temperature: float = 1.0  # logits are divided by it before the softmax (calibration; 1 = none)
 
     def __post_init__(self) -> None:  # accept lists; store tuples (hashable, immutable)
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         if self.wordnet_ids is not None:
             object.__setattr__(self, "wordnet_ids", tuple(self.wordnet_ids))
         object.__setattr__(self, "arch", dict(self.arch))
+        object.__setattr__(self, "temperature", float(self.temperature))
 
     @property
     def num_classes(self) -> int:
@@ -46,20 +48,22 @@ class ModelCard:
         return class_label(self.class_names, index)
 
     def with_classes(self, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None) -> ModelCard:
-        return replace(self, class_names=tuple(class_names), wordnet_ids=wordnet_ids)
+        """The card of a new head: the old temperature described the old logits, so it goes back to 1."""
+        return replace(self, class_names=tuple(class_names), wordnet_ids=wordnet_ids, temperature=1.0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the ONNX cache's meta.json, ``mnv3 serve``'s ``/v1/model``)."""
         return {"model_name": self.model_name, "class_names": list(self.class_names),
                 "wordnet_ids": list(self.wordnet_ids) if self.wordnet_ids is not None else None,
                 "preprocess": self.preprocess.to_dict(), "source": self.source, "sha256": self.sha256,
-                "arch": dict(self.arch)}
+                "arch": dict(self.arch), "temperature": self.temperature}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelCard:
         return cls(model_name=str(d["model_name"]), class_names=tuple(d["class_names"]),
                    preprocess=Preprocess.from_dict(d["preprocess"]), wordnet_ids=d.get("wordnet_ids"),
-                   source=str(d.get("source", "")), sha256=d.get("sha256"), arch=d.get("arch") or {})
+                   source=str(d.get("source", "")), sha256=d.get("sha256"), arch=d.get("arch") or {},
+                   temperature=d.get("temperature", 1.0))
 
 
 class CardFields:
@@ -91,6 +95,10 @@ class CardFields:
     @property
     def source(self) -> str:
         return self.card.source
+
+    @property
+    def temperature(self) -> float:  # logits are divided by it (1: not calibrated)
+        return self.card.temperature
 
     @property
     def sha256(self) -> str | None:  # content hash of the weights file read (the ONNX cache key)

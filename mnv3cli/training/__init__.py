@@ -2,7 +2,8 @@
 starts from (:mod:`.setup`), its data (:mod:`.data`), its recipe (:mod:`.recipe`), what is fixed
 once it starts (:mod:`.run`) and where it stands (:mod:`.state`), the loop (:mod:`.loop`), what it
 reports (:mod:`.events`), stop requests (:mod:`.signals`), the files a run writes
-(:mod:`.outputs`) and the lock that gives a run folder to one live run (:mod:`.lock`). Names resolve lazily: the options and the events import no torch."""
+(:mod:`.outputs`), the lock that gives a run folder to one live run (:mod:`.lock`) and the temperature fitted
+at its end (:mod:`.calibrate`). Names resolve lazily: the options and the events import no torch."""
 
 from .._lazy import lazy_exports
 
@@ -11,5 +12,5 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "TrainConfig": ".config", "build_config": ".config", "default_of": ".config",
     "EpochRecord": ".events", "StepProgress": ".events", "TrainListener": ".events", "TrainPlan": ".events",
     "TrainResult": ".events", "TrainingDiverged": ".loop", "train": ".loop",
-    "stop_on_signals": ".signals",
+    "stop_on_signals": ".signals", "calibrate_loaded": ".calibrate", "calibrate_weights": ".calibrate",
 })

@@ -101,6 +101,7 @@ class TrainResult:
     history: list[dict[str, Any]]
     skipped: list[tuple[str, str]]  # (path, reason) of unreadable images
     seconds: float  # wall time of this invocation
+    calibration: dict[str, Any] | None = None  # the temperature fitted on validation (TemperatureFit.to_dict)
 
     def summary(self) -> dict[str, Any]:
         last = self.history[-1] if self.history else {}
@@ -109,4 +110,4 @@ class TrainResult:
                 "output": str(self.output), "top1": last.get("top1"), "top5": last.get("top5"),
                 "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
                 "images_per_sec": last.get("images_per_sec"), "skipped_images": len(self.skipped),
-                "seconds": significant(self.seconds)}
+                "seconds": significant(self.seconds), "calibration": self.calibration}

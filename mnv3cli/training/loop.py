@@ -39,6 +39,7 @@ from .. import distributed
 from ..errors import Interrupted, UserError
 from ..evaluation.evaluate import EvalResult, evaluate
 from ..inference.backends import TorchBackend
+from .calibrate import calibrate_best
 from .config import TrainConfig
 from .data import EpochSampler, collate_skipping
 from .events import EpochRecord, StepProgress, TrainListener, TrainResult
@@ -69,11 +70,13 @@ def train(cfg: TrainConfig, listener: TrainListener | None = None, *, resume: st
             end_epoch(run, state)
             if state.epoch < run.cfg.epochs and stop_requested(run.stop):
                 interrupted(run, state)
+        fit = calibrate_best(run)  # the temperature of best.pt, on the validation images
         return TrainResult(
             output=run.output, best_top1=state.best_top1, best_epoch=state.best_epoch,
             epochs=len(state.history), checkpoint=run.output / "best.pt",
             last_checkpoint=run.output / "last.pt", history=state.history,
-            skipped=sorted(state.skipped.items()), seconds=time.perf_counter() - started)
+            skipped=sorted(state.skipped.items()), seconds=time.perf_counter() - started,
+            calibration=fit.to_dict() if fit else None)
 
 
 def train_one_epoch(run: Run, state: TrainState) -> None:

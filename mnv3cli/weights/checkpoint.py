@@ -98,6 +98,8 @@ def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: s
         "state_dict": state, CHECKSUM: tensors_sha256(state),
         "extra": dict(extra or {}),
     }
+    if card is not None and card.temperature != 1.0:  # calibrated (mnv3 calibrate); else bytes as before
+        record["temperature"] = float(card.temperature)
     suffix = path.suffix.lower()
     if suffix in TORCH_SUFFIXES:
         _write_torch(path, record)
@@ -134,7 +136,8 @@ def _write_safetensors(path: Path, record: dict) -> None:
                         "state (optimizer, RNG, ...) to a .pt checkpoint instead") from None
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "extra": extra,
                 **{k: json.dumps(record[k], sort_keys=True)
-                   for k in (*REQUIRED, CHECKSUM, "wordnet_ids") if k != "state_dict"}}
+                   for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature")
+                   if k != "state_dict" and k in record}}
     # safetensors refuses tensors that share memory; a plain copy of each is cheap at this size
     data = save({k: v.clone() for k, v in record["state_dict"].items()}, metadata=metadata)
     with atomic_write(path, "wb") as fh:
@@ -203,6 +206,9 @@ def validate_record(obj: Any, source: str) -> dict:
                         f"{len(names) if isinstance(names, list) else 'no'} class names")
     if not isinstance(obj["arch"], dict) or not isinstance(obj["state_dict"], Mapping):
         raise UserError(f"{source}: corrupt mnv3 checkpoint: arch or state_dict is not a dict")
+    temperature = obj.get("temperature", 1.0)  # absent unless calibrated
+    if type(temperature) not in (int, float) or not 0 < temperature < float("inf"):
+        raise UserError(f"{source}: corrupt mnv3 checkpoint: bad temperature {temperature!r}")
     try:
         Preprocess.from_dict(obj["preprocess"])
     except (KeyError, TypeError, ValueError):
@@ -224,5 +230,5 @@ def _checksum(state: Mapping) -> str | None:
 def card_from_record(record: Mapping, source: str = "", sha256: str | None = None) -> ModelCard:
     """The :class:`ModelCard` a (validated) checkpoint record describes, read from ``source``."""
     return ModelCard(record["model_name"], record["class_names"], Preprocess.from_dict(record["preprocess"]),
-                     record.get("wordnet_ids"), source, sha256, record["arch"])
+                     record.get("wordnet_ids"), source, sha256, record["arch"], record.get("temperature", 1.0))
 

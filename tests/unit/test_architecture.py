@@ -23,7 +23,7 @@ UNTIL_SPLIT: set[str] = set()  # modules being taken apart (none now)
 
 
 LAYERS = {
-    "errors": 0, "_lazy": 0, "rounding": 0,
+    "errors": 0, "_lazy": 0, "rounding": 0, "printable": 0,
     "fileio": 0.2,  # atomic writes, which raise errors.WriteError
     "mnv3cli": 0.5,  # the package itself: its version, and public names resolved lazily
     "model": 1,

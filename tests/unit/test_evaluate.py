@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -130,8 +129,9 @@ def test_summary_keeps_every_path_whole_at_80_columns(result, capsys, monkeypatc
 
 def test_report_files_parse(result, tmp_path):
     written, notes = write_report(tmp_path / "report", result, CLASSES, summary(result, CLASSES))
-    assert sorted(p.name for p in written) == ["confusion.csv", "confusion.png", "per_class.csv",
-                                               "predictions.csv", "summary.json"] and not notes
+    assert sorted(p.name for p in written) == ["confusion.csv", "confusion.png", "coverage.png", "per_class.csv",
+                                               "predictions.csv", "reliability.png", "report.html",
+                                               "summary.json"] and not notes
     assert json.loads((tmp_path / "report" / "summary.json").read_text())["top1"] == result.top1
     with open(tmp_path / "report" / "predictions.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -143,7 +143,8 @@ def test_report_files_parse(result, tmp_path):
     with open(tmp_path / "report" / "per_class.csv", newline="") as fh:
         assert [r["label"] for r in csv.DictReader(fh)] == CLASSES
     assert (tmp_path / "report" / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list((tmp_path / "report").glob(".*.tmp"))  # atomic writes leave no temp files
+    assert (tmp_path / "report" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # published whole: no private folder left
 
 
 def test_limit_spreads_over_the_list_and_progress_reports_each_batch(samples):
@@ -166,10 +167,3 @@ def test_shards_cover_every_batch_once(count, batch, world):
 def test_backend_with_other_classes_is_a_user_error(samples):
     with pytest.raises(UserError, match="4 outputs but the images are labelled with 3 classes"):
         evaluate(lambda b: np.zeros((len(b), 4), np.float32), samples, 3, PREPROCESS)
-
-
-def test_report_without_matplotlib_skips_only_the_plot(result, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if the 'plot' extra were missing
-    written, notes = write_report(tmp_path, result, CLASSES, summary(result, CLASSES))
-    assert len(written) == 4 and not (tmp_path / "confusion.png").exists()
-    assert notes == ["confusion.png skipped: matplotlib is not installed (pip install 'mnv3cli[plot]')"]

@@ -12,8 +12,8 @@ import pytest
 
 from mnv3cli.errors import UserError
 from mnv3cli.evaluation import InputResult, Label, ResultsFile
-from mnv3cli.evaluation.records import display_path
 from mnv3cli.fileio import PartFile
+from mnv3cli.printable import display_path
 
 # awkward but valid names: a comma, a quote, a line break, a non-ASCII letter, a backslash
 NAMES = ["a.jpg", "b, c.jpg", 'say "cheese".jpg', "line\nbreak.jpg", "größe.jpg", "back\\slash.jpg",

@@ -1,0 +1,98 @@
+"""``mnv3 explain``: where the model looked, as a Grad-CAM heatmap over each image.
+
+For every IMAGE: the top-5 (a table on stdout, or one JSON line with ``--json``) and
+``OUT/<name>.gradcam.png``, the heatmap of the top-1 class (or ``--class``) over the image as the
+model saw it. The maps come from :mod:`mnv3cli.inference.explain` (the pytorch-grad-cam library, an
+optional extra); a missing extra, a bad ``--class`` or bad weights exit 2 before any image is read;
+an unreadable image is reported and the others go on (exit 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import PartialFailure, UserError
+from .context import AppContext, pass_app
+from .options import json_option, model_option, weights_option
+
+
+@click.command("explain")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@model_option()
+@weights_option()
+@click.option("--class", "class_name", metavar="LABEL",
+              help="Explain this class (name, WordNet id or index) instead of each image's top-1.")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="DIR",
+              help="Folder for the heatmaps (NAME.gradcam.png per image).")
+@json_option("One JSON line per image on stdout.")
+@pass_app
+def command(app: AppContext, images: tuple[Path, ...], model: str | None, weights: str | None,
+            class_name: str | None, output: Path, as_json: bool) -> None:
+    """Grad-CAM heatmaps: where in each IMAGE the model found its top-1 class (or --class LABEL).
+
+    \b
+      mnv3 explain cat.jpg -o cams
+      mnv3 explain photos/*.jpg -w runs/ants/best.pt --class bees -o cams --json
+    Needs the explain extra: pip install 'mnv3cli[explain]'.
+    """
+    from ..data.folders import ClassMatcher
+    from ..data.images import ImageDecodeError
+    from ..fileio import atomic_write
+    from ..inference.device import resolve_device
+    from ..inference.explain import explain, require_grad_cam
+    from ..printable import printable_path
+    from ..weights.loader import load_model
+
+    require_grad_cam()
+    loaded = load_model(weights, model_name=model)
+    target = None
+    if class_name is not None:
+        found = ClassMatcher(loaded.class_names, loaded.wordnet_ids).match(class_name, allow_index=True)
+        if found is None:
+            raise UserError(f"--class {class_name}: not a class of {loaded.model_name} "
+                            f"({loaded.card.num_classes} classes; a class name, WordNet id or index)")
+        target = found[0]
+    device = resolve_device(app.device)
+    failed, used = 0, set()
+    for image in images:
+        try:
+            result = explain(loaded.model, loaded.preprocess, image, target, temperature=loaded.temperature,
+                             device=device)
+        except ImageDecodeError as exc:
+            failed += 1
+            click.echo(f"mnv3: error: {printable_path(str(exc))}", err=True)
+            continue
+        path = _free_name(output, image, used)
+        with atomic_write(path, "wb") as fh:
+            result.overlay().save(fh, format="PNG")
+        top5 = [{"index": c, "label": loaded.card.label(c), "probability": float(f"{p:.6g}")} for c, p in result.top5]
+        if as_json:
+            app.emit_json({"path": printable_path(image), "class": loaded.card.label(result.target),
+                           "index": result.target, "heatmap": printable_path(path), "predictions": top5})
+            continue
+        _print(app, printable_path(image), top5)
+        app.wrote(f"wrote {printable_path(path)}: Grad-CAM of {loaded.card.label(result.target)!r}")
+    if failed:
+        raise PartialFailure(f"{failed} of {len(images)} image(s) could not be read")
+
+
+def _free_name(folder: Path, image: Path, used: set) -> Path:
+    """``NAME.gradcam.png``; images of the same name in one run get ``NAME-2.gradcam.png`` ..."""
+    stem, n = image.stem, 1
+    while (name := f"{stem}{'' if n == 1 else f'-{n}'}.gradcam.png") in used:
+        n += 1
+    used.add(name)
+    return folder / name
+
+
+def _print(app: AppContext, title: str, top5: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for col in ("#", "label", "index", "probability"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for rank, p in enumerate(top5, 1):
+        table.add_row(str(rank), p["label"], str(p["index"]), f"{100 * p['probability']:.2f} %")
+    app.out.print(table)

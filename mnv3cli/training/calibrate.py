@@ -1,0 +1,66 @@
+"""Temperature scaling of a set of weights: fit one temperature on labelled images, write a checkpoint
+that carries it (``mnv3 calibrate``, and ``mnv3 train`` on its validation images at the end).
+
+The fit runs on the raw logits of the PyTorch model (temperature 1, whatever the weights carried
+before), so calibrating twice gives the same temperature, not a product of two. The checkpoint
+written is the source's weights and card with the new temperature, which every backend then applies
+(:func:`mnv3cli.model.with_temperature`): top-1 never changes, probabilities do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ..evaluation.calibration import TemperatureFit, temperature_fit
+from ..evaluation.evaluate import EvalProgress, evaluate
+from ..inference.backends import TorchBackend
+
+
+def calibrate_weights(weights: str | os.PathLike, samples: Sequence[tuple[str, int]], output: str | os.PathLike,
+                      **kwargs) -> TemperatureFit:
+    """:func:`calibrate_loaded` of the weights ``weights`` names (a file or a registry tag)."""
+    from ..weights.loader import load_model
+
+    return calibrate_loaded(load_model(weights), samples, output, **kwargs)
+
+
+def calibrate_loaded(loaded, samples: Sequence[tuple[str, int]], output: str | os.PathLike, *,
+                     batch_size: int = 32, workers: int | None = None, device=None, extra: dict | None = None,
+                     on_batch: Callable[[EvalProgress], None] | None = None) -> TemperatureFit:
+    """Fit the temperature of a :class:`~mnv3cli.weights.loader.LoadedModel` on ``samples``
+    (``(path, class index)``) and write ``output`` (a checkpoint: ``.pt``/``.pth``/``.safetensors``).
+    A checkpoint source keeps the plain part of its ``extra`` (metrics, epoch, config; not optimizer
+    state); ``extra`` adds to it. Raises ``UserError`` when no image is readable."""
+    from ..errors import UserError
+    from ..weights.checkpoint import save_checkpoint
+
+    result = evaluate(TorchBackend(loaded.model, device), samples, loaded.card.num_classes, loaded.preprocess,
+                      batch_size=batch_size, workers=workers, on_batch=on_batch, keep_logits=True)
+    if not result.images:
+        raise UserError(f"no readable image to calibrate {loaded.source} on ({len(result.errors)} unreadable)")
+    fit = temperature_fit(result.logits, [p.target for p in result.predictions])
+    kept = {k: v for k, v in loaded.meta.items() if k != "format"}  # a checkpoint's plain extra
+    save_checkpoint(Path(output), loaded.model, card=replace(loaded.card, temperature=fit.temperature),
+                    arch=loaded.arch, extra=kept | dict(extra or {}) | {"calibration": fit.to_dict()})
+    return fit
+
+
+def calibrate_best(run) -> TemperatureFit | None:
+    """The end of ``mnv3 train``: fit the temperature of ``best.pt`` on the validation images and
+    store it there (rank 0; the others wait). None when there is nothing to fit on."""
+    from .. import distributed
+    from ..errors import UserError
+
+    best = run.output / "best.pt"
+    fit = None
+    if distributed.is_main() and run.splits.val and best.exists():
+        try:
+            fit = calibrate_weights(best, run.splits.val, best, batch_size=run.cfg.batch_size,
+                                    workers=run.cfg.resolved_workers, device=run.device)
+        except UserError:  # no validation image readable any more: best.pt stays as trained
+            fit = None
+    distributed.barrier()
+    return fit
