@@ -29,7 +29,7 @@ from .options import (
 @weights_option()
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Checkpoint to write (.pt, .pth or .safetensors) with the fitted temperature.")
-@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
               help="FOLDER holds images without class subfolders; CSV rows are path,label (as for evaluate).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N",
               help="Fit on N images spread evenly over the folder.")

@@ -102,7 +102,7 @@ def _headline(obj: Mapping) -> str:
     rows = [("model", obj.get("model")), ("weights", obj.get("weights")), ("backend", obj.get("backend")),
             ("data", obj.get("data")), ("layout", obj.get("layout")),
             ("temperature", cal.get("temperature")), ("test-time augmentation", obj.get("tta")),
-            ("top-1", f"{obj['top1']:.2f} %"), ("top-5", f"{obj['top5']:.2f} %"),
+            ("top-1", f"{obj['top1']:.2f} %"), ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),
             ("NLL (mean loss)", f"{cal['nll']:.4f}"), ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
             ("Brier score", f"{cal['brier']:.4f}"), ("images", obj["images"]), ("unreadable", obj["errors"]),
             ("classes", obj["classes"])]

@@ -6,6 +6,8 @@ so a red image is class 0, green 1, blue 2. Every count below therefore follows 
 
 from __future__ import annotations
 
+import re
+
 import csv
 import json
 import math
@@ -104,11 +106,11 @@ def test_table_hides_top5_for_few_classes_and_never_reads_zero_seconds(result, c
     obj = {"model": "m", "weights": "w", "data": "d", "layout": "l"} | summary(result, CLASSES)
     _print_summary(AppContext(), obj | {"seconds": 0.004})
     out = capsys.readouterr().out
-    assert "│ top-1      │ 87.50 % │" in out and "top-5" not in out
-    assert "│ wall time  │ 4.00 ms │" in out
+    assert re.search(r"│ top-1 +│ 87.50 % │", out) and "top-5" not in out
+    assert re.search(r"│ wall time +│ 4.00 ms │", out)
     _print_summary(AppContext(), obj | {"top5": 99.5, "seconds": 12.34})
     out = capsys.readouterr().out
-    assert "│ top-5      │ 99.50 % │" in out and "│ wall time  │  12.3 s │" in out
+    assert re.search(r"│ top-5 +│ 99.50 % │", out) and re.search(r"│ wall time +│  12.3 s │", out)
 
 
 def test_summary_keeps_every_path_whole_at_80_columns(result, capsys, monkeypatch):

@@ -89,7 +89,7 @@ def test_calibrate_weights_fits_on_raw_logits_and_lowers_the_nll(int8_tflite, im
     assert 0.3 < fit.temperature < 1 and fit.nll_after < fit.nll_before and fit.ece_after < fit.ece_before
     assert fit.images == 60
     assert read_checkpoint(out)["temperature"] == pytest.approx(fit.temperature)
-    assert read_checkpoint(out)["extra"]["calibration"]["temperature"] == pytest.approx(fit.temperature, abs=1e-6)
+    assert read_checkpoint(out)["extra"]["calibration"]["temperature"] == pytest.approx(fit.temperature, rel=1e-3)  # 4 significant digits
     again = calibrate_weights(out, samples, tmp_path / "again.pt", workers=1)
     assert again.temperature == pytest.approx(fit.temperature, rel=1e-5)
     assert again.top1 == fit.top1
