@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,12 @@ def choose_backend(backend: str = "auto", device: str = "auto") -> str:
 def open_runtime(weights: str | None, model_name: str | None = None, backend: str = "auto",
                  device: str = "auto", *, threads: int | None = None, cache: OnnxCache | None = None,
                  notify: Callable[[str], None] | None = None,
-                 overrides: dict[str, Any] | None = None, pipelined: bool = False) -> Runtime:
+                 overrides: dict[str, Any] | None = None, pipelined: bool = False,
+                 resolution: int | None = None) -> Runtime:
     """Load ``weights`` (anything the checkpoint loader accepts) behind the chosen backend.
 
+    ``resolution``: the input height and width to run at (default: the weights' own). ONNX graphs
+    are static for one resolution, so each resolution is its own cache entry.
     ``notify`` receives one-line status messages meant for a person (building the cache).
     ``pipelined``: many batches will run while threads decode the next ones, so ONNX Runtime's
     threads must not busy-wait on the cores the decoders need (see ``session_options``).
@@ -76,11 +79,12 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
     notify = notify or (lambda message: None)
     overrides = dict(overrides or {})
     if choose_backend(backend, device) == "torch":
-        return _torch_runtime(weights, model_name, device, overrides)
+        return _torch_runtime(weights, model_name, device, overrides, resolution)
     onnx_backend.providers_for(device)  # a device ONNX Runtime cannot serve: say so before any work
     cache = cache or OnnxCache()
     path = weights_file(weights, model_name)  # None: a tag not downloaded yet (the loader fetches it)
-    key = cache_key(sha256_file(path), model_name, DEFAULT_OPSET, overrides) if path else None
+    key = (cache_key(sha256_file(path), model_name, DEFAULT_OPSET, overrides, resolution)
+           if path else None)
     entry = cache.lookup(key) if key else None
     if entry is not None:
         try:
@@ -88,17 +92,25 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
         except UserError as exc:  # e.g. model.onnx damaged on disk: rebuild it
             notify(f"ONNX cache entry {entry.directory} is unusable ({exc}); rebuilding it")
             cache.remove(key)
-    return _build(weights, model_name, device, threads, cache, notify, overrides, pipelined)
+    return _build(weights, model_name, device, threads, cache, notify, overrides, pipelined, resolution)
+
+
+def _load(weights: str, model_name: str | None, overrides: dict[str, Any], resolution: int | None):
+    """The loaded model and its card, the card's preprocessing set to ``resolution``."""
+    from ..weights.loader import load_model
+
+    loaded = load_model(weights, model_name=model_name, **overrides)
+    card = loaded.card
+    return loaded.model, replace(card, preprocess=card.preprocess.at_resolution(resolution))
 
 
 def _torch_runtime(weights: str, model_name: str | None, device: str,
-                   overrides: dict[str, Any]) -> Runtime:
-    from ..weights.loader import load_model
+                   overrides: dict[str, Any], resolution: int | None) -> Runtime:
     from .backends import TorchBackend
     from .device import resolve_device
 
-    loaded = load_model(weights, model_name=model_name, **overrides)
-    return Runtime(TorchBackend(loaded.model, resolve_device(device)), loaded.card)
+    model, card = _load(weights, model_name, overrides, resolution)
+    return Runtime(TorchBackend(model, resolve_device(device)), card)
 
 
 def _onnx_runtime(entry: Entry, threads: int | None, device: str, pipelined: bool) -> Runtime:
@@ -108,25 +120,24 @@ def _onnx_runtime(entry: Entry, threads: int | None, device: str, pipelined: boo
 
 
 def _build(weights: str, model_name: str | None, device: str, threads: int | None, cache: OnnxCache,
-           notify: Callable[[str], None], overrides: dict[str, Any], pipelined: bool) -> Runtime:
+           notify: Callable[[str], None], overrides: dict[str, Any], pipelined: bool,
+           resolution: int | None) -> Runtime:
     """Load with torch, export, verify; cache the graph under the content hash the loader computed
     (of the file it read, or just downloaded for a tag: the file :func:`weights_file` finds next time)."""
-    from ..weights.loader import load_model
     from .export import export_verified
     from .verify import TOLERANCE
 
-    loaded = load_model(weights, model_name=model_name, **overrides)
-    card = loaded.card
+    model, card = _load(weights, model_name, overrides, resolution)
 
     def export(target: Path) -> None:
-        difference = export_verified(loaded.model, target, card.preprocess, opset=DEFAULT_OPSET)
+        difference = export_verified(model, target, card.preprocess, opset=DEFAULT_OPSET)
         if difference > TOLERANCE:
             raise UserError(f"{weights}: the exported ONNX graph differs from PyTorch by {difference:.3g} "
                             f"(> {TOLERANCE:g}); use --backend torch")
 
     if card.sha256 is not None:
         notify(f"building ONNX cache for {card.model_name} ({weights}) (one time)")
-        key = cache_key(card.sha256, model_name, DEFAULT_OPSET, overrides)
+        key = cache_key(card.sha256, model_name, DEFAULT_OPSET, overrides, resolution)
         try:
             return _onnx_runtime(cache.store(key, export, card), threads, device, pipelined)
         except OSError as exc:  # read-only or full disk: still serve this run
