@@ -27,6 +27,7 @@ from .options import (
     json_option,
     model_option,
     open_model,
+    precision_option,
     weights_option,
     workers_option,
 )
@@ -46,11 +47,12 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the results to FILE.csv or FILE.jsonl (instead of tables).")
 @backend_option()
+@precision_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
             top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
-            backend: str, fast_decode: bool) -> None:
+            backend: str, precision: str, fast_decode: bool) -> None:
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
 
     \b
@@ -64,7 +66,8 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
     from ..evaluation import predict
 
     sources = expand_inputs(inputs)
-    runtime = open_model(app, model, weights, backend, pipelined=len(sources) > batch_size)
+    runtime = open_model(app, model, weights, backend, pipelined=len(sources) > batch_size,
+                         precision=precision)
     runner, class_names, preprocess = runtime.backend, runtime.class_names, runtime.preprocess
     top_k = min(top_k, len(class_names))  # no empty label columns in --output FILE.csv
 
