@@ -48,9 +48,12 @@ def onnx_card(metadata: dict[str, str], path: Path) -> ModelCard:
 
 
 def openvino_card(model, path: Path) -> ModelCard:
-    """The card in an ``openvino.Model``'s runtime info."""
-    where = CARD_KEY.split(".")
-    return _card(model.get_rt_info(where).astype(str) if model.has_rt_info(where) else None, path)
+    """The card in an ``openvino.Model``'s runtime info: where ``mnv3 export`` puts it in IR, or
+    where OpenVINO's ONNX reader puts ONNX metadata (``framework``)."""
+    for where in (CARD_KEY.split("."), ["framework", CARD_KEY]):
+        if model.has_rt_info(where):
+            return _card(model.get_rt_info(where).astype(str), path)
+    return _card(None, path)
 
 
 def choose_exported_backend(path: Path, backend: str) -> str:

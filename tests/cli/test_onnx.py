@@ -211,3 +211,23 @@ def test_a_build_killed_midway_never_harms_another_process_building_the_same_ent
         os.utime(tmp_path / "onnx" / name, (0, time.time() - onnx_cache.STALE_SECONDS - 60))
     cache.store({"k": 3}, export, card)
     assert _entries(tmp_path) == sorted(cache.directory({"k": i}).name for i in (1, 2, 3))
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "small.onnx"), ("openvino", "small.xml")])
+def test_an_exported_file_is_weights_for_predict_without_torch(warm, int8_tflite, cat_photo, tmp_path,
+                                                              fmt, name):
+    pytest.importorskip("openvino", reason="the openvino extra is part of the test extra")
+    cache, first = warm
+    out = tmp_path / name
+    export = cli(["export", "-f", fmt, "--weights", int8_tflite, "-o", out, "--json"], cache)
+    assert export.returncode == 0, export.stderr
+    assert json.loads(export.stdout)["ok"]
+    result = cli(["predict", cat_photo, "--weights", out, "--json"], tmp_path / "empty-cache", guard=True)
+    assert result.returncode == 0, result.stderr
+    *lines, imported = result.stdout.strip().splitlines()
+    assert imported == "[]"  # the file alone: no torch, no cache entry built
+    assert not (tmp_path / "empty-cache" / "onnx").exists()
+    ours, reference = json.loads(lines[0]), json.loads(first.stdout)
+    assert [p["label"] for p in ours["predictions"]] == [p["label"] for p in reference["predictions"]]
+    assert np.allclose([p["probability"] for p in ours["predictions"]],
+                       [p["probability"] for p in reference["predictions"]], atol=1e-4)
