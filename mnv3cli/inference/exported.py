@@ -56,6 +56,24 @@ def openvino_card(model, path: Path) -> ModelCard:
     return _card(None, path)
 
 
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """The card inside an exported file, without preparing it to run (``mnv3 profile``)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"--weights {path}: no such file")
+    if path.suffix.lower() == ".xml":
+        from .openvino_backend import read_model
+
+        return openvino_card(read_model(path), path)
+    import onnx
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError ... for a file that is no graph
+        raise UserError(f"{path}: not a usable ONNX model ({type(exc).__name__})") from None
+    return onnx_card({p.key: p.value for p in graph.metadata_props}, path)
+
+
 def choose_exported_backend(path: Path, backend: str) -> str:
     """``onnxruntime`` or ``openvino`` for an exported file and a ``--backend``."""
     native = SUFFIXES[path.suffix.lower()]

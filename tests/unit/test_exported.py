@@ -98,3 +98,24 @@ def test_openvino_backend_runs_the_cached_graph_in_f32_unless_asked(int8_tflite,
     bf16 = open_runtime(str(int8_tflite), backend="openvino", cache=cache, precision="bf16")
     assert bf16.backend.name == "openvino-bf16"  # stated wherever the backend is named
     assert np.abs(bf16.backend(batch) - ort.backend(batch)).max() > 1e-3  # really another precision
+
+
+def test_profile_times_an_exported_file_as_it_is_with_top1_per_row(files, model):
+    from mnv3cli.profiling import profile_model
+
+    folder, _ = files
+    batch = sample_batch(PRE)
+    expected = _torch(model, batch).argmax(1).tolist()
+    seen = []
+
+    def top1_on(runner, card):  # the runner is the very file: same argmax as the model
+        seen.append(card.preprocess)
+        return 100.0 * (runner(batch).argmax(1).tolist() == expected)
+
+    profile = profile_model(None, weights=str(folder / "small.onnx"), runs=2, warmup=0, top1_on=top1_on)
+    assert profile.model == "mobilenetv3_small_100" and profile.resolution == 96
+    assert profile.params.total == 2542856  # counted from the card's architecture
+    assert [(s.backend, s.top1) for s in profile.latency] == [("onnxruntime", 100.0), ("openvino", 100.0)]
+    assert seen == [PRE, PRE] and "eager" in profile.skipped_backends
+    with pytest.raises(UserError, match="fixed to 96x96"):
+        profile_model(None, weights=str(folder / "small.onnx"), resolution=224, runs=0)
