@@ -231,3 +231,19 @@ def test_an_exported_file_is_weights_for_predict_without_torch(warm, int8_tflite
     assert [p["label"] for p in ours["predictions"]] == [p["label"] for p in reference["predictions"]]
     assert np.allclose([p["probability"] for p in ours["predictions"]],
                        [p["probability"] for p in reference["predictions"]], atol=1e-4)
+
+
+def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagenet_dev, tmp_path):
+    cache, _ = warm
+    out = tmp_path / "small.onnx"
+    assert cli(["export", "--weights", int8_tflite, "-o", out], cache).returncode == 0
+    profile = cli(["profile", "--weights", out, "--compare", "small", "--data", imagenet_dev,
+                   "--limit", "20", "--runs", "1", "--warmup", "0", "--backend", "onnxruntime",
+                   "--json"], cache)
+    assert profile.returncode == 0, profile.stderr
+    exported, registry = json.loads(profile.stdout)
+    evaluate = cli(["evaluate", imagenet_dev, "--weights", out, "--limit", "20", "--json"], cache)
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert exported["weights"] == str(out) and exported["latency"][0]["backend"] == "onnxruntime"
+    assert exported["latency"][0]["top1"] == json.loads(evaluate.stdout)["top1"] == 90.0
+    assert registry["latency"][0]["top1"] is None  # random weights: no accuracy to show
