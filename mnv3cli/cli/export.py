@@ -12,6 +12,7 @@ should not be trusted); 2 for bad options or weights.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -22,6 +23,7 @@ from .context import AppContext, pass_app
 from .options import json_option, model_option, weights_option
 
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
+DEFAULT_CALIBRATION = 300  # the same as mnv3cli.inference.int8's, without importing it for --help
 DESCRIPTIONS = {"onnx": "ONNX opset {opset}", "openvino": "OpenVINO IR, f32",
                 "torchscript": "TorchScript (frozen)"}
 MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based exporter stops at 20
@@ -43,10 +45,24 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
                    "is dynamic; ONNX fixes the spatial size.")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
               help="Photo to verify the export on [default: a generated photo-like image].")
+@click.option("--int8", is_flag=True,
+              help="Quantize to int8 (onnx, openvino; needs mnv3cli[int8]), certified on labelled "
+                   "images to lose at most --max-drop points of top-1.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="--int8: labelled image folder (as for evaluate) to calibrate on; without --val, "
+                   "half of it (class by class) is held out to measure top-1.")
+@click.option("--val", "val_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="--int8: labelled folder to measure top-1 on (never calibrated on).")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="--int8: the most top-1 points int8 may lose against fp32.")
+@click.option("--calibration", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION,
+              show_default=True, help="--int8: calibration images (class-balanced) from --data.")
 @json_option()
 @pass_app
 def command(app: AppContext, fmt: str, model: str | None, weights: str, output: Path | None,
-            opset: int, resolution: int | None, image: Path | None, as_json: bool) -> None:
+            opset: int, resolution: int | None, image: Path | None, int8: bool,
+            data_dir: Path | None, val_dir: Path | None, max_drop: float, calibration: int,
+            as_json: bool) -> None:
     """Export a model to ONNX, OpenVINO IR or TorchScript and verify it against PyTorch.
 
     \b
@@ -54,8 +70,10 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
       mnv3 export --weights mobilenet_v3_small_1.0_224_int8.tflite -o small.onnx --image cat.jpg
       mnv3 export --format openvino --weights imagenet --model small -o small.xml
       mnv3 export --format torchscript --model large -o large.pt
+      mnv3 export -f openvino --int8 --data imagenet/train-sample --val imagenet/val -o small-int8.xml
     Exit status 1 when the file's logits differ from PyTorch's by more than 1e-4 (the file is kept
-    for inspection), 2 for bad options, weights or --image.
+    for inspection), or when --int8 cannot be certified within --max-drop (nothing is written);
+    2 for bad options, weights or --image.
     """
     from ..data import open_rgb
     from ..inference import TOLERANCE, export_verified
@@ -68,9 +86,16 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
 
         if not openvino_backend.available():
             raise UserError(f"--format openvino: OpenVINO is not installed ({openvino_backend.INSTALL})")
+    if int8:
+        _check_int8(fmt, data_dir)
+    elif data_dir or val_dir:
+        raise UserError(f"--{'data' if data_dir else 'val'}: only used with --int8")
     loaded = load_model(weights, model_name=model)
     preprocess = loaded.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
-    output = output or Path(loaded.model_name + FORMATS[fmt])
+    output = output or Path(loaded.model_name + ("-int8" if int8 else "") + FORMATS[fmt])
+    if int8:
+        return _export_int8(app, loaded, replace(loaded.card, preprocess=preprocess), fmt, output,
+                            data_dir, val_dir, max_drop, calibration, as_json)
 
     try:
         difference = export_verified(loaded.model, output, preprocess, fmt, opset=opset, image=image,
@@ -96,3 +121,62 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     if difference > TOLERANCE:
         raise PartialFailure(f"{output}: differs from PyTorch by {difference:.3g} > {TOLERANCE:g}; "
                              "the file is kept for inspection but should not be used")
+
+
+def _check_int8(fmt: str, data_dir: Path | None) -> None:
+    from importlib.util import find_spec
+
+    if fmt == "torchscript":
+        raise UserError("--int8: only for --format onnx or openvino")
+    if data_dir is None:
+        raise UserError("--int8: needs --data DIR, labelled images to calibrate on (and to measure "
+                        "top-1 on, without --val)")
+    if find_spec("nncf") is None:
+        raise UserError("--int8: NNCF is not installed (pip install 'mnv3cli[int8]')")
+
+
+def _export_int8(app: AppContext, loaded, card, fmt: str, output: Path, data_dir: Path,
+                 val_dir: Path | None, max_drop: float, calibration: int, as_json: bool) -> None:
+    """Quantize, certify on held-out images, report; exit 1 (nothing written) when not certified."""
+    from ..data.folders import find_samples
+    from ..inference.int8 import export_int8, split
+
+    samples = find_samples(data_dir, card.class_names, card.wordnet_ids).samples
+    val = find_samples(val_dir, card.class_names, card.wordnet_ids).samples if val_dir else None
+    cal, held_out = split(samples, calibration, val)
+    if not cal or not held_out:
+        raise UserError(f"--data {data_dir}: too few images to calibrate on and hold out "
+                        f"({len(samples)} found; give more, or --val)")
+    try:
+        result = export_int8(loaded.model, card, output, fmt, cal, held_out, max_drop=max_drop,
+                             on_step=app.info)
+    except OSError as exc:
+        raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    m = result.measured
+    files = [output, output.with_suffix(".bin")] if fmt == "openvino" else [output]
+    record = {"format": fmt, "int8": True, "output": str(output),
+              "bytes": sum(f.stat().st_size for f in files), "model": loaded.model_name,
+              "source": loaded.source, "input_shape": ["batch", 3, card.preprocess.input_size,
+                                                       card.preprocess.input_size],
+              "preprocess": card.preprocess.to_dict(), "calibration_images": result.calibration_images,
+              "held_out_images": m.n, "fp32_top1": m.fp32_top1, "int8_top1": m.int8_top1,
+              "drop": m.drop, "noise": m.noise, "images_needed": m.images_needed(max_drop),
+              "max_drop": max_drop, "steps": result.steps, "layers": result.layers,
+              "kept_in_float": [layer.label for layer in result.kept],
+              "latency_ms": {k: {str(b): v for b, v in d.items()} for k, d in result.latency_ms.items()}}
+    if as_json:
+        app.emit_json(record)
+        return
+    what = "OpenVINO IR" if fmt == "openvino" else "ONNX"
+    size = card.preprocess.input_size
+    click.echo(f"wrote {output} ({what}, int8, {record['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
+               f"input [batch, 3, {size}, {size}]")
+    click.echo(f"top-1 on {m.n} held-out images: fp32 {m.fp32_top1:.1f} %, int8 {m.int8_top1:.1f} %, "
+               f"drop {m.drop:.2f} ± {m.noise:.2f} points (budget {max_drop:g}; the noise needs "
+               f"{record['images_needed']} images)")
+    kept = ", ".join(record["kept_in_float"]) or "none"
+    click.echo(f"kept in float: {len(result.kept)} of {result.layers} layers: {kept}")
+    runtime = "OpenVINO" if fmt == "openvino" else "ONNX Runtime"
+    for batch in sorted(result.latency_ms["fp32"]):
+        click.echo(f"latency ({runtime}, batch {batch}): fp32 {result.latency_ms['fp32'][batch]:.2f} ms, "
+                   f"int8 {result.latency_ms['int8'][batch]:.2f} ms")

@@ -23,7 +23,7 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,14 +70,15 @@ class PairedDrop:
         b, c, n = self.only_fp32, self.only_int8, self.n
         return 100.0 * math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
 
-    def images_needed(self, budget: float) -> int:
-        """Held-out images for this measurement's noise to be at most ``budget`` points (at the
-        rate of disagreement seen here; at least one disagreement is assumed)."""
+    def images_needed(self, budget: float) -> int | None:
+        """Held-out images for this measurement's noise to be at most ``budget`` points, at the
+        rate of disagreement seen here (at least one disagreement assumed); None for budget 0."""
         rate = max(self.only_fp32 + self.only_int8, 1) / self.n
-        return math.ceil(rate * (100.0 / budget) ** 2) if budget > 0 else math.inf
+        return math.ceil(rate * (100.0 / budget) ** 2) if budget > 0 else None
 
     def certifies(self, budget: float) -> bool:
-        return self.drop <= budget and self.n >= self.images_needed(budget)
+        """The drop and its own noise are both within ``budget`` points."""
+        return self.drop <= budget and self.noise <= budget
 
 
 @dataclass
@@ -208,6 +209,7 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
 
     say = on_step or (lambda message: None)
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     say(f"decoding {len(calibration)} calibration and {len(held_out)} held-out images")
     cal_images = _images(calibration, card)
     val_images = _images([p for p, _ in held_out], card)
@@ -216,24 +218,30 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
     with tempfile.TemporaryDirectory(prefix=".mnv3-int8-", dir=path.parent) as tmp:
         fp32_path = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=card.preprocess.input_size,
                                 card=card)
-        fp32 = _runner(fp32_path, fmt if fmt == "openvino" else "onnx", threads)
+        fp32 = _runner(fp32_path, fmt, threads)
         fp32_pred = _predict(fp32, val_images)
         say(f"quantizing with NNCF on {len(cal_images)} images")
         qmodel = quantize.quantize_graph(fp32_path, cal_images)
         fp32_graph = onnx.load(str(fp32_path))
         layers = quantize.find_layers(qmodel)
         probe = cal_images[:SENSITIVITY_IMAGES]
-        say(f"measuring each of {len(layers)} layers' sensitivity on {len(probe)} calibration images")
-        gain = quantize.sensitivity(qmodel, fp32_graph, layers, _logits(fp32, probe),
-                                    _graph_logits(Path(tmp), fmt, threads, probe))
+
+        def ranked() -> Iterator[tuple[str, list[Layer]]]:
+            yield "nothing", []  # measured first: when all-int8 passes, no ranking is needed
+            say(f"measuring each of {len(layers)} layers' sensitivity on {len(probe)} calibration images")
+            gain = quantize.sensitivity(qmodel, fp32_graph, layers, _logits(fp32, probe),
+                                        _graph_logits(Path(tmp), fmt, threads, probe))
+            yield from quantize.plan(layers, gain)[1:]
+
         best: tuple[PairedDrop, list[Layer]] | None = None
-        for steps, (why, kept) in enumerate(quantize.plan(layers, gain), start=1):
+        for steps, (why, kept) in enumerate(ranked(), start=1):
             candidate = quantize.keep_in_float(qmodel, fp32_graph, {layer.node for layer in kept})
             trial = Path(tmp) / f"int8.{'xml' if fmt == 'openvino' else 'onnx'}"
             _write(candidate, fmt, trial, card)
             int8 = _runner(trial, fmt, threads)
             measured = PairedDrop.measure(fp32_pred, _predict(int8, val_images), labels)
-            say(f"step {steps}, {len(kept)} layers in float (+ {why}): int8 top-1 "
+            added = f" (+ {why})" if kept else ""
+            say(f"step {steps}, {len(kept)} of {len(layers)} layers in float{added}: int8 top-1 "
                 f"{measured.int8_top1:.1f} % vs fp32 {measured.fp32_top1:.1f} %, drop "
                 f"{measured.drop:.2f} ± {measured.noise:.2f} points")
             if best is None or measured.drop < best[0].drop:
@@ -251,6 +259,6 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
     needed = measured.images_needed(max_drop)
     reason = (f"on {measured.n} held-out images the smallest drop reached was {measured.drop:.2f} ± "
               f"{measured.noise:.2f} points with {len(kept)} of {len(layers)} layers in float")
-    if measured.drop <= max_drop and measured.n < needed:
+    if measured.drop <= max_drop and needed is not None and measured.noise > max_drop:
         reason += f"; certifying {max_drop:g} points needs at least {needed} held-out images"
     raise BudgetNotMet(f"int8 budget --max-drop {max_drop:g} not met: {reason}; nothing written")

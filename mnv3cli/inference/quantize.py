@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "Mul", "Add")
-PASS_THROUGH = ("Pad",)  # ops between a DequantizeLinear and the layer that reads it
+COMPUTE_OPS = ("Conv", "Gemm", "MatMul", "Mul", "Add", "ReduceMean", "GlobalAveragePool")
+PASS_THROUGH = ("Pad", "Flatten")  # ops between a DequantizeLinear and the layer that reads it
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,23 @@ class Layer:
 def quantize_graph(fp32_path: str | os.PathLike, calibration: np.ndarray):
     """NNCF post-training quantization (default preset) of the ONNX graph at ``fp32_path`` with the
     preprocessed ``calibration`` images ``[N, 3, H, W]``; returns the QDQ ``onnx.ModelProto``."""
+    import contextlib
+    import io
     import logging
 
+    # NNCF imports torch's extension loader, which warns about CUDA on CPU-only machines, and draws
+    # progress bars on stdout, where results go: both silenced (mnv3 says what it does on stderr)
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     import nncf
     import onnx
 
-    logging.getLogger("nncf").setLevel(logging.ERROR)  # no progress bars or notes on stderr
+    logging.getLogger("nncf").setLevel(logging.ERROR)
     model = onnx.load(str(fp32_path))
     name = model.graph.input[0].name
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))],
                            lambda x: {name: x})
-    return nncf.quantize(model, dataset, subset_size=len(calibration))
+    with contextlib.redirect_stdout(io.StringIO()):
+        return nncf.quantize(model, dataset, subset_size=len(calibration))
 
 
 def _label(node) -> str:

@@ -247,3 +247,28 @@ def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagene
     assert exported["weights"] == str(out) and exported["latency"][0]["backend"] == "onnxruntime"
     assert exported["latency"][0]["top1"] == json.loads(evaluate.stdout)["top1"] == 90.0
     assert registry["latency"][0]["top1"] is None  # random weights: no accuracy to show
+
+
+def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, int8_tflite, tmp_path):
+    """Calibrated on black images, int8 loses nearly everything on real ones: the budget holds."""
+    pytest.importorskip("nncf", reason="the int8 extra is part of the test extra")
+    from PIL import Image
+
+    classes = sorted(p.name for p in imagenet_dev.iterdir())
+    black, val = tmp_path / "black", tmp_path / "val"
+    for wnid in classes[:8]:
+        (black / wnid).mkdir(parents=True)
+        Image.new("RGB", (64, 64)).save(black / wnid / "black.png")
+    val.mkdir()
+    for wnid in classes[8:20]:
+        (val / wnid).symlink_to(imagenet_dev / wnid)
+    out = tmp_path / "out" / "small-int8.onnx"
+    result = cli(["export", "--int8", "--weights", int8_tflite, "--data", black, "--val", val,
+                  "--max-drop", "1", "-o", out], tmp_path / "cache")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert "int8 budget --max-drop 1 not met" in last and "nothing written" in last
+    assert "on 12 held-out images" in last and "Traceback" not in result.stderr
+    assert "step 1, 0 of" in result.stderr  # each measured step is reported
+    assert not out.exists() and list(out.parent.iterdir()) == []  # no file, no leftovers
