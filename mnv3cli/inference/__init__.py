@@ -17,7 +17,7 @@ __getattr__, _names = lazy_exports(__name__, {
     "Runtime": ".runtime", "choose_backend": ".runtime", "open_runtime": ".runtime",
     "Backend": ".backends", "TorchBackend": ".backends",
     "OnnxBackend": ".onnx_backend", "OpenVinoBackend": ".openvino_backend",
-    "is_exported": ".exported", "open_exported": ".exported",
+    "is_exported": ".exported", "open_exported": ".exported", "export_int8": ".int8",
     "OnnxCache": ".onnx_cache", "cache_root": ".onnx_cache",
     "DEVICE_CHOICES": ".device", "resolve_device": ".device",
     "DEFAULT_OPSET": ".export", "export_onnx": ".export", "export_torchscript": ".export",
