@@ -108,7 +108,7 @@ def symmetric_checks(tmp: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
 
@@ -156,7 +156,7 @@ def main() -> int:
         times = {name: [] for name in runners}
         for _ in range(args.repeats):
             for name, run in runners.items():
-                runs = args.runs if batch_size == 1 else max(3, args.runs // 8)
+                runs = args.runs if batch_size == 1 else max(5, args.runs // 8)
                 times[name].append(time_per_image(run, batch_size, runs))
         results[batch_size] = {name: min(t) for name, t in times.items()}
         medians[batch_size] = {name: statistics.median(t) for name, t in times.items()}

@@ -175,6 +175,10 @@ def _label(p) -> str:
     return Path(p.weights).name if p.weights else p.model
 
 
+def _top1(top1: float | None) -> str:
+    return "-" if top1 is None else f"{top1:.1f} %"
+
+
 def _mib(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:,.1f} MiB"
 
@@ -221,22 +225,26 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
     timed = [(p, s) for p in profiles for s in p.latency]
     if timed:
         first = timed[0][1]
-        table = Table(title=f"Latency on {first.device}, {first.threads} thread(s): ms per batch over "
-                            f"{first.runs} runs after {first.warmup} warm-up",
-                      caption="peak memory: growth of peak RSS (CPU) or max allocated (CUDA) during warm-up and timed runs")
+        # with top-1, p90, mean±std and peak memory give way (they stay in --json): rows fit 80 columns
         accuracy = any(s.top1 is not None for _, s in timed)
+        table = Table(title=f"Latency on {first.device}, {first.threads} thread(s): ms per batch over "
+                            f"{first.runs} runs after {first.warmup} warm-up"
+                            + (", and top-1 of each row's own backend" if accuracy else ""),
+                      caption=None if accuracy else "peak memory: growth of peak RSS (CPU) or max "
+                                                    "allocated (CUDA) during warm-up and timed runs")
         columns = (["model"] if len(profiles) > 1 else []) + [
-            "backend", "batch", "min", "median", "p90", "mean±std", "images/s", "peak memory",
-            *(["top-1"] if accuracy else [])]
+            "backend", "batch", "min", "median", *([] if accuracy else ["p90", "mean±std"]),
+            "images/s", *(["top-1"] if accuracy else ["peak memory"])]
         rows, sections = [], []
         for i, (p, s) in enumerate(timed):
             new_model = i == 0 or timed[i - 1][0] is not p
             sections.append(new_model and i > 0)
             rows.append(([_label(p) if new_model else ""] if len(profiles) > 1 else []) + [
-                s.backend, str(s.batch_size), f"{s.min:.2f}", f"{s.median:.2f}", f"{s.p90:.2f}",
-                f"{s.mean:.2f} ± {s.std:.2f}", f"{s.images_per_s:,.1f}", _mib(s.peak_memory_bytes),
-                *([("-" if s.top1 is None else f"{s.top1:.1f} %")] if accuracy else [])])
-        _add_columns(table, columns, rows, text=("model", "backend"))
+                s.backend, str(s.batch_size), f"{s.min:.2f}", f"{s.median:.2f}",
+                *([] if accuracy else [f"{s.p90:.2f}", f"{s.mean:.2f} ± {s.std:.2f}"]),
+                f"{s.images_per_s:,.1f}",
+                _top1(s.top1) if accuracy else _mib(s.peak_memory_bytes)])
+        _add_columns(table, columns, rows, text=("model",), words=("backend",))
         for row, section in zip(rows, sections):
             if section:
                 table.add_section()
@@ -250,14 +258,18 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
             app.info(f"{_label(p)}: skipped {', '.join(skipped)}: {why}")
 
 
-def _add_columns(table, names: list[str], rows: list[list[str]], text=("model",)) -> None:
-    """Text columns may fold; number columns are at least as wide as their widest cell, so a
-    narrow terminal (or a pipe, 80 columns) folds names and headers but never splits digits."""
+def _add_columns(table, names: list[str], rows: list[list[str]], text=("model",), words=()) -> None:
+    """Text columns may fold; number columns and ``words`` (names such as ``onnxruntime``) are at
+    least as wide as their widest cell, so a narrow terminal (or a pipe, 80 columns) folds names
+    and headers but never splits digits or a backend's name."""
     for i, name in enumerate(names):
+        widest = max((len(r[i]) for r in rows), default=0)
         if name in text:
             table.add_column(name, justify="left", overflow="fold")
+        elif name in words:
+            table.add_column(name, justify="left", min_width=widest)
         else:
-            table.add_column(name, justify="right", min_width=max((len(r[i]) for r in rows), default=0))
+            table.add_column(name, justify="right", min_width=widest)
 
 
 def _plot(profiles: list, path: Path) -> None:
