@@ -247,6 +247,14 @@ def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagene
     assert exported["weights"] == str(out) and exported["latency"][0]["backend"] == "onnxruntime"
     assert exported["latency"][0]["top1"] == json.loads(evaluate.stdout)["top1"] == 90.0
     assert registry["latency"][0]["top1"] is None  # random weights: no accuracy to show
+    table = subprocess.run([sys.executable, "-m", "mnv3cli", "profile", "--weights", str(out), "--data",
+                            str(imagenet_dev), "--limit", "20", "--runs", "1", "--warmup", "0",
+                            "--backend", "onnxruntime"], capture_output=True, text=True,
+                           env=cli_env({"MNV3_CACHE": str(cache), "COLUMNS": "80"}), timeout=600)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if "onnxruntime" in line]
+    assert rows and all("90.0 %" in row for row in rows), table.stdout
+    assert max(map(len, table.stdout.splitlines())) <= 80 and "top-1" in table.stdout
 
 
 def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, int8_tflite, tmp_path):
