@@ -45,9 +45,9 @@ def choose_backend(backend: str = "auto", device: str = "auto") -> str:
 
     ``auto`` is ONNX Runtime when it is installed and can serve the device (CPU, or CUDA with
     onnxruntime-gpu), else PyTorch: ``--device mps`` or ``--device cuda`` without onnxruntime-gpu
-    go to torch. On the CPU, ONNX Runtime on the static graph measured at least as fast as OpenVINO
-    f32 on the same graph at batch 1 and 32 (``benchmarks/static_export.py``), and it has no
-    compilation step, so ``auto`` never picks OpenVINO; ``--backend openvino`` asks for it.
+    go to torch. On the CPU, ONNX Runtime on the static graph took 0.8-0.9x the time of OpenVINO f32
+    on the same graph at batch 1 and 32 on a quiet machine (``benchmarks/static_export.py``), and it
+    has no compilation step, so ``auto`` never picks OpenVINO; ``--backend openvino`` asks for it.
     """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: unknown backend; choose one of: {', '.join(BACKENDS)}")
