@@ -81,6 +81,8 @@ def _model_for(name: str | None, weights: str | None, width: float | None, resol
         if name and get_entry(name).name != card.model_name:
             raise UserError(f"--model {name}: {weights} holds {card.model_name}")
         size = card.preprocess.input_size
+        if width is not None:
+            raise UserError(f"--width {width:g}: {weights} is an exported graph of fixed width")
         if resolution and resolution != size:
             raise UserError(f"--resolution {resolution}: {weights} is fixed to {size}x{size}")
         arch = (get_entry(card.model_name).arch if card.model_name != "custom" else {}) | card.arch

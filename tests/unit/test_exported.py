@@ -119,3 +119,5 @@ def test_profile_times_an_exported_file_as_it_is_with_top1_per_row(files, model)
     assert seen == [PRE, PRE] and "eager" in profile.skipped_backends
     with pytest.raises(UserError, match="fixed to 96x96"):
         profile_model(None, weights=str(folder / "small.onnx"), resolution=224, runs=0)
+    with pytest.raises(UserError, match="fixed width"):
+        profile_model(None, weights=str(folder / "small.onnx"), width=0.5, runs=0)
