@@ -95,7 +95,7 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
     output = output or Path(loaded.model_name + ("-int8" if int8 else "") + FORMATS[fmt])
     if int8:
         return _export_int8(app, loaded, replace(loaded.card, preprocess=preprocess), fmt, output,
-                            data_dir, val_dir, max_drop, calibration, as_json)
+                            data_dir, val_dir, max_drop, calibration, opset, as_json)
 
     try:
         difference = export_verified(loaded.model, output, preprocess, fmt, opset=opset, image=image,
@@ -136,7 +136,8 @@ def _check_int8(fmt: str, data_dir: Path | None) -> None:
 
 
 def _export_int8(app: AppContext, loaded, card, fmt: str, output: Path, data_dir: Path,
-                 val_dir: Path | None, max_drop: float, calibration: int, as_json: bool) -> None:
+                 val_dir: Path | None, max_drop: float, calibration: int, opset: int,
+                 as_json: bool) -> None:
     """Quantize, certify on held-out images, report; exit 1 (nothing written) when not certified."""
     from ..data.folders import find_samples
     from ..inference.int8 import export_int8, split
@@ -149,7 +150,7 @@ def _export_int8(app: AppContext, loaded, card, fmt: str, output: Path, data_dir
                         f"({len(samples)} found; give more, or --val)")
     try:
         result = export_int8(loaded.model, card, output, fmt, cal, held_out, max_drop=max_drop,
-                             on_step=app.info)
+                             opset=opset, on_step=app.info)
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
     m = result.measured
@@ -161,7 +162,7 @@ def _export_int8(app: AppContext, loaded, card, fmt: str, output: Path, data_dir
               "preprocess": card.preprocess.to_dict(), "calibration_images": result.calibration_images,
               "held_out_images": m.n, "fp32_top1": m.fp32_top1, "int8_top1": m.int8_top1,
               "drop": m.drop, "noise": m.noise, "images_needed": m.images_needed(max_drop),
-              "max_drop": max_drop, "steps": result.steps, "layers": result.layers,
+              "max_drop": max_drop, "opset": opset, "steps": result.steps, "layers": result.layers,
               "kept_in_float": [layer.label for layer in result.kept],
               "latency_ms": {k: {str(b): v for b, v in d.items()} for k, d in result.latency_ms.items()}}
     if as_json:

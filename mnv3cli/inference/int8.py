@@ -195,7 +195,7 @@ def _write(qmodel, fmt: str, path: Path, card: ModelCard) -> None:
 
 def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
                 calibration: Sequence[str], held_out: Sequence[tuple[str, int]], *,
-                max_drop: float = 1.0, threads: int | None = None,
+                max_drop: float = 1.0, threads: int | None = None, opset: int | None = None,
                 on_step: Callable[[str], None] | None = None) -> Int8Result:
     """Quantize ``model`` (torch, with ``card``) to int8 and write it to ``path`` as ``fmt``
     (``onnx`` or ``openvino``) only if its top-1 on ``held_out`` is certified within ``max_drop``
@@ -205,7 +205,7 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
     import onnx
 
     from . import quantize
-    from .export import export_onnx
+    from .export import DEFAULT_OPSET, export_onnx
 
     say = on_step or (lambda message: None)
     path = Path(path)
@@ -217,7 +217,7 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
     # beside the output, so that publishing the certified file is a rename on one file system
     with tempfile.TemporaryDirectory(prefix=".mnv3-int8-", dir=path.parent) as tmp:
         fp32_path = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=card.preprocess.input_size,
-                                card=card)
+                                card=card, opset=opset or DEFAULT_OPSET)
         fp32 = _runner(fp32_path, fmt, threads)
         fp32_pred = _predict(fp32, val_images)
         say(f"quantizing with NNCF on {len(cal_images)} images")
