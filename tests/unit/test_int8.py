@@ -122,3 +122,36 @@ def test_int8_options_that_cannot_work_are_user_errors_before_any_work(args, mes
 
     result = CliRunner().invoke(cli, ["export", "--weights", "no-such.pt", *args])
     assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_export_int8_command_reports_both_top1s_the_layers_and_latency(int8_tflite, imagenet_dev,
+                                                                      tmp_path, as_json):
+    import json
+
+    from click.testing import CliRunner
+
+    from mnv3cli.cli.app import cli
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for wnid in sorted(p.name for p in imagenet_dev.iterdir())[:16]:
+        (data / wnid).symlink_to(imagenet_dev / wnid)
+    out = tmp_path / "s8.onnx"
+    args = ["-q", "export", "--int8", "--weights", str(int8_tflite), "--data", str(data),
+            "--max-drop", "60", "-o", str(out)] + (["--json"] if as_json else [])
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.stderr
+    assert out.is_file()
+    if as_json:
+        record = json.loads(result.stdout)
+        assert record["int8"] and record["held_out_images"] == 8 and record["calibration_images"] == 8
+        assert record["drop"] == pytest.approx(record["fp32_top1"] - record["int8_top1"])
+        assert record["kept_in_float"] == [] and record["steps"] == 1
+        assert set(record["latency_ms"]) == {"fp32", "int8"} and record["latency_ms"]["int8"]["1"] > 0
+    else:
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith(f"wrote {out} (ONNX, int8, ")
+        assert lines[1].startswith("top-1 on 8 held-out images: fp32 ") and "budget 60" in lines[1]
+        assert lines[2] == "kept in float: 0 of 61 layers: none"
+        assert lines[3].startswith("latency (ONNX Runtime, batch 1): fp32 ")
