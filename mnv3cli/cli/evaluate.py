@@ -30,6 +30,7 @@ from .options import (
     json_option,
     model_option,
     open_model,
+    precision_option,
     tta_option,
     weights_option,
     workers_option,
@@ -56,11 +57,12 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 @tta_option()
 @backend_option()
 @device_option()
+@precision_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, folder: Path, model: str | None, weights: str | None, labels: Path | None,
             limit: int | None, batch_size: int, workers: int | None, report_dir: Path | None,
-            as_json: bool, tta: str, backend: str, fast_decode: bool) -> None:
+            as_json: bool, tta: str, backend: str, precision: str, fast_decode: bool) -> None:
     """Measure accuracy on FOLDER: one subfolder per class (WordNet ids such as n01440764, or the
     model's class names), or flat with --labels.
 
@@ -84,6 +86,7 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     with distributed.process_group():
         main = distributed.is_main()
         runtime = open_model(app, model, weights, backend, device=distributed.rank_device(app.device),
+                             precision=precision,
                              pipelined=True)
         found = match_classes(scanned, runtime.class_names, runtime.wordnet_ids)
         count = min(limit or len(found.samples), len(found.samples))

@@ -18,6 +18,7 @@ import click
 
 from ..inference import (  # plain constants: importing them loads no backend
     BACKENDS,
+    PRECISIONS,
     TTA_MODES,
 )
 from .context import AppContext
@@ -25,8 +26,9 @@ from .context import AppContext
 Decorator = Callable[[Callable], Callable]
 
 MODEL_HELP = "Registry name or alias (default: the model of the weights)."
-WEIGHTS_HELP = ("A registry tag or a weights file (.pt/.pth/.safetensors/.tflite) [default: bundled, "
-                "the model inside mnv3; with --model: imagenet].")
+WEIGHTS_HELP = ("bundled (default: the model inside mnv3; with --model: imagenet), a registry tag, a "
+                "weights file (.pt/.pth/.safetensors/.tflite), or a file written by mnv3 export "
+                "(.onnx, OpenVINO .xml).")
 JSON_HELP = "Print the result as one JSON object on stdout."
 
 
@@ -58,7 +60,15 @@ def workers_option() -> Decorator:
 def backend_option() -> Decorator:
     """``--backend``: the engines :func:`~mnv3cli.inference.open_runtime` knows."""
     return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-                        help="Inference engine (auto: onnxruntime when installed, else torch).")
+                        help="Inference engine (auto: onnxruntime when installed, else torch; openvino needs "
+                             "mnv3cli[openvino]).")
+
+
+def precision_option() -> Decorator:
+    """``--precision``: OpenVINO's inference precision; f32 unless asked (its CPU default is bf16)."""
+    return click.option("--precision", type=click.Choice(PRECISIONS), default="f32", show_default=True,
+                        help="Inference precision of --backend openvino (bf16/f16 are faster on some "
+                             "CPUs and cost accuracy; the backend is then named openvino-bf16 ...).")
 
 
 def tta_option() -> Decorator:
@@ -126,7 +136,7 @@ def conventional_metavars(command: click.Command) -> click.Command:
 
 
 def open_model(app: AppContext, model: str | None, weights: str | None, backend: str, *,
-               device: str | None = None, pipelined: bool = False):
+               device: str | None = None, pipelined: bool = False, precision: str = "f32"):
     """``--model``/``--weights``/``--backend`` -> a ready :class:`~mnv3cli.inference.Runtime`.
 
     With neither option: the model shipped inside the package (``bundled``: nothing is downloaded);
@@ -139,6 +149,6 @@ def open_model(app: AppContext, model: str | None, weights: str | None, backend:
     )
 
     runtime = open_runtime(weights, model, backend, device or app.device, notify=app.info,
-                           pipelined=pipelined)
+                           pipelined=pipelined, precision=precision)
     app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
     return runtime

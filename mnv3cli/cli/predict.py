@@ -31,6 +31,7 @@ from .options import (
     json_option,
     model_option,
     open_model,
+    precision_option,
     tta_option,
     weights_option,
     workers_option,
@@ -63,12 +64,13 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @tta_option()
 @backend_option()
 @device_option()
+@precision_option()
 @fast_decode_option()
 @pass_app
 def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
             top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
             resume: bool, min_confidence: float | None, sort_into: Path | None, mode: str | None,
-            tta: str, backend: str, fast_decode: bool) -> None:
+            tta: str, backend: str, precision: str, fast_decode: bool) -> None:
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
 
     \b
@@ -93,7 +95,7 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
         # rank 0 reads the inputs (stdin included) and the earlier output; every rank gets them
         sources = distributed.on_main(lambda: expand_inputs(inputs))
         runtime = open_model(app, model, weights, backend, device=distributed.rank_device(app.device),
-                             pipelined=len(sources) > batch_size)
+                             pipelined=len(sources) > batch_size, precision=precision)
         top_k = min(top_k, len(runtime.class_names))  # no empty label columns in --output FILE.csv
         sorter = _sorter(sort_into, mode) if distributed.is_main() else None
         failed = 0

@@ -14,7 +14,7 @@ import click
 from ..errors import UserError
 from ..rounding import format_significant
 from .context import AppContext, pass_app
-from .options import device_option, json_option, model_option
+from .options import device_option, json_option, model_option, weights_option
 
 BACKEND_CHOICES = ("auto", "torch", "eager", "channels_last", "torchscript", "onnxruntime")
 
@@ -60,15 +60,23 @@ def _check_plot_target(path: Path) -> None:
 @click.option("--width", type=click.FloatRange(min=0, max=4, min_open=True),
               help="Width multiplier overriding the registry's (applies to every profiled model); "
                    "at most 4 (a Large of 80 M parameters): wider ones only exhaust memory.")
-@click.option("--resolution", "-r", type=click.IntRange(16, 4096), default=224, show_default=True,
-              help="Input height and width in pixels.")
+@weights_option("Weights to profile: a weights file, or a graph written by mnv3 export (.onnx, "
+                "OpenVINO .xml), timed as it is. [default: the registry model, random weights]")
+@click.option("--resolution", "-r", type=click.IntRange(16, 4096),
+              help="Input height and width in pixels. [default: 224, or the weights' own]")
 @click.option("--batch-size", "-b", "batch_sizes", multiple=True, callback=_batch_sizes,
               metavar="N[,N...]", help="Batch size(s) to time; repeat or comma-separate. [default: 1]")
 @device_option("Where to time the model [default: the global --device, else $MNV3_DEVICE, else auto].")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for torch and ONNX Runtime. [default: torch's default]")
-@click.option("--compare", "compare", multiple=True, metavar="NAME",
-              help="Another model to profile in the same tables; repeatable.")
+@click.option("--compare", "compare", multiple=True, metavar="NAME|FILE",
+              help="Another model, or an exported .onnx/.xml file (an int8 export, say), to profile "
+                   "in the same tables; repeatable.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Labelled image folder (as for evaluate): adds each row's top-1, measured on that "
+                   "very backend, for rows with real weights.")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Measure top-1 on this many --data images (spread over the classes).")
 @click.option("--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES),
               help="Backend(s) to time; repeatable. auto: the one predict and evaluate pick; torch: "
                    "eager. [default: every available one]")
@@ -81,10 +89,11 @@ def _check_plot_target(path: Path) -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write latency and throughput against batch size to this image (needs matplotlib).")
 @pass_app
-def command(app: AppContext, model_name: str | None, size: str | None, width: float | None,
-            resolution: int, batch_sizes: tuple[int, ...], threads: int | None,
-            compare: tuple[str, ...], backends: tuple[str, ...], runs: int, warmup: int,
-            per_layer: bool, as_json: bool, plot_path: Path | None) -> None:
+def command(app: AppContext, model_name: str | None, size: str | None, weights: str | None,
+            width: float | None, resolution: int | None, batch_sizes: tuple[int, ...],
+            threads: int | None, compare: tuple[str, ...],
+            data_dir: Path | None, limit: int | None, backends: tuple[str, ...], runs: int,
+            warmup: int, per_layer: bool, as_json: bool, plot_path: Path | None) -> None:
     """Count parameters and MACs/FLOPs and time the model on every available backend.
 
     \b
@@ -92,14 +101,20 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
     mnv3 profile --model large --batch-size 1,8,32 --threads 2
     mnv3 profile --size small --compare large --compare mobilenetv3_small_075 --runs 20
     mnv3 profile --size small --per-layer --runs 0 --json
+    mnv3 profile --weights small.onnx --compare small-int8.onnx --data imagenet/val
     """
+    from ..inference.exported import is_exported
     from ..registry import default_model, get_entry
 
     if model_name and size and get_entry(model_name) is not get_entry(size):
         raise UserError(f"--model {model_name} and --size {size} name different models; give one")
-    names = [get_entry(model_name or size or default_model().name).name]
-    names += [get_entry(n).name for n in compare]
-    names = list(dict.fromkeys(names))
+    first = model_name or size or (None if weights else default_model().name)
+    items = [(get_entry(first).name if first else None, weights)]  # (registry name, weights)
+    items += [(None, n) if is_exported(n) else (get_entry(n).name, None) for n in compare]
+    items = list(dict.fromkeys(items))
+    if data_dir is not None and runs == 0:
+        raise UserError(f"--data {data_dir}: top-1 is measured per timed backend; --runs 0 times none")
+    top1_on = _top1_on(data_dir, limit) if data_dir is not None else None
     if plot_path is not None:
         _check_plot_target(plot_path)
         if runs == 0:
@@ -112,19 +127,21 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
     aliases = {"torch": "eager", "auto": "eager" if auto == "torch" else auto}
     backends = tuple(dict.fromkeys(aliases.get(b, b) for b in backends))
     torch_device = resolve_device(app.device)
-    n_backends = len(backends) or sum(why is None for why in backend_availability(torch_device).values())
+    steps = sum(len(backends) or sum(why is None for why in backend_availability(
+        torch_device, Path(file) if file else None).values()) for _, file in items) * len(batch_sizes)
     profiles = []
     with app.progress() as progress:
-        task = progress.add_task("profiling", total=len(names) * n_backends * len(batch_sizes) if runs else 0)
-        for name in names:
-            def on_step(what: str, name: str = name) -> None:
-                progress.update(task, description=f"{name}: {what}")
+        task = progress.add_task("profiling", total=steps if runs else 0)
+        for name, file in items:
+            def on_step(what: str, label: str = file or name) -> None:
+                progress.update(task, description=f"{label}: {what}")
                 progress.advance(task)
 
             profiles.append(profile_model(name, width=width, resolution=resolution,
                                           batch_sizes=batch_sizes, device=torch_device,
                                           backends=backends or None, runs=runs, warmup=warmup,
-                                          threads=threads, on_step=on_step))
+                                          threads=threads, on_step=on_step, weights=file,
+                                          top1_on=top1_on))
     if plot_path is not None:
         try:
             _plot(profiles, plot_path)
@@ -138,9 +155,31 @@ def command(app: AppContext, model_name: str | None, size: str | None, width: fl
     _print_tables(app, profiles, per_layer)
 
 
+def _top1_on(data_dir: Path, limit: int | None):
+    """``top1_on(runner, card)``: top-1 (percent) of a prepared backend on the --data images."""
+    from ..data.folders import match_classes, scan_folder
+    from ..evaluation import evaluate
+
+    scanned = scan_folder(data_dir)  # a wrong folder fails before any model is loaded
+
+    def top1_on(runner, card) -> float:
+        found = match_classes(scanned, card.class_names, card.wordnet_ids)
+        return evaluate(runner, found.samples, card.num_classes, card.preprocess, limit=limit).top1
+    return top1_on
+
+
 # ---------------------------------------------------------------------------------------- formatting
 # Every table fits 80 columns with whole cells: model names head the columns of a transposed summary
 # (as many models side by side as the terminal holds), and each model gets its own latency table.
+
+def _label(p) -> str:
+    """A row's model: its registry name, or the exported file it was timed from."""
+    return Path(p.weights).name if p.weights else p.model
+
+
+def _top1(top1: float | None) -> str:
+    return "-" if top1 is None else f"{top1:.1f} %"
+
 
 def _mib(n: int | None) -> str:
     return "-" if n is None else format_significant(n / 2**20)
@@ -155,7 +194,7 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
         app.print_whole(_summary(chunk))
     app.out.print(profiles[0].compute.convention, style="dim")
     for p in profiles:
-        stages = Table(title=f"{p.model}: per stage")
+        stages = Table(title=f"{_label(p)}: per stage")
         for col in ("stage", "params", "MACs", "% MACs"):
             stages.add_column(col, justify="left" if col == "stage" else "right")
         for stage, n_params in p.params.per_stage.items():
@@ -176,7 +215,7 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
                       "timed runs", style="dim", highlight=False)
     for p in profiles:
         for backend, why in p.skipped_backends.items():
-            app.info(f"{p.model}: skipped {backend}: {why}")
+            app.info(f"{_label(p)}: skipped {backend}: {why}")
 
 
 SUMMARY_ROWS = (("width", lambda p: f"{p.width:g}"), ("params", lambda p: f"{p.params.total:,}"),
@@ -194,7 +233,7 @@ def _side_by_side(profiles: list, width: int) -> list[list]:
     chunks: list[list] = []
     used = width
     for p in profiles:
-        column = max(len(p.model), *(len(cell(p)) for _, cell in SUMMARY_ROWS)) + 3
+        column = max(len(_label(p)), *(len(cell(p)) for _, cell in SUMMARY_ROWS)) + 3
         if used + column > width:
             chunks.append([])
             used = 1 + label
@@ -210,7 +249,7 @@ def _summary(profiles: list):
     table = Table()
     table.add_column("")
     for p in profiles:
-        table.add_column(p.model, justify="right", no_wrap=True)
+        table.add_column(_label(p), justify="right", no_wrap=True)
     for name, cell in SUMMARY_ROWS:
         table.add_row(name, *(cell(p) for p in profiles))
     return table
@@ -227,7 +266,7 @@ def _compact(title: str | None):
 
 def _layers(p):
     """Every Conv2d and Linear layer; MACs in millions (3 significant digits; --json has them exact)."""
-    table = _compact(f"{p.model}: per layer (Conv2d and Linear; %: share of the MACs)")
+    table = _compact(f"{_label(p)}: per layer (Conv2d and Linear; %: share of the MACs)")
     for col in ("layer", "kind", "output", "params", "MACs (M)", "%"):
         table.add_column(col, justify="left" if col in ("layer", "kind") else "right", no_wrap=True)
     for layer in p.compute.layers:
@@ -237,14 +276,18 @@ def _layers(p):
 
 
 def _latency(p, titled: bool):
-    """One row per backend and batch size; times in ms (3 significant digits)."""
-    table = _compact(p.model if titled else None)  # 80 columns even at 5-digit latencies
-    for col in ("backend", "batch", "min", "median", "p90", "mean ± std", "images/s", "peak MiB"):
+    """One row per backend and batch size; times in ms (3 significant digits). With top-1 (--data),
+    p90, mean ± std and peak memory give way to it (they stay in --json), so rows fit 80 columns."""
+    accuracy = any(s.top1 is not None for s in p.latency)
+    table = _compact(_label(p) if titled else None)  # 80 columns even at 5-digit latencies
+    columns = ("backend", "batch", "min", "median", *(() if accuracy else ("p90", "mean ± std")),
+               "images/s", "top-1" if accuracy else "peak MiB")
+    for col in columns:
         table.add_column(col, justify="left" if col == "backend" else "right", no_wrap=True)
     for s in p.latency:
-        table.add_row(s.backend, str(s.batch_size), *map(format_significant, (s.min, s.median, s.p90)),
-                      format_significant(s.mean, plus_minus=s.std),
-                      format_significant(s.images_per_s), _mib(s.peak_memory_bytes))
+        spread = () if accuracy else (format_significant(s.p90), format_significant(s.mean, plus_minus=s.std))
+        table.add_row(s.backend, str(s.batch_size), *map(format_significant, (s.min, s.median)), *spread,
+                      format_significant(s.images_per_s), _top1(s.top1) if accuracy else _mib(s.peak_memory_bytes))
     return table
 
 
@@ -261,7 +304,7 @@ def _plot(profiles: list, path: Path) -> None:
         for backend in dict.fromkeys(s.backend for s in p.latency):  # colour per backend
             stats = sorted((s for s in p.latency if s.backend == backend), key=lambda s: s.batch_size)
             line = {"marker": "o", "linestyle": style, "color": f"C{BACKEND_CHOICES.index(backend)}",
-                    "label": f"{p.model} {backend}" if len(profiles) > 1 else backend}
+                    "label": f"{_label(p)} {backend}" if len(profiles) > 1 else backend}
             sizes.update(s.batch_size for s in stats)
             ax_lat.plot([s.batch_size for s in stats], [s.median for s in stats], **line)
             ax_tput.plot([s.batch_size for s in stats], [s.images_per_s for s in stats], **line)
@@ -275,6 +318,6 @@ def _plot(profiles: list, path: Path) -> None:
         ax.grid(True, alpha=0.3)
     ax_lat.set_yscale("log")
     ax_tput.legend(fontsize="small")
-    fig.suptitle(f"{', '.join(p.model for p in profiles)} at {profiles[0].resolution}px on {device}")
+    fig.suptitle(f"{', '.join(_label(p) for p in profiles)} at {profiles[0].resolution}px on {device}")
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format=path.suffix.lstrip(".").lower())

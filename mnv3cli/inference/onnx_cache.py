@@ -3,7 +3,8 @@
 An entry is a directory ``<cache>/onnx/<key>/`` holding ``model.onnx`` and ``meta.json`` (the key
 and the model's :class:`~mnv3cli.registry.ModelCard`): everything ``predict`` and ``evaluate``
 need besides the graph. The key hashes the weights file's *content* (so a renamed copy hits and an
-overwritten file misses) together with the requested model name and overrides, the opset, the
+overwritten file misses) together with the requested model name and overrides, the input
+resolution (graphs are static: every padding is computed for it at export), the opset, the
 exporter's version and :data:`FORMAT`. Finding an entry never imports torch: registry tags
 (``imagenet``, ``torchvision:IMAGENET1K_V1`` ...) resolve to the file the loader downloads into
 torch.hub's cache (:func:`~mnv3cli.weights.download.cached_path`).
@@ -35,7 +36,7 @@ from ..fileio import atomic_write
 from ..registry import ModelCard, resolve_weights
 from ..weights.download import cached_path
 
-FORMAT = 2  # bump when the layout or the meaning of an entry changes
+FORMAT = 3  # bump when the layout or the meaning of an entry changes (3: static graphs, resolution)
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
 TMP_PREFIX = ".tmp-"  # private build folders and entries being deleted; never an entry's name
 STALE_SECONDS = 3600  # a private folder untouched this long belongs to a process that died
@@ -75,11 +76,15 @@ def _exporter_version() -> str:
 
 
 def cache_key(sha256: str, model_name: str | None, opset: int,
-              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Everything an exported graph depends on besides code this module versions with FORMAT."""
+              overrides: dict[str, Any] | None = None, resolution: int | None = None) -> dict[str, Any]:
+    """Everything an exported graph depends on besides code this module versions with FORMAT.
+
+    ``resolution``: the input height and width the graph is fixed to; None means the weights' own
+    (which their content hash determines).
+    """
     return {"format": FORMAT, "weights_sha256": sha256, "model": model_name,
-            "overrides": dict(sorted((overrides or {}).items())), "opset": opset,
-            "exporter": f"torch-{_exporter_version()}"}
+            "overrides": dict(sorted((overrides or {}).items())), "resolution": resolution,
+            "opset": opset, "exporter": f"torch-{_exporter_version()}"}
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,13 @@ def onnx_difference(model, path: str | os.PathLike, batch: np.ndarray) -> float:
     return float(np.abs(OnnxBackend(path, device="cpu")(batch) - _torch_logits(model, batch)).max())
 
 
+def openvino_difference(model, path: str | os.PathLike, batch: np.ndarray) -> float:
+    """Largest |logit difference| between OpenVINO (f32) running ``path`` and ``model``."""
+    from .openvino_backend import OpenVinoBackend
+
+    return float(np.abs(OpenVinoBackend(path)(batch) - _torch_logits(model, batch)).max())
+
+
 def torchscript_difference(model, path: str | os.PathLike, batch: np.ndarray) -> float:
     """Largest |logit difference| between the TorchScript file ``path`` (reloaded) and ``model``."""
     import torch

@@ -6,18 +6,25 @@ Plain functions returning dataclasses; the ``profile`` command only formats them
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import UserError
+from ..registry import ModelCard
 from ..rounding import significant
 from .counting import ComputeCount, ParamCount, count_compute, count_parameters
 from .timing import BACKENDS, LatencyStats, backend_availability, measure_latency
 
 # ------------------------------------------------------------------------------------------ together
+
+def _swap(top1_on: Callable, card: ModelCard, runner: Callable) -> float:
+    return top1_on(runner, card)
+
 
 @dataclass
 class ModelProfile:
@@ -28,6 +35,7 @@ class ModelProfile:
     compute: ComputeCount
     latency: list[LatencyStats] = field(default_factory=list)
     skipped_backends: dict[str, str] = field(default_factory=dict)
+    weights: str | None = None  # the file profiled (an exported graph is timed as it is)
 
     def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
         """The ``--json`` record: ``latency_ms`` is the first backend's batch-1 (or smallest) stats;
@@ -37,7 +45,8 @@ class ModelProfile:
         stages = [g for g in self.params.per_stage  # parts with weights or work (not pool/dropout)
                   if self.params.per_stage[g] or self.compute.per_stage.get(g)]
         record: dict[str, Any] = {
-            "model": self.model, "width": self.width, "resolution": self.resolution,
+            "model": self.model, "weights": self.weights, "width": self.width,
+            "resolution": self.resolution,
             "params": self.params.total, "trainable_params": self.params.trainable,
             "params_per_stage": {g: n for g, n in self.params.per_stage.items() if g in stages},
             "size_bytes": {"fp32": self.params.bytes_fp32, "fp16": self.params.bytes_fp16},
@@ -64,24 +73,65 @@ def _rounded(stats: LatencyStats) -> dict[str, Any]:
     return record
 
 
-def profile_model(name: str, *, width: float | None = None, resolution: int = 224,
+def _model_for(name: str | None, weights: str | None, width: float | None, resolution: int | None
+               ) -> tuple[str, torch.nn.Module, Path | None, int, ModelCard | None]:
+    """(registry name, model, exported graph or None, resolution, card of real weights or None)
+    for what ``profile`` was given.
+
+    An exported file is counted as the model its card describes and timed as it is; other weights
+    are loaded (their width and classes count); without weights, the registry model, randomly
+    initialised (weights change no cost).
+    """
+    from ..factory import create_model
+    from ..inference.exported import is_exported, read_card
+    from ..model import MobileNetV3
+    from ..registry import get_entry
+
+    if weights is not None and is_exported(weights):
+        card = read_card(weights)
+        if name and get_entry(name).name != card.model_name:
+            raise UserError(f"--model {name}: {weights} holds {card.model_name}")
+        size = card.preprocess.input_size
+        if width is not None:
+            raise UserError(f"--width {width:g}: {weights} is an exported graph of fixed width")
+        if resolution and resolution != size:
+            raise UserError(f"--resolution {resolution}: {weights} is fixed to {size}x{size}")
+        arch = (get_entry(card.model_name).arch if card.model_name != "custom" else {}) | card.arch
+        model = MobileNetV3(**arch, num_classes=card.num_classes).eval()
+        return card.model_name, model, Path(weights), size, card
+    if weights is not None:
+        from ..weights.loader import load_model
+
+        loaded = load_model(weights, model_name=name, progress=False,
+                            **({"width": width} if width is not None else {}))
+        card = replace(loaded.card, preprocess=loaded.preprocess.at_resolution(resolution))
+        return loaded.model_name, loaded.model, None, card.preprocess.input_size, card
+    entry = get_entry(name)
+    model = create_model(entry.name, **({"width": width} if width is not None else {})).eval()
+    return entry.name, model, None, resolution or 224, None
+
+
+def profile_model(name: str | None, *, width: float | None = None, resolution: int | None = None,
                   batch_sizes: Sequence[int] = (1,), device: str | torch.device = "cpu",
                   backends: Sequence[str] | None = None, runs: int = 50, warmup: int = 10,
                   threads: int | None = None,
-                  on_step: Callable[[str], None] | None = None) -> ModelProfile:
-    """Count and time the registered model ``name`` (randomly initialised: weights change no cost).
+                  on_step: Callable[[str], None] | None = None, weights: str | None = None,
+                  top1_on: Callable[[Callable, ModelCard], float] | None = None) -> ModelProfile:
+    """Count and time the registered model ``name`` (randomly initialised: weights change no cost),
+    or ``weights``: a weights file, or an exported ``.onnx``/``.xml`` graph timed as it is.
 
     ``backends=None`` compares every backend available on ``device`` (the others are listed in
     ``skipped_backends``); naming an unavailable one is a :class:`UserError`. ``runs=0`` only counts.
+    ``top1_on(runner, card)``: the top-1 of a prepared backend (NumPy batch -> logits) for weights
+    described by ``card``; measured for every backend row when real weights are given.
+    ``resolution``: default 224, or the weights' own.
     """
-    from ..factory import create_model
     from ..inference.device import resolve_device
-    from ..registry import get_entry
 
-    entry = get_entry(name)
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    model = create_model(entry.name, **({"width": width} if width is not None else {})).eval()
-    availability = backend_availability(device)
+    name, model, graph, resolution, card = _model_for(name, weights, width, resolution)
+    accuracy = functools.partial(_swap, top1_on, card) if top1_on and card else None
+    availability = backend_availability(device, graph)
     if backends is None:
         chosen = [b for b in BACKENDS if availability[b] is None]
     else:
@@ -93,8 +143,8 @@ def profile_model(name: str, *, width: float | None = None, resolution: int = 22
         chosen = list(dict.fromkeys(backends))
     latency = (measure_latency(model, backends=chosen, batch_sizes=batch_sizes, device=device,
                                resolution=resolution, runs=runs, warmup=warmup, threads=threads,
-                               on_step=on_step) if runs > 0 else [])
-    return ModelProfile(model=entry.name, width=model.config["width"], resolution=resolution,
+                               on_step=on_step, graph=graph, accuracy=accuracy) if runs > 0 else [])
+    return ModelProfile(model=name, weights=weights, width=model.config["width"], resolution=resolution,
                         params=count_parameters(model), compute=count_compute(model, resolution),
                         latency=latency,
                         skipped_backends={b: why for b, why in availability.items()

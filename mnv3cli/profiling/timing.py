@@ -25,7 +25,8 @@ from torch import nn
 from ..errors import UserError
 from ..inference.export import export_onnx, to_torchscript
 
-BACKENDS = ("eager", "channels_last", "torchscript", "onnxruntime")
+BACKENDS = ("eager", "channels_last", "torchscript", "onnxruntime", "openvino")
+GRAPH_BACKENDS = ("onnxruntime", "openvino")  # the ones that can time an exported file as it is
 
 # -------------------------------------------------------------------------------------------- latency
 
@@ -45,6 +46,7 @@ class LatencyStats:
     images_per_s: float  # batch_size / median
     peak_memory_bytes: int | None
     memory_kind: str  # "cpu_rss_growth" | "cuda_max_allocated"
+    top1: float | None = None  # percent, on the --data images, of this very backend (when measured)
 
 
 def summarize(times_ms: Sequence[float], batch_size: int) -> dict[str, float]:
@@ -135,9 +137,10 @@ def torch_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def backend_availability(device: torch.device) -> dict[str, str | None]:
-    """Each backend -> None when it can run on ``device``, else the reason it cannot."""
-    from ..inference import onnx_backend
+def backend_availability(device: torch.device, graph: Path | None = None) -> dict[str, str | None]:
+    """Each backend -> None when it can run on ``device`` (and the exported file ``graph``, when
+    given), else the reason it cannot."""
+    from ..inference import onnx_backend, openvino_backend
 
     available: dict[str, str | None] = dict.fromkeys(BACKENDS[:3])
     if not onnx_backend.available():
@@ -148,6 +151,20 @@ def backend_availability(device: torch.device) -> dict[str, str | None]:
             available["onnxruntime"] = None
         except UserError as exc:
             available["onnxruntime"] = str(exc)
+    if not openvino_backend.available():
+        available["openvino"] = f"OpenVINO is not installed ({openvino_backend.INSTALL})"
+    else:
+        try:
+            openvino_backend.check_device(str(device))
+            available["openvino"] = None
+        except UserError as exc:
+            available["openvino"] = str(exc)
+    if graph is not None:
+        for backend in BACKENDS:
+            if backend not in GRAPH_BACKENDS:
+                available[backend] = f"{graph.name} is an exported graph (onnxruntime, openvino only)"
+        if graph.suffix.lower() == ".xml":
+            available["onnxruntime"] = f"{graph.name} is OpenVINO IR"
     return available
 
 
@@ -162,15 +179,21 @@ class _Prepared(NamedTuple):
 
 
 def _prepare(model: nn.Module, backend: str, device: torch.device, resolution: int, in_channels: int,
-             threads: int, workdir: Path) -> _Prepared:
-    """Export/convert ``model`` once for ``backend``; any batch size then runs on it."""
-    if backend == "onnxruntime":  # the very backend ``predict`` uses, on a host NumPy batch
-        from ..inference.onnx_backend import OnnxBackend
+             threads: int, workdir: Path, graph: Path | None = None) -> _Prepared:
+    """Export/convert ``model`` once for ``backend`` (or take the exported file ``graph`` as it is);
+    any batch size then runs on it."""
+    if backend in GRAPH_BACKENDS:  # the very backends ``predict`` uses, on a host NumPy batch
+        path = graph or export_onnx(model, workdir / "model.onnx", input_size=resolution,
+                                    in_channels=in_channels)
+        if backend == "openvino":
+            from ..inference.openvino_backend import OpenVinoBackend
 
-        path = export_onnx(model, workdir / f"{backend}.onnx", input_size=resolution,
-                           in_channels=in_channels)
-        return _Prepared(OnnxBackend(path, threads=threads, device=str(device)),
-                         lambda x: x.cpu().numpy())
+            runner = OpenVinoBackend(path, threads=threads)
+        else:
+            from ..inference.onnx_backend import OnnxBackend
+
+            runner = OnnxBackend(path, threads=threads, device=str(device))
+        return _Prepared(runner, lambda x: x.cpu().numpy())
     convert: Callable[[torch.Tensor], Any] = lambda x: x.to(device)
     if backend == "channels_last":
         model = model.to(memory_format=torch.channels_last)
@@ -184,6 +207,14 @@ def _prepare(model: nn.Module, backend: str, device: torch.device, resolution: i
         with torch.inference_mode():
             return model(x)
     return _Prepared(forward, convert)
+
+
+def _numpy_runner(prepared: _Prepared) -> Callable:
+    """The prepared backend as a NumPy batch -> NumPy logits callable (for :func:`accuracy`)."""
+    def run(images):
+        out = prepared.forward(prepared.convert(torch.from_numpy(images)))
+        return out.float().cpu().numpy() if isinstance(out, torch.Tensor) else out
+    return run
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -209,11 +240,15 @@ def time_runner(run: Runner, *, runs: int, warmup: int, device: torch.device) ->
 def measure_latency(model: nn.Module, *, backends: Sequence[str], batch_sizes: Sequence[int],
                     device: torch.device, resolution: int = 224, in_channels: int = 3, runs: int = 50,
                     warmup: int = 10, threads: int | None = None,
-                    on_step: Callable[[str], None] | None = None) -> list[LatencyStats]:
+                    on_step: Callable[[str], None] | None = None, graph: Path | None = None,
+                    accuracy: Callable[[Callable], float] | None = None) -> list[LatencyStats]:
     """Time every backend at every batch size; the model is copied, never modified.
 
     Each backend is prepared once (exported, scripted) and every batch size runs on it; the
     allocator is settled first so that the order of backends does not bias the comparison.
+    ``graph``: an exported file the graph backends run instead of exporting ``model``.
+    ``accuracy``: called with each prepared backend (a NumPy batch -> logits callable), returns its
+    top-1, so that speed and accuracy in one table are of the very same artefact.
     """
     import copy
 
@@ -224,7 +259,8 @@ def measure_latency(model: nn.Module, *, backends: Sequence[str], batch_sizes: S
     with torch_threads(threads) as used, tempfile.TemporaryDirectory(prefix="mnv3-profile-") as tmp:
         for backend in backends:
             prepared = _prepare(copy.deepcopy(model), backend, device, resolution, in_channels, used,
-                                Path(tmp))
+                                Path(tmp), graph)
+            top1 = accuracy(_numpy_runner(prepared)) if accuracy is not None else None
             for batch in batch_sizes:
                 if on_step:
                     on_step(f"{backend}, batch {batch}")
@@ -243,5 +279,5 @@ def measure_latency(model: nn.Module, *, backends: Sequence[str], batch_sizes: S
                                             threads=used, runs=runs, warmup=warmup,
                                             **summarize(times, batch),
                                             peak_memory_bytes=memory["bytes"],
-                                            memory_kind=memory["kind"]))
+                                            memory_kind=memory["kind"], top1=top1))
     return results

@@ -206,3 +206,72 @@ def test_a_build_killed_midway_never_harms_another_process_building_the_same_ent
         os.utime(tmp_path / "onnx" / name, (0, time.time() - onnx_cache.STALE_SECONDS - 60))
     cache.store({"k": 3}, export, card)
     assert _entries(tmp_path) == sorted(cache.directory({"k": i}).name for i in (1, 2, 3))
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "small.onnx"), ("openvino", "small.xml")])
+def test_an_exported_file_is_weights_for_predict_without_torch(warm, int8_tflite, cat_photo, tmp_path,
+                                                              fmt, name):
+    pytest.importorskip("openvino", reason="the openvino extra is part of the test extra")
+    cache, first = warm
+    out = tmp_path / name
+    export = cli(["export", "-f", fmt, "--weights", int8_tflite, "-o", out, "--json"], cache)
+    assert export.returncode == 0, export.stderr
+    assert json.loads(export.stdout)["ok"]
+    result = cli(["predict", cat_photo, "--weights", out, "--json"], tmp_path / "empty-cache", guard=True)
+    assert result.returncode == 0, result.stderr
+    *lines, imported = result.stdout.strip().splitlines()
+    assert imported == "[]"  # the file alone: no torch, no cache entry built
+    assert not (tmp_path / "empty-cache" / "onnx").exists()
+    ours, reference = json.loads(lines[0]), json.loads(first.stdout)
+    assert [p["label"] for p in ours["predictions"]] == [p["label"] for p in reference["predictions"]]
+    assert np.allclose([p["probability"] for p in ours["predictions"]],
+                       [p["probability"] for p in reference["predictions"]], atol=1e-4)
+
+
+def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagenet_dev, tmp_path):
+    cache, _ = warm
+    out = tmp_path / "small.onnx"
+    assert cli(["export", "--weights", int8_tflite, "-o", out], cache).returncode == 0
+    profile = cli(["profile", "--weights", out, "--compare", "small", "--data", imagenet_dev,
+                   "--limit", "20", "--runs", "1", "--warmup", "0", "--backend", "onnxruntime",
+                   "--json"], cache)
+    assert profile.returncode == 0, profile.stderr
+    exported, registry = json.loads(profile.stdout)
+    evaluate = cli(["evaluate", imagenet_dev, "--weights", out, "--limit", "20", "--json"], cache)
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert exported["weights"] == str(out) and exported["latency"][0]["backend"] == "onnxruntime"
+    assert exported["latency"][0]["top1"] == json.loads(evaluate.stdout)["top1"] == 90.0
+    assert registry["latency"][0]["top1"] is None  # random weights: no accuracy to show
+    table = subprocess.run([sys.executable, "-m", "mnv3cli", "profile", "--weights", str(out), "--data",
+                            str(imagenet_dev), "--limit", "20", "--runs", "1", "--warmup", "0",
+                            "--backend", "onnxruntime"], capture_output=True, text=True,
+                           env=cli_env({"MNV3_CACHE": str(cache), "COLUMNS": "80"}), timeout=600)
+    assert table.returncode == 0, table.stderr
+    rows = [line for line in table.stdout.splitlines() if "onnxruntime" in line]
+    assert rows and all("90.0 %" in row for row in rows), table.stdout
+    assert max(map(len, table.stdout.splitlines())) <= 80 and "top-1" in table.stdout
+
+
+def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, int8_tflite, tmp_path):
+    """Calibrated on black images, int8 loses nearly everything on real ones: the budget holds."""
+    pytest.importorskip("nncf", reason="the int8 extra is part of the test extra")
+    from PIL import Image
+
+    classes = sorted(p.name for p in imagenet_dev.iterdir())
+    black, val = tmp_path / "black", tmp_path / "val"
+    for wnid in classes[:8]:
+        (black / wnid).mkdir(parents=True)
+        Image.new("RGB", (64, 64)).save(black / wnid / "black.png")
+    val.mkdir()
+    for wnid in classes[8:20]:
+        (val / wnid).symlink_to(imagenet_dev / wnid)
+    out = tmp_path / "out" / "small-int8.onnx"
+    result = cli(["export", "--int8", "--weights", int8_tflite, "--data", black, "--val", val,
+                  "--max-drop", "1", "-o", out], tmp_path / "cache")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    last = result.stderr.strip().splitlines()[-1]
+    assert "int8 budget --max-drop 1 not met" in last and "nothing written" in last
+    assert "on 12 held-out images" in last and "Traceback" not in result.stderr
+    assert "step 1, 0 of" in result.stderr  # each measured step is reported
+    assert not out.exists() and list(out.parent.iterdir()) == []  # no file, no leftovers

@@ -6,11 +6,10 @@ so a red image is class 0, green 1, blue 2. Every count below therefore follows 
 
 from __future__ import annotations
 
-import re
-
 import csv
 import json
 import math
+import re
 
 import numpy as np
 import pytest
