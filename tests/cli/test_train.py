@@ -137,6 +137,12 @@ def _wait_for(predicate, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
+def _epochs_logged(run: Path) -> int:
+    with contextlib.suppress(FileNotFoundError), open(run / "metrics.csv", newline="") as fh:
+        return len(list(csv.DictReader(fh)))
+    return 0
+
+
 def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
     """A second run into a live run's folder is refused; SIGKILL loses at most the epoch in progress
     and frees the folder; SIGINT finishes the step, saves and exits 130."""
@@ -166,8 +172,8 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
     assert "mnv3: warning: --img-size is deprecated; use --resolution" in (tmp_path / "stderr.txt").read_text()
 
     proc = start("train", "--resume", run)
-    _wait_for(lambda: "resuming" in (tmp_path / "stderr.txt").read_text() or proc.poll() is not None)
-    time.sleep(1.0)
+    # an event, not a clock: the resumed run has finished an epoch of its own, so it is training
+    _wait_for(lambda: _epochs_logged(run) > done or proc.poll() is not None)
     os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C: the data-loading worker gets it too
     assert proc.wait(timeout=120) == 130
     stderr = (tmp_path / "stderr.txt").read_text()

@@ -94,9 +94,11 @@ def test_the_wheel_ships_the_bundled_model_and_its_install_answers_offline(tmp_p
     """A non-editable install gets the model: the wheel (built as `pip install .` builds it) holds
     it, its notice and the licence, and the installed copy (not this checkout) runs the Quick start
     offline with empty caches. Dependencies come from this environment: nothing is downloaded."""
+    # only what the build reads: a copy of the whole checkout would carry a local .venv (gigabytes)
     source = tmp_path / "src"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",
-                                                                ".ruff_cache", ".pytest_cache", "site"))
+    shutil.copytree(ROOT / "mnv3cli", source / "mnv3cli", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     done = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
                            "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=600)
