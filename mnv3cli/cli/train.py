@@ -155,9 +155,9 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
         app.info(f"skipped {len(result.skipped)} unreadable image(s), e.g. {result.skipped[0][1]}")
     if result.calibration:
         c = result.calibration
-        app.info(f"temperature {c['temperature']:.3f} fitted on {c['images']} validation images: "
-                 f"ECE {c['ece_before']:.2f}% -> {c['ece_after']:.2f}%, NLL {c['nll_before']:.4f} -> "
-                 f"{c['nll_after']:.4f} (stored in best.pt)")
+        app.info(f"temperature {c['temperature']:g} fitted on {c['images']} validation images, stored in best.pt:")
+        app.info(f"  ECE {c['ece_before']:.2f}% -> {c['ece_after']:.2f}%, NLL {c['nll_before']:.4f} -> "
+                 f"{c['nll_after']:.4f}")
     app.wrote(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}",
               as_json)
     if as_json:

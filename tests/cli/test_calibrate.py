@@ -25,7 +25,7 @@ def test_train_fits_a_temperature_that_lowers_ece_on_validation(run_cli, int8_tf
           f"NLL {fit['nll_before']:.4f} -> {fit['nll_after']:.4f}, top-1 {fit['top1']:.2f} %")
     assert fit["ece_after"] < fit["ece_before"] and fit["nll_after"] < fit["nll_before"]
     assert fit["images"] == 153 and fit["top1"] == pytest.approx(summary["best_top1"], abs=1e-3)
-    assert f"temperature {fit['temperature']:.3f} fitted on 153 validation images" in proc.stderr
+    assert f"temperature {fit['temperature']:g} fitted on 153 validation images, stored in best.pt:" in proc.stderr
     ev = run_cli("-q", "evaluate", hymenoptera / "val", "-w", tmp_path / "run" / "best.pt", "--json")
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
