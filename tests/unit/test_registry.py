@@ -84,3 +84,25 @@ def test_create_model_builds_registered_architectures():
     assert isinstance(model, mnv3cli.MobileNetV3)
     large = mnv3cli.create_model("mobilenetv3_large_075")
     assert sum(p.numel() for p in large.parameters()) == get_entry("mobilenetv3_large_075").params
+
+
+def test_preprocess_round_trips_through_its_dict_exactly():
+    from mnv3cli.registry import Preprocess
+
+    p = Preprocess(input_size=192, resize=219, interpolation="bicubic", mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+    d = p.to_dict()
+    assert d == {"input_size": 192, "resize": 219, "interpolation": "bicubic",
+                 "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
+    back = Preprocess.from_dict({**d, "input_size": "192", "resize": 219.0})  # JSON may give strings
+    assert back == p and isinstance(back.input_size, int) and isinstance(back.resize, int)
+    assert isinstance(back.mean, tuple) and isinstance(back.std, tuple)
+
+
+def test_preprocess_at_another_resolution_keeps_the_crop_ratio():
+    from mnv3cli.registry import Preprocess
+
+    p = Preprocess(input_size=224, resize=256, interpolation="bicubic")
+    assert p.at_resolution(None) is p and p.at_resolution(224) is p
+    q = p.at_resolution(288)
+    assert (q.input_size, q.resize, q.interpolation, q.mean) == (288, 329, "bicubic", p.mean)
+    assert p.at_resolution(97).resize == round(97 * 256 / 224) == 111
