@@ -187,6 +187,9 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
                 click.echo(f"mnv3: error: {placed.error}", err=True)
             if show:
                 show(n, failed)
+        seconds = time.perf_counter() - start
+        if results is not None:  # the last records may still be in the buffer: the disk may fill here too
+            results.finish()
     except KeyboardInterrupt:
         if results is None or not results.written:
             raise
@@ -197,13 +200,10 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
             raise
         raise UserError(f"{exc}; the results written before are kept in it: make room and run the "
                         "same command with --resume") from None
-    seconds = time.perf_counter() - start
     done = len(todo) - failed
     (app.info if app.interactive else app.debug)(
         f"{done} image(s) classified in {format_seconds(seconds)} "
         f"({format_significant(done / max(seconds, 1e-9))} images/s)")
-    if results is not None:
-        results.finish()
     return failed
 
 
