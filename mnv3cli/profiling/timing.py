@@ -137,28 +137,27 @@ def torch_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
+def _why_not(installed: bool, check_device, device: torch.device, missing: str) -> str | None:
+    """None when a backend is installed and serves ``device``, else the reason it cannot."""
+    if not installed:
+        return missing
+    try:
+        check_device(str(device))
+    except UserError as exc:
+        return str(exc)
+    return None
+
+
 def backend_availability(device: torch.device, graph: Path | None = None) -> dict[str, str | None]:
     """Each backend -> None when it can run on ``device`` (and the exported file ``graph``, when
     given), else the reason it cannot."""
     from ..inference import onnx_backend, openvino_backend
 
     available: dict[str, str | None] = dict.fromkeys(BACKENDS[:3])
-    if not onnx_backend.available():
-        available["onnxruntime"] = "onnxruntime is not installed (pip install onnxruntime)"
-    else:
-        try:
-            onnx_backend.providers_for(str(device))
-            available["onnxruntime"] = None
-        except UserError as exc:
-            available["onnxruntime"] = str(exc)
-    if not openvino_backend.available():
-        available["openvino"] = f"OpenVINO is not installed ({openvino_backend.INSTALL})"
-    else:
-        try:
-            openvino_backend.check_device(str(device))
-            available["openvino"] = None
-        except UserError as exc:
-            available["openvino"] = str(exc)
+    available["onnxruntime"] = _why_not(onnx_backend.available(), onnx_backend.providers_for, device,
+                                        "onnxruntime is not installed (pip install onnxruntime)")
+    available["openvino"] = _why_not(openvino_backend.available(), openvino_backend.check_device, device,
+                                     f"OpenVINO is not installed ({openvino_backend.INSTALL})")
     if graph is not None:
         for backend in BACKENDS:
             if backend not in GRAPH_BACKENDS:
