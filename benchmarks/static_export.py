@@ -93,10 +93,11 @@ def symmetric_checks(tmp: Path) -> list[str]:
         for layer in model.modules():  # logits of a useful size (default init gives ~1e-9)
             if isinstance(layer, torch.nn.Linear):
                 torch.nn.init.normal_(layer.weight, 0, 0.2)
-        file = tmp / (name.split()[0] + ".pth")
+        stem = "symmetric-" + name.split()[0]  # not timm.onnx: that is the tf_ graph under test
+        file = tmp / (stem + ".pth")
         torch.save(model.state_dict(), file)
         loaded = load_model(str(file), progress=False)
-        graph = tmp / (name.split()[0] + ".onnx")
+        graph = tmp / (stem + ".onnx")
         diff = export_verified(loaded.model, graph, loaded.preprocess)
         count = ops(graph)
         lines.append(f"{name}: {sum(count.values())} nodes, Shape {count['Shape']}, Pad {count['Pad']}, "
@@ -127,7 +128,7 @@ def main() -> int:
     dynamic = export_onnx(loaded.model, tmp / "dynamic.onnx", static=False)
     timm_model = timm.create_model("tf_mobilenetv3_small_100").eval()
     timm_model.load_state_dict(remap_state_dict(loaded.model.state_dict(), timm_model.state_dict()))
-    timm_graph = tmp / "timm.onnx"
+    timm_graph = tmp / "timm-tf.onnx"
     with torch.no_grad():
         torch.onnx.export(timm_model, (torch.randn(1, 3, 224, 224),), str(timm_graph), dynamo=False,
                           input_names=["input"], output_names=["logits"], opset_version=17,
