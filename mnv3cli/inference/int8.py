@@ -260,5 +260,5 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
     reason = (f"on {measured.n} held-out images the smallest drop reached was {measured.drop:.2f} ± "
               f"{measured.noise:.2f} points with {len(kept)} of {len(layers)} layers in float")
     if measured.drop <= max_drop and needed is not None and measured.noise > max_drop:
-        reason += f"; certifying {max_drop:g} points needs at least {needed} held-out images"
+        reason += f"; certifying a {max_drop:g}-point drop needs at least {needed} held-out images"
     raise BudgetNotMet(f"int8 budget --max-drop {max_drop:g} not met: {reason}; nothing written")
