@@ -100,7 +100,7 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
         sorter = _sorter(sort_into, mode) if distributed.is_main() else None
         failed = 0
         with contextlib.ExitStack() as stack:
-            results = _open_output(stack, output, top_k) if distributed.is_main() else None
+            results = _open_output(stack, output, top_k, min_confidence is not None) if distributed.is_main() else None
             resumed = distributed.on_main(lambda: _begin(app, results, sources, resume))
             if not resumed.complete:
                 failed = _classify(app, stack, runtime, sources, resumed, results, as_json, sorter,
@@ -121,13 +121,13 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
         raise PartialFailure(f"{failed} of {len(sources)} input(s) failed")
 
 
-def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int):
+def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int, answers: bool):
     if output is None:
         return None
     from ..evaluation import ResultsFile
 
     try:
-        return stack.enter_context(ResultsFile(output, top_k))
+        return stack.enter_context(ResultsFile(output, top_k, answers))
     except OSError as exc:
         raise UserError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
 

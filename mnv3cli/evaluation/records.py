@@ -17,10 +17,12 @@ from typing import IO, Any
 
 
 class JsonLines:
-    """``.jsonl``: one JSON object per input, the same objects ``--json`` prints."""
+    """``.jsonl``: one JSON object per input, the same objects ``--json`` prints (with
+    ``--min-confidence``, each holds an ``answer``)."""
 
-    def __init__(self, top_k: int) -> None:
+    def __init__(self, top_k: int, answers: bool = False) -> None:
         self.top_k = top_k
+        self.answers = answers
 
     def header(self) -> bytes:
         return b""
@@ -46,8 +48,10 @@ class JsonLines:
         return False
 
     def fits(self, record: dict) -> bool:
-        """Whether the record was written with the same ``--top-k``."""
-        return "error" in record or len(record.get("predictions", ())) == self.top_k
+        """Whether the record was written with the same ``--top-k``, and with a
+        ``--min-confidence`` when this run has one (its ``answer``)."""
+        return "error" in record or (len(record.get("predictions", ())) == self.top_k
+                                     and ("answer" in record) == self.answers)
 
     @staticmethod
     def path(record: dict) -> str:
@@ -59,12 +63,15 @@ class JsonLines:
 
 
 class CsvRows:
-    """``.csv``: a header, then one row per input: path, label/index/probability per rank, error."""
+    """``.csv``: a header, then one row per input: path, (with ``--min-confidence``) answer,
+    label/index/probability per rank, error."""
 
-    def __init__(self, top_k: int) -> None:
+    def __init__(self, top_k: int, answers: bool = False) -> None:
         self.top_k = top_k
-        self.columns = ["path", *[f"{field}_{rank}" for rank in range(1, top_k + 1)
-                                  for field in ("label", "index", "probability")], "error"]
+        self.answers = answers
+        self.columns = ["path", *(["answer"] if answers else []),
+                        *[f"{field}_{rank}" for rank in range(1, top_k + 1)
+                          for field in ("label", "index", "probability")], "error"]
 
     def header(self) -> bytes:
         return self.encode(self.columns)
@@ -77,10 +84,10 @@ class CsvRows:
 
     def line(self, result) -> bytes:
         record = result.to_dict()
-        cells = [record["path"]]
+        cells = [record["path"], *([record.get("answer", "")] if self.answers else [])]
         for p in record.get("predictions", []):
             cells += [p["label"], p["index"], p["probability"]]
-        cells += [""] * (1 + 3 * self.top_k - len(cells))
+        cells += [""] * (len(self.columns) - 1 - len(cells))
         return self.encode(cells + [record.get("error", "")])
 
     def parse(self, fh: IO[bytes]) -> Iterator[tuple[Any, bytes]]:
@@ -110,7 +117,13 @@ class CsvRows:
         return row[:1] == ["path"] and row[-1:] == ["error"]
 
     def fits(self, row: list) -> bool:
-        return len(row) == len(self.columns)
+        """A header: exactly this run's columns; a row: as many cells, and an answer exactly
+        when the row is a result (not an error) of a run with ``--min-confidence``."""
+        if len(row) != len(self.columns):
+            return False
+        if self.is_header(row):
+            return row == self.columns
+        return not self.answers or (row[1] != "") == (row[-1] == "")
 
     @staticmethod
     def path(row: list) -> str:
@@ -121,6 +134,7 @@ class CsvRows:
         return row[-1] != ""
 
 
-def record_format(suffix: str, top_k: int) -> JsonLines | CsvRows:
-    """The format for an ``--output`` file name's suffix (``.jsonl`` or ``.csv``)."""
-    return JsonLines(top_k) if suffix.lower() == ".jsonl" else CsvRows(top_k)
+def record_format(suffix: str, top_k: int, answers: bool = False) -> JsonLines | CsvRows:
+    """The format for an ``--output`` file name's suffix (``.jsonl`` or ``.csv``); ``answers``:
+    the run has a ``--min-confidence`` (each result carries its answer)."""
+    return (JsonLines if suffix.lower() == ".jsonl" else CsvRows)(top_k, answers)

@@ -44,9 +44,9 @@ class ResultsFile:
     :meth:`finish` keeps ``FILE.part`` for a later ``--resume`` (removed when it holds nothing).
     """
 
-    def __init__(self, path: str | os.PathLike, top_k: int) -> None:
+    def __init__(self, path: str | os.PathLike, top_k: int, answers: bool = False) -> None:
         self.path = Path(path)
-        self.format = record_format(self.path.suffix, top_k)
+        self.format = record_format(self.path.suffix, top_k, answers)
         self._file = PartFile(self.path)
         self.part = self._file.part
         self.written = 0  # records in the file, kept ones included
@@ -117,7 +117,8 @@ class ResultsFile:
                                 f"after {done} result(s); delete it or drop --resume")
             if header:
                 if not fmt.is_header(record) or not fmt.fits(record):
-                    raise UserError(f"--resume: {name} has other columns (another --top-k?); "
+                    raise UserError(f"--resume: {name} has other columns (another --top-k or "
+                                    "--min-confidence?); "
                                     "use the same options or drop --resume")
                 header = False
             else:
@@ -129,8 +130,8 @@ class ResultsFile:
                                     f"{fmt.path(record)}, but input {done + 1} is {expected[done]}; "
                                     "use the same inputs in the same order or drop --resume")
                 if not fmt.fits(record):
-                    raise UserError(f"--resume: {name} was written with another --top-k; use the "
-                                    "same options or drop --resume")
+                    raise UserError(f"--resume: {name} was written with another --top-k or "
+                                    "--min-confidence; use the same options or drop --resume")
                 done += 1
                 failed += fmt.failed(record)
             keep += len(raw)

@@ -211,3 +211,39 @@ def test_csv_rows_read_back_with_the_escaped_names(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["path"] for r in rows] == [display_path(n)[0] for n in NAMES]
     assert rows[6]["path"] == "caf\\xe9.jpg" and rows[2]["error"].endswith("not an image Pillow can read")
+
+
+def _answered(i: int, name: str) -> InputResult:
+    """``_result`` as a run with ``--min-confidence 0.4`` gives it (an answer on each result)."""
+    r = _result(i, name)
+    if r.error:
+        return r
+    best = r.predictions[0]
+    return InputResult(name, r.predictions, answer=best.label if best.probability >= 0.4 else "unknown")
+
+
+def test_csv_with_min_confidence_has_an_answer_column(tmp_path):
+    out = tmp_path / "out.csv"
+    with ResultsFile(out, 2, answers=True) as results:
+        results.start()
+        for i, name in enumerate(NAMES[:3]):
+            results.write(_answered(i, name))
+        results.finish()
+    rows = list(csv.reader(out.open(newline="", encoding="utf-8")))
+    assert rows[0][:3] == ["path", "answer", "label_1"] and rows[0][-1] == "error"
+    assert [r[1] for r in rows[1:]] == ["class 0", "unknown", ""]  # 1/2 >= 0.4 > 1/3; an error: none
+    assert all(len(r) == len(rows[0]) for r in rows)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+@pytest.mark.parametrize("before, now", [(False, True), (True, False)])
+def test_resume_refuses_a_file_written_with_or_without_min_confidence(tmp_path, suffix, before, now):
+    out = tmp_path / f"out{suffix}"
+    with ResultsFile(out, 2, answers=before) as results:
+        results.start()
+        for i, name in enumerate(NAMES[:2]):
+            results.write(_answered(i, name) if before else _result(i, name))
+    with ResultsFile(out, 2, answers=now) as results, pytest.raises(UserError, match="--min-confidence"):
+        results.resume(NAMES)
+    with ResultsFile(out, 2, answers=before) as results:
+        assert results.resume(NAMES).done == 2
