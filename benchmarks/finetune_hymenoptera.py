@@ -1,8 +1,10 @@
 """The fine-tuning bar: ``mnv3 train`` on ants vs bees, beside timm's own training step.
 
 1. ``mnv3 train ../shared/data/hymenoptera --weights <int8 TFLite> --epochs 5`` (everything else
-   default, 224 px) must reach at least 93 % validation top-1. Reported: best top-1, wall time of the
-   whole command (start-up, TFLite import, training, validation, checkpoints) and training images/s.
+   default, 224 px) must reach at least 93 % validation top-1, as the mean best top-1 over
+   ``--seeds`` (153 validation images: one image is 0.65 points). Reported: best top-1 per seed,
+   wall time of the whole command (start-up, TFLite import, training, validation, checkpoints) and
+   training images/s of the first seed's run.
 2. In the same run, the same training data through a plain loop around
    ``timm.create_model('mobilenetv3_small_100')``: the same batch size, transforms, DataLoader
    (workers, ImageFolder order) and optimizer (``timm.optim.create_optimizer_v2``, AdamW), no
@@ -12,7 +14,7 @@
    The accuracy is reported for the best epoch and for the last one (what a run without
    checkpoint selection would keep).
 
-    python benchmarks/finetune_hymenoptera.py [--epochs 5] [--data DIR] [--weights W]
+    python benchmarks/finetune_hymenoptera.py [--epochs 5] [--seeds 0,1,2,3] [--data DIR] [--weights W]
 
 Both sides use torch's default thread count with OpenMP's passive wait policy (spinning threads
 cost seconds per step on a busy 2-core machine). Exit status 1 when the accuracy bar is missed.
@@ -91,27 +93,39 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed epochs of each plain loop")
+    parser.add_argument("--seeds", default="0,1,2,3",
+                        help="comma-separated --seed values; the bar is on the mean best top-1")
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
     for path in (args.data, args.weights):
         if not path.exists():
             sys.exit(f"{path} is missing (../shared holds the weights and data)")
     env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "MNV3_OFFLINE": "1",
                         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
-    with tempfile.TemporaryDirectory(prefix="mnv3-finetune-") as tmp:
-        run = Path(tmp) / "run"
+    def train(seed: int, run: Path) -> tuple[dict, float]:
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "mnv3cli", "train", str(args.data), "--weights",
-                               str(args.weights), "--epochs", str(args.epochs), "--output", str(run), "--json"],
+                               str(args.weights), "--epochs", str(args.epochs), "--seed", str(seed),
+                               "--output", str(run), "--json"],
                               check=False, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(f"mnv3 train failed ({proc.returncode}):\n{proc.stderr}")
-        print(proc.stderr, end="", file=sys.stderr)
-        summary = json.loads(proc.stdout.strip().splitlines()[-1])
+        if seed == seeds[0]:
+            print(proc.stderr, end="", file=sys.stderr)
+        return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+    # 153 validation images: one image is 0.65 points, so one seed's top-1 is too noisy for a
+    # 93 % bar; the timings come from the first seed's run, the bar from the mean over seeds.
+    with tempfile.TemporaryDirectory(prefix="mnv3-finetune-") as tmp:
+        run = Path(tmp) / "run"
+        summary, wall = train(seeds[0], run)
         config = json.loads((run / "config.json").read_text())["config"]
         with open(run / "metrics.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
+        per_seed = [summary["best_top1"]] + [train(seed, Path(tmp) / f"run-{seed}")[0]["best_top1"]
+                                             for seed in seeds[1:]]
 
     # epoch 1 includes warm-up, like the plain loop's untimed epoch
     ours_ips = statistics.median(float(r["images_per_sec"]) for r in rows[1:] or rows)
@@ -123,10 +137,12 @@ def main() -> int:
     plain = json.loads(out.stdout.strip().splitlines()[-1])
 
     best = summary["best_top1"]
+    mean = round(statistics.mean(per_seed), 2)
     result = {
         "best_top1": best, "best_epoch": summary["best_epoch"], "last_top1": summary["top1"],
-        "epochs": summary["epochs"],
-        "bar_top1": BAR_TOP1, "passed": best >= BAR_TOP1, "wall_seconds": round(wall, 1),
+        "epochs": summary["epochs"], "seeds": seeds, "best_top1_per_seed": per_seed,
+        "mean_best_top1": mean,
+        "bar_top1": BAR_TOP1, "passed": mean >= BAR_TOP1, "wall_seconds": round(wall, 1),
         "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1),
         "train_images_per_sec": round(ours_ips, 1), "batch_size": batch, "workers": workers,
         "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count(),
@@ -135,8 +151,10 @@ def main() -> int:
         "ratio_mnv3_train_vs_timm_step": round(ours_ips / plain["timm"], 3),
         "ratio_mnv3_model_vs_timm_model": round(plain["mnv3"] / plain["timm"], 3),
     }
-    print(f"mnv3 train, {summary['epochs']} epochs: best top-1 {best:.2f} % (bar {BAR_TOP1} %) at epoch "
+    print(f"mnv3 train, {summary['epochs']} epochs, seed {seeds[0]}: best top-1 {best:.2f} % at epoch "
           f"{summary['best_epoch']}, last epoch {summary['top1']:.2f} %; {wall:.0f} s wall, {ours_ips:.1f} training images/s", file=sys.stderr)
+    print(f"best top-1 per seed {seeds}: {', '.join(f'{t:.2f}' for t in per_seed)} %; mean {mean:.2f} % "
+          f"(bar {BAR_TOP1} %)", file=sys.stderr)
     print(f"plain loop: timm {plain['timm']:.1f} images/s, mnv3 model {plain['mnv3']:.1f} images/s; "
           f"mnv3 train / timm step = {result['ratio_mnv3_train_vs_timm_step']:.2f}", file=sys.stderr)
     print(json.dumps(result))
