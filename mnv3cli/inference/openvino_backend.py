@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from . import PRECISIONS  # the one list of --precision choices
+from . import signal_stack
 
 NAME = "openvino"
 INSTALL = "pip install 'mnv3cli[openvino]'"
@@ -86,7 +87,8 @@ class OpenVinoBackend:
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": threads or usable_cores()}
         try:
-            compiled = core.compile_model(model, "CPU", config)
+            with signal_stack.kept():  # see signal_stack: else Ctrl-C may end in SIGSEGV
+                compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
             raise UserError(f"{self.path}: OpenVINO cannot compile it at {precision} "
                             f"({str(exc).strip().splitlines()[0]})") from None
