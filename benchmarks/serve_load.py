@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import itertools
+import shlex
 import json
 import os
 import resource
@@ -62,7 +63,7 @@ def cpu_seconds(pid: int) -> float:
 
 def start_server(args, env: dict) -> tuple[subprocess.Popen, str, int]:
     proc = subprocess.Popen([*MNV3, "serve", "--port", "0", "--weights", str(args.weights),
-                             "--max-upload-mb", str(LIMIT_MB)], env=env, stdout=subprocess.PIPE, text=True)
+                             "--max-upload-mb", str(LIMIT_MB), *shlex.split(args.serve_args)], env=env, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # "serving MODEL at URL (Ctrl-C to stop)"
     if " at " not in line:
         proc.kill()
@@ -147,6 +148,7 @@ def main() -> int:
     parser.add_argument("--bad", type=int, default=1000)
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
     parser.add_argument("--data", type=Path, default=DEV)
+    parser.add_argument("--serve-args", default="", help="more options for mnv3 serve, e.g. '--max-wait-ms 1'")
     args = parser.parse_args()
     images = sorted(p for p in args.data.rglob("*") if p.is_file())
     bodies = [p.read_bytes() for p in images]
