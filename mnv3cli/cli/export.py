@@ -22,6 +22,7 @@ from ..inference import DEFAULT_OPSET
 from ..rounding import significant
 from .context import AppContext, pass_app
 from .options import device_option, json_option, model_option, weights_option
+from .wrapping import fill
 
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
 DEFAULT_CALIBRATION = 300  # the same as mnv3cli.inference.int8's, without importing it for --help
@@ -158,7 +159,7 @@ def _export_int8(app: AppContext, loaded, card, fmt: str, output: Path, data_dir
                         f"({len(samples)} found; give more, or --val)")
     try:
         result = export_int8(loaded.model, card, output, fmt, cal, held_out, max_drop=max_drop,
-                             opset=opset, on_step=app.info)
+                             opset=opset, on_step=lambda step: app.info(fill(step)))
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
     m = result.measured
@@ -178,14 +179,15 @@ def _export_int8(app: AppContext, loaded, card, fmt: str, output: Path, data_dir
         return
     what = "OpenVINO IR" if fmt == "openvino" else "ONNX"
     size = card.preprocess.input_size
-    click.echo(f"wrote {output} ({what}, int8, {record['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
-               f"input [batch, 3, {size}, {size}]")
-    click.echo(f"top-1 on {m.n} held-out images: fp32 {m.fp32_top1:.1f} %, int8 {m.int8_top1:.1f} %, "
-               f"drop {m.drop:.2f} ± {m.noise:.2f} points (budget {max_drop:g}; the noise needs "
-               f"{record['images_needed']} images)")
-    kept = ", ".join(record["kept_in_float"]) or "none"
-    click.echo(f"kept in float: {len(result.kept)} of {result.layers} layers: {kept}")
+    lines = [f"wrote {output} ({what}, int8, {record['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
+             f"input [batch, 3, {size}, {size}]",
+             f"top-1 on {m.n} held-out images: fp32 {m.fp32_top1:.1f} %, int8 {m.int8_top1:.1f} %, "
+             f"drop {m.drop:.2f} ± {m.noise:.2f} points (budget {max_drop:g}; the noise needs "
+             f"{record['images_needed']} images)",
+             f"kept in float: {len(result.kept)} of {result.layers} layers: "
+             f"{', '.join(record['kept_in_float']) or 'none'}"]
     runtime = "OpenVINO" if fmt == "openvino" else "ONNX Runtime"
-    for batch in sorted(result.latency_ms["fp32"]):
-        click.echo(f"latency ({runtime}, batch {batch}): fp32 {result.latency_ms['fp32'][batch]:.2f} ms, "
-                   f"int8 {result.latency_ms['int8'][batch]:.2f} ms")
+    lines += [f"latency ({runtime}, batch {batch}): fp32 {result.latency_ms['fp32'][batch]:.2f} ms, "
+              f"int8 {result.latency_ms['int8'][batch]:.2f} ms" for batch in sorted(result.latency_ms["fp32"])]
+    for line in lines:
+        click.echo(fill(line))
