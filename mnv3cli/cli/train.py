@@ -7,7 +7,6 @@ option defaults to "not given" here; :func:`build_config` layers them over the c
 
 from __future__ import annotations
 
-import textwrap
 
 import click
 
@@ -25,6 +24,7 @@ from ..training import (
 from ..training.events import TrainListener
 from .context import AppContext, pass_app
 from .options import device_option
+from .wrapping import fill
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
@@ -222,9 +222,6 @@ class _Display(TrainListener):
         self.progress.stop()
 
 
-WIDTH = 80  # the header's lines; the epoch table is narrower
-
-
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """``1 epoch``, ``5 epochs``, ``1,234 images``."""
     return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
@@ -244,8 +241,7 @@ def header(plan) -> list[str]:
         ("trained", f"{plan.trainable_params:,} of {plural(plan.total_params, 'parameter')}"),
         ("output", str(plan.output)),
     ]
-    return [textwrap.fill(text, WIDTH, initial_indent=f"{label + ':':<9}", subsequent_indent=" " * 9,
-                          break_long_words=False, break_on_hyphens=False) for label, text in fields]
+    return [fill(text, indent=9, first=f"{label + ':':<9}") for label, text in fields]
 
 
 def unreadable_note(plan) -> str:

@@ -17,9 +17,10 @@ _KEEP_TOGETHER = re.compile(r" (?=(?:%|ms|MB|points?)(?![\w.]))| (?=±)|(?<=±) 
                             r"|(?<=,) (?=[^\[\]]*\])|(?<=\(\+) ")  # ... a shape: [batch, 3, 224, 224]; "(+ layer"
 
 
-def fill(text: str, width: int = WIDTH, indent: int = 2) -> str:
-    """``text`` filled to ``width`` columns, continuation lines indented by ``indent``."""
+def fill(text: str, width: int = WIDTH, indent: int = 2, first: str = "") -> str:
+    """``text`` filled to ``width`` columns after ``first`` (a label), continuation lines
+    indented by ``indent``."""
     glued = _KEEP_TOGETHER.sub(_GLUE, text)
-    lines = textwrap.wrap(glued, width, subsequent_indent=" " * indent, break_long_words=False,
-                          break_on_hyphens=False)
+    lines = textwrap.wrap(glued, width, initial_indent=first, subsequent_indent=" " * indent,
+                          break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines).replace(_GLUE, " ")
