@@ -20,6 +20,7 @@ import click
 from ..errors import UserError
 from .context import AppContext, pass_app
 from .options import json_option, model_option
+from .wrapping import fill
 
 OUTPUT_SUFFIXES = (".pt", ".pth", ".safetensors")
 DTYPES = ("float32", "float16")  # mnv3cli.weights.checkpoint.DTYPES (which imports torch)
@@ -88,5 +89,6 @@ def command(app: AppContext, source: str, output: Path, model: str | None, dtype
         return
     arch = loaded.arch
     shape = f"{arch['size']}, width {arch['width']}{', minimalistic' if arch['minimal'] else ''}"
-    click.echo(f"wrote {output} ({kind}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name} "
-               f"({shape}), {loaded.model.num_classes} classes, from {source} ({source_format})")
+    click.echo(fill(f"wrote {output} ({kind}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name} "
+                    f"({shape}), {loaded.model.num_classes} classes, from {source} ({source_format})",
+                    whole=(output, source, f"({shape})")))

@@ -123,10 +123,10 @@ def command(app: AppContext, fmt: str, model: str | None, weights: str, output: 
         app.emit_json(result)
     else:
         what = DESCRIPTIONS[fmt].format(opset=opset)
-        click.echo(f"wrote {output} ({what}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
-                   f"input [batch, 3, {preprocess.input_size}, {preprocess.input_size}]")
-        click.echo(f"largest logit difference from PyTorch on {result['verified_on']} (batch of 2): "
-                   f"{difference:.2e} (tolerance {TOLERANCE:g})")
+        click.echo(fill(f"wrote {output} ({what}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
+                        f"input [batch, 3, {preprocess.input_size}, {preprocess.input_size}]", whole=(output,)))
+        click.echo(fill(f"largest logit difference from PyTorch on {result['verified_on']} (batch of 2): "
+                        f"{difference:.2e} (tolerance {TOLERANCE:g})", whole=(result["verified_on"],)))
     if difference > TOLERANCE:
         raise PartialFailure(f"{output}: differs from PyTorch by {difference:.3g} > {TOLERANCE:g}; "
                              "the file is kept for inspection but should not be used")
@@ -190,4 +190,4 @@ def _export_int8(app: AppContext, loaded, card, fmt: str, output: Path, data_dir
     lines += [f"latency ({runtime}, batch {batch}): fp32 {result.latency_ms['fp32'][batch]:.2f} ms, "
               f"int8 {result.latency_ms['int8'][batch]:.2f} ms" for batch in sorted(result.latency_ms["fp32"])]
     for line in lines:
-        click.echo(fill(line))
+        click.echo(fill(line, whole=(output,)))

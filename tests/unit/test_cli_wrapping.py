@@ -29,3 +29,11 @@ def test_lines_fit_and_nothing_copied_is_split(text, shift):
 def test_a_word_longer_than_the_line_overflows_rather_than_splits():
     path = "/very/long/" + "directory/" * 10 + "model.xml"
     assert fill(f"wrote {path} (OpenVINO IR)").splitlines() == ["wrote", f"  {path}", "  (OpenVINO IR)"]
+
+
+def test_a_path_named_whole_keeps_its_spaces_on_one_line():
+    path = "/data/my photos/a folder with spaces/and more spaces/model 1.onnx"
+    lines = fill(f"wrote {path} (ONNX opset 17, 10.2 MB): mobilenetv3_small_100", whole=(path,)).splitlines()
+    assert any(path in line for line in lines) and all(len(line) <= 80 for line in lines)
+    text = f"wrote {path} (ONNX opset 17, 10.2 MB): mobilenetv3_small_100"
+    assert path not in fill(text, first="x" * 20)  # without whole=, the path's spaces may break
