@@ -35,6 +35,7 @@ from .options import (
     weights_option,
     workers_option,
 )
+from .wrapping import fill
 
 TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report hold everything
 
@@ -93,9 +94,11 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
         if main:
             shards = f" in {distributed.world_size()} processes" if distributed.is_distributed() else ""
             classes = f"{len(found.classes)} class{'es' if len(found.classes) != 1 else ''}"
-            app.info(f"Evaluating {count} of {len(found.samples)} images ({classes}, "
-                     f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
-                     f"{runtime.backend.name}{shards}" + (f", test-time augmentation {tta}" if tta != "none" else ""))
+            app.info(fill(f"Evaluating {count} of {len(found.samples)} images ({classes}, "
+                          f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
+                          f"{runtime.backend.name}{shards}"
+                          + (f", test-time augmentation {tta}" if tta != "none" else ""),
+                          whole=(runtime.source,)))
         with app.progress() if main else contextlib.nullcontext() as progress:
             task = progress.add_task("top-1", total=count) if progress is not None else None
 
@@ -137,7 +140,8 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     from rich.table import Table
 
     out = app.out  # the results are the output: stdout, plain text when redirected
-    _line(out, f"{obj['model']} ({obj['weights']}) on {obj['data']} ({obj['layout']})")  # paths whole
+    _line(out, fill(f"{obj['model']} ({obj['weights']}) on {obj['data']} ({obj['layout']})",
+                    whole=(f"({obj['weights']})", obj["data"])))  # paths whole
     head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
