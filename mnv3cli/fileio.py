@@ -31,12 +31,15 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "w", *, exclusive: bool = False,
+                 **open_kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     On any exception (Ctrl-C included) the temporary file is removed and ``path`` is left untouched.
     A full disk, a file-size limit or a read-only place raises :class:`~mnv3cli.errors.WriteError`
-    ("cannot write PATH: No space left on device").
+    ("cannot write PATH: No space left on device"). ``exclusive``: never replace an existing
+    ``path`` (another process's file included): :class:`FileExistsError` instead, as
+    ``open(path, "x")`` would, but with the content still appearing whole or not at all.
     """
     path = Path(path)
     try:
@@ -53,14 +56,33 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs) -> Ite
             in_caller = False
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        (_publish_exclusive if exclusive else os.replace)(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, FileExistsError) and exclusive and not in_caller:
+            raise
         if isinstance(exc, OSError) and (not in_caller or exc.errno in _NO_ROOM):
             raise _write_error(exc, path) from None
         raise
     _fsync_dir(path.parent)
+
+
+def _publish_exclusive(tmp: str, path: Path) -> None:
+    """``tmp`` becomes ``path`` only if no ``path`` exists: a hard link fails on an existing name
+    where a rename would replace it. Where hard links are not allowed, the name is claimed with an
+    exclusive create first, then replaced by the finished file."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+            raise
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
 
 
 def _fsync_dir(folder: Path) -> None:

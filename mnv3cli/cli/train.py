@@ -7,7 +7,6 @@ option defaults to "not given" here; :func:`build_config` layers them over the c
 
 from __future__ import annotations
 
-
 import click
 
 from .. import distributed

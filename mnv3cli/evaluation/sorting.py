@@ -93,17 +93,12 @@ class SortInto:
 
     def _create(self, source, target: Path, in_memory: bool) -> None:
         if in_memory or self.mode == "copy":  # a download has no file to link to
-            with open(target, "xb") as out:
-                try:
-                    if in_memory:
-                        out.write(source.data)
-                    else:
-                        with open(source, "rb") as src:
-                            shutil.copyfileobj(src, out)
-                except BaseException:
-                    out.close()
-                    target.unlink(missing_ok=True)  # ours: created exclusively above
-                    raise
+            with atomic_write(target, "wb", exclusive=True) as out:  # whole or absent, even on kill -9
+                if in_memory:
+                    out.write(source.data)
+                else:
+                    with open(source, "rb") as src:
+                        shutil.copyfileobj(src, out)
             if not in_memory:
                 shutil.copystat(source, target)
         elif self.mode == "hardlink":
@@ -114,20 +109,20 @@ class SortInto:
     def write_csv(self) -> Path:
         """``root/sorted.csv`` (``sorted-2.csv`` ... when taken): source, destination, answer,
         probability, error; one row per input, in input order."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / CSV_NAME
-        n = 1
-        while path.exists():
-            n += 1
-            path = self.root / f"sorted-{n}.csv"
-        with atomic_write(path, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(["source", "destination", "answer", "probability", "error"])
-            for p in self.placements:
-                writer.writerow([printable_path(p.source), printable_path(p.destination), p.answer,
-                                 "" if p.probability is None else f"{p.probability:.6f}",
-                                 printable_path(p.error)])
-        return path
+        for n in range(1, 10_000):
+            path = self.root / (CSV_NAME if n == 1 else f"sorted-{n}.csv")
+            try:
+                with atomic_write(path, "w", exclusive=True, encoding="utf-8", newline="") as fh:
+                    writer = csv.writer(fh, lineterminator="\n")
+                    writer.writerow(["source", "destination", "answer", "probability", "error"])
+                    for p in self.placements:
+                        writer.writerow([printable_path(p.source), printable_path(p.destination), p.answer,
+                                         "" if p.probability is None else f"{p.probability:.6f}",
+                                         printable_path(p.error)])
+                return path
+            except FileExistsError:  # an earlier sort's list, or another process's: never replaced
+                continue
+        raise FileExistsError(f"{self.root}: too many files named like {CSV_NAME}")
 
 
 def _download_name(url: str) -> str:

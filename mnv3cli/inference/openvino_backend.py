@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from . import PRECISIONS  # the one list of --precision choices
-from . import signal_stack
+from . import PRECISIONS, signal_stack  # PRECISIONS: the one list of --precision choices
 
 NAME = "openvino"
 INSTALL = "pip install 'mnv3cli[openvino]'"

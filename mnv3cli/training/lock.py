@@ -62,24 +62,27 @@ def _acquire(folder: Path) -> int | None:
     if fcntl is None:
         return None
     path = folder / LOCK_NAME
+    in_use = f"{folder}: in use by another training run ({{}}); wait for it to end or choose another --output"
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            stat = os.stat(path)
+            if (stat.st_dev, stat.st_ino) in _HELD:  # ours: not even opened, as closing any
+                # descriptor of the file would drop this process's lock on it (POSIX)
+                raise UserError(in_use.format(f"pid {os.getpid()} on host {socket.gethostname()}"))
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise UserError(f"{folder}: cannot write the run folder ({exc.strerror or exc})") from None
     stat = os.fstat(fd)
     key = (stat.st_dev, stat.st_ino)
     try:
-        if key in _HELD:
-            raise BlockingIOError(errno.EAGAIN, "held by this process")
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         holder = _holder(fd)
-        os.close(fd)  # (holds no lock of this process: closing it releases nothing)
+        os.close(fd)  # another process holds the lock: this process has none on the file to drop
         if exc.errno in _UNSUPPORTED:
             return None
-        raise UserError(f"{folder}: in use by another training run ({holder}); wait for it to end "
-                        "or choose another --output") from None
+        raise UserError(in_use.format(holder)) from None
     _HELD.add(key)
     record = {"pid": os.getpid(), "host": socket.gethostname(),
               "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -1,6 +1,6 @@
 """``mnv3 train``'s run-folder lock against another live process, and after that process is
-killed with kill -9 (a subprocess holds it; in tests/cli, which run before the in-process suite has
-loaded every library: a fork late in that suite crashed the test process, see docs/development.md).
+killed with kill -9 (a subprocess holds it), and against another process after this one was
+refused a second hold.
 """
 
 from __future__ import annotations
@@ -47,3 +47,28 @@ def test_a_live_holder_is_named_and_a_killed_one_leaves_the_folder_free(tmp_path
     finally:
         proc.kill()
         os.kill(child, 9)
+
+
+TRY = """
+import sys
+from mnv3cli.errors import UserError
+from mnv3cli.training.lock import hold_run_folder
+try:
+    with hold_run_folder(sys.argv[1]):
+        print("taken")
+except UserError:
+    print("refused")
+"""
+
+
+def test_a_second_hold_refused_in_this_process_keeps_the_lock_against_others(tmp_path):
+    """POSIX drops a process's lock when it closes any descriptor of the file: the refused second
+    attempt must not have opened (and closed) one."""
+    folder = tmp_path / "run"
+    with hold_run_folder(folder):
+        with pytest.raises(UserError, match=rf"in use by another training run \(pid {os.getpid()} "):
+            with hold_run_folder(folder):
+                pass
+        other = subprocess.run([sys.executable, "-c", TRY, str(folder)], capture_output=True, text=True,
+                               env=cli_env(), timeout=120)
+        assert other.stdout.strip() == "refused", other.stderr

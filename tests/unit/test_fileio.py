@@ -85,3 +85,25 @@ def test_a_place_that_cannot_hold_the_file_is_a_write_error(tmp_path):
         with atomic_write(target) as fh:
             fh.write("never")
     assert err.value.filename == str(target) and err.value.errno is not None
+
+
+def test_exclusive_write_never_replaces_an_existing_file(tmp_path):
+    path = tmp_path / "sorted.csv"
+    path.write_text("another process's list\n")
+    with pytest.raises(FileExistsError):
+        with atomic_write(path, "w", exclusive=True) as fh:
+            fh.write("ours\n")
+    assert path.read_text() == "another process's list\n"
+    assert os.listdir(tmp_path) == ["sorted.csv"]  # no temporary left behind
+
+
+def test_exclusive_write_publishes_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "cat.jpg"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_write(path, "wb", exclusive=True) as fh:
+            fh.write(b"half")
+            raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []  # a copy cut short never shows under the real name
+    with atomic_write(path, "wb", exclusive=True) as fh:
+        fh.write(b"whole")
+    assert path.read_bytes() == b"whole" and os.listdir(tmp_path) == ["cat.jpg"]
