@@ -34,8 +34,13 @@ DEV = SHARED / "data" / "imagenet-sample" / "dev"
 
 
 def evaluate(*extra: str, env: dict) -> dict:
-    out = subprocess.run([sys.executable, "-m", "mnv3cli", "-q", "evaluate", str(DEV), "-w", str(WEIGHTS),
-                          "--json", *extra], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mnv3cli", "-q", "evaluate", str(DEV), "-w", str(WEIGHTS), "--json", *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -49,8 +54,7 @@ def main() -> int:
     from mnv3cli.data.folders import find_samples
     from mnv3cli.inference.runtime import open_runtime
 
-    env = dict(os.environ, MNV3_CACHE=tempfile.mkdtemp(prefix="mnv3-ceiling-"), MNV3_OFFLINE="1",
-               PYTHONPATH=str(ROOT))
+    env = dict(os.environ, MNV3_CACHE=tempfile.mkdtemp(prefix="mnv3-ceiling-"), MNV3_OFFLINE="1", PYTHONPATH=str(ROOT))
     os.environ["MNV3_CACHE"] = env["MNV3_CACHE"]
     first = evaluate(env=env)  # builds the cache entry
     runtime = open_runtime(str(WEIGHTS), pipelined=True)
@@ -71,16 +75,19 @@ def main() -> int:
         tool.append(evaluate(env=env)["images_per_sec"])
     d, m, t = max(decode), max(model), max(tool)
     ceiling = 1 / (1 / d + 1 / m)
-    print(f"decoding alone {d:.0f} images/s ({default_workers()} threads), model alone {m:.0f} images/s "
-          f"(batch 32): ceiling together {ceiling:.0f} images/s")
-    print(f"mnv3 evaluate: {t:.0f} images/s = {t / ceiling:.2f} of the ceiling "
-          f"(top-1 {first['top1']:.1f} %)")
+    print(
+        f"decoding alone {d:.0f} images/s ({default_workers()} threads), model alone {m:.0f} images/s "
+        f"(batch 32): ceiling together {ceiling:.0f} images/s"
+    )
+    print(f"mnv3 evaluate: {t:.0f} images/s = {t / ceiling:.2f} of the ceiling (top-1 {first['top1']:.1f} %)")
 
     ov = evaluate("--backend", "openvino", env=env)
     gap = abs(ov["top1"] - first["top1"])
-    print(f"top-1 on {first['images']} images: onnxruntime {first['top1']:.1f} %, openvino "
-          f"{ov['top1']:.1f} % ({ov['backend']}), difference {gap:.1f} points (bar <= 0.2); "
-          f"openvino {ov['images_per_sec']:.0f} images/s")
+    print(
+        f"top-1 on {first['images']} images: onnxruntime {first['top1']:.1f} %, openvino "
+        f"{ov['top1']:.1f} % ({ov['backend']}), difference {gap:.1f} points (bar <= 0.2); "
+        f"openvino {ov['images_per_sec']:.0f} images/s"
+    )
     bf16 = evaluate("--backend", "openvino", "--precision", "bf16", env=env)
     print(f"for reference, {bf16['backend']}: top-1 {bf16['top1']:.1f} %")
     failed = gap > 0.2

@@ -145,8 +145,12 @@ def bar_predict(args, env, workdir: Path, tv_state: Path) -> dict:
     rss = statistics.median(r for _, r in ours), statistics.median(r for _, r in theirs)
     print(f"  mnv3 predict (warm): median {wall[0]:.3f} s, peak RSS {rss[0]:.0f} MiB")
     print(f"  torchvision script : median {wall[1]:.3f} s, peak RSS {rss[1]:.0f} MiB")
-    return {"predict_wall": wall[0] / wall[1], "predict_rss": rss[0] / rss[1],
-            "predict_seconds": wall, "predict_rss_mib": rss}
+    return {
+        "predict_wall": wall[0] / wall[1],
+        "predict_rss": rss[0] / rss[1],
+        "predict_seconds": wall,
+        "predict_rss_mib": rss,
+    }
 
 
 def bar_evaluate(args, env, workdir: Path, state: Path) -> dict:
@@ -157,8 +161,16 @@ def bar_evaluate(args, env, workdir: Path, state: Path) -> dict:
     script, wnids = workdir / "torch_pipeline.py", workdir / "wnids.json"
     script.write_text(TORCH_PIPELINE)
     wnids.write_text(json.dumps({w: i for i, w in enumerate(wordnet_ids())}))
-    ours_cmd = [*MNV3, "evaluate", str(args.data), "--weights", str(args.weights),
-                "--model", "mobilenetv3_small_100", "--json"]
+    ours_cmd = [
+        *MNV3,
+        "evaluate",
+        str(args.data),
+        "--weights",
+        str(args.weights),
+        "--model",
+        "mobilenetv3_small_100",
+        "--json",
+    ]
     tv_cmd = [sys.executable, str(script), str(args.data), str(state), str(wnids)]
     run(ours_cmd, env)
     run(tv_cmd, env)
@@ -172,13 +184,18 @@ def bar_evaluate(args, env, workdir: Path, state: Path) -> dict:
     rate = {side: statistics.median(r["images"] / wall for wall, r in v) for side, v in runs.items()}
     loop = {side: statistics.median(r["images_per_sec"] for _, r in v) for side, v in runs.items()}
     for side, name, r in (("ours", "mnv3 evaluate    ", ours), ("theirs", "PyTorch pipeline ", theirs)):
-        print(f"  {name}: {rate[side]:6.1f} images/s end to end, {loop[side]:6.1f} in the loop "
-              f"(medians of {len(runs[side])}); top-1 {r['top1']:.1f} %, top-5 {r['top5']:.1f} %")
-    return {"evaluate_speedup": rate["ours"] / rate["theirs"],
-            "evaluate_loop_speedup": loop["ours"] / loop["theirs"],
-            "same_accuracy": (n, round(ours["top1"], 6), round(ours["top5"], 6))
-            == (theirs["images"], round(theirs["top1"], 6), round(theirs["top5"], 6)),
-            "top1": (ours["top1"], theirs["top1"]), "top5": (ours["top5"], theirs["top5"])}
+        print(
+            f"  {name}: {rate[side]:6.1f} images/s end to end, {loop[side]:6.1f} in the loop "
+            f"(medians of {len(runs[side])}); top-1 {r['top1']:.1f} %, top-5 {r['top5']:.1f} %"
+        )
+    return {
+        "evaluate_speedup": rate["ours"] / rate["theirs"],
+        "evaluate_loop_speedup": loop["ours"] / loop["theirs"],
+        "same_accuracy": (n, round(ours["top1"], 6), round(ours["top5"], 6))
+        == (theirs["images"], round(theirs["top1"], 6), round(theirs["top5"], 6)),
+        "top1": (ours["top1"], theirs["top1"]),
+        "top5": (ours["top5"], theirs["top5"]),
+    }
 
 
 def bar_latency(args, cache: Path) -> dict:
@@ -196,8 +213,11 @@ def bar_latency(args, cache: Path) -> dict:
     raw = ort.InferenceSession(str(ours.path), providers=["CPUExecutionProvider"])  # defaults
     tuned = ort.InferenceSession(str(ours.path), session_options(), providers=["CPUExecutionProvider"])
     name = raw.get_inputs()[0].name
-    runners = {"ours": lambda: ours(x), "raw": lambda: raw.run(None, {name: x}),
-               "raw_same_options": lambda: tuned.run(None, {name: x})}
+    runners = {
+        "ours": lambda: ours(x),
+        "raw": lambda: raw.run(None, {name: x}),
+        "raw_same_options": lambda: tuned.run(None, {name: x}),
+    }
     times = {k: [] for k in runners}
     for _ in range(10):
         for f in runners.values():
@@ -210,8 +230,10 @@ def bar_latency(args, cache: Path) -> dict:
                 times[key].append(time.perf_counter() - start)
     assert np.allclose(ours(x), raw.run(None, {name: x})[0], atol=1e-5)
     median = {k: 1000 * statistics.median(v) for k, v in times.items()}
-    print(f"  OnnxBackend {median['ours']:.3f} ms; bare InferenceSession: {median['raw']:.3f} ms with "
-          f"ORT's default options, {median['raw_same_options']:.3f} ms with the backend's (median, batch 1)")
+    print(
+        f"  OnnxBackend {median['ours']:.3f} ms; bare InferenceSession: {median['raw']:.3f} ms with "
+        f"ORT's default options, {median['raw_same_options']:.3f} ms with the backend's (median, batch 1)"
+    )
     fastest_raw = min(median["raw"], median["raw_same_options"])
     return {"latency_overhead": median["ours"] / fastest_raw, "latency_ms": median}
 
@@ -233,25 +255,44 @@ def main() -> None:
         tv_state, state = prepare(workdir, args.weights, env)
         print(f"1. warm-cache predict of {args.photo.name} vs a minimal torchvision script ({args.repeats} runs each)")
         results = bar_predict(args, env, workdir, tv_state)
-        print(f"2. evaluate {args.data} ({sum(1 for _ in args.data.rglob('*.JPEG'))} images) vs a plain PyTorch pipeline")
+        print(
+            f"2. evaluate {args.data} ({sum(1 for _ in args.data.rglob('*.JPEG'))} images) vs a plain PyTorch pipeline"
+        )
         results |= bar_evaluate(args, env, workdir, state)
         print("3. model-only latency at batch 1 on the cached graph")
         results |= bar_latency(args, cache)
 
-    checks = {"predict_wall": results["predict_wall"] <= BARS["predict_wall"],
-              "predict_rss": results["predict_rss"] <= BARS["predict_rss"],
-              "evaluate_speedup": results["evaluate_speedup"] >= BARS["evaluate_speedup"]
-              and results["same_accuracy"],
-              "latency_overhead": results["latency_overhead"] <= BARS["latency_overhead"]}
+    checks = {
+        "predict_wall": results["predict_wall"] <= BARS["predict_wall"],
+        "predict_rss": results["predict_rss"] <= BARS["predict_rss"],
+        "evaluate_speedup": results["evaluate_speedup"] >= BARS["evaluate_speedup"] and results["same_accuracy"],
+        "latency_overhead": results["latency_overhead"] <= BARS["latency_overhead"],
+    }
     print("\nratios (bar):")
     print(f"  predict wall time   {results['predict_wall']:.3f} x  (<= {BARS['predict_wall']})")
     print(f"  predict peak RSS    {results['predict_rss']:.3f} x  (<= {BARS['predict_rss']})")
-    print(f"  evaluate images/s   {results['evaluate_speedup']:.2f} x  (>= {BARS['evaluate_speedup']}; "
-          f"in the loop {results['evaluate_loop_speedup']:.2f} x; same accuracy: {results['same_accuracy']})")
+    print(
+        f"  evaluate images/s   {results['evaluate_speedup']:.2f} x  (>= {BARS['evaluate_speedup']}; "
+        f"in the loop {results['evaluate_loop_speedup']:.2f} x; same accuracy: {results['same_accuracy']})"
+    )
     print(f"  latency vs bare ORT {results['latency_overhead']:.3f} x  (<= {BARS['latency_overhead']})")
-    print(json.dumps({"ratios": {k: results[k] for k in ("predict_wall", "predict_rss", "evaluate_speedup",
-                                                         "evaluate_loop_speedup", "latency_overhead")},
-                      "passed": checks}))
+    print(
+        json.dumps(
+            {
+                "ratios": {
+                    k: results[k]
+                    for k in (
+                        "predict_wall",
+                        "predict_rss",
+                        "evaluate_speedup",
+                        "evaluate_loop_speedup",
+                        "latency_overhead",
+                    )
+                },
+                "passed": checks,
+            }
+        )
+    )
     if not all(checks.values()):
         raise SystemExit(1)
 

@@ -48,7 +48,8 @@ from mnv3cli.training.data import TrainDataset, collate_skipping, image_folder, 
 from mnv3cli.training.config import TrainConfig
 from mnv3cli.registry.entries import TF
 
-data, batch_size, workers, weights, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+data, batch_size, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+weights, rounds = sys.argv[4], int(sys.argv[5])
 torch.manual_seed(0)
 cfg = TrainConfig()
 classes, samples = image_folder(data)
@@ -93,22 +94,44 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
     parser.add_argument("--rounds", type=int, default=3, help="alternating timed epochs of each plain loop")
-    parser.add_argument("--seeds", default="0,1,2,3",
-                        help="comma-separated --seed values; the bar is on the mean best top-1")
+    parser.add_argument(
+        "--seeds", default="0,1,2,3", help="comma-separated --seed values; the bar is on the mean best top-1"
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     for path in (args.data, args.weights):
         if not path.exists():
             sys.exit(f"{path} is missing (../shared holds the weights and data)")
-    env = os.environ | {"OMP_WAIT_POLICY": "PASSIVE", "MNV3_OFFLINE": "1",
-                        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = os.environ | {
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "MNV3_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
 
     def train(seed: int, run: Path) -> tuple[dict, float]:
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "mnv3cli", "train", str(args.data), "--weights",
-                               str(args.weights), "--epochs", str(args.epochs), "--seed", str(seed),
-                               "--output", str(run), "--json"],
-                              check=False, capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mnv3cli",
+                "train",
+                str(args.data),
+                "--weights",
+                str(args.weights),
+                "--epochs",
+                str(args.epochs),
+                "--seed",
+                str(seed),
+                "--output",
+                str(run),
+                "--json",
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             sys.exit(f"mnv3 train failed ({proc.returncode}):\n{proc.stderr}")
@@ -124,14 +147,29 @@ def main() -> int:
         config = json.loads((run / "config.json").read_text())["config"]
         with open(run / "metrics.csv", newline="") as fh:
             rows = list(csv.DictReader(fh))
-        per_seed = [summary["best_top1"]] + [train(seed, Path(tmp) / f"run-{seed}")[0]["best_top1"]
-                                             for seed in seeds[1:]]
+        per_seed = [summary["best_top1"]] + [
+            train(seed, Path(tmp) / f"run-{seed}")[0]["best_top1"] for seed in seeds[1:]
+        ]
 
     # epoch 1 includes warm-up, like the plain loop's untimed epoch
     ours_ips = statistics.median(float(r["images_per_sec"]) for r in rows[1:] or rows)
     batch, workers = config["batch_size"], config["workers"]
-    out = subprocess.run([sys.executable, "-c", PLAIN_LOOP, str(args.data / "train"), str(batch), str(workers),
-                          str(args.weights), str(args.rounds)], check=False, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PLAIN_LOOP,
+            str(args.data / "train"),
+            str(batch),
+            str(workers),
+            str(args.weights),
+            str(args.rounds),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if out.returncode != 0:
         sys.exit(f"plain loops failed:\n{out.stderr}")
     plain = json.loads(out.stdout.strip().splitlines()[-1])
@@ -139,24 +177,42 @@ def main() -> int:
     best = summary["best_top1"]
     mean = round(statistics.mean(per_seed), 2)
     result = {
-        "best_top1": best, "best_epoch": summary["best_epoch"], "last_top1": summary["top1"],
-        "epochs": summary["epochs"], "seeds": seeds, "best_top1_per_seed": per_seed,
+        "best_top1": best,
+        "best_epoch": summary["best_epoch"],
+        "last_top1": summary["top1"],
+        "epochs": summary["epochs"],
+        "seeds": seeds,
+        "best_top1_per_seed": per_seed,
         "mean_best_top1": mean,
-        "bar_top1": BAR_TOP1, "passed": mean >= BAR_TOP1, "wall_seconds": round(wall, 1),
+        "bar_top1": BAR_TOP1,
+        "passed": mean >= BAR_TOP1,
+        "wall_seconds": round(wall, 1),
         "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1),
-        "train_images_per_sec": round(ours_ips, 1), "batch_size": batch, "workers": workers,
+        "train_images_per_sec": round(ours_ips, 1),
+        "batch_size": batch,
+        "workers": workers,
         "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count(),
         "plain_loop_timm_images_per_sec": round(plain["timm"], 1),
         "plain_loop_mnv3_model_images_per_sec": round(plain["mnv3"], 1),
         "ratio_mnv3_train_vs_timm_step": round(ours_ips / plain["timm"], 3),
         "ratio_mnv3_model_vs_timm_model": round(plain["mnv3"] / plain["timm"], 3),
     }
-    print(f"mnv3 train, {summary['epochs']} epochs, seed {seeds[0]}: best top-1 {best:.2f} % at epoch "
-          f"{summary['best_epoch']}, last epoch {summary['top1']:.2f} %; {wall:.0f} s wall, {ours_ips:.1f} training images/s", file=sys.stderr)
-    print(f"best top-1 per seed {seeds}: {', '.join(f'{t:.2f}' for t in per_seed)} %; mean {mean:.2f} % "
-          f"(bar {BAR_TOP1} %)", file=sys.stderr)
-    print(f"plain loop: timm {plain['timm']:.1f} images/s, mnv3 model {plain['mnv3']:.1f} images/s; "
-          f"mnv3 train / timm step = {result['ratio_mnv3_train_vs_timm_step']:.2f}", file=sys.stderr)
+    print(
+        f"mnv3 train, {summary['epochs']} epochs, seed {seeds[0]}: best top-1 {best:.2f} % at epoch "
+        f"{summary['best_epoch']}, last epoch {summary['top1']:.2f} %; {wall:.0f} s wall, "
+        f"{ours_ips:.1f} training images/s",
+        file=sys.stderr,
+    )
+    print(
+        f"best top-1 per seed {seeds}: {', '.join(f'{t:.2f}' for t in per_seed)} %; mean {mean:.2f} % "
+        f"(bar {BAR_TOP1} %)",
+        file=sys.stderr,
+    )
+    print(
+        f"plain loop: timm {plain['timm']:.1f} images/s, mnv3 model {plain['mnv3']:.1f} images/s; "
+        f"mnv3 train / timm step = {result['ratio_mnv3_train_vs_timm_step']:.2f}",
+        file=sys.stderr,
+    )
     print(json.dumps(result))
     return 0 if result["passed"] else 1
 

@@ -52,22 +52,34 @@ def main() -> int:
             start = time.perf_counter()
             out = tmp / f"small-int8-{budget:g}.{'xml' if fmt == 'openvino' else 'onnx'}"
             try:
-                result = export_int8(loaded.model, loaded.card, out, fmt, calibration, held_out,
-                                     max_drop=budget, threads=args.threads,
-                                     on_step=lambda m: print(f"  {m}", flush=True))
+                result = export_int8(
+                    loaded.model,
+                    loaded.card,
+                    out,
+                    fmt,
+                    calibration,
+                    held_out,
+                    max_drop=budget,
+                    threads=args.threads,
+                    on_step=lambda m: print(f"  {m}", flush=True),
+                )
             except BudgetNotMet as exc:
                 print(f"{fmt}, --max-drop {budget:g}: refused ({time.perf_counter() - start:.0f} s): {exc}")
                 continue
             m = result.measured
-            print(f"{fmt}, --max-drop {budget:g}: certified in {result.steps} step(s), "
-                  f"{time.perf_counter() - start:.0f} s: fp32 {m.fp32_top1:.1f} %, int8 "
-                  f"{m.int8_top1:.1f} %, drop {m.drop:.2f} ± {m.noise:.2f} (noise needs "
-                  f"{m.images_needed(budget)} images); {len(result.kept)} of {result.layers} "
-                  f"layers in float: {', '.join(layer.label for layer in result.kept) or 'none'}")
+            print(
+                f"{fmt}, --max-drop {budget:g}: certified in {result.steps} step(s), "
+                f"{time.perf_counter() - start:.0f} s: fp32 {m.fp32_top1:.1f} %, int8 "
+                f"{m.int8_top1:.1f} %, drop {m.drop:.2f} ± {m.noise:.2f} (noise needs "
+                f"{m.images_needed(budget)} images); {len(result.kept)} of {result.layers} "
+                f"layers in float: {', '.join(layer.label for layer in result.kept) or 'none'}"
+            )
             for batch, fp32_ms in result.latency_ms["fp32"].items():
                 int8_ms = result.latency_ms["int8"][batch]
-                print(f"  latency batch {batch}: fp32 {fp32_ms:.2f} ms, int8 {int8_ms:.2f} ms "
-                      f"(int8/fp32 {int8_ms / fp32_ms:.2f} x)")
+                print(
+                    f"  latency batch {batch}: fp32 {fp32_ms:.2f} ms, int8 {int8_ms:.2f} ms "
+                    f"(int8/fp32 {int8_ms / fp32_ms:.2f} x)"
+                )
             if m.drop > BAR:
                 print(f"  FAILED: drop {m.drop:.2f} > {BAR} point")
                 failed = True

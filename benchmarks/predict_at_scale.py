@@ -48,8 +48,7 @@ def link_images(src: Path, dst: Path, copies: int) -> int:
 def run(cmd: list, cwd: Path, env: dict) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MiB, exit status) of one command."""
     start = time.perf_counter()
-    proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     stderr = proc.stderr.read().decode()
@@ -65,8 +64,9 @@ def kill_and_resume(cmd: list, out: Path, cwd: Path, env: dict, after: list[floa
     part = out.with_name(out.name + ".part")
     sizes = []
     for seconds in after:
-        proc = subprocess.Popen([str(c) for c in cmd + ["--resume"]], cwd=cwd, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(c) for c in cmd + ["--resume"]], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(seconds)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -83,8 +83,7 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="mnv3-scale-") as tmp:
         tmp = Path(tmp)
-        env = os.environ | {"MNV3_CACHE": str(tmp / "cache"), "MNV3_OFFLINE": "1",
-                            "PYTHONPATH": str(ROOT)}
+        env = os.environ | {"MNV3_CACHE": str(tmp / "cache"), "MNV3_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
         small = link_images(args.data, tmp / "small", 1)
         large = link_images(args.data, tmp / "large", 10)
         base = MNV3 + ["predict", "-w", args.weights]
@@ -94,26 +93,47 @@ def main() -> int:
         wall_l, rss_l, _ = run(base + [tmp / "large", "-o", tmp / "large.jsonl"], tmp, env)
         ratio = rss_l / rss_s
         ok &= ratio <= 1.1
-        print(f"1. peak RSS: {small} images {rss_s:.0f} MiB, {large} images {rss_l:.0f} MiB: "
-              f"{ratio:.3f} x (bar <= 1.1); {1000 * wall_s / small:.2f} ms/image at {small}, "
-              f"{1000 * wall_l / large:.2f} ms/image at {large} ({large / wall_l:.1f} images/s)")
+        print(
+            f"1. peak RSS: {small} images {rss_s:.0f} MiB, {large} images {rss_l:.0f} MiB: "
+            f"{ratio:.3f} x (bar <= 1.1); {1000 * wall_s / small:.2f} ms/image at {small}, "
+            f"{1000 * wall_l / large:.2f} ms/image at {large} ({large / wall_l:.1f} images/s)"
+        )
 
         reference = (tmp / "large.jsonl").read_bytes()
         cmd = base + [tmp / "large", "-o", tmp / "resumed.jsonl"]
         sizes = kill_and_resume(cmd, tmp / "resumed.jsonl", tmp, env, [3.0, 5.0, 8.0])
         same = (tmp / "resumed.jsonl").read_bytes() == reference
         ok &= same
-        print(f"2. kill -9 at 3, 5 and 8 s into three runs (.part then {', '.join(map(str, sizes))} "
-              f"bytes of {len(reference)}), then --resume: {'identical' if same else 'DIFFERENT'}")
+        print(
+            f"2. kill -9 at 3, 5 and 8 s into three runs (.part then {', '.join(map(str, sizes))} "
+            f"bytes of {len(reference)}), then --resume: {'identical' if same else 'DIFFERENT'}"
+        )
 
         for procs in (1, 2):
             out = tmp / f"torchrun{procs}.jsonl"
-            wall, _, _ = run(TORCHRUN + ["--nproc-per-node", str(procs), "-m", "mnv3cli", "predict",
-                                         "-w", args.weights, tmp / "large", "-o", out], tmp, env)
+            wall, _, _ = run(
+                TORCHRUN
+                + [
+                    "--nproc-per-node",
+                    str(procs),
+                    "-m",
+                    "mnv3cli",
+                    "predict",
+                    "-w",
+                    args.weights,
+                    tmp / "large",
+                    "-o",
+                    out,
+                ],
+                tmp,
+                env,
+            )
             same = out.read_bytes() == reference
             ok &= same
-            print(f"3. torchrun --nproc-per-node {procs}: {large / wall:.1f} images/s "
-                  f"({wall:.1f} s), file {'identical' if same else 'DIFFERENT'} to one process's")
+            print(
+                f"3. torchrun --nproc-per-node {procs}: {large / wall:.1f} images/s "
+                f"({wall:.1f} s), file {'identical' if same else 'DIFFERENT'} to one process's"
+            )
     print("all bars met" if ok else "a bar was missed")
     return 0 if ok else 1
 

@@ -83,8 +83,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5, help="alternations of tool and plain loop")
-    parser.add_argument("--cli-rounds", type=int, default=3,
-                        help="alternations of `mnv3 profile --json` (a subprocess) and plain loop")
+    parser.add_argument(
+        "--cli-rounds", type=int, default=3, help="alternations of `mnv3 profile --json` (a subprocess) and plain loop"
+    )
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--fresh-plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -100,15 +101,40 @@ def main() -> int:
     plain: list[float] = []
     with torch_threads(args.threads) as threads:
         for _ in range(args.rounds):
-            stats = measure_latency(model, backends=["eager"], batch_sizes=[1], device=torch.device("cpu"),
-                                    resolution=args.resolution, runs=args.runs, warmup=args.warmup,
-                                    threads=threads)[0]
+            stats = measure_latency(
+                model,
+                backends=["eager"],
+                batch_sizes=[1],
+                device=torch.device("cpu"),
+                resolution=args.resolution,
+                runs=args.runs,
+                warmup=args.warmup,
+                threads=threads,
+            )[0]
             tool.append(stats.median)
             plain.append(statistics.median(plain_loop(model, x, args.runs, args.warmup)))
 
-    command = [sys.executable, "-m", "mnv3cli", "profile", "--model", name, "--backend", "eager",
-               "--device", "cpu", "--resolution", str(args.resolution), "--runs", str(args.runs),
-               "--warmup", str(args.warmup), "--threads", str(threads), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "mnv3cli",
+        "profile",
+        "--model",
+        name,
+        "--backend",
+        "eager",
+        "--device",
+        "cpu",
+        "--resolution",
+        str(args.resolution),
+        "--runs",
+        str(args.runs),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(threads),
+        "--json",
+    ]
     cli: list[float] = []
     plain_after_cli: list[float] = []
     with torch_threads(threads):
@@ -117,27 +143,55 @@ def main() -> int:
             cli.append(json.loads(out)["latency_ms"]["median"])
             plain_after_cli.append(statistics.median(plain_loop(model, x, args.runs, args.warmup)))
     cli_median, plain_cli_median = statistics.median(cli), statistics.median(plain_after_cli)
-    fresh = float(subprocess.run(
-        [sys.executable, __file__, "--fresh-plain", "--model", name, "--resolution", str(args.resolution),
-         "--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(threads)],
-        capture_output=True, text=True, check=True).stdout)
+    fresh = float(
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--fresh-plain",
+                "--model",
+                name,
+                "--resolution",
+                str(args.resolution),
+                "--runs",
+                str(args.runs),
+                "--warmup",
+                str(args.warmup),
+                "--threads",
+                str(threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
 
     tool_median, plain_median = statistics.median(tool), statistics.median(plain)
-    ratios = {"engine / plain loop": tool_median / plain_median,
-              "mnv3 profile / plain loop": cli_median / plain_cli_median}
-    print(f"{name}, {args.resolution}px, batch 1, eager, cpu, {threads} thread(s), {args.runs} runs "
-          f"after {args.warmup} warm-up, {args.rounds} alternating rounds; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    ratios = {
+        "engine / plain loop": tool_median / plain_median,
+        "mnv3 profile / plain loop": cli_median / plain_cli_median,
+    }
+    print(
+        f"{name}, {args.resolution}px, batch 1, eager, cpu, {threads} thread(s), {args.runs} runs "
+        f"after {args.warmup} warm-up, {args.rounds} alternating rounds; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print(f"  profile engine median : {tool_median:8.3f} ms   rounds: {', '.join(f'{t:.3f}' for t in tool)}")
     print(f"  plain torch loop      : {plain_median:8.3f} ms   rounds: {', '.join(f'{t:.3f}' for t in plain)}")
     print(f"  mnv3 profile --json   : {cli_median:8.3f} ms   rounds: {', '.join(f'{t:.3f}' for t in cli)}")
-    print(f"  plain loop after each : {plain_cli_median:8.3f} ms   rounds: "
-          f"{', '.join(f'{t:.3f}' for t in plain_after_cli)}")
-    print(f"  plain loop, fresh process, unsettled allocator (information, not gated): {fresh:.3f} ms "
-          f"= {fresh / plain_median:.2f} x the settled plain loop")
+    print(
+        f"  plain loop after each : {plain_cli_median:8.3f} ms   rounds: "
+        f"{', '.join(f'{t:.3f}' for t in plain_after_cli)}"
+    )
+    print(
+        f"  plain loop, fresh process, unsettled allocator (information, not gated): {fresh:.3f} ms "
+        f"= {fresh / plain_median:.2f} x the settled plain loop"
+    )
     unsettled, settled = page_faults()
-    print(f"  minor page faults per forward pass (information): {unsettled:.0f} with glibc's default "
-          f"thresholds, {settled:.1f} after settle_allocator")
+    print(
+        f"  minor page faults per forward pass (information): {unsettled:.0f} with glibc's default "
+        f"thresholds, {settled:.1f} after settle_allocator"
+    )
     ok = True
     for label, ratio in ratios.items():
         passed = LOW <= ratio <= HIGH

@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import http.client
 import itertools
-import shlex
 import json
 import os
 import resource
+import shlex
 import signal
 import statistics
 import subprocess
@@ -49,8 +49,13 @@ LIMIT_MB = 2  # the server's --max-upload-mb here; dev images are far smaller
 def evaluate(args, env: dict) -> dict:
     """``mnv3 evaluate --json``'s result, plus ``cpu``: the CPU seconds its whole process used."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run([*MNV3, "-q", "evaluate", str(args.data), "--weights", str(args.weights), "--json"],
-                         env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [*MNV3, "-q", "evaluate", str(args.data), "--weights", str(args.weights), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {**json.loads(out), "cpu": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime}
 
@@ -62,8 +67,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_server(args, env: dict) -> tuple[subprocess.Popen, str, int]:
-    proc = subprocess.Popen([*MNV3, "serve", "--port", "0", "--weights", str(args.weights),
-                             "--max-upload-mb", str(LIMIT_MB), *shlex.split(args.serve_args)], env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *MNV3,
+            "serve",
+            "--port",
+            "0",
+            "--weights",
+            str(args.weights),
+            "--max-upload-mb",
+            str(LIMIT_MB),
+            *shlex.split(args.serve_args),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()  # "serving MODEL at URL (Ctrl-C to stop)"
     if " at " not in line:
         proc.kill()
@@ -107,19 +126,24 @@ def bad_requests(cat: bytes) -> list[tuple[str, bytes, dict, int]]:
     from helpers import png_bomb_bytes
 
     boundary = "mnv3bench"
-    no_files = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhello\r\n"
-                f"--{boundary}--\r\n").encode()
+    no_files = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--{boundary}--\r\n'
+    ).encode()
     jpeg, png = {"Content-Type": "image/jpeg"}, {"Content-Type": "image/png"}
-    return [("empty", b"", jpeg, 400), ("not an image", b"hello " * 100, png, 400),
-            ("truncated", cat[: len(cat) // 3], jpeg, 400), ("bomb", png_bomb_bytes(), png, 400),
-            ("over the limit", os.urandom(LIMIT_MB * 2**20 + 4096), jpeg, 413),
-            ("wrong content type", cat, {"Content-Type": "text/plain"}, 415),
-            ("multipart without files", no_files,
-             {"Content-Type": f"multipart/form-data; boundary={boundary}"}, 400)]
+    return [
+        ("empty", b"", jpeg, 400),
+        ("not an image", b"hello " * 100, png, 400),
+        ("truncated", cat[: len(cat) // 3], jpeg, 400),
+        ("bomb", png_bomb_bytes(), png, 400),
+        ("over the limit", os.urandom(LIMIT_MB * 2**20 + 4096), jpeg, 413),
+        ("wrong content type", cat, {"Content-Type": "text/plain"}, 415),
+        ("multipart without files", no_files, {"Content-Type": f"multipart/form-data; boundary={boundary}"}, 400),
+    ]
 
 
 def run_clients(count: int, host: str, port: int, work) -> None:
     """``work(client)`` on ``count`` threads, each with its own connection."""
+
     def one() -> None:
         client = Client(host, port)
         try:
@@ -152,8 +176,12 @@ def main() -> int:
     args = parser.parse_args()
     images = sorted(p for p in args.data.rglob("*") if p.is_file())
     bodies = [p.read_bytes() for p in images]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MNV3_OFFLINE": "1",
-           "MNV3_CACHE": tempfile.mkdtemp(prefix="mnv3-serve-bench-")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "MNV3_OFFLINE": "1",
+        "MNV3_CACHE": tempfile.mkdtemp(prefix="mnv3-serve-bench-"),
+    }
     evaluate(args, env)  # builds the ONNX cache both sides then use
     before = evaluate(args, env)
     proc, host, port = start_server(args, env)
@@ -228,21 +256,35 @@ def main() -> int:
     ratio, growth = served / evaluated, rss_after / rss_before - 1
     print(f"load: {args.clients} clients, {len(latencies)} requests in {elapsed:.1f} s, {len(failures)} failed")
     print(f"  mnv3 serve    : {served:6.1f} images/s, latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    print(f"  mnv3 evaluate : {evaluated:6.1f} images/s in the loop (runs: {before['images_per_sec']:.1f}, "
-          f"{after['images_per_sec']:.1f})")
+    print(
+        f"  mnv3 evaluate : {evaluated:6.1f} images/s in the loop (runs: {before['images_per_sec']:.1f}, "
+        f"{after['images_per_sec']:.1f})"
+    )
     print(f"  ratio         : {ratio:.2f} (bar >= {BARS['throughput']})")
-    print(f"  CPU per image : serve {1000 * server_cpu / len(latencies):.2f} ms (server process) + clients "
-          f"{1000 * client_cpu / len(latencies):.2f} ms; evaluate {1000 * before['cpu'] / before['images']:.2f} ms "
-          "(whole process)")
+    print(
+        f"  CPU per image : serve {1000 * server_cpu / len(latencies):.2f} ms (server process) + clients "
+        f"{1000 * client_cpu / len(latencies):.2f} ms; evaluate {1000 * before['cpu'] / before['images']:.2f} ms "
+        "(whole process)"
+    )
     print(f"  top-1         : serve {correct}/{len(first)}, evaluate {evaluate_correct}/{before['images']}")
-    print(f"abuse: {args.bad} bad requests interleaved with {args.bad} good: {len(wrong)} wrong answers; "
-          f"RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB ({100 * growth:+.1f} %, "
-          f"bar {100 * BARS['rss']:.0f} %); /healthz ready: {ready}")
+    print(
+        f"abuse: {args.bad} bad requests interleaved with {args.bad} good: {len(wrong)} wrong answers; "
+        f"RSS {rss_before / 1024:.0f} -> {rss_after / 1024:.0f} MiB ({100 * growth:+.1f} %, "
+        f"bar {100 * BARS['rss']:.0f} %); /healthz ready: {ready}"
+    )
     print(f"SIGTERM: exit status {exit_status}")
     for line in (failures + wrong)[:10]:
         print("  " + line)
-    ok = (not failures and not wrong and ratio >= BARS["throughput"] and correct == evaluate_correct
-          and len(first) == len(images) and abs(growth) <= BARS["rss"] and ready and exit_status == 0)
+    ok = (
+        not failures
+        and not wrong
+        and ratio >= BARS["throughput"]
+        and correct == evaluate_correct
+        and len(first) == len(images)
+        and abs(growth) <= BARS["rss"]
+        and ready
+        and exit_status == 0
+    )
     print("all bars met" if ok else "BAR MISSED")
     return 0 if ok else 1
 

@@ -11,7 +11,8 @@ Graphs, all of MobileNetV3-Small at 224, dynamic batch:
 
 Each is timed with bare runtimes (2 threads, defaults otherwise), interleaved, the best of
 ``--repeats`` rounds of ``--runs`` calls (``--runs / 8`` at batch 32), per image: on a machine
-shared with other processes the best round is the one least disturbed, the median is printed too. Bars (ratios within this
+shared with other processes the best round is the one least disturbed, the median is printed too.
+Bars (ratios within this
 run): static <= 0.75 x timm at both batches, and no slower than OpenVINO f32 on the same graph.
 The static graph's logits are checked against PyTorch and the dynamic graph; symmetric-padding
 models (torchvision's and timm's layouts) are exported and checked the same way.
@@ -63,8 +64,9 @@ def openvino_model(path: Path):
         import openvino as ov
     except ImportError:
         return None
-    compiled = ov.Core().compile_model(str(path), "CPU", {
-        "INFERENCE_NUM_THREADS": THREADS, "INFERENCE_PRECISION_HINT": "f32"})
+    compiled = ov.Core().compile_model(
+        str(path), "CPU", {"INFERENCE_NUM_THREADS": THREADS, "INFERENCE_PRECISION_HINT": "f32"}
+    )
     request = compiled.create_infer_request()
     return lambda x: request.infer({0: x})[0]
 
@@ -88,8 +90,10 @@ def symmetric_checks(tmp: Path) -> list[str]:
     from mnv3cli.weights.loader import load_model
 
     lines = []
-    for name, model in (("torchvision mobilenet_v3_small", torchvision.models.mobilenet_v3_small()),
-                        ("timm mobilenetv3_small_100", timm.create_model("mobilenetv3_small_100"))):
+    for name, model in (
+        ("torchvision mobilenet_v3_small", torchvision.models.mobilenet_v3_small()),
+        ("timm mobilenetv3_small_100", timm.create_model("mobilenetv3_small_100")),
+    ):
         for layer in model.modules():  # logits of a useful size (default init gives ~1e-9)
             if isinstance(layer, torch.nn.Linear):
                 torch.nn.init.normal_(layer.weight, 0, 0.2)
@@ -100,8 +104,10 @@ def symmetric_checks(tmp: Path) -> list[str]:
         graph = tmp / (stem + ".onnx")
         diff = export_verified(loaded.model, graph, loaded.preprocess)
         count = ops(graph)
-        lines.append(f"{name}: {sum(count.values())} nodes, Shape {count['Shape']}, Pad {count['Pad']}, "
-                     f"logit difference from PyTorch {diff:.1e}")
+        lines.append(
+            f"{name}: {sum(count.values())} nodes, Shape {count['Shape']}, Pad {count['Pad']}, "
+            f"logit difference from PyTorch {diff:.1e}"
+        )
         if count["Shape"] or diff > 1e-4:
             lines.append("  FAILED: shape arithmetic or a difference above 1e-4")
     return lines
@@ -130,25 +136,38 @@ def main() -> int:
     timm_model.load_state_dict(remap_state_dict(loaded.model.state_dict(), timm_model.state_dict()))
     timm_graph = tmp / "timm-tf.onnx"
     with torch.no_grad():
-        torch.onnx.export(timm_model, (torch.randn(1, 3, 224, 224),), str(timm_graph), dynamo=False,
-                          input_names=["input"], output_names=["logits"], opset_version=17,
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        torch.onnx.export(
+            timm_model,
+            (torch.randn(1, 3, 224, 224),),
+            str(timm_graph),
+            dynamo=False,
+            input_names=["input"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+        )
 
     batch = sample_batch(loaded.preprocess)
-    logits = {name: ort_session(path)(batch) for name, path in
-              (("static", static), ("dynamic", dynamic), ("timm", timm_graph))}
-    print(f"static graph vs PyTorch: {onnx_difference(loaded.model, static, batch):.1e}; vs the dynamic "
-          f"graph: {np.abs(logits['static'] - logits['dynamic']).max():.1e}; vs timm's: "
-          f"{np.abs(logits['static'] - logits['timm']).max():.1e}")
+    logits = {
+        name: ort_session(path)(batch)
+        for name, path in (("static", static), ("dynamic", dynamic), ("timm", timm_graph))
+    }
+    print(
+        f"static graph vs PyTorch: {onnx_difference(loaded.model, static, batch):.1e}; vs the dynamic "
+        f"graph: {np.abs(logits['static'] - logits['dynamic']).max():.1e}; vs timm's: "
+        f"{np.abs(logits['static'] - logits['timm']).max():.1e}"
+    )
     for name, path in (("mnv3 static", static), ("mnv3 dynamic", dynamic), ("timm tf_", timm_graph)):
         count = ops(path)
-        print(f"{name:14} {sum(count.values()):4d} nodes ({count['Constant']} constants, "
-              f"{count['Shape']} Shape)")
+        print(f"{name:14} {sum(count.values()):4d} nodes ({count['Constant']} constants, {count['Shape']} Shape)")
     for line in symmetric_checks(tmp):
         print(line)
 
-    runners = {"mnv3 static": ort_session(static), "mnv3 dynamic": ort_session(dynamic),
-               "timm tf_": ort_session(timm_graph)}
+    runners = {
+        "mnv3 static": ort_session(static),
+        "mnv3 dynamic": ort_session(dynamic),
+        "timm tf_": ort_session(timm_graph),
+    }
     ov = openvino_model(static)
     if ov is not None:
         runners["openvino f32"] = ov
@@ -165,8 +184,10 @@ def main() -> int:
     print(f"\nms per image, bare runtimes, {THREADS} threads: best (median) of {args.repeats} rounds")
     print(f"{'graph':14} {'batch 1':>15} {'batch 32':>15}")
     for name in runners:
-        print(f"{name:14} {results[1][name]:6.3f} ({medians[1][name]:6.3f}) "
-              f"{results[32][name]:6.3f} ({medians[32][name]:6.3f})")
+        print(
+            f"{name:14} {results[1][name]:6.3f} ({medians[1][name]:6.3f}) "
+            f"{results[32][name]:6.3f} ({medians[32][name]:6.3f})"
+        )
     failed = False
     for batch_size in (1, 32):
         r = results[batch_size]

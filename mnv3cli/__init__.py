@@ -15,7 +15,12 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__getattr__, _names = lazy_exports(__name__, {
-    "MobileNetV3": ".model", "create_model": ".factory", "list_models": ".registry",
-})
+__getattr__, _names = lazy_exports(
+    __name__,
+    {
+        "MobileNetV3": ".model",
+        "create_model": ".factory",
+        "list_models": ".registry",
+    },
+)
 __all__ = [*_names, "__version__"]

@@ -83,8 +83,9 @@ def _active() -> bool:
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("a collective outside the process group: wrap the work in "
-                           "mnv3cli.distributed.process_group()")
+        raise RuntimeError(
+            "a collective outside the process group: wrap the work in mnv3cli.distributed.process_group()"
+        )
     return True
 
 

@@ -10,8 +10,9 @@ from .model import MobileNetV3
 from .registry import get_entry
 
 
-def create_model(name: str, *, num_classes: int | None = None, weights: str | None = None,
-                 **overrides: Any) -> nn.Module:
+def create_model(
+    name: str, *, num_classes: int | None = None, weights: str | None = None, **overrides: Any
+) -> nn.Module:
     """Build the registered model ``name`` (or alias), optionally loading ``weights``.
 
     ``weights`` is anything the checkpoint loader accepts: ``imagenet``, a tag such as

@@ -31,8 +31,7 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", *, exclusive: bool = False,
-                 **open_kwargs) -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "w", *, exclusive: bool = False, **open_kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success fsync it and rename it over ``path``.
 
     On any exception (Ctrl-C included) the temporary file is removed and ``path`` is left untouched.
@@ -129,8 +128,7 @@ class PartFile:
 
     BUFFER = 1 << 16  # bytes collected before they are written out
 
-    def __init__(self, path: str | os.PathLike, sync_seconds: float = 2.0,
-                 flush_seconds: float = 0.25) -> None:
+    def __init__(self, path: str | os.PathLike, sync_seconds: float = 2.0, flush_seconds: float = 0.25) -> None:
         self.path = Path(path)
         self.part = part_path(self.path)
         self.sync_seconds, self.flush_seconds = sync_seconds, flush_seconds

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import cli_env, make_shapes, require_shared
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
@@ -54,11 +55,18 @@ def hymenoptera() -> Path:
 def run_cli(tmp_path):
     """Run ``python -m mnv3cli ARGS`` in a subprocess; returns CompletedProcess (text mode)."""
 
-    def run(*args: str, input: str | None = None, env: dict | None = None, cwd=None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "mnv3cli", *map(str, args)], input=input,
-                              capture_output=True, text=True, env=cli_env(env),
-                              cwd=cwd or tmp_path, timeout=timeout)
+    def run(
+        *args: str, input: str | None = None, env: dict | None = None, cwd=None, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "mnv3cli", *map(str, args)],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=cli_env(env),
+            cwd=cwd or tmp_path,
+            timeout=timeout,
+        )
 
     return run
 
@@ -110,10 +118,17 @@ def bad_corpus(tmp_path, cat_photo, coffee_photo):
     (root / "7-coffee.jpg").write_bytes(coffee_photo.read_bytes())
     (root / "readme.txt").write_text("skipped: not an image file name")
     (tmp_path / "empty-dir").mkdir()
-    expected = {"1-cat.jpg": None, "2-empty.jpg": "empty file", "3-truncated.jpg": "truncated",
-                "4-noise.jpg": "not an image", "5-text.png": "not an image",
-                "6-bomb.png": "decompression bomb", "7-coffee.jpg": None,
-                "empty-dir": "no image files", "missing.jpg": "no such file"}
+    expected = {
+        "1-cat.jpg": None,
+        "2-empty.jpg": "empty file",
+        "3-truncated.jpg": "truncated",
+        "4-noise.jpg": "not an image",
+        "5-text.png": "not an image",
+        "6-bomb.png": "decompression bomb",
+        "7-coffee.jpg": None,
+        "empty-dir": "no image files",
+        "missing.jpg": "no such file",
+    }
     return tmp_path, expected
 
 

@@ -114,7 +114,12 @@ def split_output(output: str, block: Block) -> list[str]:
 
 
 def mismatch(command: Command, actual: str, page: str) -> str:
-    diff = difflib.unified_diff([normalise(x) for x in command.expected],
-                                [normalise(x) for x in actual.splitlines()],
-                                "page", "actual", lineterm="", n=2)
+    diff = difflib.unified_diff(
+        [normalise(x) for x in command.expected],
+        [normalise(x) for x in actual.splitlines()],
+        "page",
+        "actual",
+        lineterm="",
+        n=2,
+    )
     return f"{page}:{command.line}: $ {command.text}\n" + "\n".join(diff)

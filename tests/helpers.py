@@ -26,8 +26,10 @@ def require_shared(*parts: str) -> Path:
 
 
 # Runs the CLI and prints, as its last stdout line, every torch/torchvision/timm module it imported.
-IMPORT_GUARD = ("import sys\nfrom mnv3cli.cli.app import main\ntry:\n    main()\nfinally:\n"
-                "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm')))")
+IMPORT_GUARD = (
+    "import sys\nfrom mnv3cli.cli.app import main\ntry:\n    main()\nfinally:\n"
+    "    print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'timm')))"
+)
 
 
 def cli_env(extra: dict | None = None) -> dict:
@@ -48,8 +50,12 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_bomb_bytes(side: int = 100_000) -> bytes:
     """A tiny valid-looking PNG whose header declares ``side`` x ``side`` pixels (10 G here)."""
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-            + png_chunk(b"IDAT", zlib.compress(b"\0" * 64)) + png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def assert_one_user_error(result, *needles: str) -> None:
@@ -86,7 +92,7 @@ def make_shapes(root: Path, per_class: tuple[int, int] = (24, 8), size: int = 48
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(seed)
-    for split, count in zip(("train", "val"), per_class):
+    for split, count in zip(("train", "val"), per_class, strict=False):
         for name, colour in SHAPES.items():
             folder = root / split / name
             folder.mkdir(parents=True)

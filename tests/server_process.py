@@ -20,9 +20,14 @@ class ServerProcess:
     """``python -m mnv3cli serve --port 0 ARGS``; ``url`` once it has printed its address."""
 
     def __init__(self, *args: str, cwd=None, timeout: float = 180) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "mnv3cli", "serve", "--port", "0", *map(str, args)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=cli_env(), cwd=cwd)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mnv3cli", "serve", "--port", "0", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+            cwd=cwd,
+        )
         lines: queue.Queue = queue.Queue()
 
         def pump() -> None:  # stdout is read all along, so the server never blocks on it
@@ -49,8 +54,9 @@ class ServerProcess:
         parsed = urllib.parse.urlsplit(self.url)
         self.host, self.port = parsed.hostname, parsed.port
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict | None = None, timeout: float = 60) -> tuple[int, bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None, timeout: float = 60
+    ) -> tuple[int, bytes]:
         connection = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             connection.request(method, path, body=body, headers={"Connection": "close", **(headers or {})})
@@ -75,7 +81,7 @@ class ServerProcess:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise AssertionError(f"mnv3 serve still running {timeout} s after signal {signal_number}")
+            raise AssertionError(f"mnv3 serve still running {timeout} s after signal {signal_number}") from None
         return self.proc.returncode, self.proc.stderr.read()
 
     def __enter__(self) -> ServerProcess:

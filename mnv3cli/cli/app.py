@@ -48,12 +48,14 @@ class Mnv3Group(click.Group):
         if name not in COMMANDS:  # commands attached with @cli.command (plugins, tests)
             command = super().get_command(ctx, name)
         else:
-            command = getattr(importlib.import_module(COMMANDS[name][0]), "command")
+            command = importlib.import_module(COMMANDS[name][0]).command
         return conventional_metavars(command) if command is not None else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][1] if name in COMMANDS else self.commands[name].get_short_help_str())
-                for name in self.list_commands(ctx)]
+        rows = [
+            (name, COMMANDS[name][1] if name in COMMANDS else self.commands[name].get_short_help_str())
+            for name in self.list_commands(ctx)
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -74,8 +76,7 @@ class Mnv3Group(click.Group):
         except Exception as exc:  # a bug, not a user error: say so and how to see more
             if _verbose(ctx):
                 raise
-            click.echo(f"mnv3: internal error: {type(exc).__name__}: {exc} (run with -v for the "
-                       "traceback)", err=True)
+            click.echo(f"mnv3: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
             ctx.exit(1)
 
 
@@ -110,8 +111,14 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
 @click.version_option(__version__, "--version", prog_name="mnv3")
 @click.option("-v", "--verbose", count=True, help="More output; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
-@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
-              envvar="MNV3_DEVICE", help="Where models run (also accepted after the command).")
+@click.option(
+    "--device",
+    type=click.Choice(DEVICES),
+    default="auto",
+    show_default=True,
+    envvar="MNV3_DEVICE",
+    help="Where models run (also accepted after the command).",
+)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, device: str) -> None:
     """mnv3: classify, evaluate, fine-tune and measure MobileNetV3 models."""

@@ -27,18 +27,35 @@ from .options import (
 @click.argument("folder", type=click.Path(path_type=Path))
 @model_option()
 @weights_option()
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Checkpoint to write (.pt, .pth or .safetensors) with the fitted temperature.")
-@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
-              help="FOLDER holds images without class subfolders; CSV rows are path,label (as for evaluate).")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N",
-              help="Fit on N images spread evenly over the folder.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Checkpoint to write (.pt, .pth or .safetensors) with the fitted temperature.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="FOLDER holds images without class subfolders; CSV rows are path,label (as for evaluate).",
+)
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Fit on N images spread evenly over the folder.")
 @batch_size_option()
 @workers_option()
 @json_option()
 @pass_app
-def command(app: AppContext, folder: Path, model: str | None, weights: str | None, output: Path,
-            labels: Path | None, limit: int | None, batch_size: int, workers: int | None, as_json: bool) -> None:
+def command(
+    app: AppContext,
+    folder: Path,
+    model: str | None,
+    weights: str | None,
+    output: Path,
+    labels: Path | None,
+    limit: int | None,
+    batch_size: int,
+    workers: int | None,
+    as_json: bool,
+) -> None:
     """Fit a temperature for the weights on FOLDER (labelled as for `mnv3 evaluate`) and write OUTPUT.
 
     \b
@@ -56,29 +73,41 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
     from .convert import OUTPUT_SUFFIXES
 
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UserError(f"--output {output}: unknown checkpoint format {output.suffix or '(none)'!r}; "
-                        f"use {', '.join(OUTPUT_SUFFIXES)}")
+        raise UserError(
+            f"--output {output}: unknown checkpoint format {output.suffix or '(none)'!r}; "
+            f"use {', '.join(OUTPUT_SUFFIXES)}"
+        )
     scanned = scan_folder(folder, labels)
     for note in scanned.notes:
         app.info(note)
     loaded = load_model(weights, model_name=model)
     found = match_classes(scanned, loaded.class_names, loaded.wordnet_ids)
     samples = spread_subset(found.samples, limit)
-    app.info(f"Calibrating {loaded.model_name} from {loaded.source} on {len(samples)} images "
-             f"({len({target for _, target in samples})} classes)")
+    app.info(
+        f"Calibrating {loaded.model_name} from {loaded.source} on {len(samples)} images "
+        f"({len({target for _, target in samples})} classes)"
+    )
     with app.progress() as progress:
         task = progress.add_task("fitting", total=len(samples))
-        fit = calibrate_loaded(loaded, samples, output, batch_size=batch_size, workers=workers,
-                               device=resolve_device(app.device),
-                               extra={"calibrated_on": str(folder), "calibrated_from": loaded.source},
-                               on_batch=lambda p: progress.update(task, completed=p.done))
+        fit = calibrate_loaded(
+            loaded,
+            samples,
+            output,
+            batch_size=batch_size,
+            workers=workers,
+            device=resolve_device(app.device),
+            extra={"calibrated_on": str(folder), "calibrated_from": loaded.source},
+            on_batch=lambda p: progress.update(task, completed=p.done),
+        )
     obj = {"weights": loaded.source, "output": str(output), "data": str(folder)} | fit.to_dict()
     if as_json:
         app.emit_json(obj)
     else:
         click.echo(f"temperature {fit.temperature:.4f} on {fit.images} images (top-1 {fit.top1:.2f} %, unchanged)")
-        click.echo(f"ECE {100 * fit.ece_before:.2f} % -> {100 * fit.ece_after:.2f} %, "
-                   f"NLL {fit.nll_before:.4f} -> {fit.nll_after:.4f}")
+        click.echo(
+            f"ECE {100 * fit.ece_before:.2f} % -> {100 * fit.ece_after:.2f} %, "
+            f"NLL {fit.nll_before:.4f} -> {fit.nll_after:.4f}"
+        )
     app.wrote(f"wrote {output}", as_json)
     unread = len(samples) - fit.images
     if unread:

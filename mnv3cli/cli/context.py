@@ -54,10 +54,14 @@ class AppContext:
             TimeRemainingColumn,
         )
 
-        columns = (TextColumn("[progress.description]{task.description}"), BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-        return Progress(*columns, console=self.console, disable=not self.interactive,
-                        transient=True, **kwargs)
+        columns = (
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        return Progress(*columns, console=self.console, disable=not self.interactive, transient=True, **kwargs)
 
     def print_whole(self, renderable) -> None:
         """Print a result table on stdout without breaking any cell: tables are laid out to fit 80

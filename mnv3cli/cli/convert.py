@@ -41,14 +41,26 @@ def _notes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 @click.argument("source", metavar="IN")
 @click.argument("output", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path))
 @model_option("Registry name or alias [default: inferred from IN's tensor shapes or metadata].")
-@click.option("--dtype", type=click.Choice(DTYPES), default="float32", show_default=True,
-              help="Precision the weights are stored in (float16: half the size; computed in float32).")
-@click.option("--meta", "notes", metavar="KEY=VALUE", multiple=True, callback=_notes,
-              help="Add a note (licence, source ...) to OUT's metadata; repeatable.")
+@click.option(
+    "--dtype",
+    type=click.Choice(DTYPES),
+    default="float32",
+    show_default=True,
+    help="Precision the weights are stored in (float16: half the size; computed in float32).",
+)
+@click.option(
+    "--meta",
+    "notes",
+    metavar="KEY=VALUE",
+    multiple=True,
+    callback=_notes,
+    help="Add a note (licence, source ...) to OUT's metadata; repeatable.",
+)
 @json_option()
 @pass_app
-def command(app: AppContext, source: str, output: Path, model: str | None, dtype: str,
-            notes: dict[str, str], as_json: bool) -> None:
+def command(
+    app: AppContext, source: str, output: Path, model: str | None, dtype: str, notes: dict[str, str], as_json: bool
+) -> None:
     """Convert IN (a weights file or registry tag) to OUT, a .pt or .safetensors checkpoint.
 
     IN: .pt/.pth/.bin (an mnv3, torchvision or timm checkpoint), .safetensors, .tflite, or a tag
@@ -61,8 +73,9 @@ def command(app: AppContext, source: str, output: Path, model: str | None, dtype
       mnv3 convert small.pt small-fp16.safetensors --dtype float16 --meta license=Apache-2.0
     """
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UserError(f"{output}: unknown output format {output.suffix or '(none)'!r}; "
-                        f"use {', '.join(OUTPUT_SUFFIXES)}")
+        raise UserError(
+            f"{output}: unknown output format {output.suffix or '(none)'!r}; use {', '.join(OUTPUT_SUFFIXES)}"
+        )
     from ..weights.checkpoint import save_checkpoint
     from ..weights.download import sha256_file
     from ..weights.loader import load_model
@@ -71,24 +84,37 @@ def command(app: AppContext, source: str, output: Path, model: str | None, dtype
     source_format = loaded.meta.get("format")
     extra = {k: v for k, v in loaded.meta.items() if k != "format"}
     origin = Path(loaded.source).name if Path(source).expanduser().is_file() else loaded.source
-    extra |= {"converted_from": origin, "source_format": source_format,
-              "source_sha256": loaded.sha256, **notes}
+    extra |= {"converted_from": origin, "source_format": source_format, "source_sha256": loaded.sha256, **notes}
     try:
-        save_checkpoint(output, loaded.model, card=loaded.card, extra=extra,
-                        dtype=None if dtype == "float32" else dtype)
+        save_checkpoint(
+            output, loaded.model, card=loaded.card, extra=extra, dtype=None if dtype == "float32" else dtype
+        )
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
     kind = "safetensors" if output.suffix.lower() == ".safetensors" else "pt"
-    result = {"input": source, "output": str(output), "format": kind, "bytes": output.stat().st_size,
-              "sha256": sha256_file(output), "model": loaded.model_name, "arch": loaded.arch,
-              "num_classes": loaded.model.num_classes, "source_format": source_format,
-              "dtype": dtype, "preprocess": loaded.preprocess.to_dict()}
+    result = {
+        "input": source,
+        "output": str(output),
+        "format": kind,
+        "bytes": output.stat().st_size,
+        "sha256": sha256_file(output),
+        "model": loaded.model_name,
+        "arch": loaded.arch,
+        "num_classes": loaded.model.num_classes,
+        "source_format": source_format,
+        "dtype": dtype,
+        "preprocess": loaded.preprocess.to_dict(),
+    }
     if as_json:
         app.emit_json(result)
         return
     arch = loaded.arch
     shape = f"{arch['size']}, width {arch['width']}{', minimalistic' if arch['minimal'] else ''}"
-    click.echo(fill(f"wrote {output} ({kind}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name} "
-                    f"({shape}), {loaded.model.num_classes} classes, from {source} ({source_format})",
-                    whole=(output, source, f"({shape})")))
+    click.echo(
+        fill(
+            f"wrote {output} ({kind}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name} "
+            f"({shape}), {loaded.model.num_classes} classes, from {source} ({source_format})",
+            whole=(output, source, f"({shape})"),
+        )
+    )

@@ -44,16 +44,28 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 @click.argument("folder", type=click.Path(path_type=Path))
 @model_option()
 @weights_option()
-@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path),
-              help="FOLDER holds images without class subfolders; FILE is a CSV of path,label rows "
-                   "(label = class name, WordNet id or class index; paths relative to FOLDER).")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N",
-              help="Evaluate N images spread evenly over the folder (every class in proportion).")
+@click.option(
+    "--labels",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="FOLDER holds images without class subfolders; FILE is a CSV of path,label rows "
+    "(label = class name, WordNet id or class index; paths relative to FOLDER).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Evaluate N images spread evenly over the folder (every class in proportion).",
+)
 @batch_size_option()
 @workers_option()
-@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Write report.html (one self-contained page), summary.json, per_class.csv, "
-                   "predictions.csv, confusion.csv and the plots to DIR, replacing an older report there.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Write report.html (one self-contained page), summary.json, per_class.csv, "
+    "predictions.csv, confusion.csv and the plots to DIR, replacing an older report there.",
+)
 @json_option("Print the summary as one JSON object on stdout.")
 @tta_option()
 @backend_option()
@@ -61,9 +73,22 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 @precision_option()
 @fast_decode_option()
 @pass_app
-def command(app: AppContext, folder: Path, model: str | None, weights: str | None, labels: Path | None,
-            limit: int | None, batch_size: int, workers: int | None, report_dir: Path | None,
-            as_json: bool, tta: str, backend: str, precision: str, fast_decode: bool) -> None:
+def command(
+    app: AppContext,
+    folder: Path,
+    model: str | None,
+    weights: str | None,
+    labels: Path | None,
+    limit: int | None,
+    batch_size: int,
+    workers: int | None,
+    report_dir: Path | None,
+    as_json: bool,
+    tta: str,
+    backend: str,
+    precision: str,
+    fast_decode: bool,
+) -> None:
     """Measure accuracy on FOLDER: one subfolder per class (WordNet ids such as n01440764, or the
     model's class names), or flat with --labels.
 
@@ -86,35 +111,57 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
         app.info(note)
     with distributed.process_group():
         main = distributed.is_main()
-        runtime = open_model(app, model, weights, backend, device=distributed.rank_device(app.device),
-                             precision=precision,
-                             pipelined=True)
+        runtime = open_model(
+            app,
+            model,
+            weights,
+            backend,
+            device=distributed.rank_device(app.device),
+            precision=precision,
+            pipelined=True,
+        )
         found = match_classes(scanned, runtime.class_names, runtime.wordnet_ids)
         count = min(limit or len(found.samples), len(found.samples))
         if main:
             shards = f" in {distributed.world_size()} processes" if distributed.is_distributed() else ""
             classes = f"{len(found.classes)} class{'es' if len(found.classes) != 1 else ''}"
-            app.info(fill(f"Evaluating {count} of {len(found.samples)} images ({classes}, "
-                          f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
-                          f"{runtime.backend.name}{shards}"
-                          + (f", test-time augmentation {tta}" if tta != "none" else ""),
-                          whole=(runtime.source,)))
+            app.info(
+                fill(
+                    f"Evaluating {count} of {len(found.samples)} images ({classes}, "
+                    f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
+                    f"{runtime.backend.name}{shards}" + (f", test-time augmentation {tta}" if tta != "none" else ""),
+                    whole=(runtime.source,),
+                )
+            )
         with app.progress() if main else contextlib.nullcontext() as progress:
             task = progress.add_task("top-1", total=count) if progress is not None else None
 
             def on_batch(p) -> None:
-                progress.update(task, completed=p.done * (count / max(p.total, 1)),
-                                description=f"top-1 {p.top1:5.1f} %")
+                progress.update(
+                    task, completed=p.done * (count / max(p.total, 1)), description=f"top-1 {p.top1:5.1f} %"
+                )
 
-            result = evaluate(with_tta(runtime.backend, tta), found.samples, len(runtime.class_names),
-                              runtime.preprocess, batch_size=batch_size, workers=workers,
-                              fast_decode=fast_decode, limit=limit,
-                              on_batch=on_batch if progress is not None else None,
-                              distributed=distributed.is_distributed())
+            result = evaluate(
+                with_tta(runtime.backend, tta),
+                found.samples,
+                len(runtime.class_names),
+                runtime.preprocess,
+                batch_size=batch_size,
+                workers=workers,
+                fast_decode=fast_decode,
+                limit=limit,
+                on_batch=on_batch if progress is not None else None,
+                distributed=distributed.is_distributed(),
+            )
     if not main:
         return
-    info = {"model": runtime.model_name, "weights": printable_path(str(runtime.source)),
-            "backend": runtime.backend.name, "data": printable_path(folder), "layout": found.layout}
+    info = {
+        "model": runtime.model_name,
+        "weights": printable_path(str(runtime.source)),
+        "backend": runtime.backend.name,
+        "data": printable_path(folder),
+        "layout": found.layout,
+    }
     if tta != "none":
         info["tta"] = tta
     obj = info | summary(result, runtime.class_names, runtime.wordnet_ids, temperature=runtime.temperature)
@@ -131,8 +178,10 @@ def command(app: AppContext, folder: Path, model: str | None, weights: str | Non
             app.info(note)
         app.wrote(f"Report: {len(written)} files in {printable_path(report_dir)}", as_json)
     if result.errors:
-        raise PartialFailure(f"{len(result.errors)} of {result.images + len(result.errors)} images could "
-                             "not be read (listed in the output" + (" and the report)" if report_dir else ")"))
+        raise PartialFailure(
+            f"{len(result.errors)} of {result.images + len(result.errors)} images could "
+            "not be read (listed in the output" + (" and the report)" if report_dir else ")")
+        )
 
 
 def _print_summary(app: AppContext, obj: dict) -> None:
@@ -140,19 +189,29 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     from rich.table import Table
 
     out = app.out  # the results are the output: stdout, plain text when redirected
-    _line(out, fill(f"{obj['model']} ({obj['weights']}) on {obj['data']} ({obj['layout']})",
-                    whole=(f"({obj['weights']})", obj["data"])))  # paths whole
+    _line(
+        out,
+        fill(
+            f"{obj['model']} ({obj['weights']}) on {obj['data']} ({obj['layout']})",
+            whole=(f"({obj['weights']})", obj["data"]),
+        ),
+    )  # paths whole
     head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
     cal = obj["calibration"]
-    rows = (("top-1", f"{obj['top1']:.2f} %"),
-            ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),  # <= 5 classes: none
-            ("mean loss", f"{obj['loss']:.4f}"), ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
-            ("Brier score", f"{cal['brier']:.4f}"), ("images", str(obj["images"])),
-            ("unreadable", str(obj["errors"])), ("classes", str(obj["classes"])),
-            ("wall time", format_seconds(obj["seconds"])),
-            ("images/s", format_significant(obj["images_per_sec"])))
+    rows = (
+        ("top-1", f"{obj['top1']:.2f} %"),
+        ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),  # <= 5 classes: none
+        ("mean loss", f"{obj['loss']:.4f}"),
+        ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
+        ("Brier score", f"{cal['brier']:.4f}"),
+        ("images", str(obj["images"])),
+        ("unreadable", str(obj["errors"])),
+        ("classes", str(obj["classes"])),
+        ("wall time", format_seconds(obj["seconds"])),
+        ("images/s", format_significant(obj["images_per_sec"])),
+    )
     for name, value in rows:
         if value is not None:
             head.add_row(name, value)
@@ -173,8 +232,14 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     table.add_section()
     total = sum(r["support"] for r in rows)
     for kind, avg in obj["averages"].items():
-        table.add_row(f"{kind} average", f"{avg['precision']:.1f}", f"{avg['recall']:.1f}",
-                      f"{avg['f1']:.1f}", str(total), style="bold")
+        table.add_row(
+            f"{kind} average",
+            f"{avg['precision']:.1f}",
+            f"{avg['recall']:.1f}",
+            f"{avg['f1']:.1f}",
+            str(total),
+            style="bold",
+        )
     out.print(table)
 
     coverage = Table(title="Accuracy, most confident first")
@@ -200,7 +265,7 @@ def _print_summary(app: AppContext, obj: dict) -> None:
             _line(out, f"  {m['true_label']} -> {m['predicted_label']}, {100 * m['probability']:.1f} %")
     if obj["failed"]:
         _line(out, f"Unreadable images ({len(obj['failed'])})", "bold")
-        for f in obj["failed"][:2 * TABLE_ROWS]:
+        for f in obj["failed"][: 2 * TABLE_ROWS]:
             _line(out, f["error"])
         if len(obj["failed"]) > 2 * TABLE_ROWS:
             _line(out, f"... and {len(obj['failed']) - 2 * TABLE_ROWS} more (see --json or --report)")

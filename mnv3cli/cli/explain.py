@@ -22,14 +22,31 @@ from .options import json_option, model_option, weights_option
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @model_option()
 @weights_option()
-@click.option("--class", "class_name", metavar="LABEL",
-              help="Explain this class (name, WordNet id or index) instead of each image's top-1.")
-@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), required=True, metavar="DIR",
-              help="Folder for the heatmaps (NAME.gradcam.png per image).")
+@click.option(
+    "--class",
+    "class_name",
+    metavar="LABEL",
+    help="Explain this class (name, WordNet id or index) instead of each image's top-1.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    metavar="DIR",
+    help="Folder for the heatmaps (NAME.gradcam.png per image).",
+)
 @json_option("One JSON line per image on stdout.")
 @pass_app
-def command(app: AppContext, images: tuple[Path, ...], model: str | None, weights: str | None,
-            class_name: str | None, output: Path, as_json: bool) -> None:
+def command(
+    app: AppContext,
+    images: tuple[Path, ...],
+    model: str | None,
+    weights: str | None,
+    class_name: str | None,
+    output: Path,
+    as_json: bool,
+) -> None:
     """Grad-CAM heatmaps: where in each IMAGE the model found its top-1 class (or --class LABEL).
 
     \b
@@ -51,15 +68,18 @@ def command(app: AppContext, images: tuple[Path, ...], model: str | None, weight
     if class_name is not None:
         found = ClassMatcher(loaded.class_names, loaded.wordnet_ids).match(class_name, allow_index=True)
         if found is None:
-            raise UserError(f"--class {class_name}: not a class of {loaded.model_name} "
-                            f"({loaded.card.num_classes} classes; a class name, WordNet id or index)")
+            raise UserError(
+                f"--class {class_name}: not a class of {loaded.model_name} "
+                f"({loaded.card.num_classes} classes; a class name, WordNet id or index)"
+            )
         target = found[0]
     device = resolve_device(app.device)
     failed, used = 0, set()
     for image in images:
         try:
-            result = explain(loaded.model, loaded.preprocess, image, target, temperature=loaded.temperature,
-                             device=device)
+            result = explain(
+                loaded.model, loaded.preprocess, image, target, temperature=loaded.temperature, device=device
+            )
         except ImageDecodeError as exc:
             failed += 1
             click.echo(f"mnv3: error: {printable_path(str(exc))}", err=True)
@@ -69,8 +89,15 @@ def command(app: AppContext, images: tuple[Path, ...], model: str | None, weight
             result.overlay().save(fh, format="PNG")
         top5 = [{"index": c, "label": loaded.card.label(c), "probability": float(f"{p:.6g}")} for c, p in result.top5]
         if as_json:
-            app.emit_json({"path": printable_path(image), "class": loaded.card.label(result.target),
-                           "index": result.target, "heatmap": printable_path(path), "predictions": top5})
+            app.emit_json(
+                {
+                    "path": printable_path(image),
+                    "class": loaded.card.label(result.target),
+                    "index": result.target,
+                    "heatmap": printable_path(path),
+                    "predictions": top5,
+                }
+            )
             continue
         _print(app, printable_path(image), top5)
         app.wrote(f"wrote {printable_path(path)}: Grad-CAM of {loaded.card.label(result.target)!r}")

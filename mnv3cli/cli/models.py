@@ -16,21 +16,42 @@ from .options import json_option
 def registry_rows() -> list[dict]:
     rows = []
     for m in MODELS:
-        rows.append({
-            "name": m.name, "aliases": list(m.aliases), "size": m.size, "width": m.width,
-            "minimal": m.minimal, "params": m.params, "macs": m.macs,
-            "top1": max((w.top1 for w in m.weights if w.top1 is not None), default=None),
-            "default_weights": m.default_weights.tag if m.default_weights else None,
-            "weights": [{"tag": w.tag, "url": w.url, "top1": w.top1, "top5": w.top5,
-                         "preprocess": w.preprocess.to_dict(), "bundled": _bundled(w)} for w in m.weights],
-        })
+        rows.append(
+            {
+                "name": m.name,
+                "aliases": list(m.aliases),
+                "size": m.size,
+                "width": m.width,
+                "minimal": m.minimal,
+                "params": m.params,
+                "macs": m.macs,
+                "top1": max((w.top1 for w in m.weights if w.top1 is not None), default=None),
+                "default_weights": m.default_weights.tag if m.default_weights else None,
+                "weights": [
+                    {
+                        "tag": w.tag,
+                        "url": w.url,
+                        "top1": w.top1,
+                        "top5": w.top5,
+                        "preprocess": w.preprocess.to_dict(),
+                        "bundled": _bundled(w),
+                    }
+                    for w in m.weights
+                ],
+            }
+        )
     return rows
 
 
 def _bundled(weights) -> dict | None:
     b = weights.bundled
-    return b and {"file": b.file, "sha256": b.sha256, "made_from": b.made_from,
-                  "made_from_sha256": b.made_from_sha256, "recipe": b.recipe}
+    return b and {
+        "file": b.file,
+        "sha256": b.sha256,
+        "made_from": b.made_from,
+        "made_from_sha256": b.made_from_sha256,
+        "recipe": b.recipe,
+    }
 
 
 def default_choice() -> dict:
@@ -55,6 +76,7 @@ def command(app: AppContext, as_json: bool) -> None:
 # Two tables, so that each fits 80 columns with whole cells: a tag (up to 46 characters) and a model
 # name (29) side by side would not, and a folded tag cannot be copied.
 
+
 def _models_table(rows: list[dict]):
     from rich.table import Table
 
@@ -63,8 +85,9 @@ def _models_table(rows: list[dict]):
         table.add_column(col, justify="left" if col in ("name", "alias") else "right", no_wrap=True)
     for r in rows:
         top1 = f"{r['top1']:.2f}" if r["top1"] is not None else "-"
-        table.add_row(r["name"], ", ".join(r["aliases"]), f"{r['params'] / 1e6:.2f} M",
-                      f"{r['macs'] / 1e6:.1f} M", top1)
+        table.add_row(
+            r["name"], ", ".join(r["aliases"]), f"{r['params'] / 1e6:.2f} M", f"{r['macs'] / 1e6:.1f} M", top1
+        )
     return table
 
 

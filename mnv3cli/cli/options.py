@@ -26,9 +26,11 @@ from .context import AppContext
 Decorator = Callable[[Callable], Callable]
 
 MODEL_HELP = "Registry name or alias (default: the model of the weights)."
-WEIGHTS_HELP = ("bundled (default: the model inside mnv3; with --model: imagenet), a registry tag, a "
-                "weights file (.pt/.pth/.safetensors/.tflite), or a file written by mnv3 export "
-                "(.onnx, OpenVINO .xml).")
+WEIGHTS_HELP = (
+    "bundled (default: the model inside mnv3; with --model: imagenet), a registry tag, a "
+    "weights file (.pt/.pth/.safetensors/.tflite), or a file written by mnv3 export "
+    "(.onnx, OpenVINO .xml)."
+)
 JSON_HELP = "Print the result as one JSON object on stdout."
 
 
@@ -39,8 +41,7 @@ def model_option(help: str = MODEL_HELP, dest: str = "model") -> Decorator:
 
 def weights_option(help: str = WEIGHTS_HELP, default: str | None = None) -> Decorator:
     """``--weights/-w WEIGHTS``: a registry tag or a weights file."""
-    return click.option("--weights", "-w", default=default, show_default=default is not None,
-                        help=help)
+    return click.option("--weights", "-w", default=default, show_default=default is not None, help=help)
 
 
 def json_option(help: str = JSON_HELP) -> Decorator:
@@ -53,34 +54,56 @@ def batch_size_option() -> Decorator:
 
 
 def workers_option() -> Decorator:
-    return click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
-                        help="Decoding threads [default: CPU cores, at most 8].")
+    return click.option(
+        "--workers",
+        "-j",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Decoding threads [default: CPU cores, at most 8].",
+    )
 
 
 def backend_option() -> Decorator:
     """``--backend``: the engines :func:`~mnv3cli.inference.open_runtime` knows."""
-    return click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
-                        help="Inference engine (auto: onnxruntime when installed, else torch; openvino needs "
-                             "mnv3cli[openvino]).")
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="auto",
+        show_default=True,
+        help="Inference engine (auto: onnxruntime when installed, else torch; openvino needs mnv3cli[openvino]).",
+    )
 
 
 def precision_option() -> Decorator:
     """``--precision``: OpenVINO's inference precision; f32 unless asked (its CPU default is bf16)."""
-    return click.option("--precision", type=click.Choice(PRECISIONS), default="f32", show_default=True,
-                        help="Inference precision of --backend openvino (bf16/f16 are faster on some "
-                             "CPUs and cost accuracy; the backend is then named openvino-bf16 ...).")
+    return click.option(
+        "--precision",
+        type=click.Choice(PRECISIONS),
+        default="f32",
+        show_default=True,
+        help="Inference precision of --backend openvino (bf16/f16 are faster on some "
+        "CPUs and cost accuracy; the backend is then named openvino-bf16 ...).",
+    )
 
 
 def tta_option() -> Decorator:
     """``--tta none|flip``: test-time augmentation, the same for predict and evaluate."""
-    return click.option("--tta", type=click.Choice(TTA_MODES), default="none", show_default=True,
-                        help="Test-time augmentation: flip = mean of the logits of each image and its mirror "
-                             "(twice the work).")
+    return click.option(
+        "--tta",
+        type=click.Choice(TTA_MODES),
+        default="none",
+        show_default=True,
+        help="Test-time augmentation: flip = mean of the logits of each image and its mirror (twice the work).",
+    )
 
 
 def fast_decode_option() -> Decorator:
-    return click.option("--fast-decode/--no-fast-decode", default=True, show_default=True,
-                        help="Decode large JPEGs at reduced size (draft mode) before the exact resize.")
+    return click.option(
+        "--fast-decode/--no-fast-decode",
+        default=True,
+        show_default=True,
+        help="Decode large JPEGs at reduced size (draft mode) before the exact resize.",
+    )
 
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -96,8 +119,9 @@ def device_option(help: str = DEVICE_HELP) -> Decorator:
     """``--device`` after the command (``mnv3 predict x.jpg --device cpu``), as well as before it
     (``mnv3 --device cpu predict x.jpg``): given here it overrides the global one by setting
     ``app.device``, so a command reads one value and takes no parameter for it."""
-    return click.option("--device", type=click.Choice(DEVICES), default=None, expose_value=False,
-                        callback=_set_device, help=help)
+    return click.option(
+        "--device", type=click.Choice(DEVICES), default=None, expose_value=False, callback=_set_device, help=help
+    )
 
 
 # One metavar per kind of value, whatever the command ("one name per idea"): N for a count, FLOAT,
@@ -135,12 +159,21 @@ def conventional_metavars(command: click.Command) -> click.Command:
     return command
 
 
-def open_model(app: AppContext, model: str | None, weights: str | None, backend: str, *,
-               device: str | None = None, pipelined: bool = False, precision: str = "f32"):
+def open_model(
+    app: AppContext,
+    model: str | None,
+    weights: str | None,
+    backend: str,
+    *,
+    device: str | None = None,
+    pipelined: bool = False,
+    precision: str = "f32",
+):
     """``--model``/``--weights``/``--backend`` -> a ready :class:`~mnv3cli.inference.Runtime`.
 
     With neither option: the model shipped inside the package (``bundled``: nothing is downloaded);
-    with ``--model`` only: that model's default published weights. A weights file names its own model (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
+    with ``--model`` only: that model's default published weights. A weights file names its own model
+    (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
     ``device``: where to run (default: the global ``--device``); ``pipelined``: more than one batch
     will run, so decoding overlaps inference (tune for throughput). Notes go to stderr.
     """
@@ -148,7 +181,8 @@ def open_model(app: AppContext, model: str | None, weights: str | None, backend:
         open_runtime,  # onnxruntime with a warm cache: no torch import
     )
 
-    runtime = open_runtime(weights, model, backend, device or app.device, notify=app.info,
-                           pipelined=pipelined, precision=precision)
+    runtime = open_runtime(
+        weights, model, backend, device or app.device, notify=app.info, pipelined=pipelined, precision=precision
+    )
     app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
     return runtime

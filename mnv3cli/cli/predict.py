@@ -44,33 +44,63 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @click.argument("inputs", nargs=-1, required=True)
 @model_option()
 @weights_option()
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Labels per image.")
+@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True, help="Labels per image.")
 @batch_size_option()
 @workers_option()
 @json_option("JSON lines on stdout, one per input, in order.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the results to FILE.csv or FILE.jsonl (instead of tables); "
-                   "streamed to FILE.part, renamed to FILE when complete.")
-@click.option("--resume", is_flag=True,
-              help="Continue an interrupted --output: keep the results in FILE.part, classify the rest.")
-@click.option("--min-confidence", type=click.FloatRange(0, 1), metavar="P",
-              help="Answer 'unknown' when the top probability is below P (0-1); the top-k are still listed.")
-@click.option("--sort-into", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-              help="Put every input under DIR/<answer>/ (names kept, nothing overwritten) and write "
-                   "DIR/sorted.csv.")
-@click.option("--mode", type=click.Choice(["copy", "hardlink", "symlink"]), default=None,
-              help="How --sort-into places files [default: copy].")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the results to FILE.csv or FILE.jsonl (instead of tables); "
+    "streamed to FILE.part, renamed to FILE when complete.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted --output: keep the results in FILE.part, classify the rest."
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    metavar="P",
+    help="Answer 'unknown' when the top probability is below P (0-1); the top-k are still listed.",
+)
+@click.option(
+    "--sort-into",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Put every input under DIR/<answer>/ (names kept, nothing overwritten) and write DIR/sorted.csv.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["copy", "hardlink", "symlink"]),
+    default=None,
+    help="How --sort-into places files [default: copy].",
+)
 @tta_option()
 @backend_option()
 @device_option()
 @precision_option()
 @fast_decode_option()
 @pass_app
-def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights: str | None,
-            top_k: int, batch_size: int, workers: int | None, as_json: bool, output: Path | None,
-            resume: bool, min_confidence: float | None, sort_into: Path | None, mode: str | None,
-            tta: str, backend: str, precision: str, fast_decode: bool) -> None:
+def command(
+    app: AppContext,
+    inputs: tuple[str, ...],
+    model: str | None,
+    weights: str | None,
+    top_k: int,
+    batch_size: int,
+    workers: int | None,
+    as_json: bool,
+    output: Path | None,
+    resume: bool,
+    min_confidence: float | None,
+    sort_into: Path | None,
+    mode: str | None,
+    tta: str,
+    backend: str,
+    precision: str,
+    fast_decode: bool,
+) -> None:
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
 
     \b
@@ -94,8 +124,15 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
     with distributed.process_group():
         # rank 0 reads the inputs (stdin included) and the earlier output; every rank gets them
         sources = distributed.on_main(lambda: expand_inputs(inputs))
-        runtime = open_model(app, model, weights, backend, device=distributed.rank_device(app.device),
-                             pipelined=len(sources) > batch_size, precision=precision)
+        runtime = open_model(
+            app,
+            model,
+            weights,
+            backend,
+            device=distributed.rank_device(app.device),
+            pipelined=len(sources) > batch_size,
+            precision=precision,
+        )
         top_k = min(top_k, len(runtime.class_names))  # no empty label columns in --output FILE.csv
         sorter = _sorter(sort_into, mode) if distributed.is_main() else None
         failed = 0
@@ -103,9 +140,22 @@ def command(app: AppContext, inputs: tuple[str, ...], model: str | None, weights
             results = _open_output(stack, output, top_k, min_confidence is not None) if distributed.is_main() else None
             resumed = distributed.on_main(lambda: _begin(app, results, sources, resume))
             if not resumed.complete:
-                failed = _classify(app, stack, runtime, sources, resumed, results, as_json, sorter,
-                                   tta, top_k=top_k, batch_size=batch_size, workers=workers,
-                                   fast_decode=fast_decode, min_confidence=min_confidence)
+                failed = _classify(
+                    app,
+                    stack,
+                    runtime,
+                    sources,
+                    resumed,
+                    results,
+                    as_json,
+                    sorter,
+                    tta,
+                    top_k=top_k,
+                    batch_size=batch_size,
+                    workers=workers,
+                    fast_decode=fast_decode,
+                    min_confidence=min_confidence,
+                )
     if not distributed.is_main():
         return
     if results is not None and resumed.complete:
@@ -159,8 +209,20 @@ def _sorter(sort_into: Path | None, mode: str | None):
     return SortInto(sort_into, mode or "copy")
 
 
-def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Sequence, resumed,
-              results, as_json: bool, sorter, tta: str, *, top_k: int, **options) -> int:
+def _classify(
+    app: AppContext,
+    stack: contextlib.ExitStack,
+    runtime,
+    sources: Sequence,
+    resumed,
+    results,
+    as_json: bool,
+    sorter,
+    tta: str,
+    *,
+    top_k: int,
+    **options,
+) -> int:
     """Classify the inputs after the ``resumed`` ones; rank 0 shows and writes every result (and
     files it under ``--sort-into``). Returns how many of them failed."""
     from .. import distributed
@@ -168,16 +230,25 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
     from ..inference import with_tta
 
     main = distributed.is_main()
-    todo = sources[resumed.done:]
+    todo = sources[resumed.done :]
     sinks = _sinks(app, as_json, results, options.get("min_confidence")) if main else []
     long_job = main and len(todo) > options["batch_size"]
     show = _progress(app, stack, len(sources), resumed) if long_job else None
     failed = 0
     start = time.perf_counter()
     try:
-        for n, result in enumerate(predict(todo, with_tta(runtime.backend, tta), runtime.preprocess,
-                                           runtime.class_names, top_k=top_k,
-                                           distributed=distributed.is_distributed(), **options), 1):
+        for n, result in enumerate(
+            predict(
+                todo,
+                with_tta(runtime.backend, tta),
+                runtime.preprocess,
+                runtime.class_names,
+                top_k=top_k,
+                distributed=distributed.is_distributed(),
+                **options,
+            ),
+            1,
+        ):
             failed += result.error is not None
             for sink in sinks:
                 sink(result)
@@ -193,17 +264,21 @@ def _classify(app: AppContext, stack: contextlib.ExitStack, runtime, sources: Se
     except KeyboardInterrupt:
         if results is None or not results.written:
             raise
-        raise Interrupted(f"interrupted after {results.written} of {len(sources)} result(s); kept "
-                          f"them in {results.part}. Resume with: the same command and --resume") from None
+        raise Interrupted(
+            f"interrupted after {results.written} of {len(sources)} result(s); kept "
+            f"them in {results.part}. Resume with: the same command and --resume"
+        ) from None
     except WriteError as exc:  # a full disk: what reached the file stays, in whole records
         if results is None or not results.on_disk():
             raise
-        raise UserError(f"{exc}; the results written before are kept in it: make room and run the "
-                        "same command with --resume") from None
+        raise UserError(
+            f"{exc}; the results written before are kept in it: make room and run the same command with --resume"
+        ) from None
     done = len(todo) - failed
     (app.info if app.interactive else app.debug)(
         f"{done} image(s) classified in {format_seconds(seconds)} "
-        f"({format_significant(done / max(seconds, 1e-9))} images/s)")
+        f"({format_significant(done / max(seconds, 1e-9))} images/s)"
+    )
     return failed
 
 
@@ -225,8 +300,11 @@ def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None
                 console.print(Text(result.shown_path, style="bold"), soft_wrap=True, highlight=False)
                 console.print(_table(result))
                 if result.answer is not None and result.answer != result.predictions[0].label:
-                    console.print(f"answer: {result.answer} (top probability below {100 * min_confidence:g} %)",
-                                  soft_wrap=True, highlight=False)
+                    console.print(
+                        f"answer: {result.answer} (top probability below {100 * min_confidence:g} %)",
+                        soft_wrap=True,
+                        highlight=False,
+                    )
 
         sinks.append(print_table)
 
@@ -238,8 +316,7 @@ def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None
     return sinks
 
 
-def _progress(app: AppContext, stack: contextlib.ExitStack, total: int,
-              resumed) -> Callable[[int, int], None]:
+def _progress(app: AppContext, stack: contextlib.ExitStack, total: int, resumed) -> Callable[[int, int], None]:
     """A bar on stderr (when it is a terminal): results so far, images/s, errors so far, ETA."""
     # When stdout is the same terminal, rich prints results above the bar; when it is a pipe or a
     # file, it must not capture them.
@@ -249,8 +326,9 @@ def _progress(app: AppContext, stack: contextlib.ExitStack, total: int,
 
     def show(done: int, failed: int) -> None:
         rate = done / max(time.perf_counter() - start, 1e-9)
-        bar.update(task, completed=resumed.done + done,
-                   description=f"{rate:.1f} images/s, {resumed.failed + failed} failed")
+        bar.update(
+            task, completed=resumed.done + done, description=f"{rate:.1f} images/s, {resumed.failed + failed} failed"
+        )
 
     return show
 

@@ -39,14 +39,14 @@ def _check_plot_target(path: Path) -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise UserError(f"--plot {path}: matplotlib is not installed; "
-                        "install the 'plot' extra: pip install 'mnv3cli[plot]'") from None
+        raise UserError(
+            f"--plot {path}: matplotlib is not installed; install the 'plot' extra: pip install 'mnv3cli[plot]'"
+        ) from None
     from matplotlib.figure import Figure
 
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in Figure().canvas.get_supported_filetypes():
-        raise UserError(f"--plot {path}: unsupported image type {path.suffix or '(none)'!r}; use .png, "
-                        ".svg or .pdf")
+        raise UserError(f"--plot {path}: unsupported image type {path.suffix or '(none)'!r}; use .png, .svg or .pdf")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -55,45 +55,98 @@ def _check_plot_target(path: Path) -> None:
 
 @click.command("profile")
 @model_option("Registry name or alias (see `mnv3 models`). Default: the default model.", dest="model_name")
-@click.option("--size", type=click.Choice(["small", "large"]),
-              help="Shorthand for --model small / --model large.")
-@click.option("--width", type=click.FloatRange(min=0, max=4, min_open=True),
-              help="Width multiplier overriding the registry's (applies to every profiled model); "
-                   "at most 4 (a Large of 80 M parameters): wider ones only exhaust memory.")
-@weights_option("Weights to profile: a weights file, or a graph written by mnv3 export (.onnx, "
-                "OpenVINO .xml), timed as it is. [default: the registry model, random weights]")
-@click.option("--resolution", "-r", type=click.IntRange(16, 4096),
-              help="Input height and width in pixels. [default: 224, or the weights' own]")
-@click.option("--batch-size", "-b", "batch_sizes", multiple=True, callback=_batch_sizes,
-              metavar="N[,N...]", help="Batch size(s) to time; repeat or comma-separate. [default: 1]")
+@click.option("--size", type=click.Choice(["small", "large"]), help="Shorthand for --model small / --model large.")
+@click.option(
+    "--width",
+    type=click.FloatRange(min=0, max=4, min_open=True),
+    help="Width multiplier overriding the registry's (applies to every profiled model); "
+    "at most 4 (a Large of 80 M parameters): wider ones only exhaust memory.",
+)
+@weights_option(
+    "Weights to profile: a weights file, or a graph written by mnv3 export (.onnx, "
+    "OpenVINO .xml), timed as it is. [default: the registry model, random weights]"
+)
+@click.option(
+    "--resolution",
+    "-r",
+    type=click.IntRange(16, 4096),
+    help="Input height and width in pixels. [default: 224, or the weights' own]",
+)
+@click.option(
+    "--batch-size",
+    "-b",
+    "batch_sizes",
+    multiple=True,
+    callback=_batch_sizes,
+    metavar="N[,N...]",
+    help="Batch size(s) to time; repeat or comma-separate. [default: 1]",
+)
 @device_option("Where to time the model [default: the global --device, else $MNV3_DEVICE, else auto].")
-@click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for torch and ONNX Runtime. [default: torch's default]")
-@click.option("--compare", "compare", multiple=True, metavar="NAME|FILE",
-              help="Another model, or an exported .onnx/.xml file (an int8 export, say), to profile "
-                   "in the same tables; repeatable.")
-@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Labelled image folder (as for evaluate): adds each row's top-1, measured on that "
-                   "very backend, for rows with real weights.")
-@click.option("--limit", type=click.IntRange(min=1),
-              help="Measure top-1 on this many --data images (spread over the classes).")
-@click.option("--backend", "backends", multiple=True, type=click.Choice(BACKEND_CHOICES),
-              help="Backend(s) to time; repeatable. auto: the one predict and evaluate pick; torch: "
-                   "eager. [default: every available one]")
-@click.option("--runs", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Timed runs per backend and batch size (0: count only, no timing).")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
-              help="Untimed runs before timing.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="CPU threads for torch and ONNX Runtime. [default: torch's default]"
+)
+@click.option(
+    "--compare",
+    "compare",
+    multiple=True,
+    metavar="NAME|FILE",
+    help="Another model, or an exported .onnx/.xml file (an int8 export, say), to profile "
+    "in the same tables; repeatable.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Labelled image folder (as for evaluate): adds each row's top-1, measured on that "
+    "very backend, for rows with real weights.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Measure top-1 on this many --data images (spread over the classes)."
+)
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    type=click.Choice(BACKEND_CHOICES),
+    help="Backend(s) to time; repeatable. auto: the one predict and evaluate pick; torch: "
+    "eager. [default: every available one]",
+)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Timed runs per backend and batch size (0: count only, no timing).",
+)
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed runs before timing.")
 @click.option("--per-layer", is_flag=True, help="Also show (or include in JSON) every conv/linear layer.")
 @json_option("Print JSON on stdout: an object, or a list of objects with --compare.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write latency and throughput against batch size to this image (needs matplotlib).")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write latency and throughput against batch size to this image (needs matplotlib).",
+)
 @pass_app
-def command(app: AppContext, model_name: str | None, size: str | None, weights: str | None,
-            width: float | None, resolution: int | None, batch_sizes: tuple[int, ...],
-            threads: int | None, compare: tuple[str, ...],
-            data_dir: Path | None, limit: int | None, backends: tuple[str, ...], runs: int,
-            warmup: int, per_layer: bool, as_json: bool, plot_path: Path | None) -> None:
+def command(
+    app: AppContext,
+    model_name: str | None,
+    size: str | None,
+    weights: str | None,
+    width: float | None,
+    resolution: int | None,
+    batch_sizes: tuple[int, ...],
+    threads: int | None,
+    compare: tuple[str, ...],
+    data_dir: Path | None,
+    limit: int | None,
+    backends: tuple[str, ...],
+    runs: int,
+    warmup: int,
+    per_layer: bool,
+    as_json: bool,
+    plot_path: Path | None,
+) -> None:
     """Count parameters and MACs/FLOPs and time the model on every available backend.
 
     \b
@@ -127,21 +180,36 @@ def command(app: AppContext, model_name: str | None, size: str | None, weights: 
     aliases = {"torch": "eager", "auto": "eager" if auto == "torch" else auto}
     backends = tuple(dict.fromkeys(aliases.get(b, b) for b in backends))
     torch_device = resolve_device(app.device)
-    steps = sum(len(backends) or sum(why is None for why in backend_availability(
-        torch_device, Path(file) if file else None).values()) for _, file in items) * len(batch_sizes)
+    steps = sum(
+        len(backends)
+        or sum(why is None for why in backend_availability(torch_device, Path(file) if file else None).values())
+        for _, file in items
+    ) * len(batch_sizes)
     profiles = []
     with app.progress() as progress:
         task = progress.add_task("profiling", total=steps if runs else 0)
         for name, file in items:
+
             def on_step(what: str, label: str = file or name) -> None:
                 progress.update(task, description=f"{label}: {what}")
                 progress.advance(task)
 
-            profiles.append(profile_model(name, width=width, resolution=resolution,
-                                          batch_sizes=batch_sizes, device=torch_device,
-                                          backends=backends or None, runs=runs, warmup=warmup,
-                                          threads=threads, on_step=on_step, weights=file,
-                                          top1_on=top1_on))
+            profiles.append(
+                profile_model(
+                    name,
+                    width=width,
+                    resolution=resolution,
+                    batch_sizes=batch_sizes,
+                    device=torch_device,
+                    backends=backends or None,
+                    runs=runs,
+                    warmup=warmup,
+                    threads=threads,
+                    on_step=on_step,
+                    weights=file,
+                    top1_on=top1_on,
+                )
+            )
     if plot_path is not None:
         try:
             _plot(profiles, plot_path)
@@ -165,12 +233,14 @@ def _top1_on(data_dir: Path, limit: int | None):
     def top1_on(runner, card) -> float:
         found = match_classes(scanned, card.class_names, card.wordnet_ids)
         return evaluate(runner, found.samples, card.num_classes, card.preprocess, limit=limit).top1
+
     return top1_on
 
 
 # ---------------------------------------------------------------------------------------- formatting
 # Every table fits 80 columns with whole cells: model names head the columns of a transposed summary
 # (as many models side by side as the terminal holds), and each model gets its own latency table.
+
 
 def _label(p) -> str:
     """A row's model: its registry name, or the exported file it was timed from."""
@@ -207,24 +277,33 @@ def _print_tables(app: AppContext, profiles: list, per_layer: bool) -> None:
     timed = [p for p in profiles if p.latency]
     if timed:
         first = timed[0].latency[0]
-        app.out.print(f"Latency on {first.device}, {first.threads} thread(s): ms per batch over "
-                      f"{first.runs} runs after {first.warmup} warm-up", highlight=False)
+        app.out.print(
+            f"Latency on {first.device}, {first.threads} thread(s): ms per batch over "
+            f"{first.runs} runs after {first.warmup} warm-up",
+            highlight=False,
+        )
         for p in timed:
             app.print_whole(_latency(p, titled=len(profiles) > 1))
-        app.out.print("peak MiB: growth of peak RSS (CPU) or max allocated (CUDA) during warm-up and "
-                      "timed runs", style="dim", highlight=False)
+        app.out.print(
+            "peak MiB: growth of peak RSS (CPU) or max allocated (CUDA) during warm-up and timed runs",
+            style="dim",
+            highlight=False,
+        )
     for p in profiles:
         for backend, why in p.skipped_backends.items():
             app.info(f"{_label(p)}: skipped {backend}: {why}")
 
 
-SUMMARY_ROWS = (("width", lambda p: f"{p.width:g}"), ("params", lambda p: f"{p.params.total:,}"),
-                ("trainable", lambda p: f"{p.params.trainable:,}"),
-                ("fp32 MiB", lambda p: f"{p.params.bytes_fp32 / 2**20:.1f}"),
-                ("fp16 MiB", lambda p: f"{p.params.bytes_fp16 / 2**20:.1f}"),
-                ("MACs (M)", lambda p: f"{p.compute.macs / 1e6:,.2f}"),
-                ("FLOPs (M)", lambda p: f"{p.compute.flops / 1e6:,.2f}"),
-                ("eltwise (M)", lambda p: f"{p.compute.elementwise_total / 1e6:,.2f}"))
+SUMMARY_ROWS = (
+    ("width", lambda p: f"{p.width:g}"),
+    ("params", lambda p: f"{p.params.total:,}"),
+    ("trainable", lambda p: f"{p.params.trainable:,}"),
+    ("fp32 MiB", lambda p: f"{p.params.bytes_fp32 / 2**20:.1f}"),
+    ("fp16 MiB", lambda p: f"{p.params.bytes_fp16 / 2**20:.1f}"),
+    ("MACs (M)", lambda p: f"{p.compute.macs / 1e6:,.2f}"),
+    ("FLOPs (M)", lambda p: f"{p.compute.flops / 1e6:,.2f}"),
+    ("eltwise (M)", lambda p: f"{p.compute.elementwise_total / 1e6:,.2f}"),
+)
 
 
 def _side_by_side(profiles: list, width: int) -> list[list]:
@@ -270,8 +349,14 @@ def _layers(p):
     for col in ("layer", "kind", "output", "params", "MACs (M)", "%"):
         table.add_column(col, justify="left" if col in ("layer", "kind") else "right", no_wrap=True)
     for layer in p.compute.layers:
-        table.add_row(layer.name, layer.kind, "x".join(map(str, layer.output_shape)), f"{layer.params:,}",
-                      format_significant(layer.macs / 1e6), f"{100 * layer.macs / p.compute.macs:.1f}")
+        table.add_row(
+            layer.name,
+            layer.kind,
+            "x".join(map(str, layer.output_shape)),
+            f"{layer.params:,}",
+            format_significant(layer.macs / 1e6),
+            f"{100 * layer.macs / p.compute.macs:.1f}",
+        )
     return table
 
 
@@ -280,14 +365,27 @@ def _latency(p, titled: bool):
     p90, mean ± std and peak memory give way to it (they stay in --json), so rows fit 80 columns."""
     accuracy = any(s.top1 is not None for s in p.latency)
     table = _compact(_label(p) if titled else None)  # 80 columns even at 5-digit latencies
-    columns = ("backend", "batch", "min", "median", *(() if accuracy else ("p90", "mean ± std")),
-               "images/s", "top-1" if accuracy else "peak MiB")
+    columns = (
+        "backend",
+        "batch",
+        "min",
+        "median",
+        *(() if accuracy else ("p90", "mean ± std")),
+        "images/s",
+        "top-1" if accuracy else "peak MiB",
+    )
     for col in columns:
         table.add_column(col, justify="left" if col == "backend" else "right", no_wrap=True)
     for s in p.latency:
         spread = () if accuracy else (format_significant(s.p90), format_significant(s.mean, plus_minus=s.std))
-        table.add_row(s.backend, str(s.batch_size), *map(format_significant, (s.min, s.median)), *spread,
-                      format_significant(s.images_per_s), _top1(s.top1) if accuracy else _mib(s.peak_memory_bytes))
+        table.add_row(
+            s.backend,
+            str(s.batch_size),
+            *map(format_significant, (s.min, s.median)),
+            *spread,
+            format_significant(s.images_per_s),
+            _top1(s.top1) if accuracy else _mib(s.peak_memory_bytes),
+        )
     return table
 
 
@@ -300,11 +398,15 @@ def _plot(profiles: list, path: Path) -> None:
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     ax_lat, ax_tput = fig.subplots(1, 2)
     sizes: set[int] = set()
-    for p, style in zip(profiles, ("-", "--", ":", "-.") * len(profiles)):  # style per model
+    for p, style in zip(profiles, ("-", "--", ":", "-.") * len(profiles), strict=False):  # style per model
         for backend in dict.fromkeys(s.backend for s in p.latency):  # colour per backend
             stats = sorted((s for s in p.latency if s.backend == backend), key=lambda s: s.batch_size)
-            line = {"marker": "o", "linestyle": style, "color": f"C{BACKEND_CHOICES.index(backend)}",
-                    "label": f"{_label(p)} {backend}" if len(profiles) > 1 else backend}
+            line = {
+                "marker": "o",
+                "linestyle": style,
+                "color": f"C{BACKEND_CHOICES.index(backend)}",
+                "label": f"{_label(p)} {backend}" if len(profiles) > 1 else backend,
+            }
             sizes.update(s.batch_size for s in stats)
             ax_lat.plot([s.batch_size for s in stats], [s.median for s in stats], **line)
             ax_tput.plot([s.batch_size for s in stats], [s.images_per_s for s in stats], **line)

@@ -28,23 +28,66 @@ from .options import (
 @model_option()
 @weights_option()
 @backend_option()
-@click.option("--host", metavar="ADDRESS", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0: every network interface).")
-@click.option("--port", "-p", metavar="PORT", type=click.IntRange(0, 65535), default=8000, show_default=True,
-              help="TCP port (0: any free port; the address is printed).")
-@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
-              help="Images from concurrent requests run through the model together, at most this many.")
-@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
-              help="How long the first image of a batch waits for others.")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=20.0,
-              show_default=True, help="Largest request body (413 beyond).")
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Labels per image when a request does not ask (?top_k=N).")
+@click.option(
+    "--host",
+    metavar="ADDRESS",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0: every network interface).",
+)
+@click.option(
+    "--port",
+    "-p",
+    metavar="PORT",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="TCP port (0: any free port; the address is printed).",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Images from concurrent requests run through the model together, at most this many.",
+)
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="How long the first image of a batch waits for others.",
+)
+@click.option(
+    "--max-upload-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Largest request body (413 beyond).",
+)
+@click.option(
+    "--top-k",
+    "-k",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Labels per image when a request does not ask (?top_k=N).",
+)
 @workers_option()
 @pass_app
-def command(app: AppContext, model: str | None, weights: str | None, backend: str, host: str, port: int,
-            max_batch: int, max_wait_ms: float, max_upload_mb: float, top_k: int,
-            workers: int | None) -> None:
+def command(
+    app: AppContext,
+    model: str | None,
+    weights: str | None,
+    backend: str,
+    host: str,
+    port: int,
+    max_batch: int,
+    max_wait_ms: float,
+    max_upload_mb: float,
+    top_k: int,
+    workers: int | None,
+) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, a web page
     at / and the API's documentation at /docs.
 
@@ -62,8 +105,15 @@ def command(app: AppContext, model: str | None, weights: str | None, backend: st
         raise UserError(f"mnv3 serve needs {', '.join(missing)}: pip install 'mnv3cli[serve]'")
     from ..serving import ServeSettings, listen, serve
 
-    settings = ServeSettings(host=host, port=port, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                             max_upload_bytes=int(max_upload_mb * 2**20), top_k=top_k, workers=workers)
+    settings = ServeSettings(
+        host=host,
+        port=port,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        top_k=top_k,
+        workers=workers,
+    )
     listen(host, port).close()  # a busy port or a wrong host fails before the slow model load
     runtime = open_model(app, model, weights, backend, pipelined=True)
 

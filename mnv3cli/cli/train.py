@@ -28,30 +28,63 @@ from .wrapping import fill
 # (flags, config field, click type, help). Defaults come from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     (("--val",), "val", click.Path(file_okay=False), "Validation ImageFolder (default: DIR/val)."),
-    (("--val-split",), "val_split", click.FloatRange(0, 1, min_open=True, max_open=True),
-     "Hold out this share of DIR for validation (stratified, seeded), e.g. 0.2."),
-    (("-o", "--output"), "output", click.Path(file_okay=False),
-     "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DIR name>]."),
-    (("-m", "--model"), "model", str,
-     f"Registry model (see `mnv3 models`); inferred from --weights [default without: {DEFAULT_MODEL}]."),
-    (("-w", "--weights"), "weights", str,
-     ("Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DIR's "
-      "classes. Without it the model trains from scratch.")),
-    (("--freeze-bn/--train-bn",), "freeze_bn", None,
-     "Keep BatchNorm statistics fixed, or let them adapt to the new data [default: --train-bn]."),
+    (
+        ("--val-split",),
+        "val_split",
+        click.FloatRange(0, 1, min_open=True, max_open=True),
+        "Hold out this share of DIR for validation (stratified, seeded), e.g. 0.2.",
+    ),
+    (
+        ("-o", "--output"),
+        "output",
+        click.Path(file_okay=False),
+        "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DIR name>].",
+    ),
+    (
+        ("-m", "--model"),
+        "model",
+        str,
+        f"Registry model (see `mnv3 models`); inferred from --weights [default without: {DEFAULT_MODEL}].",
+    ),
+    (
+        ("-w", "--weights"),
+        "weights",
+        str,
+        (
+            "Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DIR's "
+            "classes. Without it the model trains from scratch."
+        ),
+    ),
+    (
+        ("--freeze-bn/--train-bn",),
+        "freeze_bn",
+        None,
+        "Keep BatchNorm statistics fixed, or let them adapt to the new data [default: --train-bn].",
+    ),
     (("--bn-momentum",), "bn_momentum", click.FloatRange(0, 1), "BatchNorm momentum while statistics train."),
     (("--dropout",), "dropout", click.FloatRange(0, 1), "Dropout before the classifier [default: 0.2]."),
-    (("-r", "--resolution"), "resolution", click.IntRange(16),
-     "Input size in pixels [default: the weights' (224)]."),
+    (("-r", "--resolution"), "resolution", click.IntRange(16), "Input size in pixels [default: the weights' (224)]."),
     (("-e", "--epochs"), "epochs", click.IntRange(1), "Epochs."),
     (("-b", "--batch-size"), "batch_size", click.IntRange(1), "Images per step (per process)."),
     (("--optimizer",), "optimizer", click.Choice(OPTIMIZERS), "Optimizer (timm.optim)."),
-    (("--lr",), "lr", click.FloatRange(0, min_open=True),
-     "Peak learning rate [default: 1e-3 from scratch, 1e-4 fine-tuning; sgd 10x that]."),
-    (("--weight-decay",), "weight_decay", click.FloatRange(0),
-     "Weight decay, not on biases/norms [default: adamw 0.05, sgd 1e-4, rmsprop 1e-5]."),
-    (("--head-lr-scale",), "head_lr_scale", click.FloatRange(0, min_open=True),
-     "Learning-rate multiplier of the classifier [default: 10 for a new head, else 1]."),
+    (
+        ("--lr",),
+        "lr",
+        click.FloatRange(0, min_open=True),
+        "Peak learning rate [default: 1e-3 from scratch, 1e-4 fine-tuning; sgd 10x that].",
+    ),
+    (
+        ("--weight-decay",),
+        "weight_decay",
+        click.FloatRange(0),
+        "Weight decay, not on biases/norms [default: adamw 0.05, sgd 1e-4, rmsprop 1e-5].",
+    ),
+    (
+        ("--head-lr-scale",),
+        "head_lr_scale",
+        click.FloatRange(0, min_open=True),
+        "Learning-rate multiplier of the classifier [default: 10 for a new head, else 1].",
+    ),
     (("--momentum",), "momentum", click.FloatRange(0, 1), "Momentum (sgd, rmsprop)."),
     (("--warmup-epochs",), "warmup_epochs", click.IntRange(0), "Linear warmup before the cosine decay."),
     (("--warmup-lr",), "warmup_lr", click.FloatRange(0), "Learning rate at the start of warmup."),
@@ -60,15 +93,23 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     (("--mixup",), "mixup", click.FloatRange(0), "Mixup alpha (0 = off)."),
     (("--cutmix",), "cutmix", click.FloatRange(0), "CutMix alpha (0 = off)."),
     (("--augment",), "augment", click.Choice(AUGMENTS), "Extra augmentation policy."),
-    (("--crop-scale",), "crop_scale", click.FloatRange(0, 1, min_open=True),
-     "Smallest image area a random crop keeps."),
+    (
+        ("--crop-scale",),
+        "crop_scale",
+        click.FloatRange(0, 1, min_open=True),
+        "Smallest image area a random crop keeps.",
+    ),
     (("--hflip",), "hflip", click.FloatRange(0, 1), "Horizontal flip probability."),
     (("--random-erasing",), "random_erasing", click.FloatRange(0, 1), "Random erasing probability."),
     (("--ema/--no-ema",), "ema", None, "Validate and save an exponential moving average of the weights."),
     (("--ema-decay",), "ema_decay", click.FloatRange(0, 1, min_open=True, max_open=True), "EMA decay."),
     (("--clip-grad",), "clip_grad", click.FloatRange(0, min_open=True), "Clip the gradient norm to this."),
-    (("--amp",), "amp", click.Choice(AMP_MODES),
-     "Mixed precision: auto = bf16 (or fp16) on CUDA, none on CPU; bf16 also works on CPU."),
+    (
+        ("--amp",),
+        "amp",
+        click.Choice(AMP_MODES),
+        "Mixed precision: auto = bf16 (or fp16) on CUDA, none on CPU; bf16 also works on CPU.",
+    ),
     (("--channels-last/--no-channels-last",), "channels_last", None, "channels_last memory format."),
     (("--seed",), "seed", click.IntRange(0), "Seed of everything random (data order, augmentation, init)."),
     (("-j", "--workers"), "workers", click.IntRange(0), "Data-loading processes [default: min(8, CPUs)]."),
@@ -96,21 +137,44 @@ def _options(func):
 
 @click.command("train")
 @click.argument("data", required=False, type=click.Path(file_okay=False), metavar="[DIR]")
-@click.option("--resume", type=click.Path(), metavar="RUN",
-              help="Continue the run in folder RUN from its last.pt (options given now override its "
-                   "config, e.g. --epochs to train longer).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="YAML or TOML file of options (names as in config.json); the command line wins.")
-@click.option("--freeze", type=click.IntRange(0), is_flag=False, flag_value=0, default=None, metavar="[N]",
-              help="Train only the classifier; with N, also the last N stages (stem, 5-6 bneck stages "
-                   "and the head count as stages).")
+@click.option(
+    "--resume",
+    type=click.Path(),
+    metavar="RUN",
+    help="Continue the run in folder RUN from its last.pt (options given now override its "
+    "config, e.g. --epochs to train longer).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    metavar="FILE",
+    help="YAML or TOML file of options (names as in config.json); the command line wins.",
+)
+@click.option(
+    "--freeze",
+    type=click.IntRange(0),
+    is_flag=False,
+    flag_value=0,
+    default=None,
+    metavar="[N]",
+    help="Train only the classifier; with N, also the last N stages (stem, 5-6 bneck stages "
+    "and the head count as stages).",
+)
 @_options
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object on stdout.")
 @device_option()
 @pass_app
 @click.pass_context
-def command(ctx: click.Context, app: AppContext, data: str | None, resume: str | None,
-            config_file: str | None, as_json: bool, **options) -> None:
+def command(
+    ctx: click.Context,
+    app: AppContext,
+    data: str | None,
+    resume: str | None,
+    config_file: str | None,
+    as_json: bool,
+    **options,
+) -> None:
     """Fine-tune or train a model on the ImageFolder DIR (DIR/train + DIR/val, or --val-split).
 
     \b
@@ -155,10 +219,10 @@ def command(ctx: click.Context, app: AppContext, data: str | None, resume: str |
     if result.calibration:
         c = result.calibration
         app.info(f"temperature {c['temperature']:g} fitted on {c['images']} validation images, stored in best.pt:")
-        app.info(f"  ECE {c['ece_before']:.2f}% -> {c['ece_after']:.2f}%, NLL {c['nll_before']:.4f} -> "
-                 f"{c['nll_after']:.4f}")
-    app.wrote(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}",
-              as_json)
+        app.info(
+            f"  ECE {c['ece_before']:.2f}% -> {c['ece_after']:.2f}%, NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}"
+        )
+    app.wrote(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}", as_json)
     if as_json:
         app.emit_json(result.summary())
 
@@ -179,10 +243,16 @@ class _Display(TrainListener):
 
         self.app = app
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
-            TextColumn("ETA"), TimeRemainingColumn(),
-            console=app.console, disable=not app.interactive, transient=True)
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=app.console,
+            disable=not app.interactive,
+            transient=True,
+        )
         self.task = None
         self.epochs = 0
 
@@ -192,8 +262,11 @@ class _Display(TrainListener):
             click.echo(f"mnv3: warning: {unreadable_note(plan)}", err=True)
         for line in header(plan):
             self.app.info(line)
-        self._print(epoch_row(["epoch", "train loss", "val loss", "top-1", "top-5", "lr", "img/s", "time"],
-                              self.epochs, self.top5))
+        self._print(
+            epoch_row(
+                ["epoch", "train loss", "val loss", "top-1", "top-5", "lr", "img/s", "time"], self.epochs, self.top5
+            )
+        )
         self.progress.start()
 
     def on_step(self, p) -> None:
@@ -210,8 +283,16 @@ class _Display(TrainListener):
         if self.task is not None:
             self.progress.remove_task(self.task)
             self.task = None
-        cells = [f"{r.epoch}/{self.epochs}", f"{r.train_loss:.4f}", f"{r.val_loss:.4f}", f"{r.top1:.2f}%",
-                 f"{r.top5:.2f}%", f"{r.lr:.2e}", format_significant(r.images_per_sec), format_seconds(r.seconds)]
+        cells = [
+            f"{r.epoch}/{self.epochs}",
+            f"{r.train_loss:.4f}",
+            f"{r.val_loss:.4f}",
+            f"{r.top1:.2f}%",
+            f"{r.top5:.2f}%",
+            f"{r.lr:.2e}",
+            format_significant(r.images_per_sec),
+            format_seconds(r.seconds),
+        ]
         self._print(epoch_row(cells, self.epochs, self.top5) + (" *best" if r.is_best else ""))
 
     def _print(self, line: str) -> None:
@@ -233,10 +314,16 @@ def header(plan) -> list[str]:
     amp = "" if plan.amp == "none" else f", {plan.amp}"
     fields = [
         ("model", f"{plan.model_name}, {plan.start}"),
-        ("data", f"{plural(len(plan.class_names), 'class', 'classes')}, {plan.train_images:,} training / "
-                 f"{plural(plan.val_images, 'validation image')} from {plan.data}"),
-        ("plan", f"{plural(plan.epochs, 'epoch')} of {plural(plan.steps_per_epoch, 'step')}, batch "
-                 f"{plan.batch_size}{procs} on {plan.device}{amp}"),
+        (
+            "data",
+            f"{plural(len(plan.class_names), 'class', 'classes')}, {plan.train_images:,} training / "
+            f"{plural(plan.val_images, 'validation image')} from {plan.data}",
+        ),
+        (
+            "plan",
+            f"{plural(plan.epochs, 'epoch')} of {plural(plan.steps_per_epoch, 'step')}, batch "
+            f"{plan.batch_size}{procs} on {plan.device}{amp}",
+        ),
         ("trained", f"{plan.trainable_params:,} of {plural(plan.total_params, 'parameter')}"),
         ("output", str(plan.output)),
     ]
@@ -244,11 +331,15 @@ def header(plan) -> list[str]:
 
 
 def unreadable_note(plan) -> str:
-    parts = [f"{n:,} of {n + total:,} {what}" for n, total, what in (
-        (plan.unreadable_train, plan.train_images, "training"),
-        (plan.unreadable_val, plan.val_images, "validation")) if n]
-    return (f"skipping {' and '.join(parts)} images that cannot be read, e.g. "
-            f"{plan.unreadable_example}")
+    parts = [
+        f"{n:,} of {n + total:,} {what}"
+        for n, total, what in (
+            (plan.unreadable_train, plan.train_images, "training"),
+            (plan.unreadable_val, plan.val_images, "validation"),
+        )
+        if n
+    ]
+    return f"skipping {' and '.join(parts)} images that cannot be read, e.g. {plan.unreadable_example}"
 
 
 def epoch_row(cells: list[str], epochs: int, top5: bool) -> str:

@@ -13,18 +13,25 @@ import textwrap
 
 WIDTH = 80
 _GLUE = "\u00a0"  # textwrap splits on ASCII whitespace only, so a no-break space holds words together
-_KEEP_TOGETHER = re.compile(r" (?=(?:%|ms|MB|points?)(?![\w.]))| (?=±)|(?<=±) | (?=\([A-Z]\w*\))"
-                            r"|(?<=,) (?=[^\[\]]*\])|(?<=\(\+) ")  # ... a shape: [batch, 3, 224, 224]; "(+ layer"
+_KEEP_TOGETHER = re.compile(
+    r" (?=(?:%|ms|MB|points?)(?![\w.]))| (?=±)|(?<=±) | (?=\([A-Z]\w*\))"
+    r"|(?<=,) (?=[^\[\]]*\])|(?<=\(\+) "
+)  # ... a shape: [batch, 3, 224, 224]; "(+ layer"
 
 
-def fill(text: str, width: int = WIDTH, indent: int = 2, first: str = "",
-         whole: tuple[str, ...] = ()) -> str:
+def fill(text: str, width: int = WIDTH, indent: int = 2, first: str = "", whole: tuple[str, ...] = ()) -> str:
     """``text`` filled to ``width`` columns after ``first`` (a label), continuation lines
     indented by ``indent``. ``whole``: strings in it that must stay on one line even though they
     hold spaces (paths)."""
     glued = _KEEP_TOGETHER.sub(_GLUE, text)
     for part in sorted(filter(None, map(str, whole)), key=len, reverse=True):
         glued = glued.replace(_KEEP_TOGETHER.sub(_GLUE, part), part.replace(" ", _GLUE))
-    lines = textwrap.wrap(glued, width, initial_indent=first, subsequent_indent=" " * indent,
-                          break_long_words=False, break_on_hyphens=False)
+    lines = textwrap.wrap(
+        glued,
+        width,
+        initial_indent=first,
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
     return "\n".join(lines).replace(_GLUE, " ")

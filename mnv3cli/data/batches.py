@@ -34,8 +34,13 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def iter_batches(paths: Sequence[str | os.PathLike], cfg: Preprocess, batch_size: int = 32,
-                 workers: int | None = None, fast_decode: bool = True) -> Iterator[Batch]:
+def iter_batches(
+    paths: Sequence[str | os.PathLike],
+    cfg: Preprocess,
+    batch_size: int = 32,
+    workers: int | None = None,
+    fast_decode: bool = True,
+) -> Iterator[Batch]:
     """Yield batches covering ``paths`` in order; decoding runs ahead on a thread pool."""
     normalizer = Normalizer(cfg)
     workers = workers or default_workers()
@@ -60,7 +65,7 @@ def iter_batches(paths: Sequence[str | os.PathLike], cfg: Preprocess, batch_size
 
 def _collect(chunk: range, futures: list, cfg: Preprocess) -> Batch:
     indices, arrays, errors = [], [], {}
-    for i, fut in zip(chunk, futures):
+    for i, fut in zip(chunk, futures, strict=False):
         result = fut.result()
         if isinstance(result, Exception):
             errors[i] = str(result)

@@ -60,8 +60,10 @@ class ClassMatcher:
             return self.wnid[name], "wordnet-id"
         candidates = self.loose.get(_normal(name), [])
         if len(candidates) > 1:
-            raise UserError(f"class {name!r} is ambiguous: it matches model classes {candidates}; "
-                            "use WordNet ids or class indices instead")
+            raise UserError(
+                f"class {name!r} is ambiguous: it matches model classes {candidates}; "
+                "use WordNet ids or class indices instead"
+            )
         if candidates:
             return candidates[0], "class-name"
         if allow_index and name.isdigit() and int(name) < self.num_classes:
@@ -72,8 +74,10 @@ class ClassMatcher:
         shown = ", ".join(repr(n) for n in names[:SHOWN_NAMES])
         more = f" ... and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
         known = "its class names or WordNet ids" if self.wnid else "its class names"
-        return UserError(f"{where}: {len(names)} class(es) match nothing in the model "
-                         f"({self.num_classes} classes; expected {known}): {shown}{more}{hint}")
+        return UserError(
+            f"{where}: {len(names)} class(es) match nothing in the model "
+            f"({self.num_classes} classes; expected {known}): {shown}{more}{hint}"
+        )
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,9 @@ def scan_folder(root: str | os.PathLike, labels: str | os.PathLike | None = None
     return ScannedFolder(root, _class_folders(root), None)
 
 
-def match_classes(scanned: ScannedFolder, class_names: Sequence[str],
-                  wordnet_ids: Sequence[str] | None = None) -> LabelledImages:
+def match_classes(
+    scanned: ScannedFolder, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None
+) -> LabelledImages:
     """Map every class name of ``scanned`` to the model's index; unmatched names are one error."""
     matcher = ClassMatcher(class_names, wordnet_ids)
     by_name: dict[str, tuple[int, str] | None] = {}
@@ -122,14 +127,22 @@ def match_classes(scanned: ScannedFolder, class_names: Sequence[str],
         hint = f" (these folders hold subfolders: did you mean {root / unmatched[0]}?)" if nested else ""
         raise matcher.unmatched_error(f"{root}: subfolder names", unmatched, hint)
     kinds = {how for _, how in by_name.values()}
-    layout = ("labels file" if scanned.labels is not None
-              else "wordnet-id folders" if kinds == {"wordnet-id"} else "class-name folders")
+    layout = (
+        "labels file"
+        if scanned.labels is not None
+        else "wordnet-id folders"
+        if kinds == {"wordnet-id"}
+        else "class-name folders"
+    )
     return LabelledImages([(path, by_name[name][0]) for path, name in scanned.items], layout)
 
 
-def find_samples(root: str | os.PathLike, class_names: Sequence[str],
-                 wordnet_ids: Sequence[str] | None = None,
-                 labels: str | os.PathLike | None = None) -> LabelledImages:
+def find_samples(
+    root: str | os.PathLike,
+    class_names: Sequence[str],
+    wordnet_ids: Sequence[str] | None = None,
+    labels: str | os.PathLike | None = None,
+) -> LabelledImages:
     """:func:`scan_folder` then :func:`match_classes`."""
     return match_classes(scan_folder(root, labels), class_names, wordnet_ids)
 
@@ -148,8 +161,7 @@ def images_under(folder: str | os.PathLike) -> list[str]:
             continue
         seen.add(os.path.realpath(dirpath))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames)
-                     if not f.startswith(".") and is_image_file(f))
+        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith(".") and is_image_file(f))
     return found
 
 
@@ -158,10 +170,13 @@ def _class_folders(root: Path) -> list[tuple[str, str]]:
     items = [(path, e.name) for e in entries if e.is_dir() for path in images_under(e.path)]
     if not items:
         if any(e.is_file() and is_image_file(e.name) for e in entries):
-            raise UserError(f"{root}: images but no class subfolders; sort them into one folder per "
-                            "class, or pass --labels labels.csv (rows: path,label)")
-        raise UserError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} "
-                        "files in class subfolders)")
+            raise UserError(
+                f"{root}: images but no class subfolders; sort them into one folder per "
+                "class, or pass --labels labels.csv (rows: path,label)"
+            )
+        raise UserError(
+            f"{root}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))} files in class subfolders)"
+        )
     return items
 
 
@@ -177,8 +192,11 @@ def _read_labels_file(root: Path, labels: Path) -> tuple[list[tuple[str, str]], 
         raise UserError(f"{labels}: no such labels file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{labels}: cannot read labels file ({exc})") from None
-    rows = [(n, r) for n, r in enumerate(csv.reader(text.splitlines()), 1)
-            if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    rows = [
+        (n, r)
+        for n, r in enumerate(csv.reader(text.splitlines()), 1)
+        if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")
+    ]
     if rows and [c.strip().casefold() for c in rows[0][1][:2]] == ["path", "label"]:
         rows = rows[1:]
     first: dict[str, tuple[int, str]] = {}  # normalised path -> (line, label)
@@ -189,13 +207,11 @@ def _read_labels_file(root: Path, labels: Path) -> tuple[list[tuple[str, str]], 
         name, label = row[0].strip(), row[1].strip()
         relative = os.path.normpath(name)
         if os.path.isabs(name) or relative == os.pardir or relative.startswith(os.pardir + os.sep):
-            raise UserError(f"{labels}:{line}: {name!r} is outside {root}; paths must stay inside the "
-                            "evaluated folder")
+            raise UserError(f"{labels}:{line}: {name!r} is outside {root}; paths must stay inside the evaluated folder")
         if relative in first:
             repeated += 1
             if first[relative][1] != label:
-                conflicts.append(f"{name} (line {first[relative][0]}: {first[relative][1]}, "
-                                 f"line {line}: {label})")
+                conflicts.append(f"{name} (line {first[relative][0]}: {first[relative][1]}, line {line}: {label})")
             continue
         first[relative] = (line, label)
         items.append((str(root / relative), label))
@@ -209,6 +225,8 @@ def _read_labels_file(root: Path, labels: Path) -> tuple[list[tuple[str, str]], 
     if not items:
         raise UserError(f"{labels}: no 'path,label' rows")
     if not any(os.path.exists(path) for path, _ in items):
-        raise UserError(f"{labels}: none of its {len(items)} paths exist under {root} "
-                        "(relative paths are read from the evaluated folder)")
+        raise UserError(
+            f"{labels}: none of its {len(items)} paths exist under {root} "
+            "(relative paths are read from the evaluated folder)"
+        )
     return items, tuple(notes)

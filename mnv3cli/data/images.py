@@ -83,8 +83,10 @@ def _opened(path: str | os.PathLike | EncodedImage) -> Iterator[Image.Image]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(path.data) if in_memory else path) as img:
                 if img.width * img.height > MAX_PIXELS:
-                    raise ImageDecodeError(f"{name}: image too large ({img.width}x{img.height} pixels, "
-                                           f"limit {MAX_PIXELS}); possible decompression bomb")
+                    raise ImageDecodeError(
+                        f"{name}: image too large ({img.width}x{img.height} pixels, "
+                        f"limit {MAX_PIXELS}); possible decompression bomb"
+                    )
                 yield img
     except ImageDecodeError:
         raise

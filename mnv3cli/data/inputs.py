@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TextIO, Union
+from typing import TextIO
 
 from .. import __version__
 from ..errors import UserError
@@ -41,15 +41,14 @@ class InputError:
         return self.name
 
 
-Source = Union[str, EncodedImage, InputError]
+Source = str | EncodedImage | InputError
 
 
 def is_url(arg: str) -> bool:
     return arg[:8].lower().startswith(("http://", "https://"))
 
 
-def expand_inputs(args: Sequence[str], stdin: TextIO | None = None,
-                  url_timeout: float = URL_TIMEOUT) -> list[Source]:
+def expand_inputs(args: Sequence[str], stdin: TextIO | None = None, url_timeout: float = URL_TIMEOUT) -> list[Source]:
     """Expand ``args`` into decodable sources (paths, downloaded images) and :class:`InputError` s.
 
     Explicit file paths are kept even when missing or not images, so that decoding reports them;
@@ -114,7 +113,7 @@ def _download_urls(sources: list[Source], timeout: float) -> list[Source]:
         return sources
     with ThreadPoolExecutor(max_workers=min(8, len(urls)), thread_name_prefix="mnv3-fetch") as pool:
         fetched = pool.map(lambda i: download(sources[i], timeout), urls)
-        for i, result in zip(urls, fetched):
+        for i, result in zip(urls, fetched, strict=False):
             sources[i] = result
     return sources
 

@@ -15,8 +15,12 @@ from PIL import Image
 from ..registry.types import Preprocess
 from .images import open_rgb
 
-RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
-            "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
+RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
 
 
 def resize_crop(img: Image.Image, cfg: Preprocess) -> Image.Image:
@@ -50,8 +54,9 @@ class Normalizer:
         return out
 
 
-def load_and_preprocess(path: str | os.PathLike, cfg: Preprocess, fast_decode: bool = True,
-                        normalizer: Normalizer | None = None) -> np.ndarray:
+def load_and_preprocess(
+    path: str | os.PathLike, cfg: Preprocess, fast_decode: bool = True, normalizer: Normalizer | None = None
+) -> np.ndarray:
     """Decode ``path`` and return the model input ``[3, input_size, input_size]`` float32."""
     img = open_rgb(path, min_size=cfg.resize if fast_decode else None)
     return (normalizer or Normalizer(cfg))(resize_crop(img, cfg))

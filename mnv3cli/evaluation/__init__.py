@@ -7,18 +7,36 @@ imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the 
 
 from .calibration import Calibration, fit_temperature
 from .evaluate import (
-           EvalProgress,
-           EvalResult,
-           SamplePrediction,
-           evaluate,
-           spread_subset,
+    EvalProgress,
+    EvalResult,
+    SamplePrediction,
+    evaluate,
+    spread_subset,
 )
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
 from .predict import InputResult, Label, predict, top_labels
 from .report import check_report_target, summary, write_report
 from .results_file import ResultsFile, Resumed
 
-__all__ = ["Calibration", "ClassificationMeter", "EvalProgress", "EvalResult", "InputResult", "Label",
-           "ResultsFile", "Resumed", "SamplePrediction", "check_report_target", "evaluate",
-           "fit_temperature", "log_softmax", "predict", "softmax", "spread_subset", "summary",
-           "top_labels", "topk_indices", "write_report"]
+__all__ = [
+    "Calibration",
+    "ClassificationMeter",
+    "EvalProgress",
+    "EvalResult",
+    "InputResult",
+    "Label",
+    "ResultsFile",
+    "Resumed",
+    "SamplePrediction",
+    "check_report_target",
+    "evaluate",
+    "fit_temperature",
+    "log_softmax",
+    "predict",
+    "softmax",
+    "spread_subset",
+    "summary",
+    "top_labels",
+    "topk_indices",
+    "write_report",
+]

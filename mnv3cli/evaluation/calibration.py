@@ -52,9 +52,15 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = EC
     for b in range(bins):
         mask = which == b
         n = int(mask.sum())
-        out.append(ConfidenceBin(b / bins, (b + 1) / bins, n,
-                                 float(confidence[mask].mean()) if n else 0.0,
-                                 float(correct[mask].mean()) if n else 0.0))
+        out.append(
+            ConfidenceBin(
+                b / bins,
+                (b + 1) / bins,
+                n,
+                float(confidence[mask].mean()) if n else 0.0,
+                float(correct[mask].mean()) if n else 0.0,
+            )
+        )
     return out
 
 
@@ -63,12 +69,14 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     total = len(confidence)
     if not total:
         return 0.0
-    return float(sum(b.count * abs(b.accuracy - b.confidence) for b in reliability_bins(confidence, correct, bins))
-                 / total)
+    return float(
+        sum(b.count * abs(b.accuracy - b.confidence) for b in reliability_bins(confidence, correct, bins)) / total
+    )
 
 
-def accuracy_coverage(confidence: np.ndarray, correct: np.ndarray,
-                      coverages: Sequence[int] = COVERAGES) -> list[CoveragePoint]:
+def accuracy_coverage(
+    confidence: np.ndarray, correct: np.ndarray, coverages: Sequence[int] = COVERAGES
+) -> list[CoveragePoint]:
     """Top-1 when answering only the most confident ``c`` % of the images, for each ``c``.
 
     Ties in confidence are broken by sample order, so the result is deterministic."""
@@ -88,7 +96,7 @@ def brier_terms(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Per-image Brier score: sum over classes of (p_k - [k == target])^2, in [0, 2]."""
     probs = np.exp(log_softmax(np.asarray(logits, dtype=np.float64)))
     rows = np.arange(len(targets))
-    return (probs ** 2).sum(axis=1) - 2 * probs[rows, targets] + 1.0
+    return (probs**2).sum(axis=1) - 2 * probs[rows, targets] + 1.0
 
 
 @dataclass(frozen=True)
@@ -105,12 +113,17 @@ class Calibration:
     def measure(cls, confidence, correct, nll: Sequence[float], brier: Sequence[float]) -> Calibration:
         confidence = np.asarray(confidence, dtype=np.float64)
         n = max(len(confidence), 1)
-        return cls(expected_calibration_error(confidence, correct), float(np.sum(nll)) / n,
-                   float(np.sum(brier)) / n, reliability_bins(confidence, correct),
-                   accuracy_coverage(confidence, correct))
+        return cls(
+            expected_calibration_error(confidence, correct),
+            float(np.sum(nll)) / n,
+            float(np.sum(brier)) / n,
+            reliability_bins(confidence, correct),
+            accuracy_coverage(confidence, correct),
+        )
 
 
 # -- temperature scaling -------------------------------------------------------------------------
+
 
 def nll_at(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float:
     """Mean NLL of ``targets`` under softmax(logits / temperature)."""
@@ -118,8 +131,9 @@ def nll_at(logits: np.ndarray, targets: np.ndarray, temperature: float) -> float
     return float(-logp[np.arange(len(targets)), targets].mean())
 
 
-def fit_temperature(logits: np.ndarray, targets: np.ndarray, *, lowest: float = 0.05,
-                    highest: float = 20.0, tolerance: float = 1e-6) -> float:
+def fit_temperature(
+    logits: np.ndarray, targets: np.ndarray, *, lowest: float = 0.05, highest: float = 20.0, tolerance: float = 1e-6
+) -> float:
     """The temperature T in [``lowest``, ``highest``] that minimises the NLL of softmax(logits / T).
 
     The NLL is convex in the inverse temperature b = 1/T (a log-sum-exp of linear functions of b
@@ -137,7 +151,7 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, *, lowest: float = 
     def derivatives(b: float) -> tuple[float, float]:
         p = np.exp(log_softmax(b * z))
         mean = (p * z).sum(axis=1)
-        var = (p * z * z).sum(axis=1) - mean ** 2
+        var = (p * z * z).sum(axis=1) - mean**2
         return float((mean - z_true).mean()), float(np.maximum(var, 0).mean())
 
     if derivatives(low)[0] >= 0:  # still rising at the flattest end allowed
@@ -173,10 +187,15 @@ class TemperatureFit:
     nll_after: float
 
     def to_dict(self) -> dict:
-        return {"temperature": significant(self.temperature, 4), "images": self.images,
-                "top1": percent(self.top1), "ece_before": percent(100 * self.ece_before),
-                "ece_after": percent(100 * self.ece_after), "nll_before": loss(self.nll_before),
-                "nll_after": loss(self.nll_after)}
+        return {
+            "temperature": significant(self.temperature, 4),
+            "images": self.images,
+            "top1": percent(self.top1),
+            "ece_before": percent(100 * self.ece_before),
+            "ece_after": percent(100 * self.ece_after),
+            "nll_before": loss(self.nll_before),
+            "nll_after": loss(self.nll_after),
+        }
 
 
 def temperature_fit(logits: np.ndarray, targets: np.ndarray) -> TemperatureFit:
@@ -191,6 +210,12 @@ def temperature_fit(logits: np.ndarray, targets: np.ndarray) -> TemperatureFit:
     def ece(t: float) -> float:
         return expected_calibration_error(np.exp(log_softmax(logits / t)).max(axis=1), correct)
 
-    return TemperatureFit(temperature, len(targets), 100.0 * float(correct.mean()) if len(targets) else 0.0,
-                          ece(1.0), ece(temperature), nll_at(logits, targets, 1.0),
-                          nll_at(logits, targets, temperature))
+    return TemperatureFit(
+        temperature,
+        len(targets),
+        100.0 * float(correct.mean()) if len(targets) else 0.0,
+        ece(1.0),
+        ece(temperature),
+        nll_at(logits, targets, 1.0),
+        nll_at(logits, targets, temperature),
+    )

@@ -77,9 +77,12 @@ class EvalResult:
 
     def calibration(self) -> Calibration:
         """ECE, NLL, Brier, reliability bins and accuracy against coverage of these predictions."""
-        return Calibration.measure([p.probabilities[0] for p in self.predictions],
-                                   [p.correct for p in self.predictions],
-                                   [p.loss for p in self.predictions], [p.brier for p in self.predictions])
+        return Calibration.measure(
+            [p.probabilities[0] for p in self.predictions],
+            [p.correct for p in self.predictions],
+            [p.loss for p in self.predictions],
+            [p.brier for p in self.predictions],
+        )
 
     def least_confident_correct(self, limit: int = 10) -> list[SamplePrediction]:
         """Right answers given with the lowest probability: the model was lucky, or the image is hard."""
@@ -102,14 +105,27 @@ def spread_subset(samples: Sequence, limit: int | None) -> list:
 
 def shard_positions(count: int, batch_size: int, rank: int, world: int) -> list[int]:
     """Positions of the batches ``rank, rank + world, ...`` of ``count`` samples cut into batches."""
-    return [i for start in range(rank * batch_size, count, world * batch_size)
-            for i in range(start, min(start + batch_size, count))]
+    return [
+        i
+        for start in range(rank * batch_size, count, world * batch_size)
+        for i in range(start, min(start + batch_size, count))
+    ]
 
 
-def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, preprocess: Preprocess, *,
-             batch_size: int = 32, workers: int | None = None, fast_decode: bool = True,
-             limit: int | None = None, on_batch: Callable[[EvalProgress], None] | None = None,
-             distributed: bool = False, keep_logits: bool = False) -> EvalResult:
+def evaluate(
+    backend,
+    samples: Sequence[tuple[str, int]],
+    num_classes: int,
+    preprocess: Preprocess,
+    *,
+    batch_size: int = 32,
+    workers: int | None = None,
+    fast_decode: bool = True,
+    limit: int | None = None,
+    on_batch: Callable[[EvalProgress], None] | None = None,
+    distributed: bool = False,
+    keep_logits: bool = False,
+) -> EvalResult:
     """Run ``backend`` over ``samples`` (``(path, class index)``) and measure it.
 
     ``limit`` evaluates an evenly spread subset (:func:`spread_subset`). With ``distributed``,
@@ -137,12 +153,20 @@ def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, prep
         if batch.indices:
             logits = np.asarray(backend(batch.images), dtype=np.float32)
             if logits.shape[1] != num_classes:
-                raise UserError(f"the model has {logits.shape[1]} outputs but the images are labelled "
-                                f"with {num_classes} classes")
+                raise UserError(
+                    f"the model has {logits.shape[1]} outputs but the images are labelled with {num_classes} classes"
+                )
             batch_targets = targets[batch.indices]
             top5 = meter.update(logits, batch_targets)
-            predictions.extend(_records(logits, top5, batch_targets,
-                                        [positions[i] for i in batch.indices], [paths[i] for i in batch.indices]))
+            predictions.extend(
+                _records(
+                    logits,
+                    top5,
+                    batch_targets,
+                    [positions[i] for i in batch.indices],
+                    [paths[i] for i in batch.indices],
+                )
+            )
             if keep_logits:
                 kept.append(logits)
         done += len(batch.indices) + len(batch.errors)
@@ -156,10 +180,18 @@ def evaluate(backend, samples: Sequence[tuple[str, int]], num_classes: int, prep
     meter.loss_sum = math.fsum(p.loss for p in predictions)
     seconds = time.perf_counter() - start
     return EvalResult(
-        meter=meter, top1=meter.top1, top5=meter.top5, loss=meter.mean_loss, images=meter.count,
-        errors=[(path, reason) for _, path, reason in sorted(errors)], seconds=seconds,
-        images_per_sec=meter.count / seconds if seconds > 0 else 0.0, predictions=predictions,
-        classes=sorted({target for _, target in samples}), logits=logits_all if keep_logits else None)
+        meter=meter,
+        top1=meter.top1,
+        top5=meter.top5,
+        loss=meter.mean_loss,
+        images=meter.count,
+        errors=[(path, reason) for _, path, reason in sorted(errors)],
+        seconds=seconds,
+        images_per_sec=meter.count / seconds if seconds > 0 else 0.0,
+        predictions=predictions,
+        classes=sorted({target for _, target in samples}),
+        logits=logits_all if keep_logits else None,
+    )
 
 
 def _records(logits, top5, targets, positions, paths) -> list[SamplePrediction]:
@@ -167,19 +199,26 @@ def _records(logits, top5, targets, positions, paths) -> list[SamplePrediction]:
     probs = np.exp(np.take_along_axis(logp, top5, axis=1))
     losses = -logp[np.arange(len(targets)), targets]
     briers = brier_terms(logits, targets)
-    return [SamplePrediction(pos, path, int(t), tuple(int(c) for c in top), tuple(float(p) for p in prob),
-                             float(loss), float(brier))
-            for pos, path, t, top, prob, loss, brier in zip(positions, paths, targets, top5, probs, losses,
-                                                            briers)]
+    return [
+        SamplePrediction(
+            pos, path, int(t), tuple(int(c) for c in top), tuple(float(p) for p in prob), float(loss), float(brier)
+        )
+        for pos, path, t, top, prob, loss, brier in zip(
+            positions, paths, targets, top5, probs, losses, briers, strict=False
+        )
+    ]
 
 
-def _merge_shards(meter: ClassificationMeter, predictions: list, errors: list,
-                  logits: np.ndarray) -> tuple[list, list, np.ndarray]:
+def _merge_shards(
+    meter: ClassificationMeter, predictions: list, errors: list, logits: np.ndarray
+) -> tuple[list, list, np.ndarray]:
     """Sum the meters of all ranks and gather every rank's records (and kept logits), in sample order."""
     meter.merge_arrays(distributed_.all_reduce_sum(meter.state_arrays()))
     gathered = distributed_.all_gather_object((predictions, errors, logits))
     merged_predictions = sorted((p for preds, _, _ in gathered for p in preds), key=lambda p: p.index)
     merged_errors = sorted(e for _, errs, _ in gathered for e in errs)
-    rows = {p.index: row for preds, _, kept in gathered for p, row in zip(preds, kept)}  # empty unless kept
+    rows = {
+        p.index: row for preds, _, kept in gathered for p, row in zip(preds, kept, strict=False)
+    }  # empty unless kept
     merged_logits = np.stack([rows[p.index] for p in merged_predictions]) if rows else logits[:0]
     return merged_predictions, merged_errors, merged_logits

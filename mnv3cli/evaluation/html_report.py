@@ -63,25 +63,34 @@ def _data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def render_html(obj: Mapping, result: EvalResult, label: Callable[[int], str], images: Mapping[str, bytes],
-                notes: list[str]) -> str:
+def render_html(
+    obj: Mapping, result: EvalResult, label: Callable[[int], str], images: Mapping[str, bytes], notes: list[str]
+) -> str:
     """The page for summary ``obj``; ``images`` maps plot names (reliability.png ...) to PNG bytes.
     Gallery images that cannot be read any more are shown as a placeholder and named in ``notes``."""
     cal = obj["calibration"]
     title = f"mnv3 evaluate: {obj.get('model', 'model')} on {obj.get('data', 'images')}"
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
-             f"<style>{CSS}</style></head><body>", f"<h1>{_e(title)}</h1>",
-             _section("summary", "Summary", _headline(obj)),
-             _section("calibration", "Calibration",
-                      _img(images, "reliability.png", "reliability diagram") + _coverage(cal)
-                      + _img(images, "coverage.png", "accuracy against coverage")),
-             _section("per-class", "Per class", _per_class(obj)),
-             _section("confusion", "Confusion", _confusion(obj, result, label)
-                      + _img(images, "confusion.png", "confusion chart")),
-             _section("mistakes", "Most confident mistakes",
-                      _gallery(result.confident_mistakes(GALLERY), label, notes)),
-             _section("unsure", "Least confident correct answers",
-                      _gallery(result.least_confident_correct(GALLERY), label, notes))]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        _section("summary", "Summary", _headline(obj)),
+        _section(
+            "calibration",
+            "Calibration",
+            _img(images, "reliability.png", "reliability diagram")
+            + _coverage(cal)
+            + _img(images, "coverage.png", "accuracy against coverage"),
+        ),
+        _section("per-class", "Per class", _per_class(obj)),
+        _section(
+            "confusion", "Confusion", _confusion(obj, result, label) + _img(images, "confusion.png", "confusion chart")
+        ),
+        _section("mistakes", "Most confident mistakes", _gallery(result.confident_mistakes(GALLERY), label, notes)),
+        _section(
+            "unsure", "Least confident correct answers", _gallery(result.least_confident_correct(GALLERY), label, notes)
+        ),
+    ]
     if obj["failed"]:
         items = "".join(f"<li>{_e(f['error'])}</li>" for f in obj["failed"])
         parts.append(_section("failed", f"Unreadable images ({len(obj['failed'])})", f"<ul>{items}</ul>"))
@@ -99,30 +108,49 @@ def _img(images: Mapping[str, bytes], name: str, alt: str) -> str:
 
 def _headline(obj: Mapping) -> str:
     cal = obj["calibration"]
-    rows = [("model", obj.get("model")), ("weights", obj.get("weights")), ("backend", obj.get("backend")),
-            ("data", obj.get("data")), ("layout", obj.get("layout")),
-            ("temperature", cal.get("temperature")), ("test-time augmentation", obj.get("tta")),
-            ("top-1", f"{obj['top1']:.2f} %"), ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),
-            ("NLL (mean loss)", f"{cal['nll']:.4f}"), ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
-            ("Brier score", f"{cal['brier']:.4f}"), ("images", obj["images"]), ("unreadable", obj["errors"]),
-            ("classes", obj["classes"])]
+    rows = [
+        ("model", obj.get("model")),
+        ("weights", obj.get("weights")),
+        ("backend", obj.get("backend")),
+        ("data", obj.get("data")),
+        ("layout", obj.get("layout")),
+        ("temperature", cal.get("temperature")),
+        ("test-time augmentation", obj.get("tta")),
+        ("top-1", f"{obj['top1']:.2f} %"),
+        ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),
+        ("NLL (mean loss)", f"{cal['nll']:.4f}"),
+        ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
+        ("Brier score", f"{cal['brier']:.4f}"),
+        ("images", obj["images"]),
+        ("unreadable", obj["errors"]),
+        ("classes", obj["classes"]),
+    ]
     body = "".join(f"<tr><th>{_e(k)}</th><td class='n'>{_e(v)}</td></tr>" for k, v in rows if v is not None)
     return f"<table>{body}</table>"
 
 
 def _coverage(cal: Mapping) -> str:
-    rows = "".join(f"<tr><td class='n'>{p['coverage']} %</td><td class='n'>{p['images']}</td>"
-                   f"<td class='n'>{p['top1']:.2f} %</td><td class='n'>{p['min_confidence']:.4f}</td></tr>"
-                   for p in cal["coverage"])
-    return ("<p>Accuracy against coverage: the top-1 when only the most confident images are answered "
-            "(<code>predict --min-confidence</code> at the given probability answers about that share).</p>"
-            "<table><thead><tr><th>coverage</th><th>images</th><th>top-1</th><th>min confidence</th></tr>"
-            f"</thead><tbody>{rows}</tbody></table>")
+    rows = "".join(
+        f"<tr><td class='n'>{p['coverage']} %</td><td class='n'>{p['images']}</td>"
+        f"<td class='n'>{p['top1']:.2f} %</td><td class='n'>{p['min_confidence']:.4f}</td></tr>"
+        for p in cal["coverage"]
+    )
+    return (
+        "<p>Accuracy against coverage: the top-1 when only the most confident images are answered "
+        "(<code>predict --min-confidence</code> at the given probability answers about that share).</p>"
+        "<table><thead><tr><th>coverage</th><th>images</th><th>top-1</th><th>min confidence</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _per_class(obj: Mapping) -> str:
-    columns = [("label", "class"), ("precision", "precision %"), ("recall", "recall %"), ("f1", "F1 %"),
-               ("support", "support")]
+    columns = [
+        ("label", "class"),
+        ("precision", "precision %"),
+        ("recall", "recall %"),
+        ("f1", "F1 %"),
+        ("support", "support"),
+    ]
     head = "".join(f"<th class='{'' if k == 'label' else 'n'}'>{_e(h)}</th>" for k, h in columns)
     rows = []
     for r in obj["per_class"]:
@@ -130,8 +158,10 @@ def _per_class(obj: Mapping) -> str:
         cells += [f"<td class='n' data-v='{r[k]}'>{r[k]:.1f}</td>" for k in ("precision", "recall", "f1")]
         cells.append(f"<td class='n'>{r['support']}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (f"<p class='muted'>Click a column to sort.</p><div class='scroll'><table class='sortable' "
-            f"id='per-class-table'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    return (
+        f"<p class='muted'>Click a column to sort.</p><div class='scroll'><table class='sortable' "
+        f"id='per-class-table'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _confusion(obj: Mapping, result: EvalResult, label: Callable[[int], str]) -> str:
@@ -147,16 +177,21 @@ def _confusion(obj: Mapping, result: EvalResult, label: Callable[[int], str]) ->
             cells = "".join(_grid_cell(int(matrix[c, d]), total, c == d) for d in classes)
             cells += _grid_cell(int(other[i]), total, False) if other.any() else ""
             rows.append(f"<tr><th>{_e(label(c))}</th>{cells}</tr>")
-        return ("<p>Rows: true class; columns: predicted class; cells: images.</p>"
-                f"<table class='grid'><thead><tr><th>true \\ predicted</th>{head}</tr></thead>"
-                f"<tbody>{''.join(rows)}</tbody></table>")
+        return (
+            "<p>Rows: true class; columns: predicted class; cells: images.</p>"
+            f"<table class='grid'><thead><tr><th>true \\ predicted</th>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
     pairs = result.meter.most_confused(PAIRS)
-    rows = "".join(f"<tr><td>{_e(label(t))}</td><td>{_e(label(p))}</td><td class='n'>{n}</td></tr>"
-                   for t, p, n in pairs)
-    return (f"<p>{len(classes)} classes: too many for a readable grid; the {len(pairs)} most confused "
-            "pairs instead (confusion.csv holds the full matrix).</p>"
-            "<table id='confused-pairs'><thead><tr><th>true</th><th>predicted</th><th>images</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+    rows = "".join(
+        f"<tr><td>{_e(label(t))}</td><td>{_e(label(p))}</td><td class='n'>{n}</td></tr>" for t, p, n in pairs
+    )
+    return (
+        f"<p>{len(classes)} classes: too many for a readable grid; the {len(pairs)} most confused "
+        "pairs instead (confusion.csv holds the full matrix).</p>"
+        "<table id='confused-pairs'><thead><tr><th>true</th><th>predicted</th><th>images</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def _grid_cell(count: int, total: int, diagonal: bool) -> str:
@@ -178,10 +213,12 @@ def _gallery(samples: Sequence[SamplePrediction], label: Callable[[int], str], n
             img = "<div class='muted'>(image unreadable)</div>"
             notes.append(f"report.html: no thumbnail for {printable_path(str(exc))}")
         verdict = "right" if s.correct else "wrong"
-        figures.append(f"<figure>{img}<figcaption><b>true:</b> {_e(label(s.target))}<br>"
-                       f"<b class='{verdict}'>predicted:</b> {_e(label(s.predicted))} "
-                       f"({100 * s.probabilities[0]:.1f} %)<br><span class='muted'>{_e(path)}</span>"
-                       "</figcaption></figure>")
+        figures.append(
+            f"<figure>{img}<figcaption><b>true:</b> {_e(label(s.target))}<br>"
+            f"<b class='{verdict}'>predicted:</b> {_e(label(s.predicted))} "
+            f"({100 * s.probabilities[0]:.1f} %)<br><span class='muted'>{_e(path)}</span>"
+            "</figcaption></figure>"
+        )
     return f"<div class='gallery'>{''.join(figures)}</div>"
 
 

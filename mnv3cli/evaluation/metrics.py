@@ -33,7 +33,7 @@ def topk_indices(scores: np.ndarray, k: int) -> np.ndarray:
     scores = np.asarray(scores)
     scores = np.where(np.isnan(scores), -np.inf, scores)  # NaN ranks last, never breaks the count
     k = min(k, scores.shape[1])
-    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
     above, tied = scores > kth, scores == kth
     room = k - above.sum(axis=1, keepdims=True)
     chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
@@ -77,8 +77,7 @@ class ClassificationMeter:
     # -- combining shards -------------------------------------------------------------------
     def state_arrays(self) -> np.ndarray:
         """Everything as one float64 vector, for an all-reduce (sum) across processes."""
-        return np.concatenate([self.confusion.ravel().astype(np.float64),
-                               [float(self.correct_top5), self.loss_sum]])
+        return np.concatenate([self.confusion.ravel().astype(np.float64), [float(self.correct_top5), self.loss_sum]])
 
     def merge_arrays(self, summed: np.ndarray) -> None:
         """Replace the state by the all-reduced sum of every shard's :meth:`state_arrays`."""
@@ -120,10 +119,10 @@ class ClassificationMeter:
         scores = self.per_class(classes)
         total = sum(s.support for s in scores.values()) or 1
         result = {}
-        for name, weight in (("macro", lambda s: 1.0 / max(len(scores), 1)),
-                             ("weighted", lambda s: s.support / total)):
-            result[name] = {m: sum(getattr(s, m) * weight(s) for s in scores.values())
-                            for m in ("precision", "recall", "f1")}
+        for name, weight in (("macro", lambda s: 1.0 / max(len(scores), 1)), ("weighted", lambda s: s.support / total)):
+            result[name] = {
+                m: sum(getattr(s, m) * weight(s) for s in scores.values()) for m in ("precision", "recall", "f1")
+            }
         return result
 
     def most_confused(self, limit: int = 20) -> list[tuple[int, int, int]]:

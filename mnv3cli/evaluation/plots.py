@@ -44,16 +44,35 @@ def reliability_png(bins: Sequence[ConfidenceBin], ece: float) -> bytes:
     width = 1.0 / max(len(bins), 1)
     lefts = [b.lower for b in bins]
     filled = [b for b in bins if b.count]
-    top.bar(lefts, [b.accuracy for b in bins], width=width, align="edge", color="tab:blue",
-            edgecolor="black", linewidth=0.5, label="accuracy")
-    top.plot([b.lower + width / 2 for b in filled], [b.confidence for b in filled], "o", color="tab:red",
-             markersize=4, label="mean confidence in the bin")
+    top.bar(
+        lefts,
+        [b.accuracy for b in bins],
+        width=width,
+        align="edge",
+        color="tab:blue",
+        edgecolor="black",
+        linewidth=0.5,
+        label="accuracy",
+    )
+    top.plot(
+        [b.lower + width / 2 for b in filled],
+        [b.confidence for b in filled],
+        "o",
+        color="tab:red",
+        markersize=4,
+        label="mean confidence in the bin",
+    )
     top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
-    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy",
-            title=f"Reliability diagram: ECE {100 * ece:.2f} % ({len(bins)} bins)")
+    top.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        ylabel="accuracy",
+        title=f"Reliability diagram: ECE {100 * ece:.2f} % ({len(bins)} bins)",
+    )
     top.legend(loc="lower right", fontsize=8)
-    bottom.bar(lefts, [b.count for b in bins], width=width, align="edge", color="grey", edgecolor="black",
-               linewidth=0.5)
+    bottom.bar(
+        lefts, [b.count for b in bins], width=width, align="edge", color="grey", edgecolor="black", linewidth=0.5
+    )
     bottom.set(xlim=(0, 1), xlabel="confidence (top-1 probability)", ylabel="images")
     return _png(fig)
 
@@ -65,8 +84,12 @@ def coverage_png(points: Sequence[CoveragePoint]) -> bytes:
     fig = Figure(figsize=(5.5, 3.5))
     ax = fig.add_subplot()
     ax.plot([p.coverage for p in points], [p.top1 for p in points], "o-", color="tab:blue")
-    ax.set(xlim=(0, 101), xlabel="coverage: % of images answered (most confident first)",
-           ylabel="top-1 %", title="Accuracy against coverage")
+    ax.set(
+        xlim=(0, 101),
+        xlabel="coverage: % of images answered (most confident first)",
+        ylabel="top-1 %",
+        title="Accuracy against coverage",
+    )
     ax.grid(alpha=0.3)
     return _png(fig)
 
@@ -98,8 +121,15 @@ def _heatmap(Figure, result: EvalResult, label):
     if k <= 25:
         for (i, j), count in np.ndenumerate(matrix):
             if count:
-                ax.text(j, i, int(count), ha="center", va="center", fontsize=font,
-                        color="white" if rates[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(count),
+                    ha="center",
+                    va="center",
+                    fontsize=font,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     ax.set_title(f"Confusion matrix: {result.images} images, top-1 {result.top1:.1f} %")
     return fig
 
@@ -115,6 +145,5 @@ def _confused_pairs(Figure, result: EvalResult, label):
     ax.invert_yaxis()
     ax.set_xlabel("images")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"Most confused pairs (true -> predicted) of {len(result.classes)} classes, "
-                 f"top-1 {result.top1:.1f} %")
+    ax.set_title(f"Most confused pairs (true -> predicted) of {len(result.classes)} classes, top-1 {result.top1:.1f} %")
     return fig

@@ -44,8 +44,10 @@ class Label:
 def top_labels(probs: np.ndarray, top_k: int, class_names: Sequence[str]) -> list[tuple[Label, ...]]:
     """The ``top_k`` best :class:`Label` s of each row of ``probs`` ``[N, classes]``, best first."""
     top = topk_indices(probs, top_k)
-    return [tuple(Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row])
-            for row in range(len(probs))]
+    return [
+        tuple(Label(int(c), class_label(class_names, c), float(probs[row, c])) for c in top[row])
+        for row in range(len(probs))
+    ]
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,20 @@ class InputResult:
         return record | answer | {"predictions": [p.to_dict() for p in self.predictions]}
 
 
-def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
-            class_names: Sequence[str], *, top_k: int = 5, batch_size: int = 32,
-            workers: int | None = None, fast_decode: bool = True,
-            progress: Callable[[int], None] | None = None,
-            distributed: bool = False, min_confidence: float | None = None) -> Iterator[InputResult]:
+def predict(
+    sources: Sequence[Source],
+    backend: Backend,
+    preprocess: Preprocess,
+    class_names: Sequence[str],
+    *,
+    top_k: int = 5,
+    batch_size: int = 32,
+    workers: int | None = None,
+    fast_decode: bool = True,
+    progress: Callable[[int], None] | None = None,
+    distributed: bool = False,
+    min_confidence: float | None = None,
+) -> Iterator[InputResult]:
     """Yield one :class:`InputResult` per source, in order, as soon as it (and all before it) is done.
 
     ``progress(n)`` is called after each batch (each round when distributed) with the number of
@@ -114,8 +125,11 @@ def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
     try:
         for _ in range(rounds):
             batch = next(batches, None)
-            settled = [] if batch is None else _classify(batch, mine_sources, mine, backend,
-                                                         class_names, top_k, min_confidence)
+            settled = (
+                []
+                if batch is None
+                else _classify(batch, mine_sources, mine, backend, class_names, top_k, min_confidence)
+            )
             shares = distributed_.all_gather_object(settled) if distributed else [settled]
             for share in shares:
                 done.update(share)
@@ -127,17 +141,23 @@ def predict(sources: Sequence[Source], backend: Backend, preprocess: Preprocess,
     yield from flush()
 
 
-def _classify(batch, paths: Sequence[Source], positions: Sequence[int], backend: Backend,
-              class_names: Sequence[str], top_k: int,
-              min_confidence: float | None) -> list[tuple[int, InputResult]]:
+def _classify(
+    batch,
+    paths: Sequence[Source],
+    positions: Sequence[int],
+    backend: Backend,
+    class_names: Sequence[str],
+    top_k: int,
+    min_confidence: float | None,
+) -> list[tuple[int, InputResult]]:
     """``(input position, result)`` for each input of ``batch`` (``batch`` indexes ``paths``)."""
-    settled = [(positions[j], InputResult(str(paths[j]), error=message))
-               for j, message in batch.errors.items()]
+    settled = [(positions[j], InputResult(str(paths[j]), error=message)) for j, message in batch.errors.items()]
     if batch.indices:
         labels = top_labels(softmax(backend(batch.images)), top_k, class_names)
-        settled += [(positions[j], InputResult(str(paths[j]), labels[row],
-                                               answer=_answer(labels[row][0], min_confidence)))
-                    for row, j in enumerate(batch.indices)]
+        settled += [
+            (positions[j], InputResult(str(paths[j]), labels[row], answer=_answer(labels[row][0], min_confidence)))
+            for row, j in enumerate(batch.indices)
+        ]
     return settled
 
 

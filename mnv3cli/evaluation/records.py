@@ -41,8 +41,7 @@ class JsonLines:
                 record = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
                 record = None
-            yield (record if isinstance(record, dict) and isinstance(record.get("path"), str)
-                   else None), raw
+            yield (record if isinstance(record, dict) and isinstance(record.get("path"), str) else None), raw
 
     def is_header(self, record) -> bool:
         return False
@@ -50,8 +49,9 @@ class JsonLines:
     def fits(self, record: dict) -> bool:
         """Whether the record was written with the same ``--top-k``, and with a
         ``--min-confidence`` when this run has one (its ``answer``)."""
-        return "error" in record or (len(record.get("predictions", ())) == self.top_k
-                                     and ("answer" in record) == self.answers)
+        return "error" in record or (
+            len(record.get("predictions", ())) == self.top_k and ("answer" in record) == self.answers
+        )
 
     @staticmethod
     def path(record: dict) -> str:
@@ -69,9 +69,12 @@ class CsvRows:
     def __init__(self, top_k: int, answers: bool = False) -> None:
         self.top_k = top_k
         self.answers = answers
-        self.columns = ["path", *(["answer"] if answers else []),
-                        *[f"{field}_{rank}" for rank in range(1, top_k + 1)
-                          for field in ("label", "index", "probability")], "error"]
+        self.columns = [
+            "path",
+            *(["answer"] if answers else []),
+            *[f"{field}_{rank}" for rank in range(1, top_k + 1) for field in ("label", "index", "probability")],
+            "error",
+        ]
 
     def header(self) -> bytes:
         return self.encode(self.columns)

@@ -38,8 +38,15 @@ def has_top5(class_names: Sequence[str]) -> bool:
     return len(class_names) > 5
 
 
-def summary(result: EvalResult, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None,
-            *, mistakes: int = 10, confused: int = 10, temperature: float = 1.0) -> dict:
+def summary(
+    result: EvalResult,
+    class_names: Sequence[str],
+    wordnet_ids: Sequence[str] | None = None,
+    *,
+    mistakes: int = 10,
+    confused: int = 10,
+    temperature: float = 1.0,
+) -> dict:
     """Everything a script needs, JSON-ready: headline numbers, calibration, per-class scores, errors;
     numbers rounded as :mod:`mnv3cli.rounding` says. ``temperature``: the one the model's logits were
     divided by (the card's), reported with calibration."""
@@ -50,23 +57,36 @@ def summary(result: EvalResult, class_names: Sequence[str], wordnet_ids: Sequenc
         row = {"index": index, "label": label(index)}
         if wordnet_ids:
             row["wordnet_id"] = wordnet_ids[index]
-        per_class.append(row | {"precision": percent(s.precision), "recall": percent(s.recall),
-                                "f1": percent(s.f1), "support": s.support})
+        per_class.append(
+            row
+            | {
+                "precision": percent(s.precision),
+                "recall": percent(s.recall),
+                "f1": percent(s.f1),
+                "support": s.support,
+            }
+        )
     return {
-        "top1": percent(result.top1), "top5": percent(result.top5) if has_top5(class_names) else None,
-        "loss": loss(result.loss), "images": result.images, "errors": len(result.errors),
-        "classes": len(result.classes), "seconds": significant(result.seconds),
+        "top1": percent(result.top1),
+        "top5": percent(result.top5) if has_top5(class_names) else None,
+        "loss": loss(result.loss),
+        "images": result.images,
+        "errors": len(result.errors),
+        "classes": len(result.classes),
+        "seconds": significant(result.seconds),
         "images_per_sec": significant(result.images_per_sec),
         "calibration": {"temperature": significant(temperature, 4)} | calibration_summary(result),
-        "averages": {kind: {k: percent(v) for k, v in avg.items()}
-                     for kind, avg in meter.averages(result.classes).items()},
+        "averages": {
+            kind: {k: percent(v) for k, v in avg.items()} for kind, avg in meter.averages(result.classes).items()
+        },
         "per_class": per_class,
-        "most_confused": [{"true": t, "true_label": label(t), "predicted": p, "predicted_label": label(p),
-                           "count": n} for t, p, n in meter.most_confused(confused)],
+        "most_confused": [
+            {"true": t, "true_label": label(t), "predicted": p, "predicted_label": label(p), "count": n}
+            for t, p, n in meter.most_confused(confused)
+        ],
         "confident_mistakes": [_sample(m, label) for m in result.confident_mistakes(mistakes)],
         "least_confident_correct": [_sample(m, label) for m in result.least_confident_correct(mistakes)],
-        "failed": [{"path": printable_path(path), "error": printable_path(reason)}
-                   for path, reason in result.errors],
+        "failed": [{"path": printable_path(path), "error": printable_path(reason)} for path, reason in result.errors],
     }
 
 
@@ -74,19 +94,40 @@ def calibration_summary(result: EvalResult) -> dict:
     """ECE (percent, 15 bins), NLL, Brier, the reliability bins and accuracy against coverage."""
     cal = result.calibration()
     return {
-        "ece": percent(100 * cal.ece), "nll": loss(cal.nll), "brier": loss(cal.brier),
-        "bins": [{"lower": round(b.lower, 4), "upper": round(b.upper, 4), "images": b.count,
-                  "confidence": percent(100 * b.confidence), "accuracy": percent(100 * b.accuracy)}
-                 for b in cal.bins],
-        "coverage": [{"coverage": p.coverage, "images": p.images, "top1": percent(p.top1),
-                      "min_confidence": probability(p.threshold)} for p in cal.coverage],
+        "ece": percent(100 * cal.ece),
+        "nll": loss(cal.nll),
+        "brier": loss(cal.brier),
+        "bins": [
+            {
+                "lower": round(b.lower, 4),
+                "upper": round(b.upper, 4),
+                "images": b.count,
+                "confidence": percent(100 * b.confidence),
+                "accuracy": percent(100 * b.accuracy),
+            }
+            for b in cal.bins
+        ],
+        "coverage": [
+            {
+                "coverage": p.coverage,
+                "images": p.images,
+                "top1": percent(p.top1),
+                "min_confidence": probability(p.threshold),
+            }
+            for p in cal.coverage
+        ],
     }
 
 
 def _sample(m: SamplePrediction, label) -> dict:
-    return {"path": printable_path(m.path), "true": m.target, "true_label": label(m.target),
-            "predicted": m.predicted, "predicted_label": label(m.predicted),
-            "probability": probability(m.probabilities[0])}
+    return {
+        "path": printable_path(m.path),
+        "true": m.target,
+        "true_label": label(m.target),
+        "predicted": m.predicted,
+        "predicted_label": label(m.predicted),
+        "probability": probability(m.probabilities[0]),
+    }
 
 
 def check_report_target(directory: str | os.PathLike) -> None:
@@ -96,12 +137,15 @@ def check_report_target(directory: str | os.PathLike) -> None:
     if directory.exists() and not directory.is_dir():
         raise UserError(f"--report {directory}: exists and is not a folder")
     if directory.is_dir() and any(directory.iterdir()) and not (directory / REPORT_MARKER).is_file():
-        raise UserError(f"--report {directory}: folder holds other files (no {REPORT_MARKER}); "
-                        "choose a new or empty folder, or an older report to replace")
+        raise UserError(
+            f"--report {directory}: folder holds other files (no {REPORT_MARKER}); "
+            "choose a new or empty folder, or an older report to replace"
+        )
 
 
-def write_report(directory: str | os.PathLike, result: EvalResult, class_names: Sequence[str],
-                 summary_obj: dict) -> tuple[list[Path], list[str]]:
+def write_report(
+    directory: str | os.PathLike, result: EvalResult, class_names: Sequence[str], summary_obj: dict
+) -> tuple[list[Path], list[str]]:
     """Write summary.json, per_class.csv, predictions.csv, confusion.csv, confusion.png,
     reliability.png, coverage.png and report.html into ``directory``, replacing an older report
     there as a whole.
@@ -119,8 +163,11 @@ def write_report(directory: str | os.PathLike, result: EvalResult, class_names: 
         "confusion.csv": _confusion_csv(result, label),
     }
     cal = result.calibration()
-    images = {"confusion.png": confusion_png(result, label), "reliability.png": reliability_png(cal.bins, cal.ece),
-              "coverage.png": coverage_png(cal.coverage)}
+    images = {
+        "confusion.png": confusion_png(result, label),
+        "reliability.png": reliability_png(cal.bins, cal.ece),
+        "coverage.png": coverage_png(cal.coverage),
+    }
     notes: list[str] = []
     texts["report.html"] = render_html(summary_obj, result, label, images, notes)
     with atomic_directory(directory) as private:
@@ -152,14 +199,42 @@ def _csv(header: list[str], rows: list[list]) -> str:
 
 def _predictions_csv(result: EvalResult, label) -> str:
     """One row per image in sample order, then one per unreadable image (``error`` filled in)."""
-    rows = [[printable_path(p.path), p.target, label(p.target), p.predicted, label(p.predicted),
-             f"{p.probabilities[0]:.6f}", int(p.correct), f"{p.loss:.6f}",
-             " ".join(map(str, p.top5)), " ".join(f"{q:.6f}" for q in p.probabilities), ""]
-            for p in result.predictions]
-    rows += [[printable_path(path), "", "", "", "", "", "", "", "", "", printable_path(reason)]
-             for path, reason in result.errors]
-    return _csv(["path", "true", "true_label", "predicted", "predicted_label", "probability", "correct",
-                 "loss", "top5", "top5_probabilities", "error"], rows)
+    rows = [
+        [
+            printable_path(p.path),
+            p.target,
+            label(p.target),
+            p.predicted,
+            label(p.predicted),
+            f"{p.probabilities[0]:.6f}",
+            int(p.correct),
+            f"{p.loss:.6f}",
+            " ".join(map(str, p.top5)),
+            " ".join(f"{q:.6f}" for q in p.probabilities),
+            "",
+        ]
+        for p in result.predictions
+    ]
+    rows += [
+        [printable_path(path), "", "", "", "", "", "", "", "", "", printable_path(reason)]
+        for path, reason in result.errors
+    ]
+    return _csv(
+        [
+            "path",
+            "true",
+            "true_label",
+            "predicted",
+            "predicted_label",
+            "probability",
+            "correct",
+            "loss",
+            "top5",
+            "top5_probabilities",
+            "error",
+        ],
+        rows,
+    )
 
 
 def confusion_columns(result: EvalResult) -> list[int]:
@@ -172,5 +247,7 @@ def _confusion_csv(result: EvalResult, label) -> str:
     """Rows = true classes, columns = predicted classes, cells = image counts."""
     columns = confusion_columns(result)
     matrix = result.meter.confusion[np.ix_(result.classes, columns)]
-    return _csv(["true \\ predicted", *map(label, columns)],
-                [[label(c), *map(int, row)] for c, row in zip(result.classes, matrix)])
+    return _csv(
+        ["true \\ predicted", *map(label, columns)],
+        [[label(c), *map(int, row)] for c, row in zip(result.classes, matrix, strict=False)],
+    )

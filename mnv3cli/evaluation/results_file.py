@@ -67,8 +67,9 @@ class ResultsFile:
             with open(self.path, "rb") as fh:
                 keep, done, failed = self._scan(fh, self.path, expected)
             if done != len(expected) or keep != self.path.stat().st_size:
-                raise UserError(f"--resume: {self.path} is a finished file of other inputs; "
-                                "drop --resume to replace it")
+                raise UserError(
+                    f"--resume: {self.path} is a finished file of other inputs; drop --resume to replace it"
+                )
             return Resumed(done, failed, complete=True)
         with open(self.part, "rb") as fh:
             keep, done, failed = self._scan(fh, self.part, expected)
@@ -113,25 +114,35 @@ class ResultsFile:
             if not _rewrites_to(fmt, record, raw):
                 if following is None:
                     break  # cut off by the crash: written again
-                raise UserError(f"--resume: {name} has a line that mnv3 predict does not write "
-                                f"after {done} result(s); delete it or drop --resume")
+                raise UserError(
+                    f"--resume: {name} has a line that mnv3 predict does not write "
+                    f"after {done} result(s); delete it or drop --resume"
+                )
             if header:
                 if not fmt.is_header(record) or not fmt.fits(record):
-                    raise UserError(f"--resume: {name} has other columns (another --top-k or "
-                                    "--min-confidence?); "
-                                    "use the same options or drop --resume")
+                    raise UserError(
+                        f"--resume: {name} has other columns (another --top-k or "
+                        "--min-confidence?); "
+                        "use the same options or drop --resume"
+                    )
                 header = False
             else:
                 if done == len(expected):
-                    raise UserError(f"--resume: {name} holds more results than there are inputs; "
-                                    "use the same inputs or drop --resume")
+                    raise UserError(
+                        f"--resume: {name} holds more results than there are inputs; "
+                        "use the same inputs or drop --resume"
+                    )
                 if fmt.path(record) != expected[done]:
-                    raise UserError(f"--resume: result {done + 1} in {name} is for "
-                                    f"{fmt.path(record)}, but input {done + 1} is {expected[done]}; "
-                                    "use the same inputs in the same order or drop --resume")
+                    raise UserError(
+                        f"--resume: result {done + 1} in {name} is for "
+                        f"{fmt.path(record)}, but input {done + 1} is {expected[done]}; "
+                        "use the same inputs in the same order or drop --resume"
+                    )
                 if not fmt.fits(record):
-                    raise UserError(f"--resume: {name} was written with another --top-k or "
-                                    "--min-confidence; use the same options or drop --resume")
+                    raise UserError(
+                        f"--resume: {name} was written with another --top-k or "
+                        "--min-confidence; use the same options or drop --resume"
+                    )
                 done += 1
                 failed += fmt.failed(record)
             keep += len(raw)

@@ -116,9 +116,15 @@ class SortInto:
                     writer = csv.writer(fh, lineterminator="\n")
                     writer.writerow(["source", "destination", "answer", "probability", "error"])
                     for p in self.placements:
-                        writer.writerow([printable_path(p.source), printable_path(p.destination), p.answer,
-                                         "" if p.probability is None else f"{p.probability:.6f}",
-                                         printable_path(p.error)])
+                        writer.writerow(
+                            [
+                                printable_path(p.source),
+                                printable_path(p.destination),
+                                p.answer,
+                                "" if p.probability is None else f"{p.probability:.6f}",
+                                printable_path(p.error),
+                            ]
+                        )
                 return path
             except FileExistsError:  # an earlier sort's list, or another process's: never replaced
                 continue

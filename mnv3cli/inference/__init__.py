@@ -14,16 +14,35 @@ BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("f32", "bf16", "f16")  # --precision (OpenVINO only); the same tuple as openvino_backend's
 TTA_MODES = ("none", "flip")  # --tta choices (test-time augmentation, backends.with_tta)
 
-__getattr__, _names = lazy_exports(__name__, {
-    "Runtime": ".runtime", "choose_backend": ".runtime", "open_runtime": ".runtime",
-    "Backend": ".backends", "TorchBackend": ".backends", "FlipTTA": ".backends", "with_tta": ".backends",
-    "OnnxBackend": ".onnx_backend", "OpenVinoBackend": ".openvino_backend",
-    "is_exported": ".exported", "open_exported": ".exported", "export_int8": ".int8",
-    "OnnxCache": ".onnx_cache", "cache_root": ".onnx_cache",
-    "DEVICE_CHOICES": ".device", "resolve_device": ".device",
-    "DEFAULT_OPSET": ".export", "export_onnx": ".export", "export_torchscript": ".export",
-    "export_verified": ".export", "to_torchscript": ".export", "export_openvino": ".export",
-    "TOLERANCE": ".verify", "onnx_difference": ".verify", "sample_batch": ".verify",
-    "torchscript_difference": ".verify",
-})
+__getattr__, _names = lazy_exports(
+    __name__,
+    {
+        "Runtime": ".runtime",
+        "choose_backend": ".runtime",
+        "open_runtime": ".runtime",
+        "Backend": ".backends",
+        "TorchBackend": ".backends",
+        "FlipTTA": ".backends",
+        "with_tta": ".backends",
+        "OnnxBackend": ".onnx_backend",
+        "OpenVinoBackend": ".openvino_backend",
+        "is_exported": ".exported",
+        "open_exported": ".exported",
+        "export_int8": ".int8",
+        "OnnxCache": ".onnx_cache",
+        "cache_root": ".onnx_cache",
+        "DEVICE_CHOICES": ".device",
+        "resolve_device": ".device",
+        "DEFAULT_OPSET": ".export",
+        "export_onnx": ".export",
+        "export_torchscript": ".export",
+        "export_verified": ".export",
+        "to_torchscript": ".export",
+        "export_openvino": ".export",
+        "TOLERANCE": ".verify",
+        "onnx_difference": ".verify",
+        "sample_batch": ".verify",
+        "torchscript_difference": ".verify",
+    },
+)
 __all__ = ["BACKENDS", "PRECISIONS", "TTA_MODES", *_names]

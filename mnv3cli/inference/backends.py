@@ -42,7 +42,6 @@ class TorchBackend:
             return self.model(x).float().cpu().numpy()
 
 
-
 class FlipTTA:
     """Test-time augmentation: the mean of the logits of each image and of its mirror image.
 
@@ -56,7 +55,7 @@ class FlipTTA:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         both = np.asarray(self.backend(np.concatenate([batch, batch[..., ::-1]])), dtype=np.float32)
-        return (both[: len(batch)] + both[len(batch):]) / 2
+        return (both[: len(batch)] + both[len(batch) :]) / 2
 
 
 def with_tta(backend: Backend, tta: str = "none") -> Backend:

@@ -47,8 +47,9 @@ def require_grad_cam() -> None:
         raise UserError(INSTALL_HINT) from None
 
 
-def explain(model, preprocess, path: str | os.PathLike, target: int | None = None, *,
-            temperature: float = 1.0, device=None) -> Explanation:
+def explain(
+    model, preprocess, path: str | os.PathLike, target: int | None = None, *, temperature: float = 1.0, device=None
+) -> Explanation:
     """Grad-CAM of ``target`` (default: the top-1 class) for the image at ``path``.
 
     ``model`` is a :class:`~mnv3cli.model.MobileNetV3` (the map is taken at its ``head``);
@@ -68,7 +69,7 @@ def explain(model, preprocess, path: str | os.PathLike, target: int | None = Non
     with torch.no_grad():
         probs = torch.softmax(model(x).float().cpu()[0] / temperature, dim=0)
     values, indices = torch.topk(probs, min(5, len(probs)))
-    top = [(int(c), float(p)) for c, p in zip(indices, values)]
+    top = [(int(c), float(p)) for c, p in zip(indices, values, strict=False)]
     target = top[0][0] if target is None else target
     with torch.inference_mode(False), GradCAM(model=model, target_layers=[model.head]) as cam:
         heatmap = cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0]

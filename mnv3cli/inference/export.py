@@ -58,9 +58,17 @@ def _example(model: nn.Module, input_size: int | tuple[int, int], in_channels: i
     return torch.randn(1, in_channels, h, w, device=device)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: int | tuple[int, int] = 224,
-                in_channels: int = 3, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
-                static: bool = True, card: ModelCard | None = None) -> Path:
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    input_size: int | tuple[int, int] = 224,
+    in_channels: int = 3,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    static: bool = True,
+    card: ModelCard | None = None,
+) -> Path:
     """Write ``model`` (in eval mode) as an ONNX graph with input ``input`` and output ``logits``.
 
     The graph is static for ``input_size``: every TF "same" padding is a constant computed at export
@@ -84,9 +92,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: int | 
     with _quiet_deprecations(), torch.inference_mode(False), torch.no_grad():
         model = static_padding(model.eval(), example) if static else model.eval()
         buffer = io.BytesIO()
-        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset,
-                          input_names=[ONNX_INPUT], output_names=[ONNX_OUTPUT],
-                          dynamic_axes=axes, do_constant_folding=True)
+        torch.onnx.export(
+            model,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=[ONNX_INPUT],
+            output_names=[ONNX_OUTPUT],
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
     graph = onnx.load_from_string(buffer.getvalue())
     if card is not None:
         onnx.helper.set_model_props(graph, {CARD_KEY: card_json(card)})
@@ -96,8 +112,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_size: int | 
     return path
 
 
-def export_openvino(model: nn.Module, path: str | os.PathLike, *, input_size: int = 224,
-                    card: ModelCard | None = None, opset: int = DEFAULT_OPSET) -> Path:
+def export_openvino(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    input_size: int = 224,
+    card: ModelCard | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> Path:
     """Write OpenVINO IR (``path`` = ``NAME.xml``, weights beside it in ``NAME.bin``, f32).
 
     Made from the static ONNX graph, with the card in the IR's runtime info. Both files are written
@@ -142,9 +164,15 @@ def export_torchscript(model: nn.Module, path: str | os.PathLike) -> Path:
     return path
 
 
-def export_verified(model: nn.Module, path: str | os.PathLike, preprocess: Preprocess, fmt: str = "onnx",
-                    opset: int = DEFAULT_OPSET, image: str | os.PathLike | None = None,
-                    card: ModelCard | None = None) -> float:
+def export_verified(
+    model: nn.Module,
+    path: str | os.PathLike,
+    preprocess: Preprocess,
+    fmt: str = "onnx",
+    opset: int = DEFAULT_OPSET,
+    image: str | os.PathLike | None = None,
+    card: ModelCard | None = None,
+) -> float:
     """Write ``model`` as ``fmt`` (``onnx``, ``openvino`` or ``torchscript``) to ``path``, then run the
     file and PyTorch on ``image`` (default: a generated photo), preprocessed with ``preprocess``;
     returns the largest logit difference. ONNX and IR graphs are static at ``preprocess.input_size``

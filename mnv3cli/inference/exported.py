@@ -34,8 +34,10 @@ def card_json(card: ModelCard) -> str:
 
 def _card(text: str | None, path: Path) -> ModelCard:
     if not text:
-        raise UserError(f"{path}: carries no mnv3 model card (class names and preprocessing); "
-                        "export it with `mnv3 export` to use it as --weights")
+        raise UserError(
+            f"{path}: carries no mnv3 model card (class names and preprocessing); "
+            "export it with `mnv3 export` to use it as --weights"
+        )
     try:
         return ModelCard.from_dict(json.loads(text))
     except (ValueError, KeyError, TypeError) as exc:
@@ -80,17 +82,30 @@ def choose_exported_backend(path: Path, backend: str) -> str:
     if backend == "auto":
         return native
     if backend == "torch":
-        raise UserError(f"--weights {path}: an exported graph runs on onnxruntime or openvino, "
-                        "not --backend torch (give the original weights for torch)")
+        raise UserError(
+            f"--weights {path}: an exported graph runs on onnxruntime or openvino, "
+            "not --backend torch (give the original weights for torch)"
+        )
     if backend == "onnxruntime" and native == "openvino":
-        raise UserError(f"--weights {path}: ONNX Runtime cannot read OpenVINO IR; use --backend "
-                        "openvino (or export with --format onnx)")
+        raise UserError(
+            f"--weights {path}: ONNX Runtime cannot read OpenVINO IR; use --backend "
+            "openvino (or export with --format onnx)"
+        )
     return backend
 
 
-def open_exported(path: str | os.PathLike, model_name: str | None, backend: str, device: str, *,
-                  threads: int | None, pipelined: bool, resolution: int | None,
-                  precision: str = "f32", cache_dir: Path | None = None) -> tuple[Any, ModelCard]:
+def open_exported(
+    path: str | os.PathLike,
+    model_name: str | None,
+    backend: str,
+    device: str,
+    *,
+    threads: int | None,
+    pipelined: bool,
+    resolution: int | None,
+    precision: str = "f32",
+    cache_dir: Path | None = None,
+) -> tuple[Any, ModelCard]:
     """A ready backend for the exported file ``path`` and the card it carries.
 
     ``model_name`` and ``resolution`` are checks: the file fixes both, so asking for others is an
@@ -109,15 +124,20 @@ def open_exported(path: str | os.PathLike, model_name: str | None, backend: str,
         openvino_backend.check_device(device)
         model = openvino_backend.read_model(path)
         card = openvino_card(model, path)
-        runner = openvino_backend.OpenVinoBackend(path, threads=threads, precision=precision,
-                                                  cache_dir=cache_dir, model=model)
+        runner = openvino_backend.OpenVinoBackend(
+            path, threads=threads, precision=precision, cache_dir=cache_dir, model=model
+        )
     if model_name and get_entry(model_name).name != card.model_name:
         raise UserError(f"--model {model_name}: {path} holds {card.model_name}")
     size = runner.input_shape[-1]
     if size != card.preprocess.input_size:
-        raise UserError(f"{path}: its graph takes {size}x{size} images but its card says "
-                        f"{card.preprocess.input_size}; export it again")
+        raise UserError(
+            f"{path}: its graph takes {size}x{size} images but its card says "
+            f"{card.preprocess.input_size}; export it again"
+        )
     if resolution and resolution != size:
-        raise UserError(f"--resolution {resolution}: {path} is fixed to {size}x{size}; export it "
-                        f"again with `mnv3 export --resolution {resolution}`")
+        raise UserError(
+            f"--resolution {resolution}: {path} is fixed to {size}x{size}; export it "
+            f"again with `mnv3 export --resolution {resolution}`"
+        )
     return runner, card

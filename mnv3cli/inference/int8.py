@@ -98,8 +98,9 @@ class BudgetNotMet(PartialFailure):
     """No step of the loop certified the budget: nothing was written (exit 1)."""
 
 
-def split(samples: Sequence[tuple[str, int]], calibration: int,
-          val: Sequence[tuple[str, int]] | None) -> tuple[list[str], list[tuple[str, int]]]:
+def split(
+    samples: Sequence[tuple[str, int]], calibration: int, val: Sequence[tuple[str, int]] | None
+) -> tuple[list[str], list[tuple[str, int]]]:
     """Calibration paths (class-balanced: classes in turn) and held-out labelled samples.
 
     Without ``val`` the folder is split class by class, alternately, so both halves cover the
@@ -108,8 +109,12 @@ def split(samples: Sequence[tuple[str, int]], calibration: int,
     by_class: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for sample in samples:
         by_class[sample[1]].append(sample)
-    order = [group[i] for i in range(max(map(len, by_class.values()), default=0))
-             for group in by_class.values() if i < len(group)]  # round-robin over classes
+    order = [
+        group[i]
+        for i in range(max(map(len, by_class.values()), default=0))
+        for group in by_class.values()
+        if i < len(group)
+    ]  # round-robin over classes
     if val is None:
         cal, held_out = order[0::2], list(order[1::2])
     else:
@@ -141,7 +146,7 @@ def _runner(path: Path, fmt: str, threads: int | None) -> Callable[[np.ndarray],
 
 
 def _logits(run: Callable, images: np.ndarray) -> np.ndarray:
-    return np.concatenate([run(images[i:i + 50]) for i in range(0, len(images), 50)])
+    return np.concatenate([run(images[i : i + 50]) for i in range(0, len(images), 50)])
 
 
 def _predict(run: Callable, images: np.ndarray) -> np.ndarray:
@@ -150,10 +155,12 @@ def _predict(run: Callable, images: np.ndarray) -> np.ndarray:
 
 def _graph_logits(folder: Path, fmt: str, threads: int | None, images: np.ndarray) -> Callable:
     """``logits(onnx.ModelProto)`` on ``images``, run as ``fmt`` would run it."""
+
     def logits(model) -> np.ndarray:
         path = folder / "probe.onnx"
         path.write_bytes(model.SerializeToString())
         return _logits(_runner(path, fmt, threads), images)
+
     return logits
 
 
@@ -193,10 +200,19 @@ def _write(qmodel, fmt: str, path: Path, card: ModelCard) -> None:
         os.replace(staged, path)
 
 
-def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
-                calibration: Sequence[str], held_out: Sequence[tuple[str, int]], *,
-                max_drop: float = 1.0, threads: int | None = None, opset: int | None = None,
-                on_step: Callable[[str], None] | None = None) -> Int8Result:
+def export_int8(
+    model,
+    card: ModelCard,
+    path: str | os.PathLike,
+    fmt: str,
+    calibration: Sequence[str],
+    held_out: Sequence[tuple[str, int]],
+    *,
+    max_drop: float = 1.0,
+    threads: int | None = None,
+    opset: int | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> Int8Result:
     """Quantize ``model`` (torch, with ``card``) to int8 and write it to ``path`` as ``fmt``
     (``onnx`` or ``openvino``) only if its top-1 on ``held_out`` is certified within ``max_drop``
     points of fp32 (module docstring); else raise :class:`BudgetNotMet` having written nothing.
@@ -216,8 +232,13 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
     labels = np.asarray([label for _, label in held_out])
     # beside the output, so that publishing the certified file is a rename on one file system
     with tempfile.TemporaryDirectory(prefix=".mnv3-int8-", dir=path.parent) as tmp:
-        fp32_path = export_onnx(model, Path(tmp) / "fp32.onnx", input_size=card.preprocess.input_size,
-                                card=card, opset=opset or DEFAULT_OPSET)
+        fp32_path = export_onnx(
+            model,
+            Path(tmp) / "fp32.onnx",
+            input_size=card.preprocess.input_size,
+            card=card,
+            opset=opset or DEFAULT_OPSET,
+        )
         fp32 = _runner(fp32_path, fmt, threads)
         fp32_pred = _predict(fp32, val_images)
         say(f"quantizing with NNCF on {len(cal_images)} images")
@@ -229,8 +250,9 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
         def ranked() -> Iterator[tuple[str, list[Layer]]]:
             yield "nothing", []  # measured first: when all-int8 passes, no ranking is needed
             say(f"measuring each of {len(layers)} layers' sensitivity on {len(probe)} calibration images")
-            gain = quantize.sensitivity(qmodel, fp32_graph, layers, _logits(fp32, probe),
-                                        _graph_logits(Path(tmp), fmt, threads, probe))
+            gain = quantize.sensitivity(
+                qmodel, fp32_graph, layers, _logits(fp32, probe), _graph_logits(Path(tmp), fmt, threads, probe)
+            )
             yield from quantize.plan(layers, gain)[1:]
 
         best: tuple[PairedDrop, list[Layer]] | None = None
@@ -241,24 +263,29 @@ def export_int8(model, card: ModelCard, path: str | os.PathLike, fmt: str,
             int8 = _runner(trial, fmt, threads)
             measured = PairedDrop.measure(fp32_pred, _predict(int8, val_images), labels)
             added = f" (+ {why})" if kept else ""
-            say(f"step {steps}, {len(kept)} of {len(layers)} layers in float{added}: int8 top-1 "
+            say(
+                f"step {steps}, {len(kept)} of {len(layers)} layers in float{added}: int8 top-1 "
                 f"{measured.int8_top1:.1f} % vs fp32 {measured.fp32_top1:.1f} %, drop "
-                f"{measured.drop:.2f} ± {measured.noise:.2f} points")
+                f"{measured.drop:.2f} ± {measured.noise:.2f} points"
+            )
             if best is None or measured.drop < best[0].drop:
                 best = (measured, kept)
             if measured.certifies(max_drop):
                 sizes = sorted({1, min(32, len(val_images))})
-                latency = {name: {b: _latency(run, val_images, b, 20 if b == 1 else 3) for b in sizes}
-                           for name, run in (("fp32", fp32), ("int8", int8))}
+                latency = {
+                    name: {b: _latency(run, val_images, b, 20 if b == 1 else 3) for b in sizes}
+                    for name, run in (("fp32", fp32), ("int8", int8))
+                }
                 if fmt == "openvino":  # weights first: an .xml never points at a missing .bin
                     os.replace(trial.with_suffix(".bin"), path.with_suffix(".bin"))
                 os.replace(trial, path)
-                return Int8Result(path, fmt, measured, max_drop, kept, len(layers), steps,
-                                  len(cal_images), latency)
+                return Int8Result(path, fmt, measured, max_drop, kept, len(layers), steps, len(cal_images), latency)
     measured, kept = best
     needed = measured.images_needed(max_drop)
-    reason = (f"on {measured.n} held-out images the smallest drop reached was {measured.drop:.2f} ± "
-              f"{measured.noise:.2f} points with {len(kept)} of {len(layers)} layers in float")
+    reason = (
+        f"on {measured.n} held-out images the smallest drop reached was {measured.drop:.2f} ± "
+        f"{measured.noise:.2f} points with {len(kept)} of {len(layers)} layers in float"
+    )
     if measured.drop <= max_drop and needed is not None and measured.noise > max_drop:
         reason += f"; certifying a {max_drop:g}-point drop needs at least {needed} held-out images"
     raise BudgetNotMet(f"int8 budget --max-drop {max_drop:g} not met: {reason}; nothing written")

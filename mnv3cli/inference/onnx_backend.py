@@ -63,8 +63,9 @@ def providers_for(device: str = "auto") -> list[str]:
     if kind in ("auto", "cuda") and "CUDAExecutionProvider" in installed:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     if kind == "cuda":
-        raise UserError(f"--device {device}: this onnxruntime has no CUDA support "
-                        "(install onnxruntime-gpu, or use --backend torch)")
+        raise UserError(
+            f"--device {device}: this onnxruntime has no CUDA support (install onnxruntime-gpu, or use --backend torch)"
+        )
     if kind == "mps":
         raise UserError(f"--device {device}: onnxruntime cannot run on Apple MPS; use --backend torch")
     return ["CPUExecutionProvider"]
@@ -75,23 +76,32 @@ class OnnxBackend:
 
     name = NAME
 
-    def __init__(self, model_path: str | os.PathLike, *, threads: int | None = None,
-                 device: str = "auto", spinning: bool = True) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike, *, threads: int | None = None, device: str = "auto", spinning: bool = True
+    ) -> None:
         import onnxruntime as ort
         from onnxruntime.capi import onnxruntime_pybind11_state as errors
 
         self.path = Path(model_path)
         self.providers = providers_for(device)
         try:
-            self.session = ort.InferenceSession(str(self.path), session_options(threads, spinning),
-                                                providers=self.providers)
-        except (errors.Fail, errors.InvalidArgument, errors.InvalidProtobuf, errors.InvalidGraph,
-                errors.NoSuchFile) as exc:
+            self.session = ort.InferenceSession(
+                str(self.path), session_options(threads, spinning), providers=self.providers
+            )
+        except (
+            errors.Fail,
+            errors.InvalidArgument,
+            errors.InvalidProtobuf,
+            errors.InvalidGraph,
+            errors.NoSuchFile,
+        ) as exc:
             raise UserError(f"{self.path}: not a usable ONNX model ({str(exc).strip()})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or not outputs or len(inputs[0].shape) != 4:
-            raise UserError(f"{self.path}: not an image classifier (expects one [N, C, H, W] input, "
-                            f"has {[(i.name, i.shape) for i in inputs]})")
+            raise UserError(
+                f"{self.path}: not an image classifier (expects one [N, C, H, W] input, "
+                f"has {[(i.name, i.shape) for i in inputs]})"
+            )
         inp, out = inputs[0], outputs[0]
         self.input_name, self.output_name = inp.name, out.name
         self.input_shape = tuple(inp.shape)  # e.g. ("batch", 3, 224, 224)

@@ -75,16 +75,27 @@ def _exporter_version() -> str:
         return "none"
 
 
-def cache_key(sha256: str, model_name: str | None, opset: int,
-              overrides: dict[str, Any] | None = None, resolution: int | None = None) -> dict[str, Any]:
+def cache_key(
+    sha256: str,
+    model_name: str | None,
+    opset: int,
+    overrides: dict[str, Any] | None = None,
+    resolution: int | None = None,
+) -> dict[str, Any]:
     """Everything an exported graph depends on besides code this module versions with FORMAT.
 
     ``resolution``: the input height and width the graph is fixed to; None means the weights' own
     (which their content hash determines).
     """
-    return {"format": FORMAT, "weights_sha256": sha256, "model": model_name,
-            "overrides": dict(sorted((overrides or {}).items())), "resolution": resolution,
-            "opset": opset, "exporter": f"torch-{_exporter_version()}"}
+    return {
+        "format": FORMAT,
+        "weights_sha256": sha256,
+        "model": model_name,
+        "overrides": dict(sorted((overrides or {}).items())),
+        "resolution": resolution,
+        "opset": opset,
+        "exporter": f"torch-{_exporter_version()}",
+    }
 
 
 @dataclass(frozen=True)

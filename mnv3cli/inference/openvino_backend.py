@@ -38,8 +38,7 @@ def check_device(device: str = "auto") -> None:
     """OpenVINO runs here on the CPU only (its GPU plugin is for Intel GPUs)."""
     kind = (device or "auto").split(":", 1)[0]
     if kind not in ("auto", "cpu"):
-        raise UserError(f"--device {device}: the openvino backend runs on the CPU; "
-                        "use --backend torch or onnxruntime")
+        raise UserError(f"--device {device}: the openvino backend runs on the CPU; use --backend torch or onnxruntime")
 
 
 def read_model(path: str | os.PathLike):
@@ -62,9 +61,15 @@ def backend_name(precision: str) -> str:
 class OpenVinoBackend:
     """A compiled OpenVINO model behind the :class:`~mnv3cli.inference.backends.Backend` call."""
 
-    def __init__(self, model_path: str | os.PathLike, *, threads: int | None = None,
-                 precision: str = "f32", cache_dir: str | os.PathLike | None = None,
-                 model=None) -> None:
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        threads: int | None = None,
+        precision: str = "f32",
+        cache_dir: str | os.PathLike | None = None,
+        model=None,
+    ) -> None:
         """``model``: an already read ``openvino.Model`` of ``model_path`` (saves reading it twice)."""
         import openvino as ov
 
@@ -83,14 +88,18 @@ class OpenVinoBackend:
         core = ov.Core()
         if cache_dir is not None:
             core.set_property({"CACHE_DIR": str(cache_dir)})
-        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_NUM_THREADS": threads or usable_cores()}
+        config = {
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_NUM_THREADS": threads or usable_cores(),
+        }
         try:
             with signal_stack.kept():  # see signal_stack: else Ctrl-C may end in SIGSEGV
                 compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
-            raise UserError(f"{self.path}: OpenVINO cannot compile it at {precision} "
-                            f"({str(exc).strip().splitlines()[0]})") from None
+            raise UserError(
+                f"{self.path}: OpenVINO cannot compile it at {precision} ({str(exc).strip().splitlines()[0]})"
+            ) from None
         self._request = compiled.create_infer_request()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

@@ -51,8 +51,7 @@ def quantize_graph(fp32_path: str | os.PathLike, calibration: np.ndarray):
     logging.getLogger("nncf").setLevel(logging.ERROR)
     model = onnx.load(str(fp32_path))
     name = model.graph.input[0].name
-    dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))],
-                           lambda x: {name: x})
+    dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))], lambda x: {name: x})
     with contextlib.redirect_stdout(io.StringIO()):
         return nncf.quantize(model, dataset, subset_size=len(calibration))
 
@@ -122,8 +121,12 @@ def keep_in_float(qmodel, fp32model, nodes: set[str]):
         for position, tensor in enumerate(node.input):
             source = _quantized_source(tensor, producers)
             original = originals.get(name)
-            if source is None and original is not None and position < len(original.input) \
-                    and original.input[position] in fp32_inits:  # a weight or bias: the float one
+            if (
+                source is None
+                and original is not None
+                and position < len(original.input)
+                and original.input[position] in fp32_inits
+            ):  # a weight or bias: the float one
                 init = copy.deepcopy(fp32_inits[original.input[position]])
                 init.name = f"{init.name}.float"
                 graph.initializer.append(init)
@@ -161,8 +164,7 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return z - np.log(np.exp(z).sum(1, keepdims=True))
 
 
-def sensitivity(qmodel, fp32model, layers: list[Layer], reference: np.ndarray,
-                logits: Callable) -> dict[str, float]:
+def sensitivity(qmodel, fp32model, layers: list[Layer], reference: np.ndarray, logits: Callable) -> dict[str, float]:
     """How much keeping each layer alone in float brings the int8 graph's outputs back towards
     fp32's: the drop in mean KL divergence from the fp32 probabilities ``reference`` (logits on
     calibration images). ``logits(model)`` runs an ``onnx.ModelProto`` on those same images."""
@@ -173,8 +175,7 @@ def sensitivity(qmodel, fp32model, layers: list[Layer], reference: np.ndarray,
         return float((probs * (target - _log_softmax(logits(model)))).sum(1).mean())
 
     base = divergence(qmodel)
-    return {layer.node: base - divergence(keep_in_float(qmodel, fp32model, {layer.node}))
-            for layer in layers}
+    return {layer.node: base - divergence(keep_in_float(qmodel, fp32model, {layer.node})) for layer in layers}
 
 
 def plan(layers: list[Layer], gain: dict[str, float]) -> list[tuple[str, list[Layer]]]:
@@ -186,6 +187,6 @@ def plan(layers: list[Layer], gain: dict[str, float]) -> list[tuple[str, list[La
     size = 1
     while size < len(ranked):
         kept = ranked[:size]
-        steps.append((", ".join(layer.label for layer in kept[len(steps[-1][1]):]), kept))
+        steps.append((", ".join(layer.label for layer in kept[len(steps[-1][1]) :]), kept))
         size *= 2
     return steps

@@ -82,20 +82,30 @@ class _Serving:
 
     def open(self, entry: Entry) -> Runtime:
         if self.backend == openvino_backend.NAME:
-            runner = openvino_backend.OpenVinoBackend(entry.model_path, threads=self.threads,
-                                                      precision=self.precision,
-                                                      cache_dir=self.cache.root / "openvino")
+            runner = openvino_backend.OpenVinoBackend(
+                entry.model_path, threads=self.threads, precision=self.precision, cache_dir=self.cache.root / "openvino"
+            )
         else:
-            runner = onnx_backend.OnnxBackend(entry.model_path, threads=self.threads, device=self.device,
-                                              spinning=not self.pipelined)
+            runner = onnx_backend.OnnxBackend(
+                entry.model_path, threads=self.threads, device=self.device, spinning=not self.pipelined
+            )
         return Runtime(runner, entry.card)
 
 
-def open_runtime(weights: str | None, model_name: str | None = None, backend: str = "auto",
-                 device: str = "auto", *, threads: int | None = None, cache: OnnxCache | None = None,
-                 notify: Callable[[str], None] | None = None,
-                 overrides: dict[str, Any] | None = None, pipelined: bool = False,
-                 resolution: int | None = None, precision: str = "f32") -> Runtime:
+def open_runtime(
+    weights: str | None,
+    model_name: str | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    *,
+    threads: int | None = None,
+    cache: OnnxCache | None = None,
+    notify: Callable[[str], None] | None = None,
+    overrides: dict[str, Any] | None = None,
+    pipelined: bool = False,
+    resolution: int | None = None,
+    precision: str = "f32",
+) -> Runtime:
     """Load ``weights`` (anything the checkpoint loader accepts) behind the chosen backend.
 
     ``resolution``: the input height and width to run at (default: the weights' own). ONNX graphs
@@ -116,9 +126,17 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
 
         chosen = choose_exported_backend(Path(weights), backend)
         _check_precision(chosen, precision)
-        runner, card = open_exported(weights, model_name, chosen, device, threads=threads,
-                                     pipelined=pipelined, resolution=resolution, precision=precision,
-                                     cache_dir=cache.root / "openvino")
+        runner, card = open_exported(
+            weights,
+            model_name,
+            chosen,
+            device,
+            threads=threads,
+            pipelined=pipelined,
+            resolution=resolution,
+            precision=precision,
+            cache_dir=cache.root / "openvino",
+        )
         return Runtime(runner, card)
     chosen = choose_backend(backend, device)
     _check_precision(chosen, precision)
@@ -128,8 +146,7 @@ def open_runtime(weights: str | None, model_name: str | None = None, backend: st
         onnx_backend.providers_for(device)  # a device ONNX Runtime cannot serve: say so before any work
     serving = _Serving(chosen, device, threads, pipelined, precision, cache)
     path = weights_file(weights, model_name)  # None: a tag not downloaded yet (the loader fetches it)
-    key = (cache_key(sha256_file(path), model_name, DEFAULT_OPSET, overrides, resolution)
-           if path else None)
+    key = cache_key(sha256_file(path), model_name, DEFAULT_OPSET, overrides, resolution) if path else None
     entry = cache.lookup(key) if key else None
     if entry is not None:
         try:
@@ -144,8 +161,10 @@ def _check_precision(backend: str, precision: str) -> None:
     if precision not in openvino_backend.PRECISIONS:
         raise UserError(f"--precision {precision}: choose one of {', '.join(openvino_backend.PRECISIONS)}")
     if precision != "f32" and backend != openvino_backend.NAME:
-        raise UserError(f"--precision {precision}: only the openvino backend runs in {precision} "
-                        f"(this run uses {backend}); add --backend openvino")
+        raise UserError(
+            f"--precision {precision}: only the openvino backend runs in {precision} "
+            f"(this run uses {backend}); add --backend openvino"
+        )
 
 
 def _load(weights: str, model_name: str | None, overrides: dict[str, Any], resolution: int | None):
@@ -161,8 +180,9 @@ def _load(weights: str, model_name: str | None, overrides: dict[str, Any], resol
     return model, replace(card, preprocess=card.preprocess.at_resolution(resolution))
 
 
-def _torch_runtime(weights: str, model_name: str | None, device: str,
-                   overrides: dict[str, Any], resolution: int | None) -> Runtime:
+def _torch_runtime(
+    weights: str, model_name: str | None, device: str, overrides: dict[str, Any], resolution: int | None
+) -> Runtime:
     from .backends import TorchBackend
     from .device import resolve_device
 
@@ -170,8 +190,14 @@ def _torch_runtime(weights: str, model_name: str | None, device: str,
     return Runtime(TorchBackend(model, resolve_device(device)), card)
 
 
-def _build(weights: str, model_name: str | None, serving: _Serving, notify: Callable[[str], None],
-           overrides: dict[str, Any], resolution: int | None) -> Runtime:
+def _build(
+    weights: str,
+    model_name: str | None,
+    serving: _Serving,
+    notify: Callable[[str], None],
+    overrides: dict[str, Any],
+    resolution: int | None,
+) -> Runtime:
     """Load with torch, export, verify; cache the graph under the content hash the loader computed
     (of the file it read, or just downloaded for a tag: the file :func:`weights_file` finds next time)."""
     from .export import export_verified
@@ -182,8 +208,10 @@ def _build(weights: str, model_name: str | None, serving: _Serving, notify: Call
     def export(target: Path) -> None:
         difference = export_verified(model, target, card.preprocess, opset=DEFAULT_OPSET, card=card)
         if difference > TOLERANCE:
-            raise UserError(f"{weights}: the exported ONNX graph differs from PyTorch by {difference:.3g} "
-                            f"(> {TOLERANCE:g}); use --backend torch")
+            raise UserError(
+                f"{weights}: the exported ONNX graph differs from PyTorch by {difference:.3g} "
+                f"(> {TOLERANCE:g}); use --backend torch"
+            )
 
     cache = serving.cache
     if card.sha256 is not None:
@@ -194,8 +222,7 @@ def _build(weights: str, model_name: str | None, serving: _Serving, notify: Call
         except OSError as exc:  # read-only or full disk: still serve this run
             notify(f"cannot write the ONNX cache under {cache.root} ({exc}); exporting for this run only")
     else:
-        notify(f"exporting {card.model_name} to ONNX for this run only ({weights} is not a file "
-               "that can be cached)")
+        notify(f"exporting {card.model_name} to ONNX for this run only ({weights} is not a file that can be cached)")
     with tempfile.TemporaryDirectory(prefix="mnv3-onnx-") as tmp:
         entry = OnnxCache(tmp).store({"weights": weights}, export, card)
         return serving.open(entry)  # the session holds the graph in memory

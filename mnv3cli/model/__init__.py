@@ -5,5 +5,14 @@ from .layers import static_padding
 from .mobilenetv3 import MobileNetV3
 from .temperature import TemperatureScaled, with_temperature
 
-__all__ = ["ARCHS", "ArchSpec", "BlockSpec", "MobileNetV3", "TemperatureScaled", "make_divisible",
-           "resolve_blocks", "static_padding", "with_temperature"]
+__all__ = [
+    "ARCHS",
+    "ArchSpec",
+    "BlockSpec",
+    "MobileNetV3",
+    "TemperatureScaled",
+    "make_divisible",
+    "resolve_blocks",
+    "static_padding",
+    "with_temperature",
+]

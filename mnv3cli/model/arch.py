@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None,
-                   round_limit: float = 0.9) -> int:
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
     """Round ``value`` to the nearest multiple of ``divisor`` without dropping more than 10 %.
 
     This is the rounding of the reference implementations (TF-slim ``_make_divisible``, torchvision,
@@ -49,8 +48,7 @@ class ArchSpec:
 
 
 def _rows(*rows: tuple) -> tuple[BlockSpec, ...]:
-    return tuple(BlockSpec(k, e, o, se, "hardswish" if nl == "HS" else "relu", s)
-                 for k, e, o, se, nl, s in rows)
+    return tuple(BlockSpec(k, e, o, se, "hardswish" if nl == "HS" else "relu", s) for k, e, o, se, nl, s in rows)
 
 
 # Table 1 of the paper. Stages group blocks by output resolution / width, as timm does.
@@ -61,8 +59,12 @@ LARGE = ArchSpec(
         _rows((3, 16, 16, False, "RE", 1)),
         _rows((3, 64, 24, False, "RE", 2), (3, 72, 24, False, "RE", 1)),
         _rows((5, 72, 40, True, "RE", 2), (5, 120, 40, True, "RE", 1), (5, 120, 40, True, "RE", 1)),
-        _rows((3, 240, 80, False, "HS", 2), (3, 200, 80, False, "HS", 1),
-              (3, 184, 80, False, "HS", 1), (3, 184, 80, False, "HS", 1)),
+        _rows(
+            (3, 240, 80, False, "HS", 2),
+            (3, 200, 80, False, "HS", 1),
+            (3, 184, 80, False, "HS", 1),
+            (3, 184, 80, False, "HS", 1),
+        ),
         _rows((3, 480, 112, True, "HS", 1), (3, 672, 112, True, "HS", 1)),
         _rows((5, 672, 160, True, "HS", 2), (5, 960, 160, True, "HS", 1), (5, 960, 160, True, "HS", 1)),
     ),
@@ -103,8 +105,7 @@ class ResolvedBlock:
 
 def minimalistic(spec: ArchSpec) -> ArchSpec:
     """The TF model garden's "minimalistic" variant: no SE, ReLU only, 3x3 kernels only."""
-    stages = tuple(tuple(replace(b, kernel=3, se=False, activation="relu") for b in stage)
-                   for stage in spec.stages)
+    stages = tuple(tuple(replace(b, kernel=3, se=False, activation="relu") for b in stage) for stage in spec.stages)
     return replace(spec, name=spec.name + "_minimal", stages=stages)
 
 

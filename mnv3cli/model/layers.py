@@ -52,9 +52,10 @@ def static_padding(model: nn.Module, example: torch.Tensor) -> nn.Module:
     training = model.training
     sizes: dict[str, tuple[int, int]] = {}
     named = {name: module for name, module in model.named_modules() if isinstance(module, SamePad2d)}
-    hooks = [module.register_forward_pre_hook(
-        lambda m, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[-2:])))
-        for name, module in named.items()]
+    hooks = [
+        module.register_forward_pre_hook(lambda m, args, name=name: sizes.__setitem__(name, tuple(args[0].shape[-2:])))
+        for name, module in named.items()
+    ]
     try:
         with torch.no_grad():
             model.eval()(example[:1])  # eval: a dry run must not move BatchNorm statistics
@@ -79,15 +80,25 @@ class ConvBNAct(nn.Sequential):
     state-dict keys stay stable whatever the padding mode.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, groups: int = 1,
-                 activation: str | None = None, bn_eps: float = 1e-3, bn_momentum: float = 0.01,
-                 tf_padding: bool = False) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        activation: str | None = None,
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.01,
+        tf_padding: bool = False,
+    ) -> None:
         super().__init__()
         tf_pad = tf_padding and stride > 1
         if tf_pad:
             self.pad = SamePad2d(kernel, stride)
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride, 0 if tf_pad else (kernel - 1) // 2,
-                              groups=groups, bias=False)
+        self.conv = nn.Conv2d(
+            in_ch, out_ch, kernel, stride, 0 if tf_pad else (kernel - 1) // 2, groups=groups, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_ch, eps=bn_eps, momentum=bn_momentum)
         self.act = ACTIVATIONS[activation]() if activation else nn.Identity()
 
@@ -111,16 +122,26 @@ class SqueezeExcite(nn.Module):
 class InvertedResidual(nn.Module):
     """The paper's bneck: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 linear projection [+ skip]."""
 
-    def __init__(self, in_ch: int, expanded: int, out_ch: int, kernel: int, stride: int,
-                 se_channels: int, activation: str, bn_eps: float = 1e-3, bn_momentum: float = 0.01,
-                 tf_padding: bool = False) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        expanded: int,
+        out_ch: int,
+        kernel: int,
+        stride: int,
+        se_channels: int,
+        activation: str,
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.01,
+        tf_padding: bool = False,
+    ) -> None:
         super().__init__()
         norm = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, tf_padding=tf_padding)
         self.use_residual = stride == 1 and in_ch == out_ch
-        self.expand = (ConvBNAct(in_ch, expanded, 1, activation=activation, **norm)
-                       if expanded != in_ch else nn.Identity())
-        self.depthwise = ConvBNAct(expanded, expanded, kernel, stride, groups=expanded,
-                                   activation=activation, **norm)
+        self.expand = (
+            ConvBNAct(in_ch, expanded, 1, activation=activation, **norm) if expanded != in_ch else nn.Identity()
+        )
+        self.depthwise = ConvBNAct(expanded, expanded, kernel, stride, groups=expanded, activation=activation, **norm)
         self.se = SqueezeExcite(expanded, se_channels) if se_channels else nn.Identity()
         self.project = ConvBNAct(expanded, out_ch, 1, activation=None, **norm)
 

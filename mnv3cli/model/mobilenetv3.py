@@ -21,38 +21,69 @@ class MobileNetV3(nn.Module):
     execution order, the same as torchvision's and timm's models.
     """
 
-    def __init__(self, size: str = "large", in_channels: int = 3, classes: int | None = None, *,
-                 num_classes: int = 1000, width: float = 1.0, minimal: bool = False,
-                 dropout: float = 0.2, bn_eps: float = 1e-3, bn_momentum: float = 0.01,
-                 tf_padding: bool = False) -> None:
+    def __init__(
+        self,
+        size: str = "large",
+        in_channels: int = 3,
+        classes: int | None = None,
+        *,
+        num_classes: int = 1000,
+        width: float = 1.0,
+        minimal: bool = False,
+        dropout: float = 0.2,
+        bn_eps: float = 1e-3,
+        bn_momentum: float = 0.01,
+        tf_padding: bool = False,
+    ) -> None:
         super().__init__()
         if size not in ARCHS:
             raise ValueError(f"size must be one of {sorted(ARCHS)}, got {size!r}")
         if width <= 0:
             raise ValueError(f"width must be positive, got {width}")
         spec = minimalistic(ARCHS[size]) if minimal else ARCHS[size]
-        self.config = dict(size=size, in_channels=in_channels, width=width, minimal=minimal,
-                           dropout=dropout, bn_eps=bn_eps, bn_momentum=bn_momentum,
-                           tf_padding=tf_padding)
+        self.config = dict(
+            size=size,
+            in_channels=in_channels,
+            width=width,
+            minimal=minimal,
+            dropout=dropout,
+            bn_eps=bn_eps,
+            bn_momentum=bn_momentum,
+            tf_padding=tf_padding,
+        )
         self.num_classes = num_classes if classes is None else classes
         norm = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, tf_padding=tf_padding)
         head_act = "relu" if minimal else "hardswish"
 
         stem_ch, stages, head_ch = resolve_blocks(spec, width)
         self.stem = ConvBNAct(in_channels, stem_ch, 3, 2, activation=head_act, **norm)
-        self.stages = nn.Sequential(*(
-            nn.Sequential(*(InvertedResidual(b.in_channels, b.expanded, b.out_channels, b.kernel,
-                                             b.stride, b.se_channels, b.activation, **norm)
-                            for b in stage))
-            for stage in stages))
+        self.stages = nn.Sequential(
+            *(
+                nn.Sequential(
+                    *(
+                        InvertedResidual(
+                            b.in_channels,
+                            b.expanded,
+                            b.out_channels,
+                            b.kernel,
+                            b.stride,
+                            b.se_channels,
+                            b.activation,
+                            **norm,
+                        )
+                        for b in stage
+                    )
+                )
+                for stage in stages
+            )
+        )
         last_ch = stages[-1][-1].out_channels
         self.head = ConvBNAct(last_ch, head_ch, 1, activation=head_act, **norm)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = spec.head_features
         self.pre_logits = nn.Sequential(nn.Linear(head_ch, self.num_features), ACTIVATIONS[head_act]())
         self.dropout = nn.Dropout(dropout)
-        self.classifier = (nn.Linear(self.num_features, self.num_classes) if self.num_classes
-                           else nn.Identity())
+        self.classifier = nn.Linear(self.num_features, self.num_classes) if self.num_classes else nn.Identity()
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -3,10 +3,19 @@ backend (:mod:`.timing`), both in one record (:mod:`.profile`). Names resolve la
 
 from .._lazy import lazy_exports
 
-__getattr__, __all__ = lazy_exports(__name__, {
-    "ModelProfile": ".profile", "profile_model": ".profile",
-    "CONVENTION": ".counting", "ComputeCount": ".counting", "ParamCount": ".counting",
-    "count_compute": ".counting", "count_parameters": ".counting",
-    "BACKENDS": ".timing", "LatencyStats": ".timing", "backend_availability": ".timing",
-    "measure_latency": ".timing",
-})
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "ModelProfile": ".profile",
+        "profile_model": ".profile",
+        "CONVENTION": ".counting",
+        "ComputeCount": ".counting",
+        "ParamCount": ".counting",
+        "count_compute": ".counting",
+        "count_parameters": ".counting",
+        "BACKENDS": ".timing",
+        "LatencyStats": ".timing",
+        "backend_availability": ".timing",
+        "measure_latency": ".timing",
+    },
+)

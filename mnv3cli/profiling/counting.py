@@ -15,16 +15,19 @@ from torch import nn
 
 from ..model.layers import InvertedResidual, SqueezeExcite
 
-CONVENTION = ("MACs: multiply-accumulates of Conv2d and Linear layers for one image, bias excluded "
-              "(the paper's and torchvision's convention); FLOPs = 2 x MACs; elementwise ops "
-              "(activations, batch norm, SE pooling and scaling, residual adds, global pooling; one "
-              "op per element) are counted separately")
+CONVENTION = (
+    "MACs: multiply-accumulates of Conv2d and Linear layers for one image, bias excluded "
+    "(the paper's and torchvision's convention); FLOPs = 2 x MACs; elementwise ops "
+    "(activations, batch norm, SE pooling and scaling, residual adds, global pooling; one "
+    "op per element) are counted separately"
+)
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.Sigmoid, nn.GELU)
 _POOLS = (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.AdaptiveMaxPool2d, nn.MaxPool2d)
 
 
 # --------------------------------------------------------------------------------------------- params
+
 
 def module_groups(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The model's top-level parts, with ``stages`` split into its stages (``stages.0`` ...).
@@ -56,8 +59,7 @@ class ParamCount:
 def _safetensors_size(state: dict[str, torch.Tensor], dtype: torch.dtype) -> int:
     from safetensors.torch import save
 
-    cast = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
-            for k, v in state.items()}
+    cast = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
     return len(save(cast))
 
 
@@ -70,13 +72,17 @@ def count_parameters(model: nn.Module) -> ParamCount:
         group = _group_of(name, groups)
         per_stage[group] = per_stage.get(group, 0) + p.numel()
     state = model.state_dict()
-    return ParamCount(total=sum(p.numel() for p in params.values()),
-                      trainable=sum(p.numel() for p in params.values() if p.requires_grad),
-                      per_stage=per_stage, bytes_fp32=_safetensors_size(state, torch.float32),
-                      bytes_fp16=_safetensors_size(state, torch.float16))
+    return ParamCount(
+        total=sum(p.numel() for p in params.values()),
+        trainable=sum(p.numel() for p in params.values() if p.requires_grad),
+        per_stage=per_stage,
+        bytes_fp32=_safetensors_size(state, torch.float32),
+        bytes_fp16=_safetensors_size(state, torch.float16),
+    )
 
 
 # -------------------------------------------------------------------------------------------- compute
+
 
 @dataclass
 class LayerCount:
@@ -145,17 +151,24 @@ def count_compute(model: nn.Module, resolution: int = 224, in_channels: int = 3)
     def hook(name: str):
         def record(m: nn.Module, args: tuple, out: torch.Tensor) -> None:
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                layers.append(LayerCount(name, _layer_kind(m), _group_of(name, groups),
-                                         list(out.shape[1:]), sum(p.numel() for p in m.parameters()),
-                                         _macs(m, out)))
+                layers.append(
+                    LayerCount(
+                        name,
+                        _layer_kind(m),
+                        _group_of(name, groups),
+                        list(out.shape[1:]),
+                        sum(p.numel() for p in m.parameters()),
+                        _macs(m, out),
+                    )
+                )
             for key, n in _elementwise(m, args[0], out).items():
                 elementwise[key] = elementwise.get(key, 0) + n
+
         return record
 
     handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
     param = next(model.parameters(), None)
-    x = torch.zeros(1, in_channels, resolution, resolution,
-                    device=param.device if param is not None else None)
+    x = torch.zeros(1, in_channels, resolution, resolution, device=param.device if param is not None else None)
     was_training = model.training
     try:
         with torch.no_grad():
@@ -168,5 +181,6 @@ def count_compute(model: nn.Module, resolution: int = 224, in_channels: int = 3)
     for layer in layers:
         per_stage[layer.stage] = per_stage.get(layer.stage, 0) + layer.macs
     macs = sum(layer.macs for layer in layers)
-    return ComputeCount(resolution=resolution, macs=macs, flops=2 * macs, elementwise=elementwise,
-                        per_stage=per_stage, layers=layers)
+    return ComputeCount(
+        resolution=resolution, macs=macs, flops=2 * macs, elementwise=elementwise, per_stage=per_stage, layers=layers
+    )

@@ -22,6 +22,7 @@ from .timing import BACKENDS, LatencyStats, backend_availability, measure_latenc
 
 # ------------------------------------------------------------------------------------------ together
 
+
 def _swap(top1_on: Callable, card: ModelCard, runner: Callable) -> float:
     return top1_on(runner, card)
 
@@ -40,17 +41,27 @@ class ModelProfile:
     def to_dict(self, per_layer: bool = False) -> dict[str, Any]:
         """The ``--json`` record: ``latency_ms`` is the first backend's batch-1 (or smallest) stats;
         times rounded to 3 significant digits."""
-        first = (min((s for s in self.latency if s.backend == self.latency[0].backend),
-                     key=lambda s: s.batch_size) if self.latency else None)
-        stages = [g for g in self.params.per_stage  # parts with weights or work (not pool/dropout)
-                  if self.params.per_stage[g] or self.compute.per_stage.get(g)]
+        first = (
+            min((s for s in self.latency if s.backend == self.latency[0].backend), key=lambda s: s.batch_size)
+            if self.latency
+            else None
+        )
+        stages = [
+            g
+            for g in self.params.per_stage  # parts with weights or work (not pool/dropout)
+            if self.params.per_stage[g] or self.compute.per_stage.get(g)
+        ]
         record: dict[str, Any] = {
-            "model": self.model, "weights": self.weights, "width": self.width,
+            "model": self.model,
+            "weights": self.weights,
+            "width": self.width,
             "resolution": self.resolution,
-            "params": self.params.total, "trainable_params": self.params.trainable,
+            "params": self.params.total,
+            "trainable_params": self.params.trainable,
             "params_per_stage": {g: n for g, n in self.params.per_stage.items() if g in stages},
             "size_bytes": {"fp32": self.params.bytes_fp32, "fp16": self.params.bytes_fp16},
-            "macs": self.compute.macs, "flops": self.compute.flops,
+            "macs": self.compute.macs,
+            "flops": self.compute.flops,
             "macs_per_stage": {g: n for g, n in self.compute.per_stage.items() if g in stages},
             "elementwise_ops": self.compute.elementwise_total,
             "elementwise": self.compute.elementwise,
@@ -73,8 +84,9 @@ def _rounded(stats: LatencyStats) -> dict[str, Any]:
     return record
 
 
-def _model_for(name: str | None, weights: str | None, width: float | None, resolution: int | None
-               ) -> tuple[str, torch.nn.Module, Path | None, int, ModelCard | None]:
+def _model_for(
+    name: str | None, weights: str | None, width: float | None, resolution: int | None
+) -> tuple[str, torch.nn.Module, Path | None, int, ModelCard | None]:
     """(registry name, model, exported graph or None, resolution, card of real weights or None)
     for what ``profile`` was given.
 
@@ -102,8 +114,7 @@ def _model_for(name: str | None, weights: str | None, width: float | None, resol
     if weights is not None:
         from ..weights.loader import load_model
 
-        loaded = load_model(weights, model_name=name, progress=False,
-                            **({"width": width} if width is not None else {}))
+        loaded = load_model(weights, model_name=name, progress=False, **({"width": width} if width is not None else {}))
         card = replace(loaded.card, preprocess=loaded.preprocess.at_resolution(resolution))
         return loaded.model_name, loaded.model, None, card.preprocess.input_size, card
     entry = get_entry(name)
@@ -111,12 +122,21 @@ def _model_for(name: str | None, weights: str | None, width: float | None, resol
     return entry.name, model, None, resolution or 224, None
 
 
-def profile_model(name: str | None, *, width: float | None = None, resolution: int | None = None,
-                  batch_sizes: Sequence[int] = (1,), device: str | torch.device = "cpu",
-                  backends: Sequence[str] | None = None, runs: int = 50, warmup: int = 10,
-                  threads: int | None = None,
-                  on_step: Callable[[str], None] | None = None, weights: str | None = None,
-                  top1_on: Callable[[Callable, ModelCard], float] | None = None) -> ModelProfile:
+def profile_model(
+    name: str | None,
+    *,
+    width: float | None = None,
+    resolution: int | None = None,
+    batch_sizes: Sequence[int] = (1,),
+    device: str | torch.device = "cpu",
+    backends: Sequence[str] | None = None,
+    runs: int = 50,
+    warmup: int = 10,
+    threads: int | None = None,
+    on_step: Callable[[str], None] | None = None,
+    weights: str | None = None,
+    top1_on: Callable[[Callable, ModelCard], float] | None = None,
+) -> ModelProfile:
     """Count and time the registered model ``name`` (randomly initialised: weights change no cost),
     or ``weights``: a weights file, or an exported ``.onnx``/``.xml`` graph timed as it is.
 
@@ -141,11 +161,30 @@ def profile_model(name: str | None, *, width: float | None = None, resolution: i
             if availability[b] is not None:
                 raise UserError(f"--backend {b}: {availability[b]}")
         chosen = list(dict.fromkeys(backends))
-    latency = (measure_latency(model, backends=chosen, batch_sizes=batch_sizes, device=device,
-                               resolution=resolution, runs=runs, warmup=warmup, threads=threads,
-                               on_step=on_step, graph=graph, accuracy=accuracy) if runs > 0 else [])
-    return ModelProfile(model=name, weights=weights, width=model.config["width"], resolution=resolution,
-                        params=count_parameters(model), compute=count_compute(model, resolution),
-                        latency=latency,
-                        skipped_backends={b: why for b, why in availability.items()
-                                          if why is not None and backends is None})
+    latency = (
+        measure_latency(
+            model,
+            backends=chosen,
+            batch_sizes=batch_sizes,
+            device=device,
+            resolution=resolution,
+            runs=runs,
+            warmup=warmup,
+            threads=threads,
+            on_step=on_step,
+            graph=graph,
+            accuracy=accuracy,
+        )
+        if runs > 0
+        else []
+    )
+    return ModelProfile(
+        model=name,
+        weights=weights,
+        width=model.config["width"],
+        resolution=resolution,
+        params=count_parameters(model),
+        compute=count_compute(model, resolution),
+        latency=latency,
+        skipped_backends={b: why for b, why in availability.items() if why is not None and backends is None},
+    )

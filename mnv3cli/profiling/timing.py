@@ -30,6 +30,7 @@ GRAPH_BACKENDS = ("onnxruntime", "openvino")  # the ones that can time an export
 
 # -------------------------------------------------------------------------------------------- latency
 
+
 @dataclass
 class LatencyStats:
     backend: str
@@ -53,11 +54,14 @@ def summarize(times_ms: Sequence[float], batch_size: int) -> dict[str, float]:
     """min / median / p90 (nearest rank) / mean / std of per-batch times, and images per second."""
     ordered = sorted(times_ms)
     median = statistics.median(ordered)
-    return {"min": ordered[0], "median": median,
-            "p90": ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)],
-            "mean": statistics.fmean(ordered),
-            "std": statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
-            "images_per_s": batch_size * 1000.0 / median if median > 0 else math.inf}
+    return {
+        "min": ordered[0],
+        "median": median,
+        "p90": ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)],
+        "mean": statistics.fmean(ordered),
+        "std": statistics.stdev(ordered) if len(ordered) > 1 else 0.0,
+        "images_per_s": batch_size * 1000.0 / median if median > 0 else math.inf,
+    }
 
 
 def _proc_status_kib(key: str) -> int | None:
@@ -154,10 +158,18 @@ def backend_availability(device: torch.device, graph: Path | None = None) -> dic
     from ..inference import onnx_backend, openvino_backend
 
     available: dict[str, str | None] = dict.fromkeys(BACKENDS[:3])
-    available["onnxruntime"] = _why_not(onnx_backend.available(), onnx_backend.providers_for, device,
-                                        "onnxruntime is not installed (pip install onnxruntime)")
-    available["openvino"] = _why_not(openvino_backend.available(), openvino_backend.check_device, device,
-                                     f"OpenVINO is not installed ({openvino_backend.INSTALL})")
+    available["onnxruntime"] = _why_not(
+        onnx_backend.available(),
+        onnx_backend.providers_for,
+        device,
+        "onnxruntime is not installed (pip install onnxruntime)",
+    )
+    available["openvino"] = _why_not(
+        openvino_backend.available(),
+        openvino_backend.check_device,
+        device,
+        f"OpenVINO is not installed ({openvino_backend.INSTALL})",
+    )
     if graph is not None:
         for backend in BACKENDS:
             if backend not in GRAPH_BACKENDS:
@@ -177,13 +189,20 @@ class _Prepared(NamedTuple):
     convert: Callable[[torch.Tensor], Any]
 
 
-def _prepare(model: nn.Module, backend: str, device: torch.device, resolution: int, in_channels: int,
-             threads: int, workdir: Path, graph: Path | None = None) -> _Prepared:
+def _prepare(
+    model: nn.Module,
+    backend: str,
+    device: torch.device,
+    resolution: int,
+    in_channels: int,
+    threads: int,
+    workdir: Path,
+    graph: Path | None = None,
+) -> _Prepared:
     """Export/convert ``model`` once for ``backend`` (or take the exported file ``graph`` as it is);
     any batch size then runs on it."""
     if backend in GRAPH_BACKENDS:  # the very backends ``predict`` uses, on a host NumPy batch
-        path = graph or export_onnx(model, workdir / "model.onnx", input_size=resolution,
-                                    in_channels=in_channels)
+        path = graph or export_onnx(model, workdir / "model.onnx", input_size=resolution, in_channels=in_channels)
         if backend == "openvino":
             from ..inference.openvino_backend import OpenVinoBackend
 
@@ -193,10 +212,14 @@ def _prepare(model: nn.Module, backend: str, device: torch.device, resolution: i
 
             runner = OnnxBackend(path, threads=threads, device=str(device))
         return _Prepared(runner, lambda x: x.cpu().numpy())
-    convert: Callable[[torch.Tensor], Any] = lambda x: x.to(device)
-    if backend == "channels_last":
+    channels_last = backend == "channels_last"
+
+    def convert(x: torch.Tensor) -> Any:
+        x = x.to(device)
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
-        convert = lambda x: x.to(device).contiguous(memory_format=torch.channels_last)
     elif backend == "torchscript":
         model = to_torchscript(model)
     elif backend != "eager":
@@ -205,14 +228,17 @@ def _prepare(model: nn.Module, backend: str, device: torch.device, resolution: i
     def forward(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return model(x)
+
     return _Prepared(forward, convert)
 
 
 def _numpy_runner(prepared: _Prepared) -> Callable:
     """The prepared backend as a NumPy batch -> NumPy logits callable (for :func:`accuracy`)."""
+
     def run(images):
         out = prepared.forward(prepared.convert(torch.from_numpy(images)))
         return out.float().cpu().numpy() if isinstance(out, torch.Tensor) else out
+
     return run
 
 
@@ -236,11 +262,21 @@ def time_runner(run: Runner, *, runs: int, warmup: int, device: torch.device) ->
     return times
 
 
-def measure_latency(model: nn.Module, *, backends: Sequence[str], batch_sizes: Sequence[int],
-                    device: torch.device, resolution: int = 224, in_channels: int = 3, runs: int = 50,
-                    warmup: int = 10, threads: int | None = None,
-                    on_step: Callable[[str], None] | None = None, graph: Path | None = None,
-                    accuracy: Callable[[Callable], float] | None = None) -> list[LatencyStats]:
+def measure_latency(
+    model: nn.Module,
+    *,
+    backends: Sequence[str],
+    batch_sizes: Sequence[int],
+    device: torch.device,
+    resolution: int = 224,
+    in_channels: int = 3,
+    runs: int = 50,
+    warmup: int = 10,
+    threads: int | None = None,
+    on_step: Callable[[str], None] | None = None,
+    graph: Path | None = None,
+    accuracy: Callable[[Callable], float] | None = None,
+) -> list[LatencyStats]:
     """Time every backend at every batch size; the model is copied, never modified.
 
     Each backend is prepared once (exported, scripted) and every batch size runs on it; the
@@ -257,26 +293,36 @@ def measure_latency(model: nn.Module, *, backends: Sequence[str], batch_sizes: S
     generator = torch.Generator().manual_seed(0)
     with torch_threads(threads) as used, tempfile.TemporaryDirectory(prefix="mnv3-profile-") as tmp:
         for backend in backends:
-            prepared = _prepare(copy.deepcopy(model), backend, device, resolution, in_channels, used,
-                                Path(tmp), graph)
+            prepared = _prepare(copy.deepcopy(model), backend, device, resolution, in_channels, used, Path(tmp), graph)
             top1 = accuracy(_numpy_runner(prepared)) if accuracy is not None else None
             for batch in batch_sizes:
                 if on_step:
                     on_step(f"{backend}, batch {batch}")
                 try:
-                    x = prepared.convert(torch.randn(batch, in_channels, resolution, resolution,
-                                                     generator=generator))
+                    x = prepared.convert(torch.randn(batch, in_channels, resolution, resolution, generator=generator))
                     with _peak_memory(device) as memory:
-                        times = time_runner(functools.partial(prepared.forward, x), runs=runs,
-                                            warmup=warmup, device=device)
+                        times = time_runner(
+                            functools.partial(prepared.forward, x), runs=runs, warmup=warmup, device=device
+                        )
                 except (MemoryError, RuntimeError) as exc:
                     if not _out_of_memory(exc):
                         raise
-                    raise UserError(f"--batch-size {batch}: not enough memory on {device} for "
-                                    f"{batch} images of {resolution}x{resolution} ({backend})") from None
-                results.append(LatencyStats(backend=backend, batch_size=batch, device=str(device),
-                                            threads=used, runs=runs, warmup=warmup,
-                                            **summarize(times, batch),
-                                            peak_memory_bytes=memory["bytes"],
-                                            memory_kind=memory["kind"], top1=top1))
+                    raise UserError(
+                        f"--batch-size {batch}: not enough memory on {device} for "
+                        f"{batch} images of {resolution}x{resolution} ({backend})"
+                    ) from None
+                results.append(
+                    LatencyStats(
+                        backend=backend,
+                        batch_size=batch,
+                        device=str(device),
+                        threads=used,
+                        runs=runs,
+                        warmup=warmup,
+                        **summarize(times, batch),
+                        peak_memory_bytes=memory["bytes"],
+                        memory_kind=memory["kind"],
+                        top1=top1,
+                    )
+                )
     return results

@@ -45,8 +45,9 @@ def get_weight_source(entry: ModelEntry, tag: str) -> WeightSource:
         if entry.default_weights is None:
             raise UserError(f"model {entry.name!r} has no pretrained weights")
         return entry.default_weights
-    matches = [w for w in entry.weights
-               if w.tag == tag or w.tag.partition(":")[2] == tag or w.tag.split(".", 1)[0] == tag]
+    matches = [
+        w for w in entry.weights if w.tag == tag or w.tag.partition(":")[2] == tag or w.tag.split(".", 1)[0] == tag
+    ]
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(w.tag for w in entry.weights) or "none"
@@ -82,5 +83,19 @@ def find_weight_source(tag: str) -> tuple[ModelEntry, WeightSource] | None:
     return None
 
 
-__all__ = ["BUNDLED", "MODELS", "Bundled", "ModelCard", "ModelEntry", "Preprocess", "WeightSource",
-           "default_model", "default_weights", "find_weight_source", "get_entry", "get_weight_source", "list_models", "resolve_weights"]
+__all__ = [
+    "BUNDLED",
+    "MODELS",
+    "Bundled",
+    "ModelCard",
+    "ModelEntry",
+    "Preprocess",
+    "WeightSource",
+    "default_model",
+    "default_weights",
+    "find_weight_source",
+    "get_entry",
+    "get_weight_source",
+    "list_models",
+    "resolve_weights",
+]

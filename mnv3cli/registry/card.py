@@ -53,17 +53,29 @@ class ModelCard:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the ONNX cache's meta.json, ``mnv3 serve``'s ``/v1/model``)."""
-        return {"model_name": self.model_name, "class_names": list(self.class_names),
-                "wordnet_ids": list(self.wordnet_ids) if self.wordnet_ids is not None else None,
-                "preprocess": self.preprocess.to_dict(), "source": self.source, "sha256": self.sha256,
-                "arch": dict(self.arch), "temperature": self.temperature}
+        return {
+            "model_name": self.model_name,
+            "class_names": list(self.class_names),
+            "wordnet_ids": list(self.wordnet_ids) if self.wordnet_ids is not None else None,
+            "preprocess": self.preprocess.to_dict(),
+            "source": self.source,
+            "sha256": self.sha256,
+            "arch": dict(self.arch),
+            "temperature": self.temperature,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelCard:
-        return cls(model_name=str(d["model_name"]), class_names=tuple(d["class_names"]),
-                   preprocess=Preprocess.from_dict(d["preprocess"]), wordnet_ids=d.get("wordnet_ids"),
-                   source=str(d.get("source", "")), sha256=d.get("sha256"), arch=d.get("arch") or {},
-                   temperature=d.get("temperature", 1.0))
+        return cls(
+            model_name=str(d["model_name"]),
+            class_names=tuple(d["class_names"]),
+            preprocess=Preprocess.from_dict(d["preprocess"]),
+            wordnet_ids=d.get("wordnet_ids"),
+            source=str(d.get("source", "")),
+            sha256=d.get("sha256"),
+            arch=d.get("arch") or {},
+            temperature=d.get("temperature", 1.0),
+        )
 
 
 class CardFields:

@@ -24,7 +24,7 @@ class Preprocess:
     def crop_pct(self) -> float:
         return self.input_size / self.resize
 
-    def at_resolution(self, input_size: int | None) -> "Preprocess":
+    def at_resolution(self, input_size: int | None) -> Preprocess:
         """The same preprocessing for another input size, keeping the crop ratio (224/256 -> 288/329):
         the one rule for ``--img-size`` and ``--resolution``."""
         if not input_size or input_size == self.input_size:
@@ -32,13 +32,23 @@ class Preprocess:
         return replace(self, input_size=input_size, resize=round(input_size / self.crop_pct))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"input_size": self.input_size, "resize": self.resize, "interpolation": self.interpolation,
-                "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "input_size": self.input_size,
+            "resize": self.resize,
+            "interpolation": self.interpolation,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Preprocess":
-        return cls(input_size=int(d["input_size"]), resize=int(d["resize"]),
-                   interpolation=str(d["interpolation"]), mean=tuple(d["mean"]), std=tuple(d["std"]))
+    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
+        return cls(
+            input_size=int(d["input_size"]),
+            resize=int(d["resize"]),
+            interpolation=str(d["interpolation"]),
+            mean=tuple(d["mean"]),
+            std=tuple(d["std"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,23 @@ lazily, so importing this package costs nothing and fails only when a name is us
 from .._lazy import lazy_exports
 
 # The serve extra: import name -> distribution, checked by the CLI to say what to install.
-REQUIRED_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "prometheus_client": "prometheus-client",
-                    "python_multipart": "python-multipart"}
+REQUIRED_MODULES = {
+    "fastapi": "fastapi",
+    "uvicorn": "uvicorn",
+    "prometheus_client": "prometheus-client",
+    "python_multipart": "python-multipart",
+}
 
-__getattr__, _names = lazy_exports(__name__, {
-    "ServeSettings": ".app", "create_app": ".app",
-    "Batcher": ".batcher",
-    "ServerMetrics": ".metrics",
-    "ClientError": ".uploads",
-    "listen": ".server", "serve": ".server",
-})
+__getattr__, _names = lazy_exports(
+    __name__,
+    {
+        "ServeSettings": ".app",
+        "create_app": ".app",
+        "Batcher": ".batcher",
+        "ServerMetrics": ".metrics",
+        "ClientError": ".uploads",
+        "listen": ".server",
+        "serve": ".server",
+    },
+)
 __all__ = ["REQUIRED_MODULES", *_names]

@@ -44,10 +44,21 @@ from .uploads import (
 )
 
 ROUTES = frozenset({"/", "/healthz", "/metrics", "/v1/model", "/v1/predict"})
-PREDICT_BODY = {"requestBody": {"required": True, "content": {
-    "image/*": {"schema": {"type": "string", "format": "binary"}},
-    "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-        "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}}}
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                }
+            },
+        },
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,9 @@ class _Service:
         size = self.runtime.preprocess.input_size
         await asyncio.to_thread(self.runtime.backend, np.zeros((1, 3, size, size), np.float32))
         self.pool = ThreadPoolExecutor(self.settings.workers or default_workers(), "mnv3-decode")
-        self.batcher = Batcher(self.runtime.backend, self.settings.max_batch,
-                               self.settings.max_wait_ms / 1000, self.metrics.observe_batch)
+        self.batcher = Batcher(
+            self.runtime.backend, self.settings.max_batch, self.settings.max_wait_ms / 1000, self.metrics.observe_batch
+        )
         self.ready = True
 
     def stop(self) -> None:
@@ -96,8 +108,9 @@ class _Service:
             raise ClientError(503, "the model is not loaded yet; retry when /healthz says ready")
         loop = asyncio.get_running_loop()
         try:
-            array = await loop.run_in_executor(self.pool, load_and_preprocess, image,
-                                               self.runtime.preprocess, True, self.normalizer)
+            array = await loop.run_in_executor(
+                self.pool, load_and_preprocess, image, self.runtime.preprocess, True, self.normalizer
+            )
         except ImageDecodeError as exc:
             self.metrics.images.labels("rejected").inc()
             raise ClientError(400, str(exc)) from None
@@ -107,8 +120,9 @@ class _Service:
         return [label.to_dict() for label in labels]
 
 
-def create_app(runtime: Runtime, settings: ServeSettings | None = None, *,
-               on_ready: Callable[[], None] | None = None) -> FastAPI:
+def create_app(
+    runtime: Runtime, settings: ServeSettings | None = None, *, on_ready: Callable[[], None] | None = None
+) -> FastAPI:
     """The app serving ``runtime``; run it with uvicorn (see :func:`~.server.serve`) or test it with
     ``fastapi.testclient.TestClient`` used as a context manager (which runs the lifespan).
     ``on_ready()`` is called once the model has answered its first call."""
@@ -125,8 +139,12 @@ def create_app(runtime: Runtime, settings: ServeSettings | None = None, *,
         finally:
             service.stop()
 
-    app = FastAPI(title="mnv3", version=__version__, lifespan=lifespan,
-                  description=f"MobileNetV3 image classification: {runtime.model_name}.")
+    app = FastAPI(
+        title="mnv3",
+        version=__version__,
+        lifespan=lifespan,
+        description=f"MobileNetV3 image classification: {runtime.model_name}.",
+    )
     app.state.service = service
     app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES)
     _add_error_handlers(app)
@@ -150,14 +168,26 @@ def create_app(runtime: Runtime, settings: ServeSettings | None = None, *,
     @app.get("/v1/model", summary="The model card: name, classes, preprocessing, weights, backend")
     async def model_card() -> JSONResponse:
         card = runtime.card.to_dict()
-        return JSONResponse({**card, "num_classes": num_classes, "backend": runtime.backend.name,
-                             "max_batch": settings.max_batch, "top_k": settings.top_k,
-                             "max_upload_bytes": settings.max_upload_bytes})
+        return JSONResponse(
+            {
+                **card,
+                "num_classes": num_classes,
+                "backend": runtime.backend.name,
+                "max_batch": settings.max_batch,
+                "top_k": settings.top_k,
+                "max_upload_bytes": settings.max_upload_bytes,
+            }
+        )
 
-    @app.post("/v1/predict", openapi_extra=PREDICT_BODY,
-              summary="Classify one image (raw body, Content-Type image/*) or several (multipart 'file' fields)")
-    async def predict(request: Request, top_k: int | None = Query(
-            None, ge=1, description=f"Labels per image (default {settings.top_k}).")) -> JSONResponse:
+    @app.post(
+        "/v1/predict",
+        openapi_extra=PREDICT_BODY,
+        summary="Classify one image (raw body, Content-Type image/*) or several (multipart 'file' fields)",
+    )
+    async def predict(
+        request: Request,
+        top_k: int | None = Query(None, ge=1, description=f"Labels per image (default {settings.top_k})."),
+    ) -> JSONResponse:
         k = min(top_k or settings.top_k, num_classes)
         try:
             kind = media_type(request)  # 415 before keeping a byte of the body
@@ -171,8 +201,11 @@ def create_app(runtime: Runtime, settings: ServeSettings | None = None, *,
         uploads = await multipart_images(request, body, settings.max_files)
         results = await asyncio.gather(*(_file_result(service, upload, k) for upload in uploads))
         if all("error" in result for result in results):
-            summary = results[0]["error"] if len(results) == 1 else \
-                f"none of the {len(results)} files could be classified ({results[0]['error']}; ...)"
+            summary = (
+                results[0]["error"]
+                if len(results) == 1
+                else f"none of the {len(results)} files could be classified ({results[0]['error']}; ...)"
+            )
             return JSONResponse({"error": summary, "results": results, "model": model_name}, status_code=400)
         return JSONResponse({"results": results, "model": model_name})
 
@@ -202,6 +235,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
-                             for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}" for e in exc.errors()
+        )
         return JSONResponse({"error": problems}, status_code=422)

@@ -32,8 +32,13 @@ class Batcher:
     images already submitted finish, then stops the thread; submitting after that is an error.
     """
 
-    def __init__(self, backend: Backend, max_batch: int = 32, max_wait: float = 0.005,
-                 on_batch: Callable[[int, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        max_batch: int = 32,
+        max_wait: float = 0.005,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
         if max_batch < 1 or max_wait < 0:
             raise ValueError(f"max_batch must be >= 1 and max_wait >= 0 (got {max_batch}, {max_wait})")
         self.backend, self.max_batch, self.max_wait = backend, max_batch, max_wait
@@ -83,8 +88,9 @@ class Batcher:
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
-        live = [(image, future) for image, future in batch
-                if future.set_running_or_notify_cancel()]  # skip requests whose client left
+        live = [
+            (image, future) for image, future in batch if future.set_running_or_notify_cancel()
+        ]  # skip requests whose client left
         if not live:
             return
         images, futures = np.stack([image for image, _ in live]), [future for _, future in live]
@@ -97,5 +103,5 @@ class Batcher:
             return
         if self.on_batch is not None:
             self.on_batch(len(futures), time.perf_counter() - start)
-        for future, row in zip(futures, probs):
+        for future, row in zip(futures, probs, strict=False):
             future.set_result(row)

@@ -31,18 +31,31 @@ class ServerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("mnv3_requests", "HTTP requests answered, by route and status.",
-                                ["route", "status"], registry=self.registry)
-        self.in_flight = Gauge("mnv3_requests_in_flight", "HTTP requests received and not yet answered.",
-                               registry=self.registry)
-        self.latency = Histogram("mnv3_request_seconds", "Time from request to response, by route.",
-                                 ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram("mnv3_batch_size", "Images per model call (dynamic batching).",
-                                    buckets=BATCH_BUCKETS, registry=self.registry)
-        self.model_seconds = Histogram("mnv3_model_seconds", "Time of one model call on a batch.",
-                                       buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.images = Counter("mnv3_images", "Images received, by outcome (classified or rejected).",
-                              ["outcome"], registry=self.registry)
+        self.requests = Counter(
+            "mnv3_requests", "HTTP requests answered, by route and status.", ["route", "status"], registry=self.registry
+        )
+        self.in_flight = Gauge(
+            "mnv3_requests_in_flight", "HTTP requests received and not yet answered.", registry=self.registry
+        )
+        self.latency = Histogram(
+            "mnv3_request_seconds",
+            "Time from request to response, by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "mnv3_batch_size",
+            "Images per model call (dynamic batching).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_seconds = Histogram(
+            "mnv3_model_seconds", "Time of one model call on a batch.", buckets=LATENCY_BUCKETS, registry=self.registry
+        )
+        self.images = Counter(
+            "mnv3_images", "Images received, by outcome (classified or rejected).", ["outcome"], registry=self.registry
+        )
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -35,8 +35,10 @@ class _Server(uvicorn.Server):
             yield  # signals reach only the main thread; an embedding program stops us itself
             return
         names = ("SIGINT", "SIGTERM", "SIGBREAK")
-        previous = {sig: signal.signal(sig, self.handle_exit)
-                    for sig in (getattr(signal, name) for name in names if hasattr(signal, name))}
+        previous = {
+            sig: signal.signal(sig, self.handle_exit)
+            for sig in (getattr(signal, name) for name in names if hasattr(signal, name))
+        }
         try:
             yield
         finally:
@@ -47,8 +49,9 @@ class _Server(uvicorn.Server):
 def listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``port`` 0: any free one)."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as exc:
         raise UserError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
     sock = socket.socket(family, kind, proto)
@@ -58,8 +61,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
-        raise UserError(f"--host {host} --port {port}: cannot listen there "
-                        f"({exc.strerror or exc})") from None
+        raise UserError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
     sock.set_inheritable(True)
     return sock
 
@@ -69,8 +71,14 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve(runtime: Runtime, settings: ServeSettings, *, on_ready: Callable[[str], None] | None = None,
-          log_level: str = "warning", access_log: bool = False) -> None:
+def serve(
+    runtime: Runtime,
+    settings: ServeSettings,
+    *,
+    on_ready: Callable[[str], None] | None = None,
+    log_level: str = "warning",
+    access_log: bool = False,
+) -> None:
     """Serve ``runtime`` until SIGINT/SIGTERM (or ``KeyboardInterrupt`` off the main thread's
     handlers), then return once every request in flight is answered.
 
@@ -80,8 +88,14 @@ def serve(runtime: Runtime, settings: ServeSettings, *, on_ready: Callable[[str]
     sock = listen(settings.host, settings.port)
     url = url_of(sock)
     app = create_app(runtime, settings, on_ready=(lambda: on_ready(url)) if on_ready else None)
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
-                            timeout_graceful_shutdown=GRACE_SECONDS, server_header=False)
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACE_SECONDS,
+        server_header=False,
+    )
     server = _Server(config)
     try:
         server.run(sockets=[sock])

@@ -39,8 +39,11 @@ def media_type(request: Request) -> str:
     if main == MULTIPART:
         return "multipart"
     shown = f"Content-Type {main!r}" if main else "no Content-Type"
-    raise ClientError(415, f"{shown}: send one image with Content-Type image/* (e.g. image/jpeg), "
-                           f"or {MULTIPART} with one or more '{FILE_FIELD}' fields")
+    raise ClientError(
+        415,
+        f"{shown}: send one image with Content-Type image/* (e.g. image/jpeg), "
+        f"or {MULTIPART} with one or more '{FILE_FIELD}' fields",
+    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -50,8 +53,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         if "100-continue" not in request.headers.get("expect", "").lower():  # it is sending anyway
             await discard_body(request)
-        raise ClientError(413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes "
-                               "(mnv3 serve --max-upload-mb)")
+        raise ClientError(
+            413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)"
+        )
     body = bytearray()
     while True:  # ASGI messages rather than request.stream(): we must know whether more is coming
         message = await request.receive()
@@ -103,8 +107,9 @@ async def multipart_images(request: Request, body: bytes, max_files: int) -> lis
         if not any(isinstance(field, UploadFile) for field in fields):
             others = sorted(set(form.keys()) - {FILE_FIELD})
             found = f"fields found: {', '.join(others)}" if others else "no fields found"
-            raise ClientError(400, f"{MULTIPART} body without files: send each image as a file field "
-                                   f"named '{FILE_FIELD}' ({found})")
+            raise ClientError(
+                400, f"{MULTIPART} body without files: send each image as a file field named '{FILE_FIELD}' ({found})"
+            )
         images: list[EncodedImage | ClientError] = []
         for number, field in enumerate(fields, 1):
             if isinstance(field, UploadFile):

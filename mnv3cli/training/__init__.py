@@ -7,10 +7,25 @@ at its end (:mod:`.calibrate`). Names resolve lazily: the options and the events
 
 from .._lazy import lazy_exports
 
-__getattr__, __all__ = lazy_exports(__name__, {
-    "AMP_MODES": ".config", "AUGMENTS": ".config", "DEFAULT_MODEL": ".config", "OPTIMIZERS": ".config",
-    "TrainConfig": ".config", "build_config": ".config", "default_of": ".config",
-    "EpochRecord": ".events", "StepProgress": ".events", "TrainListener": ".events", "TrainPlan": ".events",
-    "TrainResult": ".events", "TrainingDiverged": ".loop", "train": ".loop",
-    "stop_on_signals": ".signals", "calibrate_loaded": ".calibrate", "calibrate_weights": ".calibrate",
-})
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "AMP_MODES": ".config",
+        "AUGMENTS": ".config",
+        "DEFAULT_MODEL": ".config",
+        "OPTIMIZERS": ".config",
+        "TrainConfig": ".config",
+        "build_config": ".config",
+        "default_of": ".config",
+        "EpochRecord": ".events",
+        "StepProgress": ".events",
+        "TrainListener": ".events",
+        "TrainPlan": ".events",
+        "TrainResult": ".events",
+        "TrainingDiverged": ".loop",
+        "train": ".loop",
+        "stop_on_signals": ".signals",
+        "calibrate_loaded": ".calibrate",
+        "calibrate_weights": ".calibrate",
+    },
+)

@@ -24,9 +24,11 @@ def has_folded_batchnorm(model: nn.Module) -> bool:
     pretrained weights, the sign of folding (an untrained model looks the same)."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     return bool(norms) and all(
-        m.running_mean is not None and not m.running_mean.any()
+        m.running_mean is not None
+        and not m.running_mean.any()
         and torch.allclose(m.running_var, torch.ones_like(m.running_var), atol=2 * m.eps)
-        for m in norms)
+        for m in norms
+    )
 
 
 @torch.no_grad()

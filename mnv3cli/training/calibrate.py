@@ -19,17 +19,26 @@ from ..evaluation.evaluate import EvalProgress, evaluate
 from ..inference.backends import TorchBackend
 
 
-def calibrate_weights(weights: str | os.PathLike, samples: Sequence[tuple[str, int]], output: str | os.PathLike,
-                      **kwargs) -> TemperatureFit:
+def calibrate_weights(
+    weights: str | os.PathLike, samples: Sequence[tuple[str, int]], output: str | os.PathLike, **kwargs
+) -> TemperatureFit:
     """:func:`calibrate_loaded` of the weights ``weights`` names (a file or a registry tag)."""
     from ..weights.loader import load_model
 
     return calibrate_loaded(load_model(weights), samples, output, **kwargs)
 
 
-def calibrate_loaded(loaded, samples: Sequence[tuple[str, int]], output: str | os.PathLike, *,
-                     batch_size: int = 32, workers: int | None = None, device=None, extra: dict | None = None,
-                     on_batch: Callable[[EvalProgress], None] | None = None) -> TemperatureFit:
+def calibrate_loaded(
+    loaded,
+    samples: Sequence[tuple[str, int]],
+    output: str | os.PathLike,
+    *,
+    batch_size: int = 32,
+    workers: int | None = None,
+    device=None,
+    extra: dict | None = None,
+    on_batch: Callable[[EvalProgress], None] | None = None,
+) -> TemperatureFit:
     """Fit the temperature of a :class:`~mnv3cli.weights.loader.LoadedModel` on ``samples``
     (``(path, class index)``) and write ``output`` (a checkpoint: ``.pt``/``.pth``/``.safetensors``).
     A checkpoint source keeps the plain part of its ``extra`` (metrics, epoch, config; not optimizer
@@ -37,14 +46,27 @@ def calibrate_loaded(loaded, samples: Sequence[tuple[str, int]], output: str | o
     from ..errors import UserError
     from ..weights.checkpoint import save_checkpoint
 
-    result = evaluate(TorchBackend(loaded.model, device), samples, loaded.card.num_classes, loaded.preprocess,
-                      batch_size=batch_size, workers=workers, on_batch=on_batch, keep_logits=True)
+    result = evaluate(
+        TorchBackend(loaded.model, device),
+        samples,
+        loaded.card.num_classes,
+        loaded.preprocess,
+        batch_size=batch_size,
+        workers=workers,
+        on_batch=on_batch,
+        keep_logits=True,
+    )
     if not result.images:
         raise UserError(f"no readable image to calibrate {loaded.source} on ({len(result.errors)} unreadable)")
     fit = temperature_fit(result.logits, [p.target for p in result.predictions])
     kept = {k: v for k, v in loaded.meta.items() if k != "format"}  # a checkpoint's plain extra
-    save_checkpoint(Path(output), loaded.model, card=replace(loaded.card, temperature=fit.temperature),
-                    arch=loaded.arch, extra=kept | dict(extra or {}) | {"calibration": fit.to_dict()})
+    save_checkpoint(
+        Path(output),
+        loaded.model,
+        card=replace(loaded.card, temperature=fit.temperature),
+        arch=loaded.arch,
+        extra=kept | dict(extra or {}) | {"calibration": fit.to_dict()},
+    )
     return fit
 
 
@@ -58,8 +80,14 @@ def calibrate_best(run) -> TemperatureFit | None:
     fit = None
     if distributed.is_main() and run.splits.val and best.exists():
         try:
-            fit = calibrate_weights(best, run.splits.val, best, batch_size=run.cfg.batch_size,
-                                    workers=run.cfg.resolved_workers, device=run.device)
+            fit = calibrate_weights(
+                best,
+                run.splits.val,
+                best,
+                batch_size=run.cfg.batch_size,
+                workers=run.cfg.resolved_workers,
+                device=run.device,
+            )
         except UserError:  # no validation image readable any more: best.pt stays as trained
             fit = None
     distributed.barrier()

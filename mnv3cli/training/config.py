@@ -94,6 +94,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check ranges and choices; raise :class:`UserError` naming the option."""
+
         def bad(name: str, why: str) -> UserError:
             return UserError(f"--{name.replace('_', '-')}: {why}")
 
@@ -103,8 +104,17 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
-        for name in ("warmup_epochs", "label_smoothing", "mixup", "cutmix", "random_erasing",
-                     "warmup_lr", "min_lr", "momentum", "seed"):
+        for name in (
+            "warmup_epochs",
+            "label_smoothing",
+            "mixup",
+            "cutmix",
+            "random_erasing",
+            "warmup_lr",
+            "min_lr",
+            "momentum",
+            "seed",
+        ):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
         for name in ("lr", "weight_decay", "head_lr_scale", "clip_grad", "dropout", "freeze", "workers"):
@@ -131,8 +141,11 @@ class TrainConfig:
 
     def resolved_dict(self) -> dict[str, Any]:
         """What the run actually uses (defaults that depend on other options filled in)."""
-        return self.to_dict() | {"lr": self.resolved_lr, "weight_decay": self.resolved_weight_decay,
-                                 "workers": self.resolved_workers}
+        return self.to_dict() | {
+            "lr": self.resolved_lr,
+            "weight_decay": self.resolved_weight_decay,
+            "workers": self.resolved_workers,
+        }
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -250,8 +263,9 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     return normalise(data.get("config", data), str(path))
 
 
-def build_config(cli: dict[str, Any], config_file: str | os.PathLike | None = None,
-                 resume: str | os.PathLike | None = None) -> TrainConfig:
+def build_config(
+    cli: dict[str, Any], config_file: str | os.PathLike | None = None, resume: str | os.PathLike | None = None
+) -> TrainConfig:
     """Merge the layers (defaults < resumed run < config file < command line) and validate.
 
     ``cli`` holds only the options the user actually typed (``None`` values are ignored).

@@ -45,8 +45,9 @@ class Splits:
 def image_folder(root: str | os.PathLike) -> tuple[list[str], list[Sample]]:
     """An ImageFolder's class names (sorted subfolders holding images) and ``(path, index)`` samples."""
     root = Path(root)
-    candidates = (sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-                  if root.is_dir() else [])
+    candidates = (
+        sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")) if root.is_dir() else []
+    )
     found = find_samples(root, candidates)  # raises a clear UserError for missing/empty folders
     used = found.classes  # folders without images get no class
     remap = {old: new for new, old in enumerate(used)}
@@ -69,8 +70,9 @@ def stratified_split(samples: Sequence[Sample], fraction: float, seed: int) -> t
     return train, val
 
 
-def find_splits(data: str | os.PathLike, val: str | os.PathLike | None = None,
-                val_split: float | None = None, seed: int = 0) -> Splits:
+def find_splits(
+    data: str | os.PathLike, val: str | os.PathLike | None = None, val_split: float | None = None, seed: int = 0
+) -> Splits:
     """Resolve the training and validation sets of ``mnv3 train DATA``.
 
     ``DATA/train`` + ``DATA/val`` when present (``val`` overrides the second), else ``DATA`` itself
@@ -87,18 +89,27 @@ def find_splits(data: str | os.PathLike, val: str | os.PathLike | None = None,
         val = data / "val"
     if val is not None:
         if val_split is not None:
-            raise UserError(f"--val-split {val_split}: not used when a validation folder ({val}) exists; "
-                            "drop one of them")
+            raise UserError(
+                f"--val-split {val_split}: not used when a validation folder ({val}) exists; drop one of them"
+            )
         val_samples = find_samples(val, class_names).samples
         return Splits(class_names, train, val_samples, f"{train_root} / {val}", str(train_root), str(val))
     if val_split is None:
-        raise UserError(f"{data}: no validation data (no {data}/train + {data}/val folders); pass "
-                        "--val DIR or hold out a share of the images with --val-split 0.2")
+        raise UserError(
+            f"{data}: no validation data (no {data}/train + {data}/val folders); pass "
+            "--val DIR or hold out a share of the images with --val-split 0.2"
+        )
     train, val_samples = stratified_split(train, val_split, seed)
     if not val_samples:
         raise UserError(f"{data}: too few images to hold out --val-split {val_split}")
-    return Splits(class_names, train, val_samples, f"{train_root} (val split {val_split:g}, seed {seed})",
-                  str(train_root), str(train_root))
+    return Splits(
+        class_names,
+        train,
+        val_samples,
+        f"{train_root} (val split {val_split:g}, seed {seed})",
+        str(train_root),
+        str(train_root),
+    )
 
 
 def drop_unreadable(splits: Splits, workers: int) -> tuple[Splits, dict[str, dict[str, str]]]:
@@ -126,16 +137,20 @@ def drop_unreadable(splits: Splits, workers: int) -> tuple[Splits, dict[str, dic
         with ThreadPoolExecutor(max(1, workers)) as pool:  # file opens: I/O-bound
             for name, samples in (("train", splits.train), ("val", splits.val)):
                 paths = [path for path, _ in samples]
-                bad[name] = {p: r for p, r in zip(paths, pool.map(reason, paths)) if r is not None}
+                bad[name] = {p: r for p, r in zip(paths, pool.map(reason, paths), strict=False) if r is not None}
     bad = distributed.broadcast_object(bad)
-    for name, samples, root, what in (("train", splits.train, splits.train_root, "training"),
-                                      ("val", splits.val, splits.val_root, "validation")):
+    for name, samples, root, what in (
+        ("train", splits.train, splits.train_root, "training"),
+        ("val", splits.val, splits.val_root, "validation"),
+    ):
         if samples and len(bad[name]) == len(samples):
             example = next(iter(bad[name].values()))
-            raise UserError(f"{root}: none of its {len(samples)} {what} images can be read "
-                            f"(e.g. {example})")
-    kept = dataclasses.replace(splits, train=[s for s in splits.train if s[0] not in bad["train"]],
-                               val=[s for s in splits.val if s[0] not in bad["val"]])
+            raise UserError(f"{root}: none of its {len(samples)} {what} images can be read (e.g. {example})")
+    kept = dataclasses.replace(
+        splits,
+        train=[s for s in splits.train if s[0] not in bad["train"]],
+        val=[s for s in splits.val if s[0] not in bad["val"]],
+    )
     return kept, bad
 
 
@@ -146,16 +161,25 @@ class Skipped(NamedTuple):
     reason: str
 
 
-def train_transform(preprocess: Preprocess, *, crop_scale: float = 0.25, hflip: float = 0.5,
-                    augment: str = "none", random_erasing: float = 0.0) -> v2.Compose:
+def train_transform(
+    preprocess: Preprocess,
+    *,
+    crop_scale: float = 0.25,
+    hflip: float = 0.5,
+    augment: str = "none",
+    random_erasing: float = 0.0,
+) -> v2.Compose:
     """RandomResizedCrop + flip [+ RandAugment/TrivialAugment] -> normalised tensor [+ erasing].
 
     The crop size, interpolation and normalisation are the weights' own (``preprocess``), so the
     model sees training images on the scale and in the value range it is evaluated with.
     """
     interpolation = v2.InterpolationMode(preprocess.interpolation)
-    steps: list = [v2.RandomResizedCrop(preprocess.input_size, scale=(crop_scale, 1.0),
-                                        interpolation=interpolation, antialias=True)]
+    steps: list = [
+        v2.RandomResizedCrop(
+            preprocess.input_size, scale=(crop_scale, 1.0), interpolation=interpolation, antialias=True
+        )
+    ]
     if hflip > 0:
         steps.append(v2.RandomHorizontalFlip(hflip))
     if augment == "randaugment":
@@ -164,8 +188,11 @@ def train_transform(preprocess: Preprocess, *, crop_scale: float = 0.25, hflip: 
         steps.append(v2.TrivialAugmentWide(interpolation=interpolation))
     elif augment != "none":
         raise ValueError(f"unknown augment {augment!r}")
-    steps += [v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True),
-              v2.Normalize(list(preprocess.mean), list(preprocess.std))]
+    steps += [
+        v2.PILToTensor(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(list(preprocess.mean), list(preprocess.std)),
+    ]
     if random_erasing > 0:
         steps.append(v2.RandomErasing(random_erasing, value=0))
     return v2.Compose(steps)
@@ -228,8 +255,7 @@ class EpochSampler(Sampler[tuple[int, int]]):
     from them; ``indices`` holds the plain indices.
     """
 
-    def __init__(self, size: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1,
-                 start: int = 0) -> None:
+    def __init__(self, size: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1, start: int = 0) -> None:
         base = DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed)
         base.set_epoch(epoch)
         self.epoch = epoch

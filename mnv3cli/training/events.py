@@ -73,9 +73,16 @@ class EpochRecord:
     def history_row(self) -> dict[str, Any]:
         """The part kept in the run's history (``metrics.csv``, the checkpoints), each number
         rounded to what it means (:mod:`mnv3cli.rounding`)."""
-        return {"epoch": self.epoch, "train_loss": loss(self.train_loss), "val_loss": loss(self.val_loss),
-                "top1": percent(self.top1), "top5": percent(self.top5), "lr": significant(self.lr),
-                "images_per_sec": significant(self.images_per_sec), "seconds": significant(self.seconds)}
+        return {
+            "epoch": self.epoch,
+            "train_loss": loss(self.train_loss),
+            "val_loss": loss(self.val_loss),
+            "top1": percent(self.top1),
+            "top5": percent(self.top5),
+            "lr": significant(self.lr),
+            "images_per_sec": significant(self.images_per_sec),
+            "seconds": significant(self.seconds),
+        }
 
 
 class TrainListener:
@@ -105,9 +112,19 @@ class TrainResult:
 
     def summary(self) -> dict[str, Any]:
         last = self.history[-1] if self.history else {}
-        return {"best_top1": percent(self.best_top1), "best_epoch": self.best_epoch, "epochs": self.epochs,
-                "checkpoint": str(self.checkpoint), "last_checkpoint": str(self.last_checkpoint),
-                "output": str(self.output), "top1": last.get("top1"), "top5": last.get("top5"),
-                "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
-                "images_per_sec": last.get("images_per_sec"), "skipped_images": len(self.skipped),
-                "seconds": significant(self.seconds), "calibration": self.calibration}
+        return {
+            "best_top1": percent(self.best_top1),
+            "best_epoch": self.best_epoch,
+            "epochs": self.epochs,
+            "checkpoint": str(self.checkpoint),
+            "last_checkpoint": str(self.last_checkpoint),
+            "output": str(self.output),
+            "top1": last.get("top1"),
+            "top5": last.get("top5"),
+            "train_loss": last.get("train_loss"),
+            "val_loss": last.get("val_loss"),
+            "images_per_sec": last.get("images_per_sec"),
+            "skipped_images": len(self.skipped),
+            "seconds": significant(self.seconds),
+            "calibration": self.calibration,
+        }

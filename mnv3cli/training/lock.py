@@ -84,15 +84,18 @@ def _acquire(folder: Path) -> int | None:
             return None
         raise UserError(in_use.format(holder)) from None
     _HELD.add(key)
-    record = {"pid": os.getpid(), "host": socket.gethostname(),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
     return fd
 
 
 def _holder(fd: int) -> str:
-    """"pid 123 on host h" from the lock file, or what little is known."""
+    """ "pid 123 on host h" from the lock file, or what little is known."""
     try:
         record = json.loads(os.pread(fd, 4096, 0))
         return f"pid {int(record['pid'])} on host {record['host']}"

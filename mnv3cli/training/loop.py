@@ -54,8 +54,13 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
-def train(cfg: TrainConfig, listener: TrainListener | None = None, *, resume: str | os.PathLike | None = None,
-          stop: threading.Event | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    listener: TrainListener | None = None,
+    *,
+    resume: str | os.PathLike | None = None,
+    stop: threading.Event | None = None,
+) -> TrainResult:
     """Run (or with ``resume``, continue) the training ``cfg`` describes; see the module docstring.
 
     Raises :class:`~mnv3cli.errors.Interrupted` after saving ``last.pt`` when ``stop`` is set,
@@ -72,24 +77,37 @@ def train(cfg: TrainConfig, listener: TrainListener | None = None, *, resume: st
                 interrupted(run, state)
         fit = calibrate_best(run)  # the temperature of best.pt, on the validation images
         return TrainResult(
-            output=run.output, best_top1=state.best_top1, best_epoch=state.best_epoch,
-            epochs=len(state.history), checkpoint=run.output / "best.pt",
-            last_checkpoint=run.output / "last.pt", history=state.history,
-            skipped=sorted(state.skipped.items()), seconds=time.perf_counter() - started,
-            calibration=fit.to_dict() if fit else None)
+            output=run.output,
+            best_top1=state.best_top1,
+            best_epoch=state.best_epoch,
+            epochs=len(state.history),
+            checkpoint=run.output / "best.pt",
+            last_checkpoint=run.output / "last.pt",
+            history=state.history,
+            skipped=sorted(state.skipped.items()),
+            seconds=time.perf_counter() - started,
+            calibration=fit.to_dict() if fit else None,
+        )
 
 
 def train_one_epoch(run: Run, state: TrainState) -> None:
     """The rest of the epoch ``state`` is in (all of it, or from the step a resumed run stopped at)."""
     cfg, rank, world = run.cfg, distributed.rank(), distributed.world_size()
     state.seed_epoch(cfg.seed, rank)
-    sampler = EpochSampler(len(run.dataset), seed=cfg.seed, epoch=state.epoch, rank=rank, world=world,
-                           start=state.step * cfg.batch_size)
+    sampler = EpochSampler(
+        len(run.dataset), seed=cfg.seed, epoch=state.epoch, rank=rank, world=world, start=state.step * cfg.batch_size
+    )
     loader = DataLoader(
-        run.dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.resolved_workers,
-        collate_fn=collate_skipping, drop_last=run.drop_last, pin_memory=run.device.type == "cuda",
+        run.dataset,
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        num_workers=cfg.resolved_workers,
+        collate_fn=collate_skipping,
+        drop_last=run.drop_last,
+        pin_memory=run.device.type == "cuda",
         worker_init_fn=quiet_worker,
-        generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch, rank, state.step, 1)))
+        generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch, rank, state.step, 1)),
+    )
     set_train_mode(run.model, run.frozen, cfg.freeze_bn)
     tick, images_done = time.perf_counter(), 0
     for images, targets, skipped in loader:
@@ -110,10 +128,17 @@ def train_one_epoch(run: Run, state: TrainState) -> None:
             train_step(run, state, None, None)
         state.step += 1
         elapsed = time.perf_counter() - tick
-        run.listener.on_step(StepProgress(
-            epoch=state.epoch + 1, epochs=cfg.epochs, step=state.step, steps=run.steps_per_epoch,
-            loss=loss if images is not None else float("nan"), lr=run.recipe.lr(),
-            images_per_sec=images_done * world / elapsed if elapsed > 0 else 0.0))
+        run.listener.on_step(
+            StepProgress(
+                epoch=state.epoch + 1,
+                epochs=cfg.epochs,
+                step=state.step,
+                steps=run.steps_per_epoch,
+                loss=loss if images is not None else float("nan"),
+                lr=run.recipe.lr(),
+                images_per_sec=images_done * world / elapsed if elapsed > 0 else 0.0,
+            )
+        )
         if stop_requested(run.stop) and state.step < run.steps_per_epoch:
             state.seconds += time.perf_counter() - tick
             interrupted(run, state)
@@ -183,10 +208,16 @@ def _zero_weight_loss(run: Run) -> torch.Tensor:
 
 def validate(run: Run) -> EvalResult:
     """Top-1/top-5 and loss of the weights that go into the checkpoints (every process the same)."""
-    return evaluate(TorchBackend(_validated_model(run), run.device), run.splits.val,
-                    len(run.splits.class_names), run.preprocess, batch_size=run.cfg.batch_size,
-                    workers=run.cfg.resolved_workers, on_batch=run.listener.on_validation,
-                    distributed=distributed.is_distributed())
+    return evaluate(
+        TorchBackend(_validated_model(run), run.device),
+        run.splits.val,
+        len(run.splits.class_names),
+        run.preprocess,
+        batch_size=run.cfg.batch_size,
+        workers=run.cfg.resolved_workers,
+        on_batch=run.listener.on_validation,
+        distributed=distributed.is_distributed(),
+    )
 
 
 def _validated_model(run: Run) -> nn.Module:
@@ -207,20 +238,31 @@ def end_epoch(run: Run, state: TrainState) -> None:
         raise TrainingDiverged(_diverged_message(run, state, result.loss, "validation loss"))
     loss_sum, images, seconds = distributed.all_reduce_sum([state.loss_sum, state.images, state.seconds])
     loss_sum, images, seconds = float(loss_sum), int(images), float(seconds) / distributed.world_size()
-    for count, what, root in ((images, "training", run.splits.train_root),
-                              (result.images, "validation", run.splits.val_root)):
+    for count, what, root in (
+        (images, "training", run.splits.train_root),
+        (result.images, "validation", run.splits.val_root),
+    ):
         if not count:  # every file had a valid header but none could be decoded: nothing to report
-            raise UserError(f"{root}: none of its {what} images could be decoded (e.g. "
-                            f"{next(iter(state.skipped.values()), 'no reason given')})")
+            raise UserError(
+                f"{root}: none of its {what} images could be decoded (e.g. "
+                f"{next(iter(state.skipped.values()), 'no reason given')})"
+            )
     state.seconds += time.perf_counter() - tick
     for shard in distributed.all_gather_object(state.skipped):
         state.skipped.update(shard)
     is_best = result.top1 > state.best_top1
     record = EpochRecord(
-        epoch=state.epoch + 1, train_loss=loss_sum / max(images, 1), val_loss=result.loss,
-        top1=result.top1, top5=result.top5, lr=run.recipe.lr(),
+        epoch=state.epoch + 1,
+        train_loss=loss_sum / max(images, 1),
+        val_loss=result.loss,
+        top1=result.top1,
+        top5=result.top5,
+        lr=run.recipe.lr(),
         images_per_sec=images / seconds if seconds > 0 else 0.0,
-        seconds=state.seconds, is_best=is_best, skipped_images=len(state.skipped))
+        seconds=state.seconds,
+        is_best=is_best,
+        skipped_images=len(state.skipped),
+    )
     state.end_epoch(record.history_row(), result.top1, is_best)
     if is_best:  # best.pt first: a crash between the two writes then only repeats the epoch
         save(run, state, run.output / "best.pt", best=True)
@@ -244,9 +286,16 @@ def save(run: Run, state: TrainState, path: Path, best: bool = False) -> None:
         if not best:
             extra |= run.recipe.checkpoint_extra(run.model)
         card = run.start.card
-        save_checkpoint(path, weights, model_name=card.model_name, arch=dict(weights.config),
-                        class_names=run.splits.class_names, preprocess=card.preprocess,
-                        wordnet_ids=card.wordnet_ids, extra=extra)
+        save_checkpoint(
+            path,
+            weights,
+            model_name=card.model_name,
+            arch=dict(weights.config),
+            class_names=run.splits.class_names,
+            preprocess=card.preprocess,
+            wordnet_ids=card.wordnet_ids,
+            extra=extra,
+        )
     distributed.barrier()
 
 
@@ -265,15 +314,15 @@ def interrupted(run: Run, state: TrainState) -> NoReturn:
         where = f"in epoch {state.epoch + 1} after step {state.step}/{run.steps_per_epoch}"
     else:  # state.epoch epochs are complete: the last one's number, counted from 1
         where = f"after epoch {state.epoch}" if state.epoch else "before the first step"
-    raise Interrupted(f"interrupted {where}; saved {run.output / 'last.pt'}. Resume with: "
-                      f"mnv3 train --resume {run.output}")
+    raise Interrupted(
+        f"interrupted {where}; saved {run.output / 'last.pt'}. Resume with: mnv3 train --resume {run.output}"
+    )
 
 
 def _diverged_message(run: Run, state: TrainState, value: float, what: str = "loss") -> str:
     last = run.output / "last.pt"
-    kept = (f"the last good checkpoint, {last}, is kept" if last.exists()
-            else "no checkpoint had been saved yet")
-    where = (f"after epoch {state.epoch + 1}" if what != "loss"
-             else f"at epoch {state.epoch + 1}, step {state.step + 1}")
-    return (f"{what} became {value} {where}; training stopped and {kept}. "
-            "Try a lower --lr, --clip-grad 1.0 or --amp none")
+    kept = f"the last good checkpoint, {last}, is kept" if last.exists() else "no checkpoint had been saved yet"
+    where = f"after epoch {state.epoch + 1}" if what != "loss" else f"at epoch {state.epoch + 1}, step {state.step + 1}"
+    return (
+        f"{what} became {value} {where}; training stopped and {kept}. Try a lower --lr, --clip-grad 1.0 or --amp none"
+    )

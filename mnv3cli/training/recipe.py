@@ -39,8 +39,7 @@ class Recipe:
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "none")
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        return torch.autocast(device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
+        return torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
 
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -52,9 +51,12 @@ class Recipe:
     def checkpoint_extra(self, model: nn.Module) -> dict[str, Any]:
         """The recipe's part of ``last.pt``; with EMA the checkpoint's weights are the EMA, so the
         trained weights travel as ``train_state_dict``."""
-        extra = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                 "ema": self.ema is not None}
+        extra = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "ema": self.ema is not None,
+        }
         if self.ema is not None:
             extra["train_state_dict"] = model.state_dict()
         return extra
@@ -70,16 +72,19 @@ class Recipe:
         try:
             self.optimizer.load_state_dict(extra["optimizer"])
         except (ValueError, KeyError) as exc:
-            raise UserError(f"{output}: its optimizer state does not fit this run ({exc}); resume "
-                            "with the --optimizer and --freeze it was started with") from None
+            raise UserError(
+                f"{output}: its optimizer state does not fit this run ({exc}); resume "
+                "with the --optimizer and --freeze it was started with"
+            ) from None
         if extra.get("epochs") == epochs:  # else a longer/shorter cosine from here on
             self.scheduler.load_state_dict(extra["scheduler"])
         if self.scaler is not None and extra.get("scaler"):
             self.scaler.load_state_dict(extra["scaler"])
 
 
-def build_recipe(cfg: TrainConfig, model: nn.Module, device: torch.device, *, new_head: bool,
-                 num_classes: int, steps_per_epoch: int) -> tuple[TrainConfig, Recipe]:
+def build_recipe(
+    cfg: TrainConfig, model: nn.Module, device: torch.device, *, new_head: bool, num_classes: int, steps_per_epoch: int
+) -> tuple[TrainConfig, Recipe]:
     """The recipe ``cfg`` asks for, and ``cfg`` with ``head_lr_scale`` resolved (as recorded)."""
     from timm.data import Mixup
     from timm.loss import SoftTargetCrossEntropy
@@ -92,17 +97,30 @@ def build_recipe(cfg: TrainConfig, model: nn.Module, device: torch.device, *, ne
     head_scale = cfg.head_lr_scale if cfg.head_lr_scale is not None else (10.0 if new_head else 1.0)
     cfg = dataclasses.replace(cfg, head_lr_scale=head_scale)
     groups = param_groups(model, cfg.resolved_weight_decay, head_scale)
-    optimizer = create_optimizer_v2(groups, opt=cfg.optimizer, lr=cfg.resolved_lr,
-                                    weight_decay=cfg.resolved_weight_decay, momentum=cfg.momentum)
+    optimizer = create_optimizer_v2(
+        groups, opt=cfg.optimizer, lr=cfg.resolved_lr, weight_decay=cfg.resolved_weight_decay, momentum=cfg.momentum
+    )
     scheduler, _ = create_scheduler_v2(
-        optimizer, sched="cosine", num_epochs=cfg.epochs, warmup_epochs=min(cfg.warmup_epochs, cfg.epochs - 1),
-        warmup_lr=cfg.warmup_lr, min_lr=cfg.min_lr, step_on_epochs=False, updates_per_epoch=steps_per_epoch)
+        optimizer,
+        sched="cosine",
+        num_epochs=cfg.epochs,
+        warmup_epochs=min(cfg.warmup_epochs, cfg.epochs - 1),
+        warmup_lr=cfg.warmup_lr,
+        min_lr=cfg.min_lr,
+        step_on_epochs=False,
+        updates_per_epoch=steps_per_epoch,
+    )
     amp_dtype = resolve_amp(cfg.amp, device)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True) if cfg.ema else None
     mixing = cfg.mixup > 0 or cfg.cutmix > 0
-    mixup = (Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing,
-                   num_classes=num_classes) if mixing else None)
+    mixup = (
+        Mixup(
+            mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.label_smoothing, num_classes=num_classes
+        )
+        if mixing
+        else None
+    )
     criterion = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     return cfg, Recipe(optimizer, scheduler, amp_dtype, scaler, ema, mixup, criterion, _wrap(model, device))
 
@@ -125,8 +143,10 @@ def param_groups(model: nn.Module, weight_decay: float, head_lr_scale: float) ->
         if not param.requires_grad:
             continue
         head, decay = name.startswith("classifier."), param.ndim > 1 and weight_decay > 0
-        group = groups.setdefault((head, decay), {"params": [], "weight_decay": weight_decay if decay else 0.0,
-                                                  "lr_scale": head_lr_scale if head else 1.0})
+        group = groups.setdefault(
+            (head, decay),
+            {"params": [], "weight_decay": weight_decay if decay else 0.0, "lr_scale": head_lr_scale if head else 1.0},
+        )
         group["params"].append(param)
     return list(groups.values())
 

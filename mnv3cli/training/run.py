@@ -63,8 +63,14 @@ class Run:
         return self.start.card.preprocess
 
 
-def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, resume, stop: threading.Event,
-            held: contextlib.ExitStack) -> tuple[Run, TrainState]:
+def prepare(
+    cfg: TrainConfig,
+    listener: TrainListener,
+    device: torch.device,
+    resume,
+    stop: threading.Event,
+    held: contextlib.ExitStack,
+) -> tuple[Run, TrainState]:
     """Assemble the run ``cfg`` describes (or, with ``resume``, the run saved there) and its state.
 
     The run folder is held (:func:`~mnv3cli.training.lock.hold_run_folder`) until ``held`` closes;
@@ -92,26 +98,52 @@ def prepare(cfg: TrainConfig, listener: TrainListener, device: torch.device, res
     model = start.model.to(device, memory_format=memory_format)
 
     preprocess = start.card.preprocess
-    dataset = TrainDataset(splits.train, train_transform(
-        preprocess, crop_scale=cfg.crop_scale, hflip=cfg.hflip, augment=cfg.augment,
-        random_erasing=cfg.random_erasing), seed=cfg.seed)
-    per_process = len(EpochSampler(len(dataset), seed=cfg.seed, epoch=0, rank=distributed.rank(),
-                                   world=distributed.world_size()))
+    dataset = TrainDataset(
+        splits.train,
+        train_transform(
+            preprocess,
+            crop_scale=cfg.crop_scale,
+            hflip=cfg.hflip,
+            augment=cfg.augment,
+            random_erasing=cfg.random_erasing,
+        ),
+        seed=cfg.seed,
+    )
+    per_process = len(
+        EpochSampler(len(dataset), seed=cfg.seed, epoch=0, rank=distributed.rank(), world=distributed.world_size())
+    )
     # keep every image, except a last batch of one (BatchNorm cannot train on a single image)
     drop_last = per_process % cfg.batch_size == 1 and per_process > 1
     steps = per_process // cfg.batch_size if drop_last else math.ceil(per_process / cfg.batch_size)
 
-    cfg, recipe = build_recipe(cfg, model, device, new_head=start.new_head,
-                               num_classes=len(splits.class_names), steps_per_epoch=steps)
+    cfg, recipe = build_recipe(
+        cfg, model, device, new_head=start.new_head, num_classes=len(splits.class_names), steps_per_epoch=steps
+    )
     state = TrainState()
     if checkpoint is not None:
         recipe.restore(checkpoint, model, cfg.epochs, output)
         state = TrainState.from_checkpoint(checkpoint["extra"], distributed.rank(), distributed.world_size())
         recipe.scheduler.step_update(state.num_updates)
         start.description = f"resuming {output} at epoch {state.epoch + 1}" + (
-            f", step {state.step + 1}" if state.step else "")
-    run = Run(cfg, device, output, splits, start, model, frozen, memory_format, dataset, drop_last, steps,
-              recipe, listener if distributed.is_main() else TrainListener(), stop, unreadable)
+            f", step {state.step + 1}" if state.step else ""
+        )
+    run = Run(
+        cfg,
+        device,
+        output,
+        splits,
+        start,
+        model,
+        frozen,
+        memory_format,
+        dataset,
+        drop_last,
+        steps,
+        recipe,
+        listener if distributed.is_main() else TrainListener(),
+        stop,
+        unreadable,
+    )
     state.skipped.update({**unreadable["train"], **unreadable["val"]})
     return run, state
 
@@ -134,16 +166,21 @@ def check_free(out: Path) -> None:
     A folder holding only ``config.json`` is free: a run killed before its first checkpoint leaves
     one, which can neither be resumed nor would otherwise be reusable."""
     if (out / "last.pt").exists() or (out / "best.pt").exists():
-        raise UserError(f"{out}: already holds a training run; continue it with "
-                        f"`mnv3 train --resume {out}` or choose another --output")
+        raise UserError(
+            f"{out}: already holds a training run; continue it with "
+            f"`mnv3 train --resume {out}` or choose another --output"
+        )
 
 
 def _unfold(start: StartingPoint, splits: Splits, cfg: TrainConfig, images: int = 256) -> int:
     """:func:`unfold_batchnorm` on the first ``images`` training images, prepared as for
     validation (the same images in every process, so all processes agree)."""
     paths = [path for path, _ in splits.train[:images]]
-    batches = (torch.from_numpy(b.images) for b in iter_batches(paths, start.card.preprocess, 32,
-                                                                cfg.resolved_workers) if b.indices)
+    batches = (
+        torch.from_numpy(b.images)
+        for b in iter_batches(paths, start.card.preprocess, 32, cfg.resolved_workers)
+        if b.indices
+    )
     return unfold_batchnorm(start.model, batches)
 
 
@@ -159,28 +196,49 @@ def open_run_folder(run: Run, state: TrainState) -> None:
     params = list(run.model.parameters())
     cfg, splits, unreadable = run.cfg, run.splits, run.unreadable
     examples = [*unreadable["train"].values(), *unreadable["val"].values()]
-    run.listener.on_start(TrainPlan(
-        model_name=run.start.card.model_name, start=run.start.description, class_names=splits.class_names,
-        train_images=len(splits.train), val_images=len(splits.val), data=splits.source, epochs=cfg.epochs,
-        start_epoch=state.epoch + 1, steps_per_epoch=run.steps_per_epoch, batch_size=cfg.batch_size,
-        world_size=distributed.world_size(), device=str(run.device), amp=run.recipe.amp,
-        trainable_params=sum(p.numel() for p in params if p.requires_grad),
-        total_params=sum(p.numel() for p in params), output=run.output,
-        unreadable_train=len(unreadable["train"]), unreadable_val=len(unreadable["val"]),
-        unreadable_example=examples[0] if examples else ""))
+    run.listener.on_start(
+        TrainPlan(
+            model_name=run.start.card.model_name,
+            start=run.start.description,
+            class_names=splits.class_names,
+            train_images=len(splits.train),
+            val_images=len(splits.val),
+            data=splits.source,
+            epochs=cfg.epochs,
+            start_epoch=state.epoch + 1,
+            steps_per_epoch=run.steps_per_epoch,
+            batch_size=cfg.batch_size,
+            world_size=distributed.world_size(),
+            device=str(run.device),
+            amp=run.recipe.amp,
+            trainable_params=sum(p.numel() for p in params if p.requires_grad),
+            total_params=sum(p.numel() for p in params),
+            output=run.output,
+            unreadable_train=len(unreadable["train"]),
+            unreadable_val=len(unreadable["val"]),
+            unreadable_example=examples[0] if examples else "",
+        )
+    )
 
 
 def config_record(run: Run) -> dict[str, Any]:
     """``config.json``: the resolved options and what the run is made of."""
     # absolute paths, so that `--resume` works from any directory
     paths = {k: str(Path(v).resolve()) for k in ("data", "val") if (v := getattr(run.cfg, k))}
-    return {"config": run.cfg.resolved_dict() | paths | {"output": str(run.output.resolve())},
-            "model": run.start.card.model_name, "start": run.start.description,
-            "classes": run.splits.class_names, "data": run.splits.source,
-            "train_images": len(run.splits.train), "val_images": len(run.splits.val),
-            "preprocess": run.preprocess.to_dict(), "device": str(run.device),
-            "world_size": distributed.world_size(), "mnv3_version": __version__,
-            "written": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "config": run.cfg.resolved_dict() | paths | {"output": str(run.output.resolve())},
+        "model": run.start.card.model_name,
+        "start": run.start.description,
+        "classes": run.splits.class_names,
+        "data": run.splits.source,
+        "train_images": len(run.splits.train),
+        "val_images": len(run.splits.val),
+        "preprocess": run.preprocess.to_dict(),
+        "device": str(run.device),
+        "world_size": distributed.world_size(),
+        "mnv3_version": __version__,
+        "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _missing_data():

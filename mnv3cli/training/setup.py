@@ -42,16 +42,20 @@ def build_model(cfg: TrainConfig, class_names: list[str]) -> StartingPoint:
         if not same_head:
             model.reset_classifier(len(class_names))
         wordnet_ids = loaded.wordnet_ids if same_head else None
-        description = f"fine-tuning from {cfg.weights}" + ("" if same_head else
-                                                          f" (new {len(class_names)}-class head)")
+        description = f"fine-tuning from {cfg.weights}" + ("" if same_head else f" (new {len(class_names)}-class head)")
     else:
         from ..factory import create_model
 
         name = get_entry(cfg.model or DEFAULT_MODEL).name
         model = create_model(name, num_classes=len(class_names), **overrides)
         preprocess, wordnet_ids, description, same_head = Preprocess(), None, "from scratch", True
-    card = ModelCard(model_name=name, class_names=class_names, wordnet_ids=wordnet_ids,
-                     preprocess=preprocess.at_resolution(cfg.resolution), source=cfg.weights or "")
+    card = ModelCard(
+        model_name=name,
+        class_names=class_names,
+        wordnet_ids=wordnet_ids,
+        preprocess=preprocess.at_resolution(cfg.resolution),
+        source=cfg.weights or "",
+    )
     return StartingPoint(card, model, description, new_head=bool(cfg.weights) and not same_head)
 
 
@@ -61,10 +65,17 @@ def resumed_model(path: Path, class_names: list[str], data: str | None) -> Start
 
     loaded = load_model(path)
     if list(loaded.class_names) != class_names:
-        raise UserError(f"{data}: its classes {class_names} differ from the run's "
-                        f"{list(loaded.class_names)}; resume with the data the run started with")
-    card = ModelCard(model_name=loaded.model_name, class_names=class_names, wordnet_ids=loaded.wordnet_ids,
-                     preprocess=loaded.preprocess, source=str(path))
+        raise UserError(
+            f"{data}: its classes {class_names} differ from the run's "
+            f"{list(loaded.class_names)}; resume with the data the run started with"
+        )
+    card = ModelCard(
+        model_name=loaded.model_name,
+        class_names=class_names,
+        wordnet_ids=loaded.wordnet_ids,
+        preprocess=loaded.preprocess,
+        source=str(path),
+    )
     return StartingPoint(card, loaded.model, "resuming")
 
 
@@ -78,9 +89,10 @@ def freeze_layers(model: nn.Module, freeze: int | None) -> list[nn.Module]:
         return []
     stages = [[model.stem], *[[stage] for stage in model.stages], [model.head, model.pre_logits]]
     if freeze > len(stages):
-        raise UserError(f"--freeze {freeze}: the model has only {len(stages)} stages (stem, "
-                        f"{len(model.stages)} bneck stages, head)")
-    frozen = [module for group in stages[:len(stages) - freeze] for module in group]
+        raise UserError(
+            f"--freeze {freeze}: the model has only {len(stages)} stages (stem, {len(model.stages)} bneck stages, head)"
+        )
+    frozen = [module for group in stages[: len(stages) - freeze] for module in group]
     for module in frozen:
         module.requires_grad_(False)
     return frozen

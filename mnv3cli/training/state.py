@@ -40,10 +40,17 @@ def capture_rng_state() -> dict:
     """torch, numpy and Python RNG states in a form that loads with ``weights_only=True``."""
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     py_version, py_state, py_gauss = random.getstate()
-    state = {"torch": torch.get_rng_state(),
-             "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)),
-                       "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
-             "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss}}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": np_kind,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -53,8 +60,7 @@ def restore_rng_state(state: Mapping) -> None:
     """Undo :func:`capture_rng_state` (resuming training reproduces the same random stream)."""
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["gauss"]))
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
@@ -84,21 +90,37 @@ class TrainState:
         inside an epoch with as many processes as now (else the epoch reseeds as usual)."""
         partial = extra.get("partial", {"loss_sum": 0.0, "images": 0, "seconds": 0.0})
         states = extra.get("rng") or []
-        return cls(epoch=extra["epoch"], step=extra["step"], num_updates=extra["num_updates"],
-                   history=list(extra.get("history", [])), best_top1=extra.get("best_top1", -1.0),
-                   best_epoch=extra.get("best_epoch", 0), skipped=dict(extra.get("skipped", {})),
-                   loss_sum=partial["loss_sum"], images=partial["images"], seconds=partial["seconds"],
-                   rng=states[rank] if extra["step"] and len(states) == world else None)
+        return cls(
+            epoch=extra["epoch"],
+            step=extra["step"],
+            num_updates=extra["num_updates"],
+            history=list(extra.get("history", [])),
+            best_top1=extra.get("best_top1", -1.0),
+            best_epoch=extra.get("best_epoch", 0),
+            skipped=dict(extra.get("skipped", {})),
+            loss_sum=partial["loss_sum"],
+            images=partial["images"],
+            seconds=partial["seconds"],
+            rng=states[rank] if extra["step"] and len(states) == world else None,
+        )
 
     def checkpoint_extra(self, rng_states: list[dict] | None) -> dict[str, Any]:
         """The keys ``extra`` holds for this state: all of them for ``last.pt`` (``rng_states``,
         one per process), only the record (epoch, best, history) for ``best.pt`` (None)."""
-        extra: dict[str, Any] = {"epoch": self.epoch, "best_top1": self.best_top1,
-                                 "best_epoch": self.best_epoch, "history": self.history}
+        extra: dict[str, Any] = {
+            "epoch": self.epoch,
+            "best_top1": self.best_top1,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+        }
         if rng_states is not None:
-            extra |= {"step": self.step, "num_updates": self.num_updates,
-                      "partial": {"loss_sum": self.loss_sum, "images": self.images, "seconds": self.seconds},
-                      "skipped": dict(self.skipped), "rng": rng_states}
+            extra |= {
+                "step": self.step,
+                "num_updates": self.num_updates,
+                "partial": {"loss_sum": self.loss_sum, "images": self.images, "seconds": self.seconds},
+                "skipped": dict(self.skipped),
+                "rng": rng_states,
+            }
         return extra
 
     def seed_epoch(self, seed: int, rank: int) -> None:
@@ -130,10 +152,10 @@ def read_resume(resume) -> tuple[Path, dict]:
     path = Path(resume)
     path = path if path.suffix == ".pt" else path / "last.pt"
     if not path.exists():
-        raise UserError(f"{resume}: nothing to resume (no {path.name}); the run saves it after its "
-                        "first epoch or when interrupted")
+        raise UserError(
+            f"{resume}: nothing to resume (no {path.name}); the run saves it after its first epoch or when interrupted"
+        )
     ckpt = read_checkpoint(path)
     if "optimizer" not in ckpt["extra"]:
-        raise UserError(f"{path}: holds no training state (optimizer, position); resume from a run "
-                        "folder's last.pt")
+        raise UserError(f"{path}: holds no training state (optimizer, position); resume from a run folder's last.pt")
     return path, ckpt

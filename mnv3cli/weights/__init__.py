@@ -7,7 +7,12 @@ Names resolve lazily so importing a light submodule (``download``) does not impo
 
 from .._lazy import lazy_exports
 
-__getattr__, __all__ = lazy_exports(__name__, {
-    "LoadedModel": ".loader", "load_model": ".loader",
-    "read_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
-})
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "LoadedModel": ".loader",
+        "load_model": ".loader",
+        "read_checkpoint": ".checkpoint",
+        "save_checkpoint": ".checkpoint",
+    },
+)

@@ -59,9 +59,19 @@ def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: str | None = None,
-                    arch: Mapping | None = None, class_names=None, preprocess=None, wordnet_ids=None,
-                    extra: Mapping | None = None, dtype: str | None = None) -> None:
+def save_checkpoint(
+    path,
+    model,
+    *,
+    card: ModelCard | None = None,
+    model_name: str | None = None,
+    arch: Mapping | None = None,
+    class_names=None,
+    preprocess=None,
+    wordnet_ids=None,
+    extra: Mapping | None = None,
+    dtype: str | None = None,
+) -> None:
     """Write ``model`` and its metadata to ``path`` (``.pt``/``.pth`` or ``.safetensors``), atomically.
 
     The metadata is a :class:`~mnv3cli.registry.ModelCard` (``card``), or its fields given one by
@@ -91,11 +101,16 @@ def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: s
     if len(class_names) != model.num_classes:
         raise ValueError(f"{len(class_names)} class names for a model with {model.num_classes} outputs")
     record = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "model_name": model_name,
-        "arch": dict(arch), "num_classes": model.num_classes, "class_names": class_names,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_name": model_name,
+        "arch": dict(arch),
+        "num_classes": model.num_classes,
+        "class_names": class_names,
         "wordnet_ids": list(wordnet_ids) if wordnet_ids is not None else None,
         "preprocess": preprocess.to_dict() if isinstance(preprocess, Preprocess) else dict(preprocess),
-        "state_dict": state, CHECKSUM: tensors_sha256(state),
+        "state_dict": state,
+        CHECKSUM: tensors_sha256(state),
         "extra": dict(extra or {}),
     }
     if card is not None and card.temperature != 1.0:  # calibrated (mnv3 calibrate); else bytes as before
@@ -106,8 +121,10 @@ def save_checkpoint(path, model, *, card: ModelCard | None = None, model_name: s
     elif suffix == SAFETENSORS_SUFFIX:
         _write_safetensors(path, record)
     else:
-        raise UserError(f"{path}: cannot write a checkpoint with extension {path.suffix or '(none)'!r}; "
-                        f"use .pt, .pth or .safetensors")
+        raise UserError(
+            f"{path}: cannot write a checkpoint with extension {path.suffix or '(none)'!r}; "
+            f"use .pt, .pth or .safetensors"
+        )
 
 
 def _write_torch(path: Path, record: dict) -> None:
@@ -120,8 +137,10 @@ def _write_torch(path: Path, record: dict) -> None:
     try:
         torch.load(buffer, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise TypeError(f"{path}: checkpoint would not load with weights_only=True ({exc}); keep "
-                        "'extra' to tensors, state dicts and plain Python values") from None
+        raise TypeError(
+            f"{path}: checkpoint would not load with weights_only=True ({exc}); keep "
+            "'extra' to tensors, state dicts and plain Python values"
+        ) from None
     with atomic_write(path, "wb") as fh:
         fh.write(buffer.getbuffer())
 
@@ -132,12 +151,20 @@ def _write_safetensors(path: Path, record: dict) -> None:
     try:
         extra = json.dumps(record["extra"], allow_nan=False, sort_keys=True)
     except (TypeError, ValueError):
-        raise UserError(f"{path}: .safetensors holds weights and JSON metadata only; save training "
-                        "state (optimizer, RNG, ...) to a .pt checkpoint instead") from None
-    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "extra": extra,
-                **{k: json.dumps(record[k], sort_keys=True)
-                   for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature")
-                   if k != "state_dict" and k in record}}
+        raise UserError(
+            f"{path}: .safetensors holds weights and JSON metadata only; save training "
+            "state (optimizer, RNG, ...) to a .pt checkpoint instead"
+        ) from None
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "extra": extra,
+        **{
+            k: json.dumps(record[k], sort_keys=True)
+            for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature")
+            if k != "state_dict" and k in record
+        },
+    }
     # safetensors refuses tensors that share memory; a plain copy of each is cheap at this size
     data = save({k: v.clone() for k, v in record["state_dict"].items()}, metadata=metadata)
     with atomic_write(path, "wb") as fh:
@@ -149,9 +176,9 @@ def _sorted_header(data: bytes) -> bytes:
     order, which changes from one process to the next. Tensor offsets count from the end of the
     header, so re-serialising it (padded to 8 bytes, as safetensors does) moves no data."""
     size = int.from_bytes(data[:8], "little")
-    header = json.dumps(json.loads(data[8:8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header = json.dumps(json.loads(data[8 : 8 + size]), sort_keys=True, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)
-    return len(header).to_bytes(8, "little") + header + data[8 + size:]
+    return len(header).to_bytes(8, "little") + header + data[8 + size :]
 
 
 def is_checkpoint_record(obj: Any) -> bool:
@@ -178,8 +205,10 @@ def read_checkpoint(path) -> dict:
 def checkpoint_from_safetensors(tensors: dict, metadata: Mapping[str, str], source: str) -> dict:
     """Rebuild the checkpoint record from a ``.safetensors`` file's tensors and metadata."""
     if metadata.get("format") != FORMAT:
-        raise UserError(f"{source}: not an mnv3 checkpoint (no mnv3 metadata); load it with --weights "
-                        "or turn it into one with `mnv3 convert`")
+        raise UserError(
+            f"{source}: not an mnv3 checkpoint (no mnv3 metadata); load it with --weights "
+            "or turn it into one with `mnv3 convert`"
+        )
     try:
         record = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "format_version")}
         record.update(format=FORMAT, format_version=int(metadata.get("format_version", "0")))
@@ -191,19 +220,25 @@ def checkpoint_from_safetensors(tensors: dict, metadata: Mapping[str, str], sour
 def validate_record(obj: Any, source: str) -> dict:
     """Check a checkpoint record's fields so later code can trust them."""
     if not is_checkpoint_record(obj):
-        raise UserError(f"{source}: not an mnv3 checkpoint (a bare state dict or another tool's file); "
-                        "load it with --weights or turn it into one with `mnv3 convert`")
+        raise UserError(
+            f"{source}: not an mnv3 checkpoint (a bare state dict or another tool's file); "
+            "load it with --weights or turn it into one with `mnv3 convert`"
+        )
     version = obj.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise UserError(f"{source}: checkpoint format version {version!r} is newer than this mnv3 "
-                        f"understands ({FORMAT_VERSION}); upgrade mnv3")
+        raise UserError(
+            f"{source}: checkpoint format version {version!r} is newer than this mnv3 "
+            f"understands ({FORMAT_VERSION}); upgrade mnv3"
+        )
     missing = [k for k in REQUIRED if k not in obj]
     if missing:
         raise UserError(f"{source}: incomplete mnv3 checkpoint, missing {', '.join(missing)}")
     names, n = obj["class_names"], obj["num_classes"]
     if not isinstance(n, int) or not isinstance(names, list) or len(names) != n:
-        raise UserError(f"{source}: corrupt mnv3 checkpoint: {n!r} classes but "
-                        f"{len(names) if isinstance(names, list) else 'no'} class names")
+        raise UserError(
+            f"{source}: corrupt mnv3 checkpoint: {n!r} classes but "
+            f"{len(names) if isinstance(names, list) else 'no'} class names"
+        )
     if not isinstance(obj["arch"], dict) or not isinstance(obj["state_dict"], Mapping):
         raise UserError(f"{source}: corrupt mnv3 checkpoint: arch or state_dict is not a dict")
     temperature = obj.get("temperature", 1.0)  # absent unless calibrated
@@ -214,8 +249,10 @@ def validate_record(obj: Any, source: str) -> dict:
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{source}: corrupt mnv3 checkpoint: bad preprocess {obj['preprocess']!r}") from None
     if obj.get(CHECKSUM) is not None and _checksum(obj["state_dict"]) != obj[CHECKSUM]:
-        raise UserError(f"{source}: corrupt mnv3 checkpoint (checksum mismatch): its weights changed "
-                        "after it was written; use another copy")
+        raise UserError(
+            f"{source}: corrupt mnv3 checkpoint (checksum mismatch): its weights changed "
+            "after it was written; use another copy"
+        )
     return dict(obj) | {"extra": dict(obj.get("extra") or {}), "wordnet_ids": obj.get("wordnet_ids")}
 
 
@@ -229,6 +266,13 @@ def _checksum(state: Mapping) -> str | None:
 
 def card_from_record(record: Mapping, source: str = "", sha256: str | None = None) -> ModelCard:
     """The :class:`ModelCard` a (validated) checkpoint record describes, read from ``source``."""
-    return ModelCard(record["model_name"], record["class_names"], Preprocess.from_dict(record["preprocess"]),
-                     record.get("wordnet_ids"), source, sha256, record["arch"], record.get("temperature", 1.0))
-
+    return ModelCard(
+        record["model_name"],
+        record["class_names"],
+        Preprocess.from_dict(record["preprocess"]),
+        record.get("wordnet_ids"),
+        source,
+        sha256,
+        record["arch"],
+        record.get("temperature", 1.0),
+    )

@@ -72,8 +72,10 @@ def check_hash(path: Path, prefix: str | None) -> str:
     """The file's sha256; :class:`UserError` when it does not start with the published ``prefix``."""
     digest = sha256_file(path)
     if prefix and not digest.startswith(prefix):
-        raise UserError(f"{path}: sha256 {digest[:12]}... does not match the published prefix {prefix}; "
-                        "the file is corrupt or not the published one: delete it to download it again")
+        raise UserError(
+            f"{path}: sha256 {digest[:12]}... does not match the published prefix {prefix}; "
+            "the file is corrupt or not the published one: delete it to download it again"
+        )
     return digest
 
 
@@ -100,8 +102,10 @@ def _bundled(source: WeightSource) -> tuple[Path, str]:
         raise UserError(f"{path}: the bundled model is missing from this installation; reinstall mnv3cli")
     digest = sha256_file(path)
     if digest != source.bundled.sha256:
-        raise UserError(f"{path}: sha256 {digest[:12]}... is not the bundled model's "
-                        f"{source.bundled.sha256[:12]}...; the installation is damaged: reinstall mnv3cli")
+        raise UserError(
+            f"{path}: sha256 {digest[:12]}... is not the bundled model's "
+            f"{source.bundled.sha256[:12]}...; the installation is damaged: reinstall mnv3cli"
+        )
     return path, digest
 
 
@@ -122,8 +126,10 @@ def _download(url: str, path: Path, hash_prefix: str | None, progress: Progress 
                     done += len(block)
                     report(done, total)
                 if hash_prefix and not digest.hexdigest().startswith(hash_prefix):  # before the rename
-                    raise UserError(f"downloaded {url} but its sha256 {digest.hexdigest()[:12]}... does "
-                                    f"not match the published prefix {hash_prefix}; try again later")
+                    raise UserError(
+                        f"downloaded {url} but its sha256 {digest.hexdigest()[:12]}... does "
+                        f"not match the published prefix {hash_prefix}; try again later"
+                    )
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise UserError(f"cannot download {url}: {reason}; {how}") from None
@@ -140,8 +146,9 @@ def _extract(archive: Path, member: str, target: Path) -> None:
                 for block in iter(lambda: src.read(CHUNK), b""):
                     fh.write(block)
     except (KeyError, tarfile.TarError, OSError) as exc:
-        raise UserError(f"{archive}: cannot extract {member} ({type(exc).__name__}: {exc}); "
-                        "delete the file to download it again") from None
+        raise UserError(
+            f"{archive}: cannot extract {member} ({type(exc).__name__}: {exc}); delete the file to download it again"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -157,7 +164,13 @@ def _reporter(progress: Progress | bool | None, label: str, total: int | None) -
     from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
     from rich.progress import Progress as RichProgress
 
-    with RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
+    with RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(f"downloading {label}", total=total)
         yield lambda done, total: bar.update(task, completed=done, total=total)

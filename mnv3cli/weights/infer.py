@@ -35,8 +35,7 @@ def kernel_shape(shape: Iterable[int]) -> Shape:
 
 def kernel_shapes(state_dict: Mapping[str, torch.Tensor]) -> list[tuple[str, Shape]]:
     """(key, kernel shape) of every conv/linear weight (tensors of 2 or more dims), in file order."""
-    return [(k, kernel_shape(v.shape)) for k, v in state_dict.items()
-            if isinstance(v, torch.Tensor) and v.dim() >= 2]
+    return [(k, kernel_shape(v.shape)) for k, v in state_dict.items() if isinstance(v, torch.Tensor) and v.dim() >= 2]
 
 
 @functools.cache
@@ -70,19 +69,29 @@ def infer_arch(shapes: Sequence[tuple[str, Shape]], source: str) -> tuple[dict, 
             for width in WIDTHS:
                 cand = _candidate(size, minimal, width)
                 *cand_body, (_, cand_last) = cand
-                mismatch = next((i for i, ((_, got), (_, want)) in enumerate(zip(body, cand_body, strict=True))
-                                 if got != want), None)
+                mismatch = next(
+                    (i for i, ((_, got), (_, want)) in enumerate(zip(body, cand_body, strict=True)) if got != want),
+                    None,
+                )
                 if mismatch is None and len(last) == 2 and last[1:] == cand_last[1:]:
                     return {"size": size, "width": width, "minimal": minimal}, last[0]
                 where = len(body) if mismatch is None else mismatch
                 if closest is None or where > closest[0]:
                     got_key, got = shapes[where]
-                    closest = (where, got_key, got, cand[where][1],
-                               f"{size}{'-minimal' if minimal else ''} width {width}")
+                    closest = (
+                        where,
+                        got_key,
+                        got,
+                        cand[where][1],
+                        f"{size}{'-minimal' if minimal else ''} width {width}",
+                    )
     if closest is None:
         counts = sorted({len(_candidate(s, m, 1.0)) for s in ARCHS for m in (False, True)})
-        raise UserError(f"{source}: holds {len(shapes)} convolution/linear weights; a MobileNetV3 has "
-                        f"{', '.join(map(str, counts))}, so these are weights for another architecture")
+        raise UserError(
+            f"{source}: holds {len(shapes)} convolution/linear weights; a MobileNetV3 has "
+            f"{', '.join(map(str, counts))}, so these are weights for another architecture"
+        )
     _, key, got, want, name = closest
-    raise UserError(f"{source}: not a known MobileNetV3: tensor {key!r} has shape {got}, the closest "
-                    f"variant ({name}) needs {want}")
+    raise UserError(
+        f"{source}: not a known MobileNetV3: tensor {key!r} has shape {got}, the closest variant ({name}) needs {want}"
+    )

@@ -61,9 +61,14 @@ class LoadedModel(CardFields):
     meta: dict = field(default_factory=dict)  # format of the source, training metrics, epoch, ...
 
 
-def load_model(weights: str | os.PathLike | None = None, model_name: str | None = None, *,
-               num_classes: int | None = None, progress: Progress | bool | None = True,
-               **overrides: Any) -> LoadedModel:
+def load_model(
+    weights: str | os.PathLike | None = None,
+    model_name: str | None = None,
+    *,
+    num_classes: int | None = None,
+    progress: Progress | bool | None = True,
+    **overrides: Any,
+) -> LoadedModel:
     """Load ``weights`` into a MobileNetV3 (default: ``bundled``, or ``imagenet`` when ``model_name``
     is given: :func:`~mnv3cli.registry.default_weights`).
 
@@ -89,8 +94,7 @@ def load_model(weights: str | os.PathLike | None = None, model_name: str | None 
 def _is_tag(spec: str) -> bool:
     if Path(spec).expanduser().exists():
         return False
-    return (spec == "imagenet" or spec.split(":", 1)[0] in TAG_KINDS
-            or not ({"/", os.sep, "."} & set(spec)))
+    return spec == "imagenet" or spec.split(":", 1)[0] in TAG_KINDS or not ({"/", os.sep, "."} & set(spec))
 
 
 def _load_tag(tag: str, model_name: str | None, overrides: dict, progress) -> LoadedModel:
@@ -127,8 +131,9 @@ def _load_file(path: Path, model_name: str | None, overrides: dict) -> LoadedMod
     if suffix == SAFETENSORS_SUFFIX:
         state, metadata = read_safetensors(path)
         if metadata.get("format") == FORMAT:
-            return _from_record(checkpoint_from_safetensors(state, metadata, source), source,
-                                model_name, overrides, digest)
+            return _from_record(
+                checkpoint_from_safetensors(state, metadata, source), source, model_name, overrides, digest
+            )
     else:
         obj = read_torch(path)
         if is_checkpoint_record(obj):
@@ -137,8 +142,7 @@ def _load_file(path: Path, model_name: str | None, overrides: dict) -> LoadedMod
     return _from_state_dict(state, path, model_name, overrides, digest, published)
 
 
-def _from_record(record: dict, source: str, model_name: str | None, overrides: dict,
-                 digest: str) -> LoadedModel:
+def _from_record(record: dict, source: str, model_name: str | None, overrides: dict, digest: str) -> LoadedModel:
     """A project checkpoint: it says everything, the user may still override the model."""
     from .checkpoint import card_from_record
 
@@ -151,8 +155,9 @@ def _from_record(record: dict, source: str, model_name: str | None, overrides: d
     return LoadedModel(model, replace(card, model_name=name, arch=dict(model.config)), meta)
 
 
-def _from_state_dict(state: dict, path: Path, model_name: str | None, overrides: dict, digest: str,
-                     published: tuple | None) -> LoadedModel:
+def _from_state_dict(
+    state: dict, path: Path, model_name: str | None, overrides: dict, digest: str, published: tuple | None
+) -> LoadedModel:
     """A foreign state dict: architecture from the name given, the published file, or the shapes."""
     from .infer import infer_arch, kernel_shapes
     from .remap import execution_order, strip_prefixes
@@ -219,11 +224,9 @@ def _build(state: dict[str, torch.Tensor], arch: dict, num_classes: int, source:
     return model.eval()
 
 
-def _result(model: MobileNetV3, name: str, preprocess: Preprocess, source: str, digest: str,
-            meta: dict) -> LoadedModel:
+def _result(model: MobileNetV3, name: str, preprocess: Preprocess, source: str, digest: str, meta: dict) -> LoadedModel:
     names, wnids = _class_names(model.num_classes)
-    return LoadedModel(model, ModelCard(name, names, preprocess, wnids, source, digest, dict(model.config)),
-                       meta)
+    return LoadedModel(model, ModelCard(name, names, preprocess, wnids, source, digest, dict(model.config)), meta)
 
 
 def _class_names(num_classes: int) -> tuple[tuple[str, ...], tuple[str, ...] | None]:

@@ -35,8 +35,9 @@ def check_file(path: Path) -> None:
     if path.is_dir():
         raise UserError(f"{path}: is a directory, expected a weights file")
     if path.suffix.lower() not in SUFFIXES:
-        raise UserError(f"{path}: unsupported weights file type {path.suffix or '(none)'!r}; "
-                        f"expected one of {', '.join(SUFFIXES)}")
+        raise UserError(
+            f"{path}: unsupported weights file type {path.suffix or '(none)'!r}; expected one of {', '.join(SUFFIXES)}"
+        )
     if path.stat().st_size == 0:
         raise UserError(f"{path}: file is empty")
 
@@ -52,11 +53,14 @@ def read_torch(path: Path) -> Any:
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, OSError ...
         unsafe = refused_global(path, str(exc))
         if unsafe:
-            raise UserError(f"{path}: refused: loading it would import and run {unsafe!r}; "
-                            "only tensors and plain containers are accepted (if you trust the file, "
-                            "re-save its state_dict)") from None
-        raise UserError(f"{path}: not a readable PyTorch file (empty, truncated or corrupt: "
-                        f"{type(exc).__name__})") from None
+            raise UserError(
+                f"{path}: refused: loading it would import and run {unsafe!r}; "
+                "only tensors and plain containers are accepted (if you trust the file, "
+                "re-save its state_dict)"
+            ) from None
+        raise UserError(
+            f"{path}: not a readable PyTorch file (empty, truncated or corrupt: {type(exc).__name__})"
+        ) from None
 
 
 # torch words a refused global differently by version and pickle protocol
@@ -116,8 +120,7 @@ def _allowed_globals() -> set[str]:
         allowed = set(_get_allowed_globals())
     except Exception:  # a torch without this private helper: allow only what state dicts use
         allowed = set()
-    return allowed | {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2",
-                      "torch._utils._rebuild_parameter"}
+    return allowed | {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"}
 
 
 def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -128,8 +131,7 @@ def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
     for name, tensor in state.items():
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
             bad = int((~torch.isfinite(tensor)).sum())
-            raise UserError(f"{source}: tensor {name!r} holds {bad} NaN or infinite value(s); "
-                            "the weights are corrupt")
+            raise UserError(f"{source}: tensor {name!r} holds {bad} NaN or infinite value(s); the weights are corrupt")
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -155,5 +157,7 @@ def find_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
         tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
         if tensors:
             return tensors
-    raise UserError(f"{source}: holds no state dict (a {type(obj).__name__} without tensors, and none "
-                    f"under {', '.join(STATE_DICT_KEYS)})")
+    raise UserError(
+        f"{source}: holds no state dict (a {type(obj).__name__} without tensors, and none "
+        f"under {', '.join(STATE_DICT_KEYS)})"
+    )

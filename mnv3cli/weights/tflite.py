@@ -35,8 +35,13 @@ MAGIC = b"TFL3"  # flatbuffer file identifier of TFLite models, at byte offset 4
 KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 HARD_SIGMOID_OFFSET = 3.0
 # Options tables of the ops whose strides or fused activations the converter reads.
-OPTIONS = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
-           "FULLY_CONNECTED": "FullyConnectedOptions", "ADD": "AddOptions", "MUL": "MulOptions"}
+OPTIONS = {
+    "CONV_2D": "Conv2DOptions",
+    "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+    "FULLY_CONNECTED": "FullyConnectedOptions",
+    "ADD": "AddOptions",
+    "MUL": "MulOptions",
+}
 
 
 @dataclass
@@ -57,8 +62,10 @@ def _tflite():
     try:
         import tflite
     except ImportError:
-        raise UserError("reading .tflite files needs the 'tflite' package, a dependency of mnv3cli "
-                        "that is missing here: pip install tflite") from None
+        raise UserError(
+            "reading .tflite files needs the 'tflite' package, a dependency of mnv3cli "
+            "that is missing here: pip install tflite"
+        ) from None
     return tflite
 
 
@@ -91,8 +98,15 @@ class _Graph:
             for t in op.OutputsAsNumpy():
                 self.producer[int(t)] = i
         types = tfl.TensorType
-        self.dtypes = {types.FLOAT32: "<f4", types.FLOAT16: "<f2", types.INT32: "<i4",
-                       types.UINT8: "u1", types.INT8: "i1", types.INT16: "<i2", types.INT64: "<i8"}
+        self.dtypes = {
+            types.FLOAT32: "<f4",
+            types.FLOAT16: "<f2",
+            types.INT32: "<i4",
+            types.UINT8: "u1",
+            types.INT8: "i1",
+            types.INT16: "<i2",
+            types.INT64: "<i8",
+        }
         self.int_ranges = {types.UINT8: (0, 255), types.INT8: (-128, 127)}
 
     @staticmethod
@@ -122,8 +136,7 @@ class _Graph:
         quant = tensor.Quantization()
         if quant is not None and quant.ScaleLength():
             scale = quant.ScaleAsNumpy().astype(np.float32)
-            zero = (quant.ZeroPointAsNumpy().astype(np.float32) if quant.ZeroPointLength()
-                    else np.zeros_like(scale))
+            zero = quant.ZeroPointAsNumpy().astype(np.float32) if quant.ZeroPointLength() else np.zeros_like(scale)
             if scale.size > 1:  # per-channel: broadcast along the quantized dimension
                 axis = quant.QuantizedDimension()
                 bshape = [1] * value.ndim
@@ -146,8 +159,11 @@ class _Graph:
     def applies_relu6(self, i: int) -> bool:
         """Whether op ``i`` ends in ReLU6: fused, or implied by its quantized output range [0, 6]."""
         opts = self.options(i)
-        if (opts is not None and hasattr(opts, "FusedActivationFunction")
-                and opts.FusedActivationFunction() == self.tfl.ActivationFunctionType.RELU6):
+        if (
+            opts is not None
+            and hasattr(opts, "FusedActivationFunction")
+            and opts.FusedActivationFunction() == self.tfl.ActivationFunctionType.RELU6
+        ):
             return True
         out = self.graph.Tensors(int(self.ops[i].OutputsAsNumpy()[0]))
         quant, bits = out.Quantization(), self.int_ranges.get(out.Type())
@@ -225,16 +241,19 @@ def read_tflite(path: Path) -> list[Kernel]:
         raise UserError(f"{path}: damaged TFLite model ({type(exc).__name__}: {exc})") from None
 
 
-def tflite_state_dict(kernels: list[Kernel], model: nn.Module, *, background: bool,
-                      source: str) -> dict[str, torch.Tensor]:
+def tflite_state_dict(
+    kernels: list[Kernel], model: nn.Module, *, background: bool, source: str
+) -> dict[str, torch.Tensor]:
     """A state dict for ``model`` (built with ``tf_padding=True``) holding the TFLite kernels.
 
     ``background``: the file's classifier has one more output, class 0, which is dropped.
     """
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     if len(layers) != len(kernels):
-        raise UserError(f"{source}: has {len(kernels)} convolution/dense ops but the model needs "
-                        f"{len(layers)}; it is weights for another architecture")
+        raise UserError(
+            f"{source}: has {len(kernels)} convolution/dense ops but the model needs "
+            f"{len(layers)}; it is weights for another architecture"
+        )
     names = {id(m): n for n, m in model.named_modules()}
     norm_of = {id(m.conv): m.bn for m in model.modules() if isinstance(m, ConvBNAct)}
     gates = {id(m.expand) for m in model.modules() if isinstance(m, SqueezeExcite)}
@@ -245,15 +264,21 @@ def tflite_state_dict(kernels: list[Kernel], model: nn.Module, *, background: bo
         if layer is model.classifier and background:
             weight, bias = weight[1:], bias[1:]
         if kernel_shape(weight.shape) != kernel_shape(layer.weight.shape):
-            raise UserError(f"{source}: {k.op} {k.name!r} has shape {tuple(weight.shape)} but the "
-                            f"model's {names[id(layer)]!r} needs {tuple(layer.weight.shape)}")
+            raise UserError(
+                f"{source}: {k.op} {k.name!r} has shape {tuple(weight.shape)} but the "
+                f"model's {names[id(layer)]!r} needs {tuple(layer.weight.shape)}"
+            )
         if isinstance(layer, nn.Conv2d) and layer.stride[0] != k.stride:
-            raise UserError(f"{source}: {k.op} {k.name!r} has stride {k.stride} but the model's "
-                            f"{names[id(layer)]!r} has {layer.stride[0]}")
+            raise UserError(
+                f"{source}: {k.op} {k.name!r} has stride {k.stride} but the model's "
+                f"{names[id(layer)]!r} has {layer.stride[0]}"
+            )
         if id(layer) in gates:
             if k.gate_offset is None:
-                raise UserError(f"{source}: squeeze-excite op {k.name!r} is not followed by a "
-                                "hard-sigmoid gate; not a MobileNetV3 graph")
+                raise UserError(
+                    f"{source}: squeeze-excite op {k.name!r} is not followed by a "
+                    "hard-sigmoid gate; not a MobileNetV3 graph"
+                )
             bias = bias + (k.gate_offset - HARD_SIGMOID_OFFSET)
         name = names[id(layer)]
         state[f"{name}.weight"] = weight.reshape(layer.weight.shape).contiguous()
@@ -262,8 +287,11 @@ def tflite_state_dict(kernels: list[Kernel], model: nn.Module, *, background: bo
             state[f"{name}.bias"] = bias
             continue
         prefix = names[id(bn)]
-        state |= {f"{prefix}.weight": torch.ones_like(bias), f"{prefix}.bias": bias,
-                  f"{prefix}.running_mean": torch.zeros_like(bias),
-                  f"{prefix}.running_var": torch.full_like(bias, 1.0 - bn.eps),
-                  f"{prefix}.num_batches_tracked": torch.tensor(0)}
+        state |= {
+            f"{prefix}.weight": torch.ones_like(bias),
+            f"{prefix}.bias": bias,
+            f"{prefix}.running_mean": torch.zeros_like(bias),
+            f"{prefix}.running_var": torch.full_like(bias, 1.0 - bn.eps),
+            f"{prefix}.num_batches_tracked": torch.tensor(0),
+        }
     return state

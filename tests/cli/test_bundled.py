@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+
 from helpers import IMPORT_GUARD, ROOT, assert_one_user_error, cli_env
 
 # What README's Quick start promises for the photos in examples/ (scikit-image's, CC0).
@@ -26,8 +27,9 @@ def fresh_machine(tmp_path):
 
 def mnv3(*args, env, guard=False):
     prefix = ["-c", IMPORT_GUARD] if guard else ["-m", "mnv3cli"]
-    return subprocess.run([sys.executable, *prefix, *args], capture_output=True, text=True, cwd=ROOT,
-                          env=cli_env(env), timeout=600)
+    return subprocess.run(
+        [sys.executable, *prefix, *args], capture_output=True, text=True, cwd=ROOT, env=cli_env(env), timeout=600
+    )
 
 
 def test_quick_start_predicts_the_examples_offline_then_without_torch(fresh_machine, tmp_path):
@@ -45,12 +47,15 @@ def test_quick_start_predicts_the_examples_offline_then_without_torch(fresh_mach
     assert [json.loads(line) for line in lines] == records
 
 
-@pytest.mark.parametrize("option, file", [
-    (["--model", "large"], "mobilenet_v3_large-5c1a4163.pth"),
-    (["--weights", "imagenet"], "mobilenet_v3_large-5c1a4163.pth"),
-    (["--model", "small"], "mobilenet_v3_small-047dcff4.pth"),
-    (["--weights", "torchvision:IMAGENET1K_V1", "--model", "small"], "mobilenet_v3_small-047dcff4.pth"),
-])
+@pytest.mark.parametrize(
+    "option, file",
+    [
+        (["--model", "large"], "mobilenet_v3_large-5c1a4163.pth"),
+        (["--weights", "imagenet"], "mobilenet_v3_large-5c1a4163.pth"),
+        (["--model", "small"], "mobilenet_v3_small-047dcff4.pth"),
+        (["--weights", "torchvision:IMAGENET1K_V1", "--model", "small"], "mobilenet_v3_small-047dcff4.pth"),
+    ],
+)
 def test_named_models_and_tags_still_download(fresh_machine, option, file):
     result = mnv3("predict", "examples/coffee.jpg", *option, env=fresh_machine)
     assert_one_user_error(result, f"cannot download https://download.pytorch.org/models/{file}: offline")

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+
 from helpers import assert_one_user_error
 
 
@@ -16,13 +17,16 @@ from helpers import assert_one_user_error
 def test_train_fits_a_temperature_that_lowers_ece_on_validation(run_cli, int8_tflite, hymenoptera, tmp_path):
     """The issue's bar: ECE of the ants/bees fine-tune after temperature scaling below ECE before it,
     on the validation images, same top-1. A linear probe of one epoch keeps the test short."""
-    proc = run_cli("train", hymenoptera, "-w", int8_tflite, "--epochs", "1", "--freeze", "0", "-o", "run",
-                   "--json", timeout=900)
+    proc = run_cli(
+        "train", hymenoptera, "-w", int8_tflite, "--epochs", "1", "--freeze", "0", "-o", "run", "--json", timeout=900
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     fit = summary["calibration"]
-    print(f"\nants/bees: T {fit['temperature']:.3f}, ECE {fit['ece_before']:.2f} % -> {fit['ece_after']:.2f} %, "
-          f"NLL {fit['nll_before']:.4f} -> {fit['nll_after']:.4f}, top-1 {fit['top1']:.2f} %")
+    print(
+        f"\nants/bees: T {fit['temperature']:.3f}, ECE {fit['ece_before']:.2f} % -> {fit['ece_after']:.2f} %, "
+        f"NLL {fit['nll_before']:.4f} -> {fit['nll_after']:.4f}, top-1 {fit['top1']:.2f} %"
+    )
     assert fit["ece_after"] < fit["ece_before"] and fit["nll_after"] < fit["nll_before"]
     assert fit["images"] == 153 and fit["top1"] == pytest.approx(summary["best_top1"], abs=1e-3)
     assert f"temperature {fit['temperature']:g} fitted on 153 validation images, stored in best.pt:" in proc.stderr
@@ -42,9 +46,27 @@ def calibrated(int8_tflite, imagenet_dev, tmp_path_factory):
     from helpers import cli_env
 
     work = tmp_path_factory.mktemp("calibrate")
-    proc = subprocess.run([sys.executable, "-m", "mnv3cli", "calibrate", str(imagenet_dev), "-w", str(int8_tflite),
-                           "-o", "cal.safetensors", "--limit", "100", "--json"], capture_output=True, text=True,
-                          env=cli_env(), cwd=work, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnv3cli",
+            "calibrate",
+            str(imagenet_dev),
+            "-w",
+            str(int8_tflite),
+            "-o",
+            "cal.safetensors",
+            "--limit",
+            "100",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=work,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout), work / "cal.safetensors"
 
@@ -67,8 +89,10 @@ def test_evaluate_and_predict_apply_it_on_every_backend(run_cli, calibrated, int
     assert cal["calibration"]["ece"] == pytest.approx(fit["ece_after"], abs=0.05)
     assert cal["calibration"]["nll"] == pytest.approx(fit["nll_after"], abs=1e-3)
     image = next((imagenet_dev / "n01440764").iterdir())
-    one = [json.loads(run_cli("-q", "predict", image, "-w", w, "--json", "--backend", backend).stdout)["predictions"]
-           for w in (int8_tflite, path)]
+    one = [
+        json.loads(run_cli("-q", "predict", image, "-w", w, "--json", "--backend", backend).stdout)["predictions"]
+        for w in (int8_tflite, path)
+    ]
     assert [p["index"] for p in one[0]] == [p["index"] for p in one[1]]
     assert one[1][0]["probability"] > one[0][0]["probability"]  # T < 1 sharpens
 

@@ -15,10 +15,12 @@ from mnv3cli.registry import list_models
 
 
 def _imports_after(args: list[str]) -> set[str]:
-    code = ("import sys; from mnv3cli.cli.app import cli\n"
-            f"try:\n    cli({args!r}, prog_name='mnv3')\nexcept SystemExit:\n    pass\n"
-            "print('\\n' + repr(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'torchvision', 'timm', 'onnxruntime'))))")
+    code = (
+        "import sys; from mnv3cli.cli.app import cli\n"
+        f"try:\n    cli({args!r}, prog_name='mnv3')\nexcept SystemExit:\n    pass\n"
+        "print('\\n' + repr(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'torchvision', 'timm', 'onnxruntime'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return set(eval(out.strip().splitlines()[-1]))
 

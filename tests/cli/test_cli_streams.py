@@ -20,8 +20,21 @@ def test_profile_tables_go_to_stdout_and_quiet_keeps_them(run_cli):
 
 def test_profile_plot_line_is_a_result_but_not_inside_json(run_cli, tmp_path):
     plot = tmp_path / "p.png"
-    args = ("profile", "--size", "small", "--resolution", "32", "--backend", "eager", "--runs", "1",
-            "--warmup", "0", "--plot", plot)
+    args = (
+        "profile",
+        "--size",
+        "small",
+        "--resolution",
+        "32",
+        "--backend",
+        "eager",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--plot",
+        plot,
+    )
     quiet = run_cli("-q", *args)
     assert quiet.returncode == 0, quiet.stderr
     assert f"wrote {plot}\n" in quiet.stdout
@@ -31,8 +44,7 @@ def test_profile_plot_line_is_a_result_but_not_inside_json(run_cli, tmp_path):
     assert f"wrote {plot}" in as_json.stderr
 
 
-def test_predict_wrote_line_on_stdout_even_with_q_and_on_stderr_with_json(run_cli, int8_tflite,
-                                                                            cat_photo, tmp_path):
+def test_predict_wrote_line_on_stdout_even_with_q_and_on_stderr_with_json(run_cli, int8_tflite, cat_photo, tmp_path):
     out = tmp_path / "labels.csv"
     quiet = run_cli("-q", "predict", cat_photo, "--weights", int8_tflite, "--output", out)
     assert quiet.returncode == 0, quiet.stderr

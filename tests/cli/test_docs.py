@@ -11,8 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import doc_examples as dx
 import pytest
+
+import doc_examples as dx
 from helpers import ROOT, cli_env, require_shared
 
 PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
@@ -48,10 +49,24 @@ def warm_cache(tmp_path_factory, photos) -> Path | None:
         return None
     cache, workdir = tmp_path_factory.mktemp("doc-cache"), tmp_path_factory.mktemp("doc-warm")
     _prepare(workdir, photos, need_shared=True)
-    done = subprocess.run([sys.executable, "-m", "mnv3cli", "-q", "predict", "photos/cat.jpg",
-                           "--weights", "weights/mobilenet_v3_small_1.0_224_int8.tflite", "--json"],
-                          cwd=workdir, env=cli_env({"MNV3_CACHE": str(cache)}),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnv3cli",
+            "-q",
+            "predict",
+            "photos/cat.jpg",
+            "--weights",
+            "weights/mobilenet_v3_small_1.0_224_int8.tflite",
+            "--json",
+        ],
+        cwd=workdir,
+        env=cli_env({"MNV3_CACHE": str(cache)}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     return cache
 
@@ -85,15 +100,22 @@ def test_console_examples(page: Path, photos: Path, warm_cache: Path | None, tmp
     _prepare(workdir, photos, need_shared)
     if warm_cache is not None:
         shutil.copytree(warm_cache, tmp_path / "cache")
-    env = cli_env({"COLUMNS": COLUMNS, "PYTHONUNBUFFERED": "1", "MNV3_PYTHON": sys.executable,
-                    "MNV3_CACHE": str(tmp_path / "cache"), "TORCH_HOME": str(tmp_path / "torch")})
+    env = cli_env(
+        {
+            "COLUMNS": COLUMNS,
+            "PYTHONUNBUFFERED": "1",
+            "MNV3_PYTHON": sys.executable,
+            "MNV3_CACHE": str(tmp_path / "cache"),
+            "TORCH_HOME": str(tmp_path / "torch"),
+        }
+    )
     env.pop("MNV3_DEVICE", None)
     failures = []
     for block in blocks:
-        done = subprocess.run(["bash", "-c", dx.script(block)], cwd=workdir, env=env,
-                              capture_output=True, text=True, timeout=600)
-        for command, actual in zip(block.commands, dx.split_output(done.stdout, block)):
+        done = subprocess.run(
+            ["bash", "-c", dx.script(block)], cwd=workdir, env=env, capture_output=True, text=True, timeout=600
+        )
+        for command, actual in zip(block.commands, dx.split_output(done.stdout, block), strict=False):
             if not dx.matches(command.expected, actual):
                 failures.append(dx.mismatch(command, actual, _page_id(page)))
-    assert not failures, "documentation examples differ from what the commands print:\n\n" + \
-        "\n\n".join(failures)
+    assert not failures, "documentation examples differ from what the commands print:\n\n" + "\n\n".join(failures)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+
 from helpers import ROOT
 
 TIMING = ("seconds", "images_per_sec")
@@ -25,8 +26,10 @@ def test_dev_accuracy_and_full_report(run_cli, int8_tflite, imagenet_dev, tmp_pa
     proc = run_cli("evaluate", imagenet_dev, "-w", int8_tflite, "--report", report, "--json")
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
-    print(f"\nint8 TFLite on dev: top-1 {obj['top1']:.1f} %, top-5 {obj['top5']:.1f} %, "
-          f"{obj['images_per_sec']:.1f} images/s ({obj['backend']})")
+    print(
+        f"\nint8 TFLite on dev: top-1 {obj['top1']:.1f} %, top-5 {obj['top5']:.1f} %, "
+        f"{obj['images_per_sec']:.1f} images/s ({obj['backend']})"
+    )
     assert obj["images"] == 500 and obj["errors"] == 0 and obj["classes"] == 500
     assert obj["top1"] >= 78.5 and obj["top5"] >= 93.5
     assert 0 < obj["loss"] < 1.5 and obj["images_per_sec"] > 0
@@ -42,22 +45,47 @@ def test_dev_accuracy_and_full_report(run_cli, int8_tflite, imagenet_dev, tmp_pa
 
 @pytest.mark.slow
 def test_torchrun_shards_give_the_numbers_of_one_process(run_cli, int8_tflite, imagenet_dev, tmp_path):
-    args = ["evaluate", str(imagenet_dev), "-w", str(int8_tflite), "--limit", "40", "-b", "8",
-            "--backend", "torch", "--json"]
+    args = [
+        "evaluate",
+        str(imagenet_dev),
+        "-w",
+        str(int8_tflite),
+        "--limit",
+        "40",
+        "-b",
+        "8",
+        "--backend",
+        "torch",
+        "--json",
+    ]
     # torchrun gives each rank one thread, and torch's CPU kernels round differently with another
     # thread count (the loss moves in the 7th digit): compare against one process on one thread.
     proc = run_cli(*args, env={"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     single = json.loads(proc.stdout)
     env = os.environ | {"PYTHONPATH": str(ROOT), "MNV3_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node", "2", "-m", "mnv3cli", *args],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "mnv3cli",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     sharded = json.loads(proc.stdout)  # only rank 0 prints
     assert single["images"] == 40 and single["classes"] == 40
-    assert {k: v for k, v in sharded.items() if k not in TIMING} == \
-        {k: v for k, v in single.items() if k not in TIMING}
+    assert {k: v for k, v in sharded.items() if k not in TIMING} == {k: v for k, v in single.items() if k not in TIMING}
 
 
 def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, int8_tflite, imagenet_dev, tmp_path):
@@ -76,15 +104,25 @@ def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, int8_tflite, 
     rows += ["truncated.jpg,0", "empty.jpg,tench", "text.png,1"]
     (tmp_path / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
     report = tmp_path / "report"
-    proc = run_cli("evaluate", data, "-w", int8_tflite, "--labels", tmp_path / "labels.csv",
-                   "--json", "--report", report, "-b", "2")
+    proc = run_cli(
+        "evaluate",
+        data,
+        "-w",
+        int8_tflite,
+        "--labels",
+        tmp_path / "labels.csv",
+        "--json",
+        "--report",
+        report,
+        "-b",
+        "2",
+    )
     assert proc.returncode == 1, proc.stderr
     assert "mnv3: warning: 3 of 7 images could not be read" in proc.stderr
     assert "Traceback" not in proc.stderr
     obj = json.loads(proc.stdout)
     assert obj["layout"] == "labels file" and obj["images"] == 4 and obj["errors"] == 3
-    assert sorted(os.path.basename(f["path"]) for f in obj["failed"]) == ["empty.jpg", "text.png",
-                                                                          "truncated.jpg"]
+    assert sorted(os.path.basename(f["path"]) for f in obj["failed"]) == ["empty.jpg", "text.png", "truncated.jpg"]
     assert json.loads((report / "summary.json").read_text())["errors"] == 3
     with open(report / "predictions.csv", newline="") as fh:
         assert sum(bool(r["error"]) for r in csv.DictReader(fh)) == 3

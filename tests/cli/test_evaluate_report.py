@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+
 from helpers import cli_env
 
 SECTIONS = ("summary", "calibration", "per-class", "confusion", "mistakes", "unsure")
@@ -27,9 +28,24 @@ def test_non_utf8_names_keep_every_record_in_json_and_report(int8_tflite, imagen
     shutil.copy(image, os.path.join(data, b"plain.JPEG"))
     with open(os.path.join(data, b"broken-\xff.JPEG"), "wb") as fh:
         fh.write(b"\xff\xd8 not a jpeg")
-    proc = subprocess.run([sys.executable, "-m", "mnv3cli", "evaluate", tmp_path / "data", "-w", int8_tflite,
-                           "--json", "--report", tmp_path / "report"],
-                          capture_output=True, env=cli_env(), cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnv3cli",
+            "evaluate",
+            tmp_path / "data",
+            "-w",
+            int8_tflite,
+            "--json",
+            "--report",
+            tmp_path / "report",
+        ],
+        capture_output=True,
+        env=cli_env(),
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert proc.returncode == 1, proc.stderr  # one unreadable image: partial failure, not a crash
     obj = json.loads(proc.stdout.decode("utf-8"))  # strict UTF-8
     assert obj["images"] == 2 and obj["errors"] == 1
@@ -38,8 +54,7 @@ def test_non_utf8_names_keep_every_record_in_json_and_report(int8_tflite, imagen
         if path.suffix != ".png":
             path.read_bytes().decode("utf-8")
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report" / "predictions.csv").read_text("utf-8"))))
-    assert sorted(os.path.basename(r["path"]) for r in rows) == ["broken-\\xff.JPEG", "caf\\xe9.JPEG",
-                                                                  "plain.JPEG"]
+    assert sorted(os.path.basename(r["path"]) for r in rows) == ["broken-\\xff.JPEG", "caf\\xe9.JPEG", "plain.JPEG"]
 
 
 def _browser():
@@ -48,8 +63,7 @@ def _browser():
     return sync_api, executable
 
 
-def test_report_page_opens_in_a_browser_with_every_section_and_image(run_cli, int8_tflite, imagenet_dev,
-                                                                     tmp_path):
+def test_report_page_opens_in_a_browser_with_every_section_and_image(run_cli, int8_tflite, imagenet_dev, tmp_path):
     sync_api, executable = _browser()
     report = tmp_path / "report"
     proc = run_cli("-q", "evaluate", imagenet_dev, "-w", int8_tflite, "--limit", "40", "--report", report)

@@ -5,21 +5,37 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from helpers import assert_one_user_error
 
 pytest.importorskip("pytorch_grad_cam", reason="mnv3 explain needs the grad-cam extra")
 
 
 def test_heatmaps_and_top5_for_each_image(run_cli, int8_tflite, cat_photo, coffee_photo, tmp_path):
-    proc = run_cli("explain", cat_photo, coffee_photo, cat_photo, "missing.jpg", "-w", int8_tflite,
-                   "--class", "tabby", "-o", "cams", "--json")
+    proc = run_cli(
+        "explain",
+        cat_photo,
+        coffee_photo,
+        cat_photo,
+        "missing.jpg",
+        "-w",
+        int8_tflite,
+        "--class",
+        "tabby",
+        "-o",
+        "cams",
+        "--json",
+    )
     assert proc.returncode == 1, proc.stderr  # missing.jpg; the others are done
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [line["class"] for line in lines] == ["tabby"] * 3 and lines[0]["index"] == 281
     assert [p["label"] for p in lines[0]["predictions"][:2]] == ["Egyptian cat", "tiger cat"]
     assert len(lines[0]["predictions"]) == 5
-    assert [line["heatmap"] for line in lines] == ["cams/chelsea.gradcam.png", "cams/coffee.gradcam.png",
-                                                   "cams/chelsea-2.gradcam.png"]
+    assert [line["heatmap"] for line in lines] == [
+        "cams/chelsea.gradcam.png",
+        "cams/coffee.gradcam.png",
+        "cams/chelsea-2.gradcam.png",
+    ]
     assert (tmp_path / "cams" / "coffee.gradcam.png").read_bytes()[:4] == b"\x89PNG"
     assert "mnv3: error: missing.jpg: no such file" in proc.stderr
 
@@ -31,5 +47,8 @@ def test_top1_by_default_with_a_table(run_cli, int8_tflite, coffee_photo):
 
 
 def test_an_unknown_class_is_refused_before_any_image(run_cli, int8_tflite, cat_photo):
-    assert_one_user_error(run_cli("explain", cat_photo, "-w", int8_tflite, "--class", "unicorn", "-o", "cams"),
-                          "--class unicorn", "not a class")
+    assert_one_user_error(
+        run_cli("explain", cat_photo, "-w", int8_tflite, "--class", "unicorn", "-o", "cams"),
+        "--class unicorn",
+        "not a class",
+    )

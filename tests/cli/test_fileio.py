@@ -13,6 +13,7 @@ def _limited_file_size(limit: int):
         import resource
 
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -25,11 +26,14 @@ def test_a_file_size_limit_is_a_one_line_user_error_and_keeps_the_old_file(tmp_p
 
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    code = ("import sys\nfrom mnv3cli.fileio import atomic_write\nfrom mnv3cli.errors import UserError\n"
-            "try:\n    with atomic_write(sys.argv[1], 'wb') as fh:\n        fh.write(b'x' * 100_000)\n"
-            "except UserError as exc:\n    print(exc); sys.exit(exc.exit_code)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True,
-                          preexec_fn=_limited_file_size(1024))
+    code = (
+        "import sys\nfrom mnv3cli.fileio import atomic_write\nfrom mnv3cli.errors import UserError\n"
+        "try:\n    with atomic_write(sys.argv[1], 'wb') as fh:\n        fh.write(b'x' * 100_000)\n"
+        "except UserError as exc:\n    print(exc); sys.exit(exc.exit_code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, text=True, preexec_fn=_limited_file_size(1024)
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout.strip() == f"cannot write {target}: File too large"
     assert target.read_bytes() == b"old"

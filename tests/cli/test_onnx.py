@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import IMPORT_GUARD, cli_env
 
+from helpers import IMPORT_GUARD, cli_env
 from mnv3cli.inference.export import DEFAULT_OPSET as CACHE_OPSET
 from mnv3cli.inference.onnx_backend import OnnxBackend
 from mnv3cli.inference.onnx_cache import (
@@ -38,8 +38,13 @@ CAT_CLASSES = set(range(281, 286))
 def cli(args, cache, guard=False):
     """``mnv3 ARGS`` in a subprocess with ``MNV3_CACHE=cache`` (optionally under the import guard)."""
     prefix = ["-c", IMPORT_GUARD] if guard else ["-m", "mnv3cli"]
-    return subprocess.run([sys.executable, *prefix, *map(str, args)], capture_output=True, text=True,
-                          env=cli_env({"MNV3_CACHE": str(cache)}), timeout=600)
+    return subprocess.run(
+        [sys.executable, *prefix, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=cli_env({"MNV3_CACHE": str(cache)}),
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +82,11 @@ def test_warm_predict_never_imports_torch_and_matches_torch(warm, int8_tflite, c
     assert slow.returncode == 0, slow.stderr
     torch_record = json.loads(slow.stdout)
     assert [p["index"] for p in torch_record["predictions"]] == [p["index"] for p in record["predictions"]]
-    assert np.allclose([p["probability"] for p in torch_record["predictions"]],
-                       [p["probability"] for p in record["predictions"]], atol=1e-5)
+    assert np.allclose(
+        [p["probability"] for p in torch_record["predictions"]],
+        [p["probability"] for p in record["predictions"]],
+        atol=1e-5,
+    )
 
 
 def test_damaged_or_half_written_entries_are_rebuilt(warm, int8_tflite, tmp_path):
@@ -155,8 +163,13 @@ print(json.dumps({"directory": str(entry.directory), "source": entry.model_path.
 
 
 def _racer(root: Path, name: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", RACER, str(root), name], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RACER, str(root), name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
     for _ in range(1500):  # up to 30 s for the interpreter to start and reach the export
         if (root / f"started-{name}").exists() or proc.poll() is not None:
             break
@@ -171,8 +184,7 @@ def _entries(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("kill", [signal.SIGINT, signal.SIGKILL])
 @pytest.mark.parametrize("survivor_first", [True, False])
-def test_a_build_killed_midway_never_harms_another_process_building_the_same_entry(
-        tmp_path, kill, survivor_first):
+def test_a_build_killed_midway_never_harms_another_process_building_the_same_entry(tmp_path, kill, survivor_first):
     """Two processes build the same entry; one is interrupted (Ctrl-C) or killed mid-export, before
     or after the other publishes. The other returns the complete entry; Ctrl-C leaves nothing behind,
     and what a killed build leaves is removed by a later build once stale, not before."""
@@ -209,8 +221,7 @@ def test_a_build_killed_midway_never_harms_another_process_building_the_same_ent
 
 
 @pytest.mark.parametrize("fmt, name", [("onnx", "small.onnx"), ("openvino", "small.xml")])
-def test_an_exported_file_is_weights_for_predict_without_torch(warm, int8_tflite, cat_photo, tmp_path,
-                                                              fmt, name):
+def test_an_exported_file_is_weights_for_predict_without_torch(warm, int8_tflite, cat_photo, tmp_path, fmt, name):
     pytest.importorskip("openvino", reason="the openvino extra is part of the test extra")
     cache, first = warm
     out = tmp_path / name
@@ -224,17 +235,36 @@ def test_an_exported_file_is_weights_for_predict_without_torch(warm, int8_tflite
     assert not (tmp_path / "empty-cache" / "onnx").exists()
     ours, reference = json.loads(lines[0]), json.loads(first.stdout)
     assert [p["label"] for p in ours["predictions"]] == [p["label"] for p in reference["predictions"]]
-    assert np.allclose([p["probability"] for p in ours["predictions"]],
-                       [p["probability"] for p in reference["predictions"]], atol=1e-4)
+    assert np.allclose(
+        [p["probability"] for p in ours["predictions"]], [p["probability"] for p in reference["predictions"]], atol=1e-4
+    )
 
 
 def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagenet_dev, tmp_path):
     cache, _ = warm
     out = tmp_path / "small.onnx"
     assert cli(["export", "--weights", int8_tflite, "-o", out], cache).returncode == 0
-    profile = cli(["profile", "--weights", out, "--compare", "small", "--data", imagenet_dev,
-                   "--limit", "20", "--runs", "1", "--warmup", "0", "--backend", "onnxruntime",
-                   "--json"], cache)
+    profile = cli(
+        [
+            "profile",
+            "--weights",
+            out,
+            "--compare",
+            "small",
+            "--data",
+            imagenet_dev,
+            "--limit",
+            "20",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--backend",
+            "onnxruntime",
+            "--json",
+        ],
+        cache,
+    )
     assert profile.returncode == 0, profile.stderr
     exported, registry = json.loads(profile.stdout)
     evaluate = cli(["evaluate", imagenet_dev, "--weights", out, "--limit", "20", "--json"], cache)
@@ -242,10 +272,30 @@ def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagene
     assert exported["weights"] == str(out) and exported["latency"][0]["backend"] == "onnxruntime"
     assert exported["latency"][0]["top1"] == json.loads(evaluate.stdout)["top1"] == 90.0
     assert registry["latency"][0]["top1"] is None  # random weights: no accuracy to show
-    table = subprocess.run([sys.executable, "-m", "mnv3cli", "profile", "--weights", str(out), "--data",
-                            str(imagenet_dev), "--limit", "20", "--runs", "1", "--warmup", "0",
-                            "--backend", "onnxruntime"], capture_output=True, text=True,
-                           env=cli_env({"MNV3_CACHE": str(cache), "COLUMNS": "80"}), timeout=600)
+    table = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnv3cli",
+            "profile",
+            "--weights",
+            str(out),
+            "--data",
+            str(imagenet_dev),
+            "--limit",
+            "20",
+            "--runs",
+            "1",
+            "--warmup",
+            "0",
+            "--backend",
+            "onnxruntime",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env({"MNV3_CACHE": str(cache), "COLUMNS": "80"}),
+        timeout=600,
+    )
     assert table.returncode == 0, table.stderr
     rows = [line for line in table.stdout.splitlines() if "onnxruntime" in line]
     assert rows and all("90.0 %" in row for row in rows), table.stdout
@@ -266,8 +316,10 @@ def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, in
     for wnid in classes[8:20]:
         (val / wnid).symlink_to(imagenet_dev / wnid)
     out = tmp_path / "out" / "small-int8.onnx"
-    result = cli(["export", "--int8", "--weights", int8_tflite, "--data", black, "--val", val,
-                  "--max-drop", "1", "-o", out], tmp_path / "cache")
+    result = cli(
+        ["export", "--int8", "--weights", int8_tflite, "--data", black, "--val", val, "--max-drop", "1", "-o", out],
+        tmp_path / "cache",
+    )
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]

@@ -42,7 +42,11 @@ def test_a_signal_handler_runs_after_compiled_models_are_released_in_creation_or
     """With ``-X faulthandler`` the thread starts with an alternate stack of its own (as under
     pytest); without, with none: both must be the stack it ends with."""
     flags = ["-X", "faulthandler"] if faulthandler else []
-    proc = subprocess.run([sys.executable, *flags, "-c", SCRIPT, str(tmp_path / "small.onnx")],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, *flags, "-c", SCRIPT, str(tmp_path / "small.onnx")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.strip().splitlines()[-1] == "handled"

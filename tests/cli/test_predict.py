@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+
 from helpers import assert_one_user_error, cli_env
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -25,8 +26,9 @@ def top(result, k=5):
 
 def test_cli_json_and_csv_output(run_cli, int8_tflite, cat_photo, coffee_photo, tmp_path):
     out = tmp_path / "labels.csv"
-    proc = run_cli("predict", cat_photo, coffee_photo, "--weights", int8_tflite, "--json",
-                   "--output", out, "--top-k", "3")
+    proc = run_cli(
+        "predict", cat_photo, coffee_photo, "--weights", int8_tflite, "--json", "--output", out, "--top-k", "3"
+    )
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["path"] for r in records] == [str(cat_photo), str(coffee_photo)]
@@ -41,13 +43,23 @@ def test_cli_json_and_csv_output(run_cli, int8_tflite, cat_photo, coffee_photo, 
 
 def test_cli_bad_corpus_json_records_and_exit_1(run_cli, int8_tflite, bad_corpus):
     root, expected = bad_corpus
-    proc = run_cli("predict", "corpus", "empty-dir", "missing.jpg", "--weights", int8_tflite, "--json",
-                   "--batch-size", "2", cwd=root)
+    proc = run_cli(
+        "predict",
+        "corpus",
+        "empty-dir",
+        "missing.jpg",
+        "--weights",
+        int8_tflite,
+        "--json",
+        "--batch-size",
+        "2",
+        cwd=root,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["path"].rsplit("/", 1)[-1] for r in records] == list(expected)
-    for record, reason in zip(records, expected.values()):
+    for record, reason in zip(records, expected.values(), strict=False):
         assert (reason is None and "predictions" in record) or reason in record["error"]
     assert "mnv3: warning: 7 of 9 input(s) failed" in proc.stderr
 
@@ -65,17 +77,19 @@ def test_cli_tables_stderr_errors_and_jsonl_from_stdin(run_cli, int8_tflite, cat
     assert record["path"] == str(cat_photo) and len(record["predictions"]) == 5
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope*.jpg"], "nothing to classify: nope*.jpg: no image files match"),
-    (["x.jpg", "--output", "labels.txt"], "use a .csv or .jsonl file name"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope*.jpg"], "nothing to classify: nope*.jpg: no image files match"),
+        (["x.jpg", "--output", "labels.txt"], "use a .csv or .jsonl file name"),
+    ],
+)
 def test_cli_user_errors_exit_2_before_loading(run_cli, args, message):
     proc = run_cli("predict", *args)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_predict_output_in_unwritable_place_is_a_user_error(run_cli, int8_tflite, cat_photo,
-                                                            blocked_dir):
+def test_predict_output_in_unwritable_place_is_a_user_error(run_cli, int8_tflite, cat_photo, blocked_dir):
     result = run_cli("predict", cat_photo, "-w", int8_tflite, "-o", blocked_dir / "labels.csv")
     assert_one_user_error(result, "--output", "labels.csv", "cannot write")
 
@@ -83,10 +97,21 @@ def test_predict_output_in_unwritable_place_is_a_user_error(run_cli, int8_tflite
 def test_predict_json_into_a_closed_pipe_stops_quietly(int8_tflite, cat_photo, coffee_photo, tmp_path):
     """``mnv3 predict ... --json | head -1``: the reader leaving is not an internal error."""
     # -k 1000 makes each JSON line ~60 KB, so the second line cannot fit in the pipe's buffer.
-    args = [sys.executable, "-m", "mnv3cli", "predict", str(cat_photo), str(coffee_photo), str(cat_photo),
-            "-w", str(int8_tflite), "--json", "-k", "1000"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(),
-                            cwd=tmp_path)
+    args = [
+        sys.executable,
+        "-m",
+        "mnv3cli",
+        "predict",
+        str(cat_photo),
+        str(coffee_photo),
+        str(cat_photo),
+        "-w",
+        str(int8_tflite),
+        "--json",
+        "-k",
+        "1000",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), cwd=tmp_path)
     first = proc.stdout.read(100)
     proc.stdout.close()  # like `head -c 100`
     stderr = proc.stderr.read().decode()
@@ -114,10 +139,28 @@ def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_d
 
     out = tmp_path / "labels.jsonl"
     part = tmp_path / "labels.jsonl.part"
-    proc = subprocess.Popen([sys.executable, "-m", "mnv3cli", "predict", str(imagenet_dev), "-w",
-                             str(int8_tflite), "--backend", "torch", "-b", "4", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
-                            cwd=tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnv3cli",
+            "predict",
+            str(imagenet_dev),
+            "-w",
+            str(int8_tflite),
+            "--backend",
+            "torch",
+            "-b",
+            "4",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 120
     while not (part.exists() and part.stat().st_size) and proc.poll() is None:
         assert time.monotonic() < deadline, "no result was ever written"

@@ -9,10 +9,24 @@ import json
 from helpers import assert_one_user_error
 
 
-def test_unknown_below_the_threshold_and_sorted_into_folders(run_cli, int8_tflite, cat_photo, coffee_photo,
-                                                             tmp_path):
-    proc = run_cli("predict", cat_photo, coffee_photo, "missing.jpg", "-w", int8_tflite, "-k", "2",
-                   "--min-confidence", "0.5", "--sort-into", "out", "--mode", "hardlink", "--json")
+def test_unknown_below_the_threshold_and_sorted_into_folders(run_cli, int8_tflite, cat_photo, coffee_photo, tmp_path):
+    proc = run_cli(
+        "predict",
+        cat_photo,
+        coffee_photo,
+        "missing.jpg",
+        "-w",
+        int8_tflite,
+        "-k",
+        "2",
+        "--min-confidence",
+        "0.5",
+        "--sort-into",
+        "out",
+        "--mode",
+        "hardlink",
+        "--json",
+    )
     assert proc.returncode == 1, proc.stderr  # missing.jpg
     cat, coffee, missing = (json.loads(line) for line in proc.stdout.splitlines())
     assert cat["answer"] == "unknown" and [p["label"] for p in cat["predictions"]] == ["Egyptian cat", "tiger cat"]

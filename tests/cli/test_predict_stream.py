@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from helpers import ROOT, cli_env
 
 ODD_NAME = b"0007-caf\xe9.jpg"  # Latin-1 bytes: not valid UTF-8
@@ -52,8 +53,13 @@ def few_images(tmp_path_factory, imagenet_dev) -> Path:
 
 
 def _start(args: list, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mnv3cli", *map(str, args)], cwd=cwd,
-                            env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnv3cli", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
@@ -68,7 +74,8 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix, kills", [(".jsonl", ["opened", "grew", "grew"]), (".csv", ["grew"])])
 def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_file(
-        run_cli, int8_tflite, many_images, tmp_path, suffix, kills):
+    run_cli, int8_tflite, many_images, tmp_path, suffix, kills
+):
     args = ["predict", many_images, "-w", int8_tflite, "-b", "8"]
     full = tmp_path / f"full{suffix}"
     proc = run_cli(*args, "-o", full)
@@ -79,7 +86,7 @@ def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_file(
         # killed as soon as it opened its file, or once it added to what the last run left
         before = (part.stat().st_size if part.exists() else 0) if when == "grew" else -1
         run = _start([*args, "-o", out, "--resume"], tmp_path)
-        _kill_when(run, lambda: part.exists() and part.stat().st_size > before)
+        _kill_when(run, lambda before=before: part.exists() and part.stat().st_size > before)
         assert run.returncode == -signal.SIGKILL, "the run ended before it was killed"
         assert not out.exists()
         sizes.append(part.stat().st_size)
@@ -104,12 +111,20 @@ def test_a_full_disk_keeps_whole_records_and_resume_finishes(run_cli, int8_tflit
     assert full.returncode == 1, full.stderr
     expected = (tmp_path / "full.jsonl").read_bytes()
     assert len(expected) > 80_000
-    proc = subprocess.run([sys.executable, "-m", "mnv3cli", *args], capture_output=True, text=True,
-                          env=cli_env(), cwd=tmp_path, timeout=600, preexec_fn=limit)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnv3cli", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=tmp_path,
+        timeout=600,
+        preexec_fn=limit,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.splitlines()[-1] == (  # after the line about the broken image
         "mnv3: error: cannot write labels.jsonl.part: File too large; the results written before "
-        "are kept in it: make room and run the same command with --resume")
+        "are kept in it: make room and run the same command with --resume"
+    )
     kept = (tmp_path / "labels.jsonl.part").read_bytes()
     assert 0 < len(kept) <= 80_000 and expected.startswith(kept) and kept.endswith(b"\n")
     assert not (tmp_path / "labels.jsonl").exists()
@@ -124,10 +139,10 @@ def test_two_torchrun_processes_write_what_one_process_writes(run_cli, int8_tfli
     single = run_cli(*args, "-o", "one.jsonl")
     assert single.returncode == 1, single.stderr
     env = cli_env({"PYTHONPATH": str(ROOT)})
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                "-m", "mnv3cli"]
-    proc = subprocess.run([*torchrun, *args, "-o", "two.jsonl"], capture_output=True, env=env,
-                          cwd=tmp_path, timeout=600)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "mnv3cli"]
+    proc = subprocess.run(
+        [*torchrun, *args, "-o", "two.jsonl"], capture_output=True, env=env, cwd=tmp_path, timeout=600
+    )
     one = (tmp_path / "one.jsonl").read_bytes()
     assert (tmp_path / "two.jsonl").read_bytes() == one  # one file, in input order
     assert proc.stdout == single.stdout.encode()  # only rank 0 prints, everything, in order
@@ -137,12 +152,14 @@ def test_two_torchrun_processes_write_what_one_process_writes(run_cli, int8_tfli
     # a two-process run resumes what a one-process run left, cut inside a record
     lines = one.splitlines(keepends=True)
     (tmp_path / "three.jsonl.part").write_bytes(b"".join(lines[:17]) + lines[17][:9])
-    proc = subprocess.run([*torchrun, *args, "-o", "three.jsonl", "--resume"], capture_output=True,
-                          env=env, cwd=tmp_path, timeout=600)
+    proc = subprocess.run(
+        [*torchrun, *args, "-o", "three.jsonl", "--resume"], capture_output=True, env=env, cwd=tmp_path, timeout=600
+    )
     assert "resuming: 17 of 42 result(s)" in proc.stderr.decode()
     assert (tmp_path / "three.jsonl").read_bytes() == one
-    assert [json.loads(line)["path"] for line in proc.stdout.splitlines()] == \
-        [json.loads(line)["path"] for line in lines[17:]]
+    assert [json.loads(line)["path"] for line in proc.stdout.splitlines()] == [
+        json.loads(line)["path"] for line in lines[17:]
+    ]
 
 
 def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, int8_tflite, few_images, tmp_path):
@@ -152,9 +169,27 @@ def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, int8_tflite,
     listing = b"".join(os.fsencode(p) + b"\n" for p in sorted(os.listdir(os.fsencode(few_images)))[:9])
     outputs = {}
     for suffix in (".csv", ".jsonl"):
-        proc = subprocess.run([sys.executable, "-m", "mnv3cli", "predict", "-", "-w", str(int8_tflite),
-                               "-k", "1", "--json", "-o", f"labels{suffix}"], input=listing,
-                              capture_output=True, env=cli_env(strict), cwd=few_images, timeout=600)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mnv3cli",
+                "predict",
+                "-",
+                "-w",
+                str(int8_tflite),
+                "-k",
+                "1",
+                "--json",
+                "-o",
+                f"labels{suffix}",
+            ],
+            input=listing,
+            capture_output=True,
+            env=cli_env(strict),
+            cwd=few_images,
+            timeout=600,
+        )
         assert proc.returncode == 1 and b"Traceback" not in proc.stderr, proc.stderr  # the broken file
         records = [json.loads(line) for line in proc.stdout.decode("utf-8").splitlines()]
         assert len(records) == 9
@@ -171,18 +206,40 @@ def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, int8_tflite,
     text = outputs[".csv"]
     part = few_images / "labels.csv.part"
     part.write_bytes(text[: text.index(b"0007-caf") + 12])
-    proc = subprocess.run([sys.executable, "-m", "mnv3cli", "predict", "-", "-w", str(int8_tflite),
-                           "-k", "1", "-o", "labels.csv", "--resume"], input=listing,
-                          capture_output=True, env=cli_env(strict), cwd=few_images, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnv3cli",
+            "predict",
+            "-",
+            "-w",
+            str(int8_tflite),
+            "-k",
+            "1",
+            "-o",
+            "labels.csv",
+            "--resume",
+        ],
+        input=listing,
+        capture_output=True,
+        env=cli_env(strict),
+        cwd=few_images,
+        timeout=600,
+    )
     assert b"resuming: 8 of 9 result(s)" in proc.stderr, proc.stderr
     assert (few_images / "labels.csv").read_bytes() == text
     (few_images / "labels.csv").unlink()
 
 
 def test_tables_show_undecodable_names_escaped(int8_tflite, few_images):
-    proc = subprocess.run([sys.executable, "-m", "mnv3cli", "predict", os.fsdecode(ODD_NAME), "-w",
-                           str(int8_tflite), "-k", "1"], capture_output=True, cwd=few_images,
-                          env=cli_env({"PYTHONIOENCODING": "utf-8:strict"}), timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnv3cli", "predict", os.fsdecode(ODD_NAME), "-w", str(int8_tflite), "-k", "1"],
+        capture_output=True,
+        cwd=few_images,
+        env=cli_env({"PYTHONIOENCODING": "utf-8:strict"}),
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "0007-caf\\xe9.jpg" in proc.stdout.decode("utf-8") and b"corn" in proc.stdout
 
@@ -203,9 +260,25 @@ def test_progress_on_a_terminal_shows_rate_failures_and_eta(int8_tflite, few_ima
     import re
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "mnv3cli", "predict", str(few_images), "-w",
-                             str(int8_tflite), "-b", "4", "-o", "labels.jsonl"], cwd=tmp_path,
-                            env=cli_env(), stdout=subprocess.PIPE, stderr=slave)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnv3cli",
+            "predict",
+            str(few_images),
+            "-w",
+            str(int8_tflite),
+            "-b",
+            "4",
+            "-o",
+            "labels.jsonl",
+        ],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -228,10 +301,30 @@ def test_progress_on_a_terminal_shows_rate_failures_and_eta(int8_tflite, few_ima
 def test_torchrun_resume_of_other_inputs_stops_every_process(int8_tflite, few_images, tmp_path):
     """The check runs on rank 0 only; its error must reach rank 1 too, or rank 1 waits forever."""
     (tmp_path / "labels.jsonl.part").write_text('{"path": "elsewhere.jpg", "error": "x"}\n')
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node", "2", "-m", "mnv3cli", "predict", str(few_images), "-w",
-                           str(int8_tflite), "-o", "labels.jsonl", "--resume"], capture_output=True,
-                          text=True, env=cli_env(), cwd=tmp_path, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "mnv3cli",
+            "predict",
+            str(few_images),
+            "-w",
+            str(int8_tflite),
+            "-o",
+            "labels.jsonl",
+            "--resume",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "mnv3: error: --resume: result 1 in labels.jsonl.part is for elsewhere.jpg" in proc.stderr
     assert proc.stderr.count("mnv3: error:") == 1  # said once, by rank 0, not by every process

@@ -9,8 +9,8 @@ import json
 
 import pytest
 import torch
-from helpers import assert_one_user_error
 
+from helpers import assert_one_user_error
 from mnv3cli.factory import create_model
 from mnv3cli.profiling.counting import count_compute
 from mnv3cli.registry import MODELS
@@ -22,8 +22,24 @@ def small():
 
 
 def test_profile_json(run_cli):
-    result = run_cli("profile", "--size", "small", "--resolution", "96", "--backend", "eager",
-                     "--batch-size", "1,2", "--runs", "2", "--warmup", "1", "--threads", "1", "--json")
+    result = run_cli(
+        "profile",
+        "--size",
+        "small",
+        "--resolution",
+        "96",
+        "--backend",
+        "eager",
+        "--batch-size",
+        "1,2",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["model"] == "mobilenetv3_small_100" and record["params"] == 2_542_856
@@ -33,28 +49,65 @@ def test_profile_json(run_cli):
 
 
 def test_profile_compare_counts_only_gives_a_list(run_cli):
-    result = run_cli("profile", "--model", "small", "--compare", "large", "--compare",
-                     "mobilenetv3_small_075", "--runs", "0", "--json")
+    result = run_cli(
+        "profile",
+        "--model",
+        "small",
+        "--compare",
+        "large",
+        "--compare",
+        "mobilenetv3_small_075",
+        "--runs",
+        "0",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     records = json.loads(result.stdout)
     assert [(r["model"], r["macs"], r["params"]) for r in records] == [
-        (e.name, e.macs, e.params) for e in (MODELS[0], MODELS[2], MODELS[1])]
+        (e.name, e.macs, e.params) for e in (MODELS[0], MODELS[2], MODELS[1])
+    ]
     assert all(r["latency"] == [] and r["latency_ms"] is None for r in records)
 
 
 def test_profile_tables_with_per_layer_and_width(run_cli):
     result = run_cli("profile", "--size", "large", "--width", "0.5", "--per-layer", "--runs", "0")
     assert result.returncode == 0 and "Parameters" not in result.stderr  # the tables are the result
-    for text in ("Parameters and compute at 224x224", "0.5", "per stage", "stages.5.2.depthwise.conv",
-                 "dwconv 5x5", "FLOPs = 2 x MACs", "torchvision"):
+    for text in (
+        "Parameters and compute at 224x224",
+        "0.5",
+        "per stage",
+        "stages.5.2.depthwise.conv",
+        "dwconv 5x5",
+        "FLOPs = 2 x MACs",
+        "torchvision",
+    ):
         assert text in result.stdout, text
 
 
 def test_profile_plot_writes_a_png(run_cli, tmp_path):
     out = tmp_path / "latency.png"
-    result = run_cli("profile", "--size", "small", "--resolution", "64", "--backend", "eager",
-                     "--backend", "onnxruntime", "-b", "1", "-b", "2", "--runs", "2", "--warmup", "0",
-                     "--plot", str(out), "--json")
+    result = run_cli(
+        "profile",
+        "--size",
+        "small",
+        "--resolution",
+        "64",
+        "--backend",
+        "eager",
+        "--backend",
+        "onnxruntime",
+        "-b",
+        "1",
+        "-b",
+        "2",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--plot",
+        str(out),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -63,21 +116,28 @@ def test_profile_plot_without_matplotlib_is_a_clear_error(run_cli, tmp_path):
     fake = tmp_path / "site" / "matplotlib"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
-    result = run_cli("profile", "--size", "small", "--plot", str(tmp_path / "p.png"),
-                     env={"PYTHONPATH": f"{tmp_path / 'site'}"})
+    result = run_cli(
+        "profile", "--size", "small", "--plot", str(tmp_path / "p.png"), env={"PYTHONPATH": f"{tmp_path / 'site'}"}
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        (f"mnv3: error: --plot {tmp_path / 'p.png'}: matplotlib is not installed; install the 'plot' "
-         "extra: pip install 'mnv3cli[plot]'")]
+        (
+            f"mnv3: error: --plot {tmp_path / 'p.png'}: matplotlib is not installed; install the 'plot' "
+            "extra: pip install 'mnv3cli[plot]'"
+        )
+    ]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--model", "mobilenetv9"], "unknown model 'mobilenetv9'"),
-    (["--size", "small", "--model", "large"], "name different models"),
-    (["--plot", "out.txt", "--runs", "0"], "unsupported image type"),
-    (["--runs", "0", "--plot", "out.png"], "nothing to plot"),
-    (["--device", "cuda", "--runs", "0"], "CUDA is not available"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "mobilenetv9"], "unknown model 'mobilenetv9'"),
+        (["--size", "small", "--model", "large"], "name different models"),
+        (["--plot", "out.txt", "--runs", "0"], "unsupported image type"),
+        (["--runs", "0", "--plot", "out.png"], "nothing to plot"),
+        (["--device", "cuda", "--runs", "0"], "CUDA is not available"),
+    ],
+)
 def test_profile_bad_input_is_one_line_and_exit_2(run_cli, args, message):
     if "cuda" in args and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
@@ -100,14 +160,28 @@ def test_profile_help_does_not_import_torch(run_cli):
 
 
 def test_profile_plot_in_unwritable_place_is_a_user_error(run_cli, blocked_dir):
-    result = run_cli("profile", "--size", "small", "--backend", "eager", "--runs", "1", "--warmup",
-                     "0", "-r", "32", "--plot", blocked_dir / "latency.png")
+    result = run_cli(
+        "profile",
+        "--size",
+        "small",
+        "--backend",
+        "eager",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "-r",
+        "32",
+        "--plot",
+        blocked_dir / "latency.png",
+    )
     assert_one_user_error(result, "--plot", "latency.png", "cannot write")
 
 
 def test_profile_batch_too_large_for_memory_is_a_user_error(run_cli):
-    result = run_cli("profile", "--size", "small", "--backend", "eager", "--runs", "1", "--warmup",
-                     "0", "-b", str(10**9))
+    result = run_cli(
+        "profile", "--size", "small", "--backend", "eager", "--runs", "1", "--warmup", "0", "-b", str(10**9)
+    )
     assert_one_user_error(result, "--batch-size 1000000000", "memory")
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from helpers import assert_one_user_error
 from server_process import ServerProcess
 
@@ -44,8 +45,7 @@ def test_concurrent_requests_are_batched_and_sigterm_answers_those_in_flight(int
     with ServerProcess("--weights", int8_tflite, "--max-wait-ms", "1000", "--max-batch", "64") as server:
         assert server.request("GET", "/healthz") == (200, b'{"status":"ready","model":"mobilenetv3_small_100"}')
         first = concurrently(12, lambda i: server.predict(cat))
-        assert all(status == 200 and body["predictions"][0]["label"] == "Egyptian cat"
-                   for status, body in first), first
+        assert all(status == 200 and body["predictions"][0]["label"] == "Egyptian cat" for status, body in first), first
         assert server.metric("mnv3_batch_size_sum") == 12
         assert server.metric("mnv3_batch_size_count") < 12  # images of concurrent requests ran together
 
@@ -100,8 +100,12 @@ def test_refusals_of_large_bodies_reach_the_client(int8_tflite):
             assert server.predict(big)[0] == 413
             status, body = server.predict(big, "text/plain")
             assert status == 415 and "Content-Type 'text/plain'" in body["error"]
-            chunked = server.request("POST", "/v1/predict", iter([big[:2**20], big[2**20:]]),  # no length:
-                                     {"Content-Type": "image/png"})  # http.client sends it chunked
+            chunked = server.request(
+                "POST",
+                "/v1/predict",
+                iter([big[: 2**20], big[2**20 :]]),  # no length:
+                {"Content-Type": "image/png"},
+            )  # http.client sends it chunked
             assert chunked[0] == 413 and b"over the limit of 1048576 bytes" in chunked[1]
         assert server.request("GET", "/healthz")[0] == 200
         assert server.stop(signal.SIGTERM)[0] == 0

@@ -10,11 +10,14 @@ import shutil
 import signal
 
 import pytest
+
 from server_process import ServerProcess
 
 pytest.importorskip("fastapi", reason="mnv3 serve needs the serve extra: pip install '.[serve]'")
-sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright "
-                               "(pip install '.[test]'; it drives the system chromium, no download)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="the browser test needs playwright (pip install '.[test]'; it drives the system chromium, no download)",
+)
 expect = sync_api.expect
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -41,14 +44,16 @@ def browser():
 
 
 def test_a_person_picks_and_drops_images_and_sees_top5_bars_or_the_error(
-        browser, int8_tflite, cat_photo, coffee_photo, tmp_path):
+    browser, int8_tflite, cat_photo, coffee_photo, tmp_path
+):
     bad = tmp_path / "notes.jpg"
     bad.write_text("a shopping list, not a photo")
     with ServerProcess("--weights", int8_tflite) as server:
         page = browser.new_page()
         elsewhere, page_errors = [], []
-        page.on("request", lambda r: None if r.url.startswith((server.url, "blob:", "data:"))
-                else elsewhere.append(r.url))
+        page.on(
+            "request", lambda r: None if r.url.startswith((server.url, "blob:", "data:")) else elsewhere.append(r.url)
+        )
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         page.goto(server.url + "/")
         expect(page.locator("#model")).to_have_text("mobilenetv3_small_100: 1000 classes, onnxruntime backend")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SHAPES, assert_one_user_error, cli_env, make_shapes
 
+from helpers import SHAPES, assert_one_user_error, cli_env, make_shapes
 from mnv3cli.weights.checkpoint import read_checkpoint
 
 
@@ -34,9 +34,22 @@ def test_train_output_in_unwritable_place_is_a_user_error(run_cli, tmp_path, blo
         for i, name in enumerate(("red", "green")):
             (tmp_path / "data" / split / name).mkdir(parents=True)
             Image.new("RGB", (24, 24), (255 * (i == 0), 255 * (i == 1), 0)).save(
-                tmp_path / "data" / split / name / "a.png")
-    result = run_cli("train", tmp_path / "data", "--model", "small", "--epochs", "1", "--resolution",
-                     "32", "--workers", "0", "--output", blocked_dir / "run")
+                tmp_path / "data" / split / name / "a.png"
+            )
+    result = run_cli(
+        "train",
+        tmp_path / "data",
+        "--model",
+        "small",
+        "--epochs",
+        "1",
+        "--resolution",
+        "32",
+        "--workers",
+        "0",
+        "--output",
+        blocked_dir / "run",
+    )
     assert_one_user_error(result, "run", "cannot write")
 
 
@@ -44,18 +57,29 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
 def _run_cli(args, cwd, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "mnv3cli", *map(str, args)], check=False, capture_output=True,
-                          text=True, env=cli_env(ONE_THREAD | (env or {})), cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "mnv3cli", *map(str, args)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=cli_env(ONE_THREAD | (env or {})),
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
 def scratch_run(shapes, tmp_path_factory):
     """5 epochs from scratch; the recipe partly from a YAML file that the command line overrides."""
     work = tmp_path_factory.mktemp("scratch")
-    (work / "recipe.yaml").write_text("model: mobilenetv3_small_075\nimg-size: 48\nepochs: 5\n"
-                                      "batch_size: 4\nlr: 1e-2\nwarmup_epochs: 0\nbn_momentum: 0.3\n")
-    proc = _run_cli(["train", shapes, "--config", "recipe.yaml", "-b", "8", "--lr", "5e-3", "-j", "0",
-                     "-o", "run", "--json"], cwd=work)
+    (work / "recipe.yaml").write_text(
+        "model: mobilenetv3_small_075\nimg-size: 48\nepochs: 5\n"
+        "batch_size: 4\nlr: 1e-2\nwarmup_epochs: 0\nbn_momentum: 0.3\n"
+    )
+    proc = _run_cli(
+        ["train", shapes, "--config", "recipe.yaml", "-b", "8", "--lr", "5e-3", "-j", "0", "-o", "run", "--json"],
+        cwd=work,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc, work / "run"
 
@@ -81,9 +105,12 @@ def test_train_output_reads_well(scratch_run, shapes):
     assert "plan:    5 epochs of 9 steps, batch 8 on cpu" in lines
     assert all(len(line) <= 80 or len(line[9:].split()) == 1 for line in lines), lines
     table = lines.index("epoch  train loss  val loss    top-1        lr   img/s     time")
-    for row in lines[table + 1:table + 6]:
-        assert re.fullmatch(r" +\d/5 +\d\.\d{4} +\d\.\d{4} +\d+\.\d\d% +\d\.\d\de-\d\d +[\d.,]+ +"
-                            r"[\d.,]+ (ms|s)( \*best)?", row), row
+    for row in lines[table + 1 : table + 6]:
+        assert re.fullmatch(
+            r" +\d/5 +\d\.\d{4} +\d\.\d{4} +\d+\.\d\d% +\d\.\d\de-\d\d +[\d.,]+ +"
+            r"[\d.,]+ (ms|s)( \*best)?",
+            row,
+        ), row
     assert " 0.0 s" not in proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in ("best_top1", "top1", "top5"):
@@ -96,8 +123,7 @@ def test_run_folder_holds_every_output(scratch_run, shapes):
     proc, run = scratch_run
     with open(run / "metrics.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "top1", "top5", "lr", "images_per_sec",
-                             "seconds"]
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "top1", "top5", "lr", "images_per_sec", "seconds"]
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5]
     assert all(float(r["images_per_sec"]) > 0 and float(r["seconds"]) > 0 for r in rows)
     assert float(rows[-1]["lr"]) < float(rows[0]["lr"])  # cosine decay
@@ -121,8 +147,7 @@ def test_evaluate_reproduces_the_reported_top1(scratch_run, shapes):
     """`mnv3 evaluate VAL --weights RUN/best.pt` gives exactly the top-1 training reported for best.pt."""
     proc, run = scratch_run
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    ev = _run_cli(["evaluate", shapes / "val", "-w", run / "best.pt", "--backend", "torch", "--json"],
-                  cwd=run.parent)
+    ev = _run_cli(["evaluate", shapes / "val", "-w", run / "best.pt", "--backend", "torch", "--json"], cwd=run.parent)
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert round(result["top1"], 2) == summary["best_top1"]
@@ -147,22 +172,43 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
     """A second run into a live run's folder is refused; SIGKILL loses at most the epoch in progress
     and frees the folder; SIGINT finishes the step, saves and exits 130."""
     run = tmp_path / "run"
-    args = ["train", shapes, "-o", run, "-m", "mobilenetv3_small_075", "--img-size", "32", "-b", "8",  # (old name)
-            "-e", "40", "-j", "1"]
+    args = [
+        "train",
+        shapes,
+        "-o",
+        run,
+        "-m",
+        "mobilenetv3_small_075",
+        "--img-size",
+        "32",
+        "-b",
+        "8",  # (old name)
+        "-e",
+        "40",
+        "-j",
+        "1",
+    ]
     env = cli_env(ONE_THREAD)
 
     def start(*extra):  # in a session of its own, so that a signal can go to the whole group
         with open(tmp_path / "stderr.txt", "w") as log:  # the child keeps its own copy of the handle
-            return subprocess.Popen([sys.executable, "-m", "mnv3cli", *map(str, extra)], stderr=log,
-                                    stdout=subprocess.DEVNULL, env=env, cwd=tmp_path, start_new_session=True)
+            return subprocess.Popen(
+                [sys.executable, "-m", "mnv3cli", *map(str, extra)],
+                stderr=log,
+                stdout=subprocess.DEVNULL,
+                env=env,
+                cwd=tmp_path,
+                start_new_session=True,
+            )
 
     proc = start(*args)
     _wait_for(lambda: (run / "metrics.csv").exists() or proc.poll() is not None)
     # the folder belongs to the live run: a second one is refused, naming the holder
     for second in ([a if a != "--img-size" else "--resolution" for a in args], ["train", "--resume", run]):
         refused = _run_cli(second, cwd=tmp_path)
-        assert_one_user_error(refused, f"{run}: in use by another training run (pid {proc.pid} on host "
-                                       f"{socket.gethostname()})")
+        assert_one_user_error(
+            refused, f"{run}: in use by another training run (pid {proc.pid} on host {socket.gethostname()})"
+        )
     assert proc.poll() is None
     proc.kill()
     proc.wait(timeout=30)
@@ -202,10 +248,26 @@ def _children(pid: int) -> list[int]:
 def _torchrun(args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """``torchrun --nproc-per-node 2 -m mnv3cli ARGS`` on CPU; a hang fails the test after ``timeout``
     seconds and takes the worker processes down with it (they live in a session of their own)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m",
-           "mnv3cli", *map(str, args)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(ONE_THREAD), cwd=cwd, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "mnv3cli",
+        *map(str, args),
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(ONE_THREAD),
+        cwd=cwd,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -217,8 +279,26 @@ def _torchrun(args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
 
 
 def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
-    proc = _torchrun(["train", shapes, "-o", "run", "-m", "mobilenetv3_small_075", "--resolution", "32",
-                      "-b", "8", "-e", "1", "-j", "0", "--json"], cwd=tmp_path)
+    proc = _torchrun(
+        [
+            "train",
+            shapes,
+            "-o",
+            "run",
+            "-m",
+            "mobilenetv3_small_075",
+            "--resolution",
+            "32",
+            "-b",
+            "8",
+            "-e",
+            "1",
+            "-j",
+            "0",
+            "--json",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1  # only rank 0 prints
@@ -231,8 +311,14 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
     ckpt = read_checkpoint(run / "last.pt")
     assert ckpt["extra"]["epoch"] == 1 and ckpt["extra"]["num_updates"] == 5  # 72 images / 2 / 8
     assert len(ckpt["extra"]["rng"]) == 2  # both processes' random states
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "best.pt", "config.json", "curves.png",
-                                                     "last.pt", "metrics.csv"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        ".lock",
+        "best.pt",
+        "config.json",
+        "curves.png",
+        "last.pt",
+        "metrics.csv",
+    ]
 
     from mnv3cli.evaluation.evaluate import evaluate
     from mnv3cli.inference.backends import TorchBackend
@@ -264,9 +350,31 @@ def test_torchrun_survives_a_batch_with_no_readable_image(tmp_path):
     broken += [splits.val[i][0] for i in (2, 3)]  # validation batch 1 of 0-2 goes to process 1
     for path in broken:  # valid headers, truncated data: only decoding finds them (mid-epoch)
         Path(path).write_bytes(Path(path).read_bytes()[:60])
-    proc = _torchrun(["train", data, "-o", "run", "-m", "mobilenetv3_small_075", "--resolution", "32",
-                      "-b", batch, "-e", "1", "-j", "0", "--seed", seed, "--warmup-epochs", "0", "--json"],
-                     cwd=tmp_path, timeout=120)
+    proc = _torchrun(
+        [
+            "train",
+            data,
+            "-o",
+            "run",
+            "-m",
+            "mobilenetv3_small_075",
+            "--resolution",
+            "32",
+            "-b",
+            batch,
+            "-e",
+            "1",
+            "-j",
+            "0",
+            "--seed",
+            seed,
+            "--warmup-epochs",
+            "0",
+            "--json",
+        ],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["skipped_images"] == 4 and summary["epochs"] == 1

@@ -12,8 +12,8 @@ import subprocess
 import sys
 
 import pytest
-from helpers import cli_env
 
+from helpers import cli_env
 from mnv3cli.errors import UserError
 from mnv3cli.training.lock import LOCK_NAME, hold_run_folder
 
@@ -32,8 +32,9 @@ with hold_run_folder(sys.argv[1]):
 
 def test_a_live_holder_is_named_and_a_killed_one_leaves_the_folder_free(tmp_path):
     folder = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True,
-                            env=cli_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True, env=cli_env()
+    )
     child = int(proc.stdout.readline())
     try:
         holder = f"pid {proc.pid} on host {socket.gethostname()}"
@@ -69,6 +70,7 @@ def test_a_second_hold_refused_in_this_process_keeps_the_lock_against_others(tmp
         with pytest.raises(UserError, match=rf"in use by another training run \(pid {os.getpid()} "):
             with hold_run_folder(folder):
                 pass
-        other = subprocess.run([sys.executable, "-c", TRY, str(folder)], capture_output=True, text=True,
-                               env=cli_env(), timeout=120)
+        other = subprocess.run(
+            [sys.executable, "-c", TRY, str(folder)], capture_output=True, text=True, env=cli_env(), timeout=120
+        )
         assert other.stdout.strip() == "refused", other.stderr

@@ -10,10 +10,14 @@ import pytest
 @pytest.mark.slow
 def test_flip_keeps_top1_within_0_2_points_on_the_dev_images(run_cli, int8_tflite, imagenet_dev):
     """The issue's bar, on all 500 images: top-1 with --tta flip >= plain top-1 - 0.2."""
-    plain, flip = (json.loads(run_cli("-q", "evaluate", imagenet_dev, "-w", int8_tflite, "--json", *extra).stdout)
-                   for extra in ((), ("--tta", "flip")))
-    print(f"\ndev, int8: plain top-1 {plain['top1']:.2f} %, top-5 {plain['top5']:.2f} %; "
-          f"--tta flip top-1 {flip['top1']:.2f} %, top-5 {flip['top5']:.2f} %")
+    plain, flip = (
+        json.loads(run_cli("-q", "evaluate", imagenet_dev, "-w", int8_tflite, "--json", *extra).stdout)
+        for extra in ((), ("--tta", "flip"))
+    )
+    print(
+        f"\ndev, int8: plain top-1 {plain['top1']:.2f} %, top-5 {plain['top5']:.2f} %; "
+        f"--tta flip top-1 {flip['top1']:.2f} %, top-5 {flip['top5']:.2f} %"
+    )
     assert flip["tta"] == "flip" and "tta" not in plain and flip["images"] == plain["images"] == 500
     assert flip["top1"] >= plain["top1"] - 0.2
 
@@ -21,8 +25,20 @@ def test_flip_keeps_top1_within_0_2_points_on_the_dev_images(run_cli, int8_tflit
 def test_every_backend_gives_the_same_flipped_answers(run_cli, int8_tflite, imagenet_dev, cat_photo):
     results = {}
     for backend in ("torch", "onnxruntime"):
-        ev = run_cli("-q", "evaluate", imagenet_dev, "-w", int8_tflite, "--limit", "30", "--tta", "flip", "--json",
-                     "--backend", backend)
+        ev = run_cli(
+            "-q",
+            "evaluate",
+            imagenet_dev,
+            "-w",
+            int8_tflite,
+            "--limit",
+            "30",
+            "--tta",
+            "flip",
+            "--json",
+            "--backend",
+            backend,
+        )
         pr = run_cli("-q", "predict", cat_photo, "-w", int8_tflite, "--tta", "flip", "--json", "--backend", backend)
         assert ev.returncode == 0 and pr.returncode == 0, ev.stderr + pr.stderr
         results[backend] = json.loads(ev.stdout), json.loads(pr.stdout)["predictions"]

@@ -12,8 +12,8 @@ import pickle
 
 import pytest
 import torch
-from helpers import assert_one_user_error, flip_a_weight_bit
 
+from helpers import assert_one_user_error, flip_a_weight_bit
 from mnv3cli.model import MobileNetV3
 from mnv3cli.registry.entries import TF
 from mnv3cli.weights.checkpoint import save_checkpoint
@@ -53,8 +53,7 @@ def test_convert_tflite_to_checkpoint_and_safetensors(run_cli, tmp_path, int8_tf
 def test_bit_flipped_checkpoint_is_one_error_line(run_cli, tmp_path, suffix):
     model = MobileNetV3("small", num_classes=3)
     path = tmp_path / f"flipped{suffix}"
-    save_checkpoint(path, model, model_name="custom", arch=model.config, class_names=["a", "b", "c"],
-                    preprocess=TF)
+    save_checkpoint(path, model, model_name="custom", arch=model.config, class_names=["a", "b", "c"], preprocess=TF)
     flip_a_weight_bit(path, model)
     result = run_cli("convert", path, tmp_path / "out.pt")
     assert_one_user_error(result, f"{path}: corrupt mnv3 checkpoint (checksum mismatch)")
@@ -93,8 +92,9 @@ def _truncated(path):
 
 
 def _other_architecture(path):
-    torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8),
-                "fc.bias": torch.zeros(10)}, path)
+    torch.save(
+        {"conv1.weight": torch.zeros(8, 3, 3, 3), "fc.weight": torch.zeros(10, 8), "fc.bias": torch.zeros(10)}, path
+    )
 
 
 BAD_FILES = {
@@ -133,13 +133,16 @@ def test_weights_for_another_model_name_the_tensor(run_cli, tmp_path):
     torch.save(MobileNetV3("small").state_dict(), tmp_path / "small.pt")
     result = run_cli("convert", tmp_path / "small.pt", tmp_path / "out.pt", "--model", "mobilenetv3_small_075")
     assert result.returncode == 2
-    assert result.stderr == (f"mnv3: error: {tmp_path / 'small.pt'}: tensor 'stages.2.0.project.conv.weight' "
-                             "has shape (40, 96, 1, 1) but the model's 'stages.2.0.project.conv.weight' "
-                             "needs (32, 96, 1, 1)\n")
+    assert result.stderr == (
+        f"mnv3: error: {tmp_path / 'small.pt'}: tensor 'stages.2.0.project.conv.weight' "
+        "has shape (40, 96, 1, 1) but the model's 'stages.2.0.project.conv.weight' "
+        "needs (32, 96, 1, 1)\n"
+    )
 
 
 def test_unknown_output_format(run_cli, tmp_path):
     result = run_cli("convert", "imagenet", tmp_path / "out.onnx")
     assert result.returncode == 2
-    assert result.stderr == (f"mnv3: error: {tmp_path / 'out.onnx'}: unknown output format '.onnx'; "
-                             "use .pt, .pth, .safetensors\n")
+    assert result.stderr == (
+        f"mnv3: error: {tmp_path / 'out.onnx'}: unknown output format '.onnx'; use .pt, .pth, .safetensors\n"
+    )

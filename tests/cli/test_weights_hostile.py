@@ -30,8 +30,8 @@ def test_predict_refuses_nan_weights_with_one_line(run_cli, tmp_path, cat_photo,
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     assert result.stderr.strip().splitlines()[-1] == (
-        f"mnv3: error: {path}: tensor 'classifier.weight' holds 1 NaN or infinite value(s); "
-        "the weights are corrupt")
+        f"mnv3: error: {path}: tensor 'classifier.weight' holds 1 NaN or infinite value(s); the weights are corrupt"
+    )
 
 
 def test_convert_into_a_file_size_limit_is_a_user_error_and_leaves_nothing(tmp_path, int8_tflite):
@@ -46,8 +46,14 @@ def test_convert_into_a_file_size_limit_is_a_user_error_and_leaves_nothing(tmp_p
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
     out = tmp_path / "small.pt"
-    proc = subprocess.run([sys.executable, "-m", "mnv3cli", "convert", str(int8_tflite), str(out)],
-                          capture_output=True, text=True, env=cli_env(), preexec_fn=limit, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnv3cli", "convert", str(int8_tflite), str(out)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        preexec_fn=limit,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == f"mnv3: error: {out}: cannot write (File too large)"
     assert os.listdir(tmp_path) == []

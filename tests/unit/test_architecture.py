@@ -11,6 +11,7 @@ import ast
 from pathlib import Path
 
 import pytest
+
 from helpers import ROOT
 
 PACKAGE = ROOT / "mnv3cli"
@@ -19,20 +20,25 @@ PACKAGE = ROOT / "mnv3cli"
 MAX_LINES = 350
 
 
-UNTIL_SPLIT: set[str] = set()  # modules being taken apart (none now)
+UNTIL_SPLIT: set[str] = {"cli/profile.py"}  # modules being taken apart (the backend registry splits it)
 
 
 LAYERS = {
-    "errors": 0, "_lazy": 0, "rounding": 0, "printable": 0,
+    "errors": 0,
+    "_lazy": 0,
+    "rounding": 0,
+    "printable": 0,
     "fileio": 0.2,  # atomic writes, which raise errors.WriteError
     "mnv3cli": 0.5,  # the package itself: its version, and public names resolved lazily
     "model": 1,
     "registry": 2,
     "weights": 3,
     "factory": 3.5,  # create_model: a registry name (and optional weights) to a model
-    "data": 4, "distributed": 4,
+    "data": 4,
+    "distributed": 4,
     "inference": 5.0,
-    "evaluation": 5.1, "profiling": 5.1,
+    "evaluation": 5.1,
+    "profiling": 5.1,
     "training": 5.2,
     "serving": 5.3,  # mnv3 serve's HTTP service (FastAPI): predict's labels, the runtime, data
     "cli": 6,
@@ -71,8 +77,9 @@ def _imports(path: Path) -> list[tuple[int, str]]:
                 target = node.module or ""
             targets = [target]
             if node.module is None:  # `from .. import distributed`: modules, or names of a package
-                targets = [f"{target}.{alias.name}" if _is_module(f"{target}.{alias.name}") else target
-                           for alias in node.names]
+                targets = [
+                    f"{target}.{alias.name}" if _is_module(f"{target}.{alias.name}") else target for alias in node.names
+                ]
         elif isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         else:
@@ -93,8 +100,11 @@ def test_every_package_has_a_layer():
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE.parent)))
 def test_imports_point_down(path: Path):
     unit = _unit(_module_name(path))
-    wrong = [f"line {line}: {target}" for line, target in _imports(path)
-             if _unit(target) != unit and LAYERS[_unit(target)] >= LAYERS[unit]]
+    wrong = [
+        f"line {line}: {target}"
+        for line, target in _imports(path)
+        if _unit(target) != unit and LAYERS[_unit(target)] >= LAYERS[unit]
+    ]
     assert not wrong, f"{unit} (layer {LAYERS[unit]}) imports from its own layer or above: {wrong}"
 
 

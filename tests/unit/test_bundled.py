@@ -12,8 +12,8 @@ import zipfile
 
 import pytest
 from click.testing import CliRunner
-from helpers import ROOT
 
+from helpers import ROOT
 from mnv3cli.cli.app import cli
 from mnv3cli.errors import UserError
 from mnv3cli.registry import (
@@ -100,8 +100,22 @@ def test_the_wheel_ships_the_bundled_model_and_its_install_answers_offline(tmp_p
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    done = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-                           "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            *pip,
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     wheel = next((tmp_path / "dist").glob("mnv3cli-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
@@ -111,18 +125,31 @@ def test_the_wheel_ships_the_bundled_model_and_its_install_answers_offline(tmp_p
     assert wheel.stat().st_size < 6_000_000
 
     site, work = tmp_path / "site", tmp_path / "work"
-    done = subprocess.run([*pip, "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "-q", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     (work / "examples").mkdir(parents=True)
     shutil.copy(ROOT / "examples" / "coffee.jpg", work / "examples")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MNV3_SHARED")}
-    env |= {"PYTHONPATH": str(site), "MNV3_OFFLINE": "1", "TORCH_HOME": str(tmp_path / "torch"),
-            "MNV3_CACHE": str(tmp_path / "cache")}
-    code = ("import sys, mnv3cli; print(mnv3cli.__file__, file=sys.stderr); "
-            "from mnv3cli.cli.app import main; main()")
-    done = subprocess.run([sys.executable, "-c", code, "predict", "examples/coffee.jpg", "--json"], cwd=work,
-                          env=env, capture_output=True, text=True, timeout=600)
+    env |= {
+        "PYTHONPATH": str(site),
+        "MNV3_OFFLINE": "1",
+        "TORCH_HOME": str(tmp_path / "torch"),
+        "MNV3_CACHE": str(tmp_path / "cache"),
+    }
+    code = "import sys, mnv3cli; print(mnv3cli.__file__, file=sys.stderr); from mnv3cli.cli.app import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "predict", "examples/coffee.jpg", "--json"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith(str(site / "mnv3cli"))  # the installed copy ran
     assert json.loads(done.stdout)["predictions"][0]["label"] == "espresso"

@@ -8,8 +8,8 @@ import shutil
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import flip_a_weight_bit
 
+from helpers import flip_a_weight_bit
 from mnv3cli.cli.app import cli
 from mnv3cli.errors import UserError
 from mnv3cli.model import MobileNetV3
@@ -29,8 +29,15 @@ def small_model() -> MobileNetV3:
 
 
 def save(path, model=None, **kwargs):
-    save_checkpoint(path, model or small_model(), model_name="custom", arch={"size": "small"},
-                    class_names=["a", "b", "c"], preprocess=TF, **kwargs)
+    save_checkpoint(
+        path,
+        model or small_model(),
+        model_name="custom",
+        arch={"size": "small"},
+        class_names=["a", "b", "c"],
+        preprocess=TF,
+        **kwargs,
+    )
     return path
 
 
@@ -69,8 +76,7 @@ def test_file_without_a_checksum_still_loads(tmp_path, suffix):
 
 def test_float16_weights_are_half_the_size_and_load_in_float32(tmp_path):
     model = small_model()
-    full, half = save(tmp_path / "full.safetensors", model), save(tmp_path / "half.safetensors", model,
-                                                                  dtype="float16")
+    full, half = save(tmp_path / "full.safetensors", model), save(tmp_path / "half.safetensors", model, dtype="float16")
     assert 0.45 < half.stat().st_size / full.stat().st_size < 0.55
     assert read_checkpoint(half)["state_dict"]["stem.conv.weight"].dtype == torch.float16
     loaded = load_model(half).model

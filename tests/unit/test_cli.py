@@ -1,5 +1,4 @@
-"""The CLI skeleton: lazy commands, --version, the registry listing, the error conventions.
-"""
+"""The CLI skeleton: lazy commands, --version, the registry listing, the error conventions."""
 
 from __future__ import annotations
 

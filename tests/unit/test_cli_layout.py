@@ -39,6 +39,7 @@ def lines_holding(text: str, needle: str) -> list[str]:
 
 # ------------------------------------------------------------------------------------------ 80 columns
 
+
 def test_models_fit_80_columns_and_every_tag_and_name_is_whole():
     out = invoke("models").stdout
     assert_fits(out)
@@ -65,8 +66,25 @@ def test_profile_tables_fit_80_columns_with_whole_names_and_numbers():
 
 
 def test_profile_latency_rows_keep_every_number_whole(one_thread):
-    out = invoke("profile", "--model", "small", "--compare", LONGEST_NAMES[0], "-r", "64", "-b", "1,2",
-                 "--backend", "eager", "--backend", "channels_last", "--runs", "2", "--warmup", "0").stdout
+    out = invoke(
+        "profile",
+        "--model",
+        "small",
+        "--compare",
+        LONGEST_NAMES[0],
+        "-r",
+        "64",
+        "-b",
+        "1,2",
+        "--backend",
+        "eager",
+        "--backend",
+        "channels_last",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+    ).stdout
     assert_fits(out)
     rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["eager"], ["channels_last"])]
     assert len(rows) == 2 * 2 * 2  # models x backends x batch sizes
@@ -92,6 +110,7 @@ def test_predict_prints_a_long_path_whole_above_its_table(int8_tflite, cat_photo
 
 # ------------------------------------------------------------------------------- one name per idea
 
+
 @pytest.fixture
 def device_probe():
     """A command taking the shared --device option that prints the device the app will use."""
@@ -106,14 +125,17 @@ def device_probe():
     cli.commands.pop("device-for-test")
 
 
-@pytest.mark.parametrize("args, env, expected", [
-    (["device-for-test"], {}, "auto"),
-    (["device-for-test", "--device", "cpu"], {}, "cpu"),
-    (["--device", "cuda", "device-for-test"], {}, "cuda"),
-    (["--device", "cuda", "device-for-test", "--device", "cpu"], {}, "cpu"),  # the later, nearer one
-    (["device-for-test"], {"MNV3_DEVICE": "mps"}, "mps"),
-    (["device-for-test", "--device", "cpu"], {"MNV3_DEVICE": "mps"}, "cpu"),
-])
+@pytest.mark.parametrize(
+    "args, env, expected",
+    [
+        (["device-for-test"], {}, "auto"),
+        (["device-for-test", "--device", "cpu"], {}, "cpu"),
+        (["--device", "cuda", "device-for-test"], {}, "cuda"),
+        (["--device", "cuda", "device-for-test", "--device", "cpu"], {}, "cpu"),  # the later, nearer one
+        (["device-for-test"], {"MNV3_DEVICE": "mps"}, "mps"),
+        (["device-for-test", "--device", "cpu"], {"MNV3_DEVICE": "mps"}, "cpu"),
+    ],
+)
 def test_device_is_accepted_before_and_after_the_command(device_probe, args, env, expected):
     assert invoke(*args, env=env).stdout.strip() == expected
 
@@ -132,10 +154,27 @@ def test_profile_runs_with_device_after_the_command():
 
 
 # The same kind of value reads the same in every command's help.
-SPELLED = {"--model": "NAME", "--weights": "WEIGHTS", "--batch-size": ("N", "N[,N...]"), "--workers": "N",
-           "--top-k": "N", "--limit": "N", "--epochs": "N", "--threads": "N", "--runs": "N", "--warmup": "N",
-           "--resolution": "PIXELS", "--image": "FILE", "--labels": "FILE", "--plot": "FILE",
-           "--config": "FILE", "--report": "DIR", "--val": "DIR", "--lr": "FLOAT", "--width": "FLOAT"}
+SPELLED = {
+    "--model": "NAME",
+    "--weights": "WEIGHTS",
+    "--batch-size": ("N", "N[,N...]"),
+    "--workers": "N",
+    "--top-k": "N",
+    "--limit": "N",
+    "--epochs": "N",
+    "--threads": "N",
+    "--runs": "N",
+    "--warmup": "N",
+    "--resolution": "PIXELS",
+    "--image": "FILE",
+    "--labels": "FILE",
+    "--plot": "FILE",
+    "--config": "FILE",
+    "--report": "DIR",
+    "--val": "DIR",
+    "--lr": "FLOAT",
+    "--width": "FLOAT",
+}
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

@@ -6,11 +6,15 @@ import pytest
 
 from mnv3cli.cli.wrapping import fill
 
-LAYERS = ("kept in float: 16 of 61 layers: stages.0.0.depthwise.conv, stem.conv, stages.3.0.se (Mul), "
-          "stages.4.2.project.conv, stages.2.1.se (Mul), stages.2.0.depthwise.conv, pre_logits.0, "
-          "stages.2.1.se (ReduceMean), stages.2.2.se (Mul), stages.3.1.project.conv, stages.2.0.se (Mul)")
-STEP = ("step 6, 16 of 61 layers in float (+ stages.3.0.expand.conv): int8 top-1 75.6 % vs fp32 76.4 %, "
-        "drop 0.80 ± 0.98 points, 18.52 ms, 6.4 MB, input [batch, 3, 224, 224]")
+LAYERS = (
+    "kept in float: 16 of 61 layers: stages.0.0.depthwise.conv, stem.conv, stages.3.0.se (Mul), "
+    "stages.4.2.project.conv, stages.2.1.se (Mul), stages.2.0.depthwise.conv, pre_logits.0, "
+    "stages.2.1.se (ReduceMean), stages.2.2.se (Mul), stages.3.1.project.conv, stages.2.0.se (Mul)"
+)
+STEP = (
+    "step 6, 16 of 61 layers in float (+ stages.3.0.expand.conv): int8 top-1 75.6 % vs fp32 76.4 %, "
+    "drop 0.80 ± 0.98 points, 18.52 ms, 6.4 MB, input [batch, 3, 224, 224]"
+)
 
 
 @pytest.mark.parametrize("text", [LAYERS, STEP])
@@ -23,7 +27,8 @@ def test_lines_fit_and_nothing_copied_is_split(text, shift):
     assert " ".join(line.strip() for line in lines) == text  # only spaces became line breaks
     for line in lines:
         assert not line.rstrip().endswith(("±", "(+")) and not line.lstrip().startswith(
-            ("%", "ms", "MB", "point", "±", "(Mul)", "(ReduceMean)", "3,", "224"))
+            ("%", "ms", "MB", "point", "±", "(Mul)", "(ReduceMean)", "3,", "224")
+        )
 
 
 def test_a_word_longer_than_the_line_overflows_rather_than_splits():

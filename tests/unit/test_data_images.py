@@ -1,13 +1,12 @@
-"""Decoding: every common format and pixel mode becomes correct upright RGB; bad files fail cleanly.
-"""
+"""Decoding: every common format and pixel mode becomes correct upright RGB; bad files fail cleanly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import png_bomb_bytes
 from PIL import Image
 
+from helpers import png_bomb_bytes
 from mnv3cli.data.images import EncodedImage, ImageDecodeError, open_rgb
 
 
@@ -53,13 +52,19 @@ def _asymmetric(w=96, h=64) -> Image.Image:
     """Red left half, blue bottom-right quarter: any wrong rotation or flip changes it."""
     arr = np.zeros((h, w, 3), np.uint8)
     arr[:, : w // 2] = (255, 0, 0)
-    arr[h // 2:, w // 2:] = (0, 0, 255)
+    arr[h // 2 :, w // 2 :] = (0, 0, 255)
     return Image.fromarray(arr)
 
 
-@pytest.mark.parametrize("orientation, stored_as", [
-    (3, Image.Transpose.ROTATE_180), (6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270),
-    (2, Image.Transpose.FLIP_LEFT_RIGHT)])
+@pytest.mark.parametrize(
+    "orientation, stored_as",
+    [
+        (3, Image.Transpose.ROTATE_180),
+        (6, Image.Transpose.ROTATE_90),
+        (8, Image.Transpose.ROTATE_270),
+        (2, Image.Transpose.FLIP_LEFT_RIGHT),
+    ],
+)
 @pytest.mark.parametrize("min_size", [None, 32])
 def test_exif_orientation_is_applied(tmp_path, orientation, stored_as, min_size):
     upright = _asymmetric()

@@ -42,10 +42,18 @@ def test_every_console_block_has_a_command() -> None:
 
 def test_matcher_catches_a_changed_number() -> None:
     """Wildcards and normalised timings pass; any other changed digit fails."""
-    actual = ('{"top1": 90.0, "seconds": 0.077}\n│ wall time  │   0.1 s │\n'
-              "│ 1 │ Egyptian cat │   285 │     42.44 % │\nline\n")
-    assert dx.matches(['{"top1": 90.0, "seconds": 3.5}', "│ wall time  │  487 ms │",
-                       "│ 1 │ Egyptian cat │   285 │     42.44 % │", "line"], actual)
+    actual = (
+        '{"top1": 90.0, "seconds": 0.077}\n│ wall time  │   0.1 s │\n│ 1 │ Egyptian cat │   285 │     42.44 % │\nline\n'
+    )
+    assert dx.matches(
+        [
+            '{"top1": 90.0, "seconds": 3.5}',
+            "│ wall time  │  487 ms │",
+            "│ 1 │ Egyptian cat │   285 │     42.44 % │",
+            "line",
+        ],
+        actual,
+    )
     assert dx.matches(['{"top1": 90.0, ...}', "...", "line"], actual)
     assert not dx.matches(['{"top1": 90.1, "seconds": 3.5}', "..."], actual)
     assert not dx.matches(["...", "│ 1 │ Egyptian cat │   285 │     42.45 % │", "line"], actual)

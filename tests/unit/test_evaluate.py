@@ -76,11 +76,18 @@ def test_counts_losses_and_errors(result, samples):
 def test_summary_per_class_and_mistakes(result):
     s = summary(result, CLASSES)
     rows = {r["label"]: r for r in s["per_class"]}
-    assert rows["red"] == {"index": 0, "label": "red", "precision": 100.0, "recall": 80.0,
-                           "f1": 88.89, "support": 5}  # percentages to 2 decimals
+    assert rows["red"] == {
+        "index": 0,
+        "label": "red",
+        "precision": 100.0,
+        "recall": 80.0,
+        "f1": 88.89,
+        "support": 5,
+    }  # percentages to 2 decimals
     assert rows["blue"]["precision"] == 0.0 and rows["blue"]["support"] == 0
-    assert s["most_confused"] == [{"true": 0, "true_label": "red", "predicted": 2,
-                                   "predicted_label": "blue", "count": 1}]
+    assert s["most_confused"] == [
+        {"true": 0, "true_label": "red", "predicted": 2, "predicted_label": "blue", "count": 1}
+    ]
     assert [m["path"].rsplit("/", 1)[1] for m in s["confident_mistakes"]] == ["blue0.png"]
     assert s["errors"] == 2 and len(s["failed"]) == 2
     assert s["averages"]["weighted"]["recall"] == pytest.approx(100 * 7 / 8)
@@ -130,9 +137,20 @@ def test_summary_keeps_every_path_whole_at_80_columns(result, capsys, monkeypatc
 
 def test_report_files_parse(result, tmp_path):
     written, notes = write_report(tmp_path / "report", result, CLASSES, summary(result, CLASSES))
-    assert sorted(p.name for p in written) == ["confusion.csv", "confusion.png", "coverage.png", "per_class.csv",
-                                               "predictions.csv", "reliability.png", "report.html",
-                                               "summary.json"] and not notes
+    assert (
+        sorted(p.name for p in written)
+        == [
+            "confusion.csv",
+            "confusion.png",
+            "coverage.png",
+            "per_class.csv",
+            "predictions.csv",
+            "reliability.png",
+            "report.html",
+            "summary.json",
+        ]
+        and not notes
+    )
     assert json.loads((tmp_path / "report" / "summary.json").read_text())["top1"] == result.top1
     with open(tmp_path / "report" / "predictions.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -1,5 +1,4 @@
-"""Folder layouts of ``mnv3 evaluate`` mapped onto the model's classes (no model needed).
-"""
+"""Folder layouts of ``mnv3 evaluate`` mapped onto the model's classes (no model needed)."""
 
 from __future__ import annotations
 
@@ -46,7 +45,11 @@ def test_wordnet_subset_maps_by_id_not_by_folder_order(tmp_path, names, wnids):
     found = find_samples(tmp_path, names, wnids)
     assert found.layout == "wordnet-id folders"
     assert [(Path(p).name, c) for p, c in found.samples] == [
-        ("t.jpg", TENCH), ("g.jpeg", GOLDEN), ("a.png", TABBY), ("b.jpg", TABBY)]
+        ("t.jpg", TENCH),
+        ("g.jpeg", GOLDEN),
+        ("a.png", TABBY),
+        ("b.jpg", TABBY),
+    ]
     assert found.classes == [TENCH, GOLDEN, TABBY]
 
 
@@ -91,11 +94,16 @@ def test_ambiguous_loose_name_is_an_error(tmp_path):
 def test_labels_csv_with_names_wordnet_ids_and_indices(tmp_path, names, wnids):
     make_images(tmp_path, "a.jpg", "b.jpg", "c.jpg", "unlisted.jpg")
     (tmp_path / "labels.csv").write_text(
-        "path,label\n# a comment\na.jpg,tabby\n\nb.jpg, n01440764\nc.jpg,207\nmissing.jpg,tench\n")
+        "path,label\n# a comment\na.jpg,tabby\n\nb.jpg, n01440764\nc.jpg,207\nmissing.jpg,tench\n"
+    )
     found = find_samples(tmp_path, names, wnids, labels=tmp_path / "labels.csv")
     assert found.layout == "labels file"
     assert [(Path(p).name, c) for p, c in found.samples] == [
-        ("a.jpg", TABBY), ("b.jpg", TENCH), ("c.jpg", GOLDEN), ("missing.jpg", TENCH)]
+        ("a.jpg", TABBY),
+        ("b.jpg", TENCH),
+        ("c.jpg", GOLDEN),
+        ("missing.jpg", TENCH),
+    ]
 
 
 def test_labels_csv_errors(tmp_path, names, wnids):
@@ -124,8 +132,7 @@ def test_labels_csv_paths_outside_the_folder_are_refused(tmp_path, row):
     labels.write_text(f"a.jpg,tench\n{row},tench\n")
     with pytest.raises(UserError) as err:
         scan_folder(root, labels)
-    assert str(err.value) == (f"{labels}:2: {row!r} is outside {root}; paths must stay inside the "
-                              "evaluated folder")
+    assert str(err.value) == (f"{labels}:2: {row!r} is outside {root}; paths must stay inside the evaluated folder")
 
 
 def test_labels_csv_repeated_paths_count_once_and_conflicts_are_named(tmp_path, names, wnids):
@@ -134,20 +141,27 @@ def test_labels_csv_repeated_paths_count_once_and_conflicts_are_named(tmp_path, 
     labels.write_text("a.jpg,tench\nb.jpg,tench\n./a.jpg,tench\nb.jpg,goldfish\n")
     scanned = scan_folder(tmp_path, labels)
     assert scanned.items == [(str(tmp_path / "a.jpg"), "tench"), (str(tmp_path / "b.jpg"), "tench")]
-    assert scanned.notes == (f"{labels}: 2 repeated path(s) counted once (the first row wins); "
-                             "conflicting labels: b.jpg (line 2: tench, line 4: goldfish)",)
+    assert scanned.notes == (
+        f"{labels}: 2 repeated path(s) counted once (the first row wins); "
+        "conflicting labels: b.jpg (line 2: tench, line 4: goldfish)",
+    )
     found = find_samples(tmp_path, names, wnids, labels=labels)
     assert len(found.samples) == 2
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda root: None, "no such folder"),
-    (lambda root: root.mkdir(), "no images found"),
-    (lambda root: (root / "ants").mkdir(parents=True) or (root / "ants" / "notes.txt").write_text("x"),
-     "no images found"),
-    (lambda root: make_images(root, "a.jpg"), "images but no class subfolders; .*--labels"),
-    (lambda root: root.write_text("a file"), "not a folder"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda root: None, "no such folder"),
+        (lambda root: root.mkdir(), "no images found"),
+        (
+            lambda root: (root / "ants").mkdir(parents=True) or (root / "ants" / "notes.txt").write_text("x"),
+            "no images found",
+        ),
+        (lambda root: make_images(root, "a.jpg"), "images but no class subfolders; .*--labels"),
+        (lambda root: root.write_text("a file"), "not a folder"),
+    ],
+)
 def test_missing_empty_or_imageless_folder(tmp_path, setup, message):
     root = tmp_path / "data"
     setup(root)

@@ -54,11 +54,22 @@ def test_summary_holds_calibration_and_least_confident_correct(result):
     correct = np.array([p.correct for p in result.predictions])
     assert cal["nll"] == pytest.approx(result.loss, rel=1e-3)  # a loss: 4 significant digits
     assert len(cal["bins"]) == 15 and sum(b["images"] for b in cal["bins"]) == 7
-    assert cal["ece"] == pytest.approx(100 * sum(
-        abs(correct[m].mean() - conf[m].mean()) * m.sum()
-        for m in [(np.minimum((conf * 15).astype(int), 14) == b) for b in range(15)] if m.any()) / 7, abs=0.005)
-    assert cal["coverage"][-1] == {"coverage": 100, "images": 7, "top1": pytest.approx(100 * 6 / 7, abs=0.005),
-                                   "min_confidence": pytest.approx(conf.min(), abs=1e-6)}
+    assert cal["ece"] == pytest.approx(
+        100
+        * sum(
+            abs(correct[m].mean() - conf[m].mean()) * m.sum()
+            for m in [(np.minimum((conf * 15).astype(int), 14) == b) for b in range(15)]
+            if m.any()
+        )
+        / 7,
+        abs=0.005,
+    )
+    assert cal["coverage"][-1] == {
+        "coverage": 100,
+        "images": 7,
+        "top1": pytest.approx(100 * 6 / 7, abs=0.005),
+        "min_confidence": pytest.approx(conf.min(), abs=1e-6),
+    }
     unsure = s["least_confident_correct"]
     assert [u["probability"] for u in unsure] == sorted(u["probability"] for u in unsure)
     assert len(unsure) == 6 and all(u["true"] == u["predicted"] for u in unsure)

@@ -38,7 +38,7 @@ def _scene(path, at: tuple[int, int]):
     scale = 256 / CANVAS[1]
     x0, y0 = round(at[0] * scale - 80), round(at[1] * scale - 16)  # 600x400 -> 384x256, crop at (80, 16)
     box = np.zeros((224, 224), bool)
-    box[max(y0, 0):y0 + round(CAT[1] * scale), max(x0, 0):x0 + round(CAT[0] * scale)] = True
+    box[max(y0, 0) : y0 + round(CAT[1] * scale), max(x0, 0) : x0 + round(CAT[0] * scale)] = True
     return box
 
 
@@ -48,8 +48,10 @@ def test_the_map_of_tabby_is_on_the_cat(int8, tmp_path, at):
     tabby = int8.class_names.index("tabby")
     result = explain(int8.model, int8.preprocess, tmp_path / "scene.jpg", tabby)
     inside = float(result.heatmap[box].sum() / result.heatmap.sum())
-    print(f"\nGrad-CAM of tabby, cat at {at}: {100 * inside:.1f} % of the mass on the cat "
-          f"({100 * box.mean():.0f} % of the area)")
+    print(
+        f"\nGrad-CAM of tabby, cat at {at}: {100 * inside:.1f} % of the mass on the cat "
+        f"({100 * box.mean():.0f} % of the area)"
+    )
     assert result.target == tabby and result.heatmap.shape == (224, 224)
     assert inside >= 0.6 and inside > 2 * box.mean()
     assert {int8.class_names[c] for c, _ in result.top5[:3]} >= {"Egyptian cat", "tabby"}

@@ -22,8 +22,9 @@ from mnv3cli.registry import ModelCard, Preprocess
 pytest.importorskip("openvino", reason="the openvino extra is part of the test extra")
 
 PRE = Preprocess(input_size=96, resize=110, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
-CARD = ModelCard("mobilenetv3_small_100", [f"thing {i}" for i in range(1000)], Preprocess(),
-                 source="weights.pth", sha256="ab" * 32)
+CARD = ModelCard(
+    "mobilenetv3_small_100", [f"thing {i}" for i in range(1000)], Preprocess(), source="weights.pth", sha256="ab" * 32
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +39,10 @@ def model():
 @pytest.fixture(scope="module")
 def files(model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("exported")
-    diffs = {fmt: export_verified(model, folder / f"small{suffix}", PRE, fmt, card=CARD)
-             for fmt, suffix in (("onnx", ".onnx"), ("openvino", ".xml"))}
+    diffs = {
+        fmt: export_verified(model, folder / f"small{suffix}", PRE, fmt, card=CARD)
+        for fmt, suffix in (("onnx", ".onnx"), ("openvino", ".xml"))
+    }
     return folder, diffs
 
 
@@ -48,8 +51,9 @@ def _torch(model, batch):
         return model(torch.from_numpy(batch)).numpy()
 
 
-@pytest.mark.parametrize("name, backend", [("small.onnx", "onnxruntime"), ("small.xml", "openvino"),
-                                           ("small.onnx", "openvino")])
+@pytest.mark.parametrize(
+    "name, backend", [("small.onnx", "onnxruntime"), ("small.xml", "openvino"), ("small.onnx", "openvino")]
+)
 def test_an_exported_file_runs_as_weights_with_the_card_inside_it(files, model, name, backend):
     folder, diffs = files
     assert max(diffs.values()) <= TOLERANCE
@@ -73,14 +77,17 @@ def test_a_graph_without_a_card_is_refused_not_guessed(model, tmp_path):
         open_runtime(str(bare))
 
 
-@pytest.mark.parametrize("name, options, message", [
-    ("small.onnx", {"backend": "torch"}, "not --backend torch"),
-    ("small.xml", {"backend": "onnxruntime"}, "ONNX Runtime cannot read OpenVINO IR"),
-    ("small.onnx", {"model_name": "large"}, "holds mobilenetv3_small_100"),
-    ("small.onnx", {"resolution": 224}, "fixed to 96x96"),
-    ("small.onnx", {"precision": "bf16"}, "only the openvino backend"),
-    ("missing.onnx", {}, "no such file"),
-])
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("small.onnx", {"backend": "torch"}, "not --backend torch"),
+        ("small.xml", {"backend": "onnxruntime"}, "ONNX Runtime cannot read OpenVINO IR"),
+        ("small.onnx", {"model_name": "large"}, "holds mobilenetv3_small_100"),
+        ("small.onnx", {"resolution": 224}, "fixed to 96x96"),
+        ("small.onnx", {"precision": "bf16"}, "only the openvino backend"),
+        ("missing.onnx", {}, "no such file"),
+    ],
+)
 def test_what_an_exported_file_cannot_do_is_a_user_error(files, name, options, message):
     folder, _ = files
     with pytest.raises(UserError, match=message):

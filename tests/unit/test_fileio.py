@@ -1,5 +1,4 @@
-"""Atomic writes: all or nothing, with the usual file mode.
-"""
+"""Atomic writes: all or nothing, with the usual file mode."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ def test_atomic_write_replaces_the_file_with_normal_permissions(tmp_path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
-@pytest.mark.parametrize("crash", [RuntimeError("crash mid-write"), KeyboardInterrupt()],
-                         ids=["exception", "ctrl-c"])
+@pytest.mark.parametrize("crash", [RuntimeError("crash mid-write"), KeyboardInterrupt()], ids=["exception", "ctrl-c"])
 def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, crash):
     """KeyboardInterrupt is not an Exception: the clean-up must catch BaseException."""
     target = tmp_path / "out.txt"

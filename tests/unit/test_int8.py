@@ -82,8 +82,10 @@ def test_layers_are_named_as_the_model_and_keeping_all_in_float_is_fp32_again(qu
     assert "QuantizeLinear" not in ops  # every bypassed pair was removed
     assert np.abs(_run(restored, images) - reference).max() < 1e-3 * max(int8_error, 1e-3)
     one = keep_in_float(qmodel, fp32, {layers[0].node})  # only the stem: still int8 elsewhere
-    assert sum(n.op_type == "QuantizeLinear" for n in one.graph.node) == \
-        sum(n.op_type == "QuantizeLinear" for n in qmodel.graph.node) - 1
+    assert (
+        sum(n.op_type == "QuantizeLinear" for n in one.graph.node)
+        == sum(n.op_type == "QuantizeLinear" for n in qmodel.graph.node) - 1
+    )
 
 
 def test_a_certified_int8_export_runs_as_weights(int8_tflite, imagenet_dev, tmp_path):
@@ -96,8 +98,7 @@ def test_a_certified_int8_export_runs_as_weights(int8_tflite, imagenet_dev, tmp_
     cal, held = split(samples[:40], 16, None)
     out = tmp_path / "small-int8.onnx"
     steps = []
-    result = export_int8(loaded.model, loaded.card, out, "onnx", cal, held[:20], max_drop=50.0,
-                         on_step=steps.append)
+    result = export_int8(loaded.model, loaded.card, out, "onnx", cal, held[:20], max_drop=50.0, on_step=steps.append)
     assert result.steps == 1 and result.kept == [] and result.measured.n == 20
     assert result.measured.drop <= 50.0 and result.calibration_images == 16
     assert set(result.latency_ms) == {"fp32", "int8"} and result.latency_ms["int8"][1] > 0
@@ -109,12 +110,15 @@ def test_a_certified_int8_export_runs_as_weights(int8_tflite, imagenet_dev, tmp_
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--int8", "-f", "torchscript", "--data", "."], "only for --format onnx or openvino"),
-    (["--int8"], "needs --data DIR"),
-    (["--data", "."], "--data: only used with --int8"),
-    (["--val", "."], "--val: only used with --int8"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--int8", "-f", "torchscript", "--data", "."], "only for --format onnx or openvino"),
+        (["--int8"], "needs --data DIR"),
+        (["--data", "."], "--data: only used with --int8"),
+        (["--val", "."], "--val: only used with --int8"),
+    ],
+)
 def test_int8_options_that_cannot_work_are_user_errors_before_any_work(args, message):
     from click.testing import CliRunner
 
@@ -125,8 +129,7 @@ def test_int8_options_that_cannot_work_are_user_errors_before_any_work(args, mes
 
 
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
-def test_export_int8_command_reports_both_top1s_the_layers_and_latency(int8_tflite, imagenet_dev,
-                                                                      tmp_path, as_json):
+def test_export_int8_command_reports_both_top1s_the_layers_and_latency(int8_tflite, imagenet_dev, tmp_path, as_json):
     import json
 
     from click.testing import CliRunner
@@ -138,8 +141,19 @@ def test_export_int8_command_reports_both_top1s_the_layers_and_latency(int8_tfli
     for wnid in sorted(p.name for p in imagenet_dev.iterdir())[:16]:
         (data / wnid).symlink_to(imagenet_dev / wnid)
     out = tmp_path / "s8.onnx"
-    args = ["-q", "export", "--int8", "--weights", str(int8_tflite), "--data", str(data),
-            "--max-drop", "60", "-o", str(out)] + (["--json"] if as_json else [])
+    args = [
+        "-q",
+        "export",
+        "--int8",
+        "--weights",
+        str(int8_tflite),
+        "--data",
+        str(data),
+        "--max-drop",
+        "60",
+        "-o",
+        str(out),
+    ] + (["--json"] if as_json else [])
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.stderr
     assert out.is_file()

@@ -1,5 +1,4 @@
-"""The network is the paper's, and the same network as torchvision's and timm's.
-"""
+"""The network is the paper's, and the same network as torchvision's and timm's."""
 
 from __future__ import annotations
 
@@ -84,8 +83,7 @@ def test_blocks_follow_table_2_not_the_seed_sketch():
     assert acts == ["ReLU"] * 3 + ["Hardswish"] * 8
     se = blocks[3].se  # exp 96 -> reduce to make_divisible(96 / 4) = 24
     assert se.reduce.out_channels == make_divisible(96 / 4) == 24 and se.reduce.bias is not None
-    assert [b.use_residual for b in blocks] == [False, False, True, False, True, True, False, True,
-                                               False, True, True]
+    assert [b.use_residual for b in blocks] == [False, False, True, False, True, True, False, True, False, True, True]
     assert model.head.conv.out_channels == 576 and model.pre_logits[0].out_features == 1024
     assert type(model.stem.act).__name__ == "Hardswish" and model.stem.conv.stride == (2, 2)
     assert model.dropout.p == 0.2
@@ -94,10 +92,40 @@ def test_blocks_follow_table_2_not_the_seed_sketch():
 def test_large_follows_table_1():
     model = MobileNetV3("large")
     blocks = [b for stage in model.stages for b in stage]
-    assert [b.depthwise.conv.out_channels for b in blocks] == [16, 64, 72, 72, 120, 120, 240, 200, 184,
-                                                               184, 480, 672, 672, 960, 960]
-    assert [b.project.conv.out_channels for b in blocks] == [16, 24, 24, 40, 40, 40, 80, 80, 80, 80,
-                                                             112, 112, 160, 160, 160]
+    assert [b.depthwise.conv.out_channels for b in blocks] == [
+        16,
+        64,
+        72,
+        72,
+        120,
+        120,
+        240,
+        200,
+        184,
+        184,
+        480,
+        672,
+        672,
+        960,
+        960,
+    ]
+    assert [b.project.conv.out_channels for b in blocks] == [
+        16,
+        24,
+        24,
+        40,
+        40,
+        40,
+        80,
+        80,
+        80,
+        80,
+        112,
+        112,
+        160,
+        160,
+        160,
+    ]
     assert model.head.conv.out_channels == 960 and model.pre_logits[0].out_features == 1280
 
 

@@ -76,8 +76,13 @@ def test_key_follows_content_not_name(int8_tflite, tmp_path):
         fh.seek(1000)
         fh.write(bytes([byte[0] ^ 1]))
     assert sha256_file(renamed) != sha256_file(int8_tflite)
-    keys = [cache_key("abc", None, 17), cache_key("abd", None, 17), cache_key("abc", "small", 17),
-            cache_key("abc", None, 18), cache_key("abc", None, 17, {"width": 0.75})]
+    keys = [
+        cache_key("abc", None, 17),
+        cache_key("abd", None, 17),
+        cache_key("abc", "small", 17),
+        cache_key("abc", None, 18),
+        cache_key("abc", None, 17, {"width": 0.75}),
+    ]
     assert len({OnnxCache(tmp_path).directory(k) for k in keys}) == len(keys)
     assert OnnxCache(tmp_path).directory(cache_key("abc", None, 17)) == OnnxCache(tmp_path).directory(keys[0])
 
@@ -157,8 +162,14 @@ def test_open_runtime_keys_the_cache_by_content_through_renames_and_overwrites(t
     def write(path, seed):
         torch.manual_seed(seed)
         model = MobileNetV3("small", width=0.35, classes=3).eval()
-        save_checkpoint(path, model, model_name="custom", arch=model.config,
-                        class_names=["a", "b", "c"], preprocess=Preprocess(input_size=32, resize=36))
+        save_checkpoint(
+            path,
+            model,
+            model_name="custom",
+            arch=model.config,
+            class_names=["a", "b", "c"],
+            preprocess=Preprocess(input_size=32, resize=36),
+        )
 
     cache, batch = OnnxCache(tmp_path / "cache"), np.random.default_rng(0).random((2, 3, 32, 32), np.float32)
 

@@ -36,11 +36,11 @@ def test_same_top1_as_torch_on_every_dev_image(int8_tflite, imagenet_dev):
         top1["openvino"] += openvino.backend(batch.images).argmax(1).tolist()
         largest = max(largest, float(np.abs(a - b).max()))
     assert len(top1["torch"]) == 500
-    differ = [paths[i] for i, (x, y) in enumerate(zip(top1["onnxruntime"], top1["torch"])) if x != y]
+    differ = [paths[i] for i, (x, y) in enumerate(zip(top1["onnxruntime"], top1["torch"], strict=False)) if x != y]
     assert not differ, f"top-1 differs on {differ}"
     assert largest < 1e-3, largest  # same graph, same input: only float rounding apart
     labels = [p.split("/")[-2] for p in paths]  # wnid folders; correct when the wnid matches
     wnids = onnx.wordnet_ids
-    correct = {k: sum(wnids[i] == w for i, w in zip(v, labels)) for k, v in top1.items()}
+    correct = {k: sum(wnids[i] == w for i, w in zip(v, labels, strict=False)) for k, v in top1.items()}
     assert correct["onnxruntime"] == 394  # 78.8 %, as evaluate reports
     assert abs(correct["openvino"] - correct["onnxruntime"]) <= 1  # 0.2 points of 500 images

@@ -37,8 +37,13 @@ def tree(tmp_path):
 
 def test_directories_recurse_over_image_files_only_sorted(tree, monkeypatch):
     monkeypatch.chdir(tree)
-    assert expand_inputs(["photos"]) == ["photos/a.jpg", "photos/b.png", "photos/odd[1].jpg",
-                                         "photos/sub/c.webp", "photos/sub/deeper/d.JPEG"]
+    assert expand_inputs(["photos"]) == [
+        "photos/a.jpg",
+        "photos/b.png",
+        "photos/odd[1].jpg",
+        "photos/sub/c.webp",
+        "photos/sub/deeper/d.JPEG",
+    ]
 
 
 def test_globs_are_expanded_by_the_tool_including_recursive(tree, monkeypatch):
@@ -47,7 +52,9 @@ def test_globs_are_expanded_by_the_tool_including_recursive(tree, monkeypatch):
     # ** matches folders and files alike; each image appears once
     assert expand_inputs(["photos/**"]) == expand_inputs(["photos"])
     assert expand_inputs(["photos/**/*.webp", "photos/*.txt"]) == [
-        "photos/sub/c.webp", InputError("photos/*.txt", "photos/*.txt: no image files match this pattern")]
+        "photos/sub/c.webp",
+        InputError("photos/*.txt", "photos/*.txt: no image files match this pattern"),
+    ]
     # an existing file whose name looks like a pattern is taken literally
     assert expand_inputs(["photos/odd[1].jpg"]) == ["photos/odd[1].jpg"]
 
@@ -55,20 +62,30 @@ def test_globs_are_expanded_by_the_tool_including_recursive(tree, monkeypatch):
 def test_explicit_paths_are_kept_for_decoding_to_report(tree, monkeypatch):
     monkeypatch.chdir(tree)
     assert expand_inputs(["photos/notes.txt", "missing.jpg", "empty"]) == [
-        "photos/notes.txt", "missing.jpg", InputError("empty", "empty: no image files in this directory")]
+        "photos/notes.txt",
+        "missing.jpg",
+        InputError("empty", "empty: no image files in this directory"),
+    ]
 
 
 def test_stdin_lists_paths_one_per_line(tree, monkeypatch):
     monkeypatch.chdir(tree)
     stdin = io.StringIO("photos/b.png\n\nphotos/sub\r\n")
     assert expand_inputs(["photos/a.jpg", "-"], stdin=stdin) == [
-        "photos/a.jpg", "photos/b.png", "photos/sub/c.webp", "photos/sub/deeper/d.JPEG"]
+        "photos/a.jpg",
+        "photos/b.png",
+        "photos/sub/c.webp",
+        "photos/sub/deeper/d.JPEG",
+    ]
 
 
 def test_nothing_left_to_classify_is_a_user_error(tree, monkeypatch):
     monkeypatch.chdir(tree)
-    with pytest.raises(UserError, match=r"nothing to classify: nope\*\.jpg: no image files match.*"
-                                        r"empty: no image files in this directory"):
+    with pytest.raises(
+        UserError,
+        match=r"nothing to classify: nope\*\.jpg: no image files match.*"
+        r"empty: no image files in this directory",
+    ):
         expand_inputs(["nope*.jpg", "empty"])
     with pytest.raises(UserError, match="no inputs given on stdin"):
         expand_inputs(["-"], stdin=io.StringIO("\n"))
@@ -148,11 +165,12 @@ def test_bad_inputs_become_records_in_order_and_the_rest_is_classified(int8, bad
     root, expected = bad_corpus
     monkeypatch.chdir(root)
     seen = []
-    results = run_predict(int8, expand_inputs(["corpus", "empty-dir", "missing.jpg"]), batch_size=2,
-                          workers=2, progress=seen.append)
+    results = run_predict(
+        int8, expand_inputs(["corpus", "empty-dir", "missing.jpg"]), batch_size=2, workers=2, progress=seen.append
+    )
     assert [r.path.rsplit("/", 1)[-1] for r in results] == list(expected)
     assert sum(seen) == len(expected)
-    for result, reason in zip(results, expected.values()):
+    for result, reason in zip(results, expected.values(), strict=False):
         if reason is None:
             assert result.error is None and len(result.predictions) == 5
         else:
@@ -161,7 +179,7 @@ def test_bad_inputs_become_records_in_order_and_the_rest_is_classified(int8, bad
 
 
 def test_top_k_and_fast_decode_off(int8, cat_photo):
-    fast, = run_predict(int8, [str(cat_photo)], top_k=1)
-    exact, = run_predict(int8, [str(cat_photo)], top_k=1000, fast_decode=False)
+    (fast,) = run_predict(int8, [str(cat_photo)], top_k=1)
+    (exact,) = run_predict(int8, [str(cat_photo)], top_k=1000, fast_decode=False)
     assert len(fast.predictions) == 1 and len(exact.predictions) == 1000
     assert top(fast, 1) == top(exact, 1)

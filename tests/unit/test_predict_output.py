@@ -16,8 +16,16 @@ from mnv3cli.fileio import PartFile
 from mnv3cli.printable import display_path
 
 # awkward but valid names: a comma, a quote, a line break, a non-ASCII letter, a backslash
-NAMES = ["a.jpg", "b, c.jpg", 'say "cheese".jpg', "line\nbreak.jpg", "größe.jpg", "back\\slash.jpg",
-         os.fsdecode(b"caf\xe9.jpg"), os.fsdecode(b"dir\\x/\xff\xfe.png")]
+NAMES = [
+    "a.jpg",
+    "b, c.jpg",
+    'say "cheese".jpg',
+    "line\nbreak.jpg",
+    "größe.jpg",
+    "back\\slash.jpg",
+    os.fsdecode(b"caf\xe9.jpg"),
+    os.fsdecode(b"dir\\x/\xff\xfe.png"),
+]
 
 
 def _result(i: int, name: str, top_k: int = 2) -> InputResult:
@@ -45,9 +53,10 @@ def test_a_file_cut_at_any_byte_resumes_to_the_uninterrupted_bytes(tmp_path, suf
     data = full.read_bytes()
     assert data.decode("utf-8")  # every byte valid UTF-8, the undecodable names included
     with ResultsFile(tmp_path / f"x{suffix}", 2) as fmt_only:
-        sizes = [len(fmt_only.format.header())] + [len(fmt_only.format.line(_result(i, n)))
-                                                  for i, n in enumerate(NAMES)]
-    bounds = [sum(sizes[:i + 1]) for i in range(len(sizes))]  # header, then after each record
+        sizes = [len(fmt_only.format.header())] + [
+            len(fmt_only.format.line(_result(i, n))) for i, n in enumerate(NAMES)
+        ]
+    bounds = [sum(sizes[: i + 1]) for i in range(len(sizes))]  # header, then after each record
     assert bounds[-1] == len(data)
     out = tmp_path / f"out{suffix}"
     part = tmp_path / f"out{suffix}.part"
@@ -82,11 +91,14 @@ def test_records_are_kept_whole_and_torn_ones_dropped(tmp_path):
     assert resumed.keep == sum(map(len, lines[:3]))
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda names: names[1:], "result 1 in"),  # other inputs
-    (lambda names: names[::-1], "result 1 in"),  # another order
-    (lambda names: names[:3], "more results than there are inputs"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda names: names[1:], "result 1 in"),  # other inputs
+        (lambda names: names[::-1], "result 1 in"),  # another order
+        (lambda names: names[:3], "more results than there are inputs"),
+    ],
+)
 def test_resume_refuses_a_file_of_other_inputs(tmp_path, change, message):
     _write(tmp_path / "out.csv", NAMES, upto=5)
     with ResultsFile(tmp_path / "out.csv", 2) as results, pytest.raises(UserError, match=message):
@@ -107,8 +119,10 @@ def test_a_line_in_the_middle_that_predict_does_not_write_is_refused(tmp_path):
     lines = part.read_bytes().splitlines(keepends=True)
     lines[1] = lines[1].replace(b'"path"', b'"path" ')  # same JSON, other bytes: not ours
     part.write_bytes(b"".join(lines))
-    with ResultsFile(tmp_path / "out.jsonl", 2) as results, \
-            pytest.raises(UserError, match="does not write after 1 result"):
+    with (
+        ResultsFile(tmp_path / "out.jsonl", 2) as results,
+        pytest.raises(UserError, match="does not write after 1 result"),
+    ):
         results.resume(NAMES)
 
 

@@ -27,16 +27,19 @@ def inputs(tmp_path):
     folder = tmp_path / "in"
     (folder / "sub").mkdir(parents=True)
     paths = []
-    for name, colour in (("red.png", COLOURS["red"]), ("grey.png", (128, 128, 120)),
-                         ("sub/red.png", COLOURS["red"]), ("blue.png", COLOURS["blue"])):
+    for name, colour in (
+        ("red.png", COLOURS["red"]),
+        ("grey.png", (128, 128, 120)),
+        ("sub/red.png", COLOURS["red"]),
+        ("blue.png", COLOURS["blue"]),
+    ):
         Image.new("RGB", (20, 20), colour).save(folder / name)
         paths.append(str(folder / name))
     return paths
 
 
 def _results(sources, min_confidence=None):
-    return list(predict(sources, MeanColour(), PREPROCESS, CLASSES, top_k=3, workers=1,
-                        min_confidence=min_confidence))
+    return list(predict(sources, MeanColour(), PREPROCESS, CLASSES, top_k=3, workers=1, min_confidence=min_confidence))
 
 
 def test_below_the_threshold_the_answer_is_unknown_and_the_top_k_stay(inputs):
@@ -54,7 +57,7 @@ def test_sort_into_keeps_names_never_overwrites_and_lists_everything(inputs, tmp
     (out / "red" / "red.png").write_text("an earlier file")  # must survive
     sources = [*inputs, InputError("gone.png", "gone.png: no such file")]
     sorter = SortInto(out, mode)
-    for source, result in zip(sources, _results(sources, min_confidence=0.5)):
+    for source, result in zip(sources, _results(sources, min_confidence=0.5), strict=False):
         sorter.place(result, source)
     listing = sorter.write_csv()
     assert (out / "red" / "red.png").read_text() == "an earlier file"

@@ -1,5 +1,4 @@
-"""``mnv3 profile``: exact parameter and MAC counts, honest latency statistics, exports, the command.
-"""
+"""``mnv3 profile``: exact parameter and MAC counts, honest latency statistics, exports, the command."""
 
 from __future__ import annotations
 
@@ -44,10 +43,17 @@ def test_the_papers_headline_numbers(small):
     assert round(large.flops / 1e6, 1) == 433.2 and round(compute.flops / 1e6, 1) == 113.0
 
 
-@pytest.mark.parametrize("name,width,resolution", [
-    ("small", 1.0, 96), ("small", 0.5, 160), ("large", 0.75, 128), ("large", 1.25, 97),
-    ("mobilenetv3_small_minimal_100", 1.0, 193), ("large", 0.35, 64),
-])
+@pytest.mark.parametrize(
+    "name,width,resolution",
+    [
+        ("small", 1.0, 96),
+        ("small", 0.5, 160),
+        ("large", 0.75, 128),
+        ("large", 1.25, 97),
+        ("mobilenetv3_small_minimal_100", 1.0, 193),
+        ("large", 0.35, 64),
+    ],
+)
 def test_macs_agree_with_torch_flop_counter(name, width, resolution):
     model = create_model(name, width=width).eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
@@ -106,11 +112,20 @@ def test_summary_statistics():
 
 def test_every_backend_times_every_batch_size_with_the_threads_asked(small):
     before = torch.get_num_threads()
-    results = measure_latency(small, backends=["eager", "channels_last", "torchscript", "onnxruntime"],
-                              batch_sizes=[1, 3], device=CPU, resolution=64, runs=3, warmup=1, threads=1)
+    results = measure_latency(
+        small,
+        backends=["eager", "channels_last", "torchscript", "onnxruntime"],
+        batch_sizes=[1, 3],
+        device=CPU,
+        resolution=64,
+        runs=3,
+        warmup=1,
+        threads=1,
+    )
     assert torch.get_num_threads() == before  # restored
     assert [(s.backend, s.batch_size) for s in results] == [
-        (b, n) for b in ("eager", "channels_last", "torchscript", "onnxruntime") for n in (1, 3)]
+        (b, n) for b in ("eager", "channels_last", "torchscript", "onnxruntime") for n in (1, 3)
+    ]
     for s in results:
         assert s.threads == 1 and s.runs == 3 and s.device == "cpu"
         assert 0 < s.min <= s.median <= s.p90 and s.images_per_s == pytest.approx(s.batch_size * 1000 / s.median)
@@ -119,10 +134,19 @@ def test_every_backend_times_every_batch_size_with_the_threads_asked(small):
 
 
 def test_json_record_has_latency_ms_of_the_first_backend_at_batch_1(small):
-    latency = measure_latency(small, backends=["channels_last", "eager"], batch_sizes=[2, 1], device=CPU,
-                              resolution=64, runs=2, warmup=0, threads=1)
-    record = ModelProfile("mobilenetv3_small_100", 1.0, 64, count_parameters(small),
-                          count_compute(small, 64), latency).to_dict(per_layer=True)
+    latency = measure_latency(
+        small,
+        backends=["channels_last", "eager"],
+        batch_sizes=[2, 1],
+        device=CPU,
+        resolution=64,
+        runs=2,
+        warmup=0,
+        threads=1,
+    )
+    record = ModelProfile(
+        "mobilenetv3_small_100", 1.0, 64, count_parameters(small), count_compute(small, 64), latency
+    ).to_dict(per_layer=True)
     assert record["latency_ms"]["backend"] == "channels_last" and record["latency_ms"]["batch_size"] == 1
     assert record["latency_ms"]["median"] == pytest.approx(latency[1].median, rel=5e-3)
     assert len(record["latency"]) == 4

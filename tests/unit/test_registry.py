@@ -1,5 +1,4 @@
-"""The registry names every model, resolves weights tags, and create_model builds from it.
-"""
+"""The registry names every model, resolves weights tags, and create_model builds from it."""
 
 from __future__ import annotations
 
@@ -17,8 +16,14 @@ from mnv3cli.registry import (
 )
 from mnv3cli.registry.imagenet import class_names, wordnet_ids
 
-EXPECTED = ["mobilenetv3_small_100", "mobilenetv3_small_075", "mobilenetv3_large_100",
-            "mobilenetv3_large_075", "mobilenetv3_small_minimal_100", "mobilenetv3_large_minimal_100"]
+EXPECTED = [
+    "mobilenetv3_small_100",
+    "mobilenetv3_small_075",
+    "mobilenetv3_large_100",
+    "mobilenetv3_large_075",
+    "mobilenetv3_small_minimal_100",
+    "mobilenetv3_large_minimal_100",
+]
 
 
 def test_every_required_model_is_registered_with_aliases():
@@ -91,8 +96,13 @@ def test_preprocess_round_trips_through_its_dict_exactly():
 
     p = Preprocess(input_size=192, resize=219, interpolation="bicubic", mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
     d = p.to_dict()
-    assert d == {"input_size": 192, "resize": 219, "interpolation": "bicubic",
-                 "mean": [0.5, 0.4, 0.3], "std": [0.2, 0.25, 0.3]}
+    assert d == {
+        "input_size": 192,
+        "resize": 219,
+        "interpolation": "bicubic",
+        "mean": [0.5, 0.4, 0.3],
+        "std": [0.2, 0.25, 0.3],
+    }
     back = Preprocess.from_dict({**d, "input_size": "192", "resize": 219.0})  # JSON may give strings
     assert back == p and isinstance(back.input_size, int) and isinstance(back.resize, int)
     assert isinstance(back.mean, tuple) and isinstance(back.std, tuple)

@@ -12,15 +12,21 @@ from mnv3cli.weights.remap import remap_state_dict, strip_prefixes
 
 def test_nested_wrapper_prefixes_are_all_stripped():
     tensor = torch.zeros(1)
-    got = strip_prefixes({"module._orig_mod.module.stem.conv.weight": tensor,
-                          "_orig_mod.module.head.bias": tensor, "stem.module.x": tensor})
+    got = strip_prefixes(
+        {
+            "module._orig_mod.module.stem.conv.weight": tensor,
+            "_orig_mod.module.head.bias": tensor,
+            "stem.module.x": tensor,
+        }
+    )
     assert list(got) == ["stem.conv.weight", "head.bias", "stem.module.x"]  # inner names kept
 
 
 def test_a_same_size_tensor_of_another_shape_is_refused_not_reshaped():
     target = MobileNetV3("small", classes=10).state_dict()
-    given = {f"renamed.{i}": v.clone() for i, (k, v) in enumerate(target.items())
-             if not k.endswith("num_batches_tracked")}
+    given = {
+        f"renamed.{i}": v.clone() for i, (k, v) in enumerate(target.items()) if not k.endswith("num_batches_tracked")
+    }
     key = next(k for k, v in given.items() if v.dim() == 4 and v.shape[0] != v.shape[1] and v.shape[2:] == (1, 1))
     given[key] = given[key].transpose(0, 1).contiguous()  # same elements, same rank, other shape
     with pytest.raises(UserError, match=r"tensor 'renamed\.\d+' has shape"):
@@ -36,8 +42,7 @@ def test_a_linear_maps_onto_a_1x1_conv_of_the_same_size():
 
 def test_tensor_counts_must_agree():
     target = MobileNetV3("small", classes=10).state_dict()
-    given = {f"x.{i}": v for i, (k, v) in enumerate(list(target.items())[:-1])
-             if not k.endswith("num_batches_tracked")}
+    given = {f"x.{i}": v for i, (k, v) in enumerate(list(target.items())[:-1]) if not k.endswith("num_batches_tracked")}
     with pytest.raises(UserError, match="weights for another architecture"):
         remap_state_dict(given, target)
 

@@ -16,9 +16,18 @@ from mnv3cli.rounding import (
 )
 
 
-@pytest.mark.parametrize("value, expected", [
-    (4.271830999990925, 4.27), (0.0123456, 0.0123), (1635.9, 1636.0), (12345.678, 12346.0),
-    (0.0, 0.0), (-3.14159, -3.14), (99.96, 100.0)])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (4.271830999990925, 4.27),
+        (0.0123456, 0.0123),
+        (1635.9, 1636.0),
+        (12345.678, 12346.0),
+        (0.0, 0.0),
+        (-3.14159, -3.14),
+        (99.96, 100.0),
+    ],
+)
 def test_significant_keeps_3_digits_and_the_integer_part(value, expected):
     assert significant(value) == expected
 
@@ -30,8 +39,7 @@ def test_each_kind_of_number():
     assert math.isnan(significant(math.nan)) and significant(math.inf) == math.inf
 
 
-@pytest.mark.parametrize("value, text", [(4.2718, "4.27"), (1635.9, "1,636"), (0.000128, "0.000128"),
-                                         (12.34, "12.3")])
+@pytest.mark.parametrize("value, text", [(4.2718, "4.27"), (1635.9, "1,636"), (0.000128, "0.000128"), (12.34, "12.3")])
 def test_table_text_matches_the_json_digits(value, text):
     assert format_significant(value) == text and float(text.replace(",", "")) == significant(value)
 
@@ -41,7 +49,9 @@ def test_spread_has_the_decimals_of_the_value():
     assert format_significant(4.2718, plus_minus=0.37) == "4.27 ± 0.37"
 
 
-@pytest.mark.parametrize("seconds, text", [(0.0421, "42.1 ms"), (0.004, "4.00 ms"), (0.4867, "487 ms"),
-                                           (12.34, "12.3 s"), (1234.5, "1,234 s"), (0.0, "0 s")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [(0.0421, "42.1 ms"), (0.004, "4.00 ms"), (0.4867, "487 ms"), (12.34, "12.3 s"), (1234.5, "1,234 s"), (0.0, "0 s")],
+)
 def test_durations_never_read_zero_seconds(seconds, text):
     assert format_seconds(seconds) == text

@@ -13,6 +13,7 @@ import threading
 
 import pytest
 from click.testing import CliRunner
+
 from helpers import png_bomb_bytes
 
 pytest.importorskip("fastapi", reason="mnv3 serve needs the serve extra: pip install '.[serve]'")
@@ -52,8 +53,9 @@ def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, c
     response = post_image(client, cat_bytes)
     assert response.status_code == 200, response.text
     body = response.json()
-    expected = next(predict([str(cat_photo)], runtime.backend, runtime.preprocess, runtime.class_names,
-                            top_k=5)).to_dict()["predictions"]
+    expected = next(
+        predict([str(cat_photo)], runtime.backend, runtime.preprocess, runtime.class_names, top_k=5)
+    ).to_dict()["predictions"]
     assert body == {"predictions": expected, "model": "mobilenetv3_small_100"}
     assert body["predictions"][0]["label"] == "Egyptian cat"
     assert len(post_image(client, cat_bytes, top_k=2).json()["predictions"]) == 2
@@ -61,9 +63,11 @@ def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, c
 
 
 def test_multipart_answers_each_file_in_upload_order(client, cat_bytes, coffee_photo):
-    files = [("file", ("coffee.jpg", coffee_photo.read_bytes(), "image/jpeg")),
-             ("file", ("notes.txt", b"just text", "text/plain")),
-             ("file", ("cat.jpg", cat_bytes, "image/jpeg"))]
+    files = [
+        ("file", ("coffee.jpg", coffee_photo.read_bytes(), "image/jpeg")),
+        ("file", ("notes.txt", b"just text", "text/plain")),
+        ("file", ("cat.jpg", cat_bytes, "image/jpeg")),
+    ]
     response = client.post("/v1/predict", files=files, params={"top_k": 1})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
@@ -83,33 +87,60 @@ def test_multipart_where_every_file_fails_is_a_400_with_each_reason(client):
 
 
 def _chunks(data: bytes):
-    yield from (data[i:i + 8192] for i in range(0, len(data), 8192))
+    yield from (data[i : i + 8192] for i in range(0, len(data), 8192))
 
 
 BAD_REQUESTS = {  # name -> (request kwargs from the cat photo's bytes, status, words the error holds)
     "empty body": (lambda cat: dict(content=b"", headers={"Content-Type": "image/jpeg"}), 400, "empty"),
-    "not an image": (lambda cat: dict(content=b"hello " * 50, headers={"Content-Type": "image/png"}),
-                     400, "not an image"),
-    "truncated": (lambda cat: dict(content=cat[: len(cat) // 3], headers={"Content-Type": "image/jpeg"}),
-                  400, "truncated"),
-    "decompression bomb": (lambda cat: dict(content=png_bomb_bytes(), headers={"Content-Type": "image/png"}),
-                           400, "decompression bomb"),
-    "over the limit": (lambda cat: dict(content=cat * 4, headers={"Content-Type": "image/jpeg"}),
-                       413, "over the limit of 200000 bytes"),
-    "over the limit, chunked": (lambda cat: dict(content=_chunks(cat * 4), headers={"Content-Type": "image/jpeg"}),
-                                413, "over the limit"),
-    "wrong content type": (lambda cat: dict(content=cat, headers={"Content-Type": "text/plain"}),
-                           415, "Content-Type 'text/plain'"),
+    "not an image": (
+        lambda cat: dict(content=b"hello " * 50, headers={"Content-Type": "image/png"}),
+        400,
+        "not an image",
+    ),
+    "truncated": (
+        lambda cat: dict(content=cat[: len(cat) // 3], headers={"Content-Type": "image/jpeg"}),
+        400,
+        "truncated",
+    ),
+    "decompression bomb": (
+        lambda cat: dict(content=png_bomb_bytes(), headers={"Content-Type": "image/png"}),
+        400,
+        "decompression bomb",
+    ),
+    "over the limit": (
+        lambda cat: dict(content=cat * 4, headers={"Content-Type": "image/jpeg"}),
+        413,
+        "over the limit of 200000 bytes",
+    ),
+    "over the limit, chunked": (
+        lambda cat: dict(content=_chunks(cat * 4), headers={"Content-Type": "image/jpeg"}),
+        413,
+        "over the limit",
+    ),
+    "wrong content type": (
+        lambda cat: dict(content=cat, headers={"Content-Type": "text/plain"}),
+        415,
+        "Content-Type 'text/plain'",
+    ),
     "no content type": (lambda cat: dict(content=cat), 415, "no Content-Type"),
-    "multipart without files": (lambda cat: dict(data={"note": "cat"}, files=[("picture", ("c.jpg", cat))]),
-                                400, "without files: send each image as a file field named 'file' "
-                                     "(fields found: note, picture)"),
-    "multipart, text field only": (lambda cat: dict(content=b"--b\r\nContent-Disposition: form-data; "
-                                                    b"name=\"file\"\r\n\r\nhello\r\n--b--\r\n",
-                                                    headers={"Content-Type": "multipart/form-data; boundary=b"}),
-                                   400, "without files"),
-    "multipart, no boundary": (lambda cat: dict(content=b"garbage", headers={"Content-Type": "multipart/form-data"}),
-                               400, "multipart"),
+    "multipart without files": (
+        lambda cat: dict(data={"note": "cat"}, files=[("picture", ("c.jpg", cat))]),
+        400,
+        "without files: send each image as a file field named 'file' (fields found: note, picture)",
+    ),
+    "multipart, text field only": (
+        lambda cat: dict(
+            content=b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\nhello\r\n--b--\r\n',
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        ),
+        400,
+        "without files",
+    ),
+    "multipart, no boundary": (
+        lambda cat: dict(content=b"garbage", headers={"Content-Type": "multipart/form-data"}),
+        400,
+        "multipart",
+    ),
 }
 
 
@@ -123,15 +154,17 @@ def test_bad_input_is_a_4xx_json_error_naming_the_problem(client, cat_bytes, kin
     assert client.get("/healthz").json()["status"] == "ready"
 
 
-@pytest.mark.parametrize("method, path, params, status, needle", [
-    ("POST", "/v1/predict", {"top_k": 0}, 422, "top_k: Input should be greater than or equal to 1"),
-    ("POST", "/v1/predict", {"top_k": "many"}, 422, "top_k: Input should be a valid integer"),
-    ("GET", "/v1/predict", {}, 405, "Method Not Allowed"),
-    ("GET", "/v2/anything", {}, 404, "Not Found"),
-])
+@pytest.mark.parametrize(
+    "method, path, params, status, needle",
+    [
+        ("POST", "/v1/predict", {"top_k": 0}, 422, "top_k: Input should be greater than or equal to 1"),
+        ("POST", "/v1/predict", {"top_k": "many"}, 422, "top_k: Input should be a valid integer"),
+        ("GET", "/v1/predict", {}, 405, "Method Not Allowed"),
+        ("GET", "/v2/anything", {}, 404, "Not Found"),
+    ],
+)
 def test_framework_refusals_use_the_same_error_shape(client, cat_bytes, method, path, params, status, needle):
-    response = client.request(method, path, params=params, content=cat_bytes,
-                              headers={"Content-Type": "image/jpeg"})
+    response = client.request(method, path, params=params, content=cat_bytes, headers={"Content-Type": "image/jpeg"})
     assert response.status_code == status
     body = response.json()
     assert list(body) == ["error"] and body["error"].startswith(needle), body  # pydantic may add words

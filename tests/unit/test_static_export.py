@@ -86,8 +86,9 @@ def test_resolution_is_part_of_the_cache_key(tmp_path):
     cache = OnnxCache(tmp_path)
     own, at_160 = cache_key("abc", None, 17), cache_key("abc", None, 17, resolution=160)
     assert own["resolution"] is None and at_160["resolution"] == 160
-    assert cache.directory(own) != cache.directory(at_160) != cache.directory(
-        cache_key("abc", None, 17, resolution=192))
+    assert (
+        cache.directory(own) != cache.directory(at_160) != cache.directory(cache_key("abc", None, 17, resolution=192))
+    )
 
 
 def test_open_runtime_at_another_resolution_caches_its_own_static_graph(int8_tflite, tmp_path):

@@ -25,8 +25,13 @@ def _tiny(classes: int = 3) -> MobileNetV3:
 
 
 def _card(temperature: float = 1.0) -> ModelCard:
-    return ModelCard("mobilenetv3_small_050", ["a", "b", "c"], PREPROCESS,
-                     arch={"size": "small", "width": 0.5}, temperature=temperature)
+    return ModelCard(
+        "mobilenetv3_small_050",
+        ["a", "b", "c"],
+        PREPROCESS,
+        arch={"size": "small", "width": 0.5},
+        temperature=temperature,
+    )
 
 
 def test_card_round_trips_and_a_new_head_resets_the_temperature():
@@ -89,7 +94,9 @@ def test_calibrate_weights_fits_on_raw_logits_and_lowers_the_nll(int8_tflite, im
     assert 0.3 < fit.temperature < 1 and fit.nll_after < fit.nll_before and fit.ece_after < fit.ece_before
     assert fit.images == 60
     assert read_checkpoint(out)["temperature"] == pytest.approx(fit.temperature)
-    assert read_checkpoint(out)["extra"]["calibration"]["temperature"] == pytest.approx(fit.temperature, rel=1e-3)  # 4 significant digits
+    assert read_checkpoint(out)["extra"]["calibration"]["temperature"] == pytest.approx(
+        fit.temperature, rel=1e-3
+    )  # 4 significant digits
     again = calibrate_weights(out, samples, tmp_path / "again.pt", workers=1)
     assert again.temperature == pytest.approx(fit.temperature, rel=1e-5)
     assert again.top1 == fit.top1

@@ -14,15 +14,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import SHAPES, make_shapes
 
+from helpers import SHAPES, make_shapes
 from mnv3cli.errors import Interrupted, UserError
 from mnv3cli.training.config import TrainConfig
 from mnv3cli.training.loop import TrainingDiverged, TrainListener, train
 from mnv3cli.weights.checkpoint import read_checkpoint
 
-TINY = {"model": "mobilenetv3_small_075", "resolution": 32, "batch_size": 8, "epochs": 2, "workers": 0,
-        "lr": 5e-3, "warmup_epochs": 0, "bn_momentum": 0.3}
+TINY = {
+    "model": "mobilenetv3_small_075",
+    "resolution": 32,
+    "batch_size": 8,
+    "epochs": 2,
+    "workers": 0,
+    "lr": 5e-3,
+    "warmup_epochs": 0,
+    "bn_momentum": 0.3,
+}
 
 
 class _StopAt(TrainListener):
@@ -58,8 +66,14 @@ def _assert_same_state(a: dict, b: dict) -> None:
 def test_interrupted_and_resumed_run_ends_with_identical_weights(shapes, tmp_path, one_thread):
     """Stopped after epoch 1 or in the middle of epoch 2, then resumed: bit-identical weights, EMA,
     optimizer moments and metrics. The recipe uses every random part (augmentation, mixup, erasing)."""
-    recipe = TINY | {"ema": True, "mixup": 0.4, "augment": "trivialaugment", "random_erasing": 0.25,
-                     "data": str(shapes), "warmup_epochs": 1}
+    recipe = TINY | {
+        "ema": True,
+        "mixup": 0.4,
+        "augment": "trivialaugment",
+        "random_erasing": 0.25,
+        "data": str(shapes),
+        "warmup_epochs": 1,
+    }
     straight = train(TrainConfig(**recipe, output=str(tmp_path / "straight")))
     reference = read_checkpoint(straight.last_checkpoint)
     for name, stop_at in (("epoch", {"epoch": 1}), ("step", {"step": (2, 3)})):
@@ -68,19 +82,24 @@ def test_interrupted_and_resumed_run_ends_with_identical_weights(shapes, tmp_pat
         _assert_same_state(reference["state_dict"], resumed["state_dict"])  # the EMA
         _assert_same_state(reference["extra"]["train_state_dict"], resumed["extra"]["train_state_dict"])
         moments = [s["exp_avg"] for s in reference["extra"]["optimizer"]["state"].values()]
-        assert all(torch.equal(m, s["exp_avg"]) for m, s in
-                   zip(moments, resumed["extra"]["optimizer"]["state"].values()))
-        strip = [{k: v for k, v in row.items() if k not in ("images_per_sec", "seconds")}
-                 for row in reference["extra"]["history"]]
-        assert strip == [{k: v for k, v in row.items() if k not in ("images_per_sec", "seconds")}
-                         for row in resumed["extra"]["history"]], name
+        assert all(
+            torch.equal(m, s["exp_avg"])
+            for m, s in zip(moments, resumed["extra"]["optimizer"]["state"].values(), strict=False)
+        )
+        strip = [
+            {k: v for k, v in row.items() if k not in ("images_per_sec", "seconds")}
+            for row in reference["extra"]["history"]
+        ]
+        assert strip == [
+            {k: v for k, v in row.items() if k not in ("images_per_sec", "seconds")}
+            for row in resumed["extra"]["history"]
+        ], name
 
 
 def test_resume_is_exact_with_data_loading_workers(shapes, tmp_path, one_thread):
     """With ``-j 2`` each worker process draws augmentation; a resumed run hands batches to workers
     in another order, so the randomness of a sample must depend on (seed, epoch, index) alone."""
-    recipe = TINY | {"data": str(shapes), "workers": 2, "epochs": 1, "random_erasing": 0.5,
-                     "augment": "trivialaugment"}
+    recipe = TINY | {"data": str(shapes), "workers": 2, "epochs": 1, "random_erasing": 0.5, "augment": "trivialaugment"}
     straight = read_checkpoint(train(TrainConfig(**recipe, output=str(tmp_path / "straight"))).last_checkpoint)
     run = _interrupted_then_resumed(TrainConfig(**recipe, output=str(tmp_path / "step")), step=(1, 3))
     _assert_same_state(straight["state_dict"], read_checkpoint(run / "last.pt")["state_dict"])
@@ -99,8 +118,7 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(shapes, tmp_pat
     assert (tmp_path / "run" / "last.pt").read_bytes() == good
 
 
-def test_a_folder_left_without_a_checkpoint_is_reused_and_one_with_a_checkpoint_is_not(shapes, tmp_path,
-                                                                                        one_thread):
+def test_a_folder_left_without_a_checkpoint_is_reused_and_one_with_a_checkpoint_is_not(shapes, tmp_path, one_thread):
     """A run killed before its first checkpoint leaves only config.json: a new run with the same
     ``-o`` takes the folder. A folder with last.pt or best.pt still belongs to its run."""
     from mnv3cli.training.run import check_free
@@ -128,8 +146,7 @@ def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread)
     (data / "train" / "red_circle" / "truncated.png").write_bytes(good[: len(good) // 2])
     (data / "val" / "red_circle" / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
     result = train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}))
-    assert sorted(Path(p).name for p, _ in result.skipped) == ["bad.jpg", "empty.png", "text.jpg",
-                                                               "truncated.png"]
+    assert sorted(Path(p).name for p, _ in result.skipped) == ["bad.jpg", "empty.png", "text.jpg", "truncated.png"]
     assert all(reason for _, reason in result.skipped)
     assert result.summary()["skipped_images"] == 4 and len(result.history) == 1
 
@@ -141,8 +158,9 @@ def test_mixup_skips_a_batch_left_with_one_readable_image(tmp_path, one_thread):
 
     data = make_shapes(tmp_path / "data", per_class=(4, 2))
     train_samples = find_splits(data).train
-    cfg = TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1, "batch_size": 2,
-                                "mixup": 0.4})
+    cfg = TrainConfig(
+        **TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1, "batch_size": 2, "mixup": 0.4}
+    )
     first = EpochSampler(len(train_samples), seed=cfg.seed, epoch=0).indices[0]
     Path(train_samples[first][0]).write_bytes(b"not an image")
     result = train(cfg)
@@ -179,8 +197,7 @@ def test_unfolding_batchnorm_keeps_the_function(tflite_model, cat_photo, coffee_
     from mnv3cli.training.bn_calibration import has_folded_batchnorm, unfold_batchnorm
 
     model = copy.deepcopy(tflite_model.model).eval()
-    x = torch.from_numpy(np.stack([load_and_preprocess(p, tflite_model.preprocess)
-                                   for p in (cat_photo, coffee_photo)]))
+    x = torch.from_numpy(np.stack([load_and_preprocess(p, tflite_model.preprocess) for p in (cat_photo, coffee_photo)]))
     with torch.no_grad():
         before = model(x)
     assert has_folded_batchnorm(model)
@@ -195,12 +212,19 @@ def test_unfolding_batchnorm_keeps_the_function(tflite_model, cat_photo, coffee_
     assert torch.allclose(before, in_train_mode, atol=1e-3)  # batch statistics now fit the weights
 
 
-def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, int8_tflite, tflite_model,
-                                                               one_thread):
+def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, int8_tflite, tflite_model, one_thread):
     from mnv3cli.weights.loader import load_model
 
-    cfg = TrainConfig(data=str(shapes), output=str(tmp_path / "run"), weights=str(int8_tflite), freeze=2,
-                      resolution=64, epochs=1, batch_size=8, workers=0)
+    cfg = TrainConfig(
+        data=str(shapes),
+        output=str(tmp_path / "run"),
+        weights=str(int8_tflite),
+        freeze=2,
+        resolution=64,
+        epochs=1,
+        batch_size=8,
+        workers=0,
+    )
     result = train(cfg)
     ckpt = read_checkpoint(result.checkpoint)
     assert ckpt["class_names"] == sorted(SHAPES) and ckpt["num_classes"] == 3
@@ -233,8 +257,11 @@ def test_a_split_of_unreadable_images_stops_before_training(tmp_path, split):
     for path in (data / split).rglob("*.png"):
         path.write_bytes(b"not an image")
     what, count = ("training", 12) if split == "train" else ("validation", 6)
-    with pytest.raises(UserError, match=rf"^{data / split}: none of its {count} {what} images can be "
-                                        r"read \(e\.g\. .*: not an image Pillow can read\)$"):
+    with pytest.raises(
+        UserError,
+        match=rf"^{data / split}: none of its {count} {what} images can be "
+        r"read \(e\.g\. .*: not an image Pillow can read\)$",
+    ):
         train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run")}))
     assert not (tmp_path / "run").exists()
 
@@ -256,8 +283,7 @@ def test_some_unreadable_images_are_announced_before_training(tmp_path, one_thre
     (data / "train" / "green_square" / "001.png").write_text("not an image")
     (data / "val" / "red_circle" / "000.png").write_bytes(b"")
     listener = _Plan()
-    result = train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}),
-                   listener)
+    result = train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}), listener)
     plan = listener.plan
     assert (plan.train_images, plan.unreadable_train, plan.val_images, plan.unreadable_val) == (10, 2, 5, 1)
     assert plan.unreadable_example.endswith("green_square/001.png: not an image Pillow can read")

@@ -1,5 +1,4 @@
-"""``mnv3 train`` options: config files (YAML, TOML), the run's config.json, and their precedence.
-"""
+"""``mnv3 train`` options: config files (YAML, TOML), the run's config.json, and their precedence."""
 
 from __future__ import annotations
 
@@ -28,8 +27,9 @@ def test_layers_defaults_run_file_command_line(tmp_path):
     """defaults < resumed run's config.json < --config file < options typed on the command line."""
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"config": {"epochs": 7, "seed": 3, "lr": 0.2,
-                                                            "augment": "randaugment"}}))
+    (run / "config.json").write_text(
+        json.dumps({"config": {"epochs": 7, "seed": 3, "lr": 0.2, "augment": "randaugment"}})
+    )
     yaml_file = tmp_path / "recipe.yaml"
     # YAML reads 1e-3 as a string and "yes" as a bool; both must come out typed
     yaml_file.write_text("lr: 1e-3\nbatch-size: 8\nema: yes\nfreeze: 2\nclip_grad: null\nseed: 5\n")
@@ -43,27 +43,36 @@ def test_layers_defaults_run_file_command_line(tmp_path):
 
 def test_toml_config_and_dashed_names(tmp_path):
     toml_file = tmp_path / "recipe.toml"
-    toml_file.write_text('epochs = 3\nweight-decay = 0.01\nmodel = "mobilenetv3_small_075"\n'
-                         'amp = "bf16"\nchannels_last = true\n')
-    assert read_config_file(toml_file) == {"epochs": 3, "weight_decay": 0.01, "model": "mobilenetv3_small_075",
-                                           "amp": "bf16", "channels_last": True}
+    toml_file.write_text(
+        'epochs = 3\nweight-decay = 0.01\nmodel = "mobilenetv3_small_075"\namp = "bf16"\nchannels_last = true\n'
+    )
+    assert read_config_file(toml_file) == {
+        "epochs": 3,
+        "weight_decay": 0.01,
+        "model": "mobilenetv3_small_075",
+        "amp": "bf16",
+        "channels_last": True,
+    }
     cfg = build_config({"epochs": 4}, toml_file)
     assert (cfg.epochs, cfg.weight_decay, cfg.amp, cfg.channels_last) == (4, 0.01, "bf16", True)
     assert cfg.resolved_lr == 1e-3  # adamw default
 
 
-@pytest.mark.parametrize("name,text,message", [
-    ("a.yaml", "lr: 0.1\nlearning_rate: 0.1\n", "unknown option 'learning_rate'"),
-    ("a.yaml", "batch_size: eight\n", "batch_size = 'eight' is not a valid int"),
-    ("a.yaml", "epochs: 2.5\n", "not a valid int"),
-    ("a.yaml", "- lr\n- 0.1\n", "expected a mapping"),
-    ("a.yaml", "lr: [0.1\n", "not a valid YAML file"),
-    ("a.toml", "lr = \n", "not a valid TOML file"),
-    ("a.ini", "lr = 1\n", "must end in .yaml, .yml or .toml"),
-    ("a.yaml", "optimizer: adam\n", "--optimizer: 'adam' is not one of adamw, sgd, rmsprop"),
-    ("a.yaml", "val_split: 1.5\n", "--val-split: must be between 0 and 1"),
-    ("a.yaml", "lr: -1\n", "--lr: must not be negative"),
-])
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("a.yaml", "lr: 0.1\nlearning_rate: 0.1\n", "unknown option 'learning_rate'"),
+        ("a.yaml", "batch_size: eight\n", "batch_size = 'eight' is not a valid int"),
+        ("a.yaml", "epochs: 2.5\n", "not a valid int"),
+        ("a.yaml", "- lr\n- 0.1\n", "expected a mapping"),
+        ("a.yaml", "lr: [0.1\n", "not a valid YAML file"),
+        ("a.toml", "lr = \n", "not a valid TOML file"),
+        ("a.ini", "lr = 1\n", "must end in .yaml, .yml or .toml"),
+        ("a.yaml", "optimizer: adam\n", "--optimizer: 'adam' is not one of adamw, sgd, rmsprop"),
+        ("a.yaml", "val_split: 1.5\n", "--val-split: must be between 0 and 1"),
+        ("a.yaml", "lr: -1\n", "--lr: must not be negative"),
+    ],
+)
 def test_bad_config_files_say_what_is_wrong(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text)

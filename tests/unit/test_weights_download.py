@@ -50,8 +50,9 @@ def test_offline_names_the_url_and_the_way_out(hub):
 
 def test_network_failure_is_a_user_error(hub, monkeypatch):
     monkeypatch.delenv("MNV3_OFFLINE")
-    source = WeightSource(tag="torchvision:test", url="http://127.0.0.1:1/mobilenet_v3_small-0123abcd.pth",
-                          preprocess=TORCHVISION)  # a closed local port: refused at once
+    source = WeightSource(
+        tag="torchvision:test", url="http://127.0.0.1:1/mobilenet_v3_small-0123abcd.pth", preprocess=TORCHVISION
+    )  # a closed local port: refused at once
     with pytest.raises(UserError, match=r"cannot download http://127\.0\.0\.1:1/\S+: .*--weights PATH"):
         fetch(source, progress=False)
     assert list(hub.iterdir()) == []  # no partial file left in the cache
@@ -62,8 +63,7 @@ def test_cached_file_is_reused_when_its_hash_prefix_matches(hub):
     digest = hashlib.sha256(data).hexdigest()
     name = f"mobilenet_v3_small-{digest[:8]}.pth"
     (hub / name).write_bytes(data)
-    source = WeightSource(tag="torchvision:test", url=f"https://download.invalid/models/{name}",
-                          preprocess=TORCHVISION)
+    source = WeightSource(tag="torchvision:test", url=f"https://download.invalid/models/{name}", preprocess=TORCHVISION)
     assert source.hash_prefix == digest[:8]
     assert fetch(source) == (hub / name, digest)  # offline, so it came from the cache
 
@@ -71,8 +71,11 @@ def test_cached_file_is_reused_when_its_hash_prefix_matches(hub):
 def test_cached_file_with_a_wrong_hash_is_reported(hub):
     """The name torchvision gives its download, but other content: refused, not silently loaded."""
     (hub / "mobilenet_v3_small-047dcff4.pth").write_bytes(torchvision_small_bytes())
-    with pytest.raises(UserError, match=r"mobilenet_v3_small-047dcff4\.pth: sha256 \w+\.\.\. does not "
-                                        r"match the published prefix 047dcff4.*delete it"):
+    with pytest.raises(
+        UserError,
+        match=r"mobilenet_v3_small-047dcff4\.pth: sha256 \w+\.\.\. does not "
+        r"match the published prefix 047dcff4.*delete it",
+    ):
         load_model("torchvision:IMAGENET1K_V1", "mobilenetv3_small_100")
 
 

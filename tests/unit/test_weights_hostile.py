@@ -54,8 +54,9 @@ def test_non_finite_weights_are_refused_naming_the_tensor(bad):
     state = {"stem.conv.weight": torch.zeros(3), "classifier.bias": torch.tensor([0.0, bad, 1.0])}
     with pytest.raises(UserError) as err:
         check_finite(state, "model.pt")
-    assert str(err.value) == ("model.pt: tensor 'classifier.bias' holds 1 NaN or infinite value(s); "
-                              "the weights are corrupt")
+    assert str(err.value) == (
+        "model.pt: tensor 'classifier.bias' holds 1 NaN or infinite value(s); the weights are corrupt"
+    )
 
 
 def test_finite_weights_and_integer_buffers_pass():

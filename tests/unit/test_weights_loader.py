@@ -44,6 +44,7 @@ def timm_model(name):
         import timm
 
         return randomized(timm.create_model(name))
+
     return build
 
 
@@ -52,22 +53,41 @@ def same_logits(loaded, reference):
         torch.testing.assert_close(loaded.model(X), reference(X), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("build, wrap, filename, name, preprocess, arch", [
-    (torchvision_small, lambda sd: sd, "tv.pth", "mobilenetv3_small_100", TORCHVISION, {"bn_eps": 1e-3}),
-    (timm_model("mobilenetv3_small_100"), lambda sd: {"state_dict_ema": {f"module.{k}": v for k, v in sd.items()},
-                                                      "epoch": 3},
-     "checkpoint.pth.tar.pt", "mobilenetv3_small_100", TIMM, {"bn_eps": 1e-5}),
-    (timm_model("mobilenetv3_small_075"), lambda sd: {"model": {f"_orig_mod.{k}": v for k, v in sd.items()}},
-     "compiled.bin", "mobilenetv3_small_075", TIMM, {"bn_eps": 1e-5}),
-    (torchvision_small, lambda sd: {"model_ema": sd}, "ema.pt", "mobilenetv3_small_100", TORCHVISION, {}),
-    # safetensors stores keys sorted: the execution order is rebuilt from the module names
-    (timm_model("tf_mobilenetv3_small_minimal_100"), None, "tf_mobilenetv3_small_minimal_100.safetensors",
-     "mobilenetv3_small_minimal_100", TF, {"tf_padding": True, "bn_eps": 1e-3}),
-    (timm_model("mobilenetv3_large_100"), None, "model.safetensors", "mobilenetv3_large_100", TIMM, {}),
-    (torchvision_small, None, "tv.safetensors", "mobilenetv3_small_100", TORCHVISION, {}),
-])
-def test_foreign_state_dicts_load_with_identical_logits(tmp_path, build, wrap, filename, name,
-                                                        preprocess, arch):
+@pytest.mark.parametrize(
+    "build, wrap, filename, name, preprocess, arch",
+    [
+        (torchvision_small, lambda sd: sd, "tv.pth", "mobilenetv3_small_100", TORCHVISION, {"bn_eps": 1e-3}),
+        (
+            timm_model("mobilenetv3_small_100"),
+            lambda sd: {"state_dict_ema": {f"module.{k}": v for k, v in sd.items()}, "epoch": 3},
+            "checkpoint.pth.tar.pt",
+            "mobilenetv3_small_100",
+            TIMM,
+            {"bn_eps": 1e-5},
+        ),
+        (
+            timm_model("mobilenetv3_small_075"),
+            lambda sd: {"model": {f"_orig_mod.{k}": v for k, v in sd.items()}},
+            "compiled.bin",
+            "mobilenetv3_small_075",
+            TIMM,
+            {"bn_eps": 1e-5},
+        ),
+        (torchvision_small, lambda sd: {"model_ema": sd}, "ema.pt", "mobilenetv3_small_100", TORCHVISION, {}),
+        # safetensors stores keys sorted: the execution order is rebuilt from the module names
+        (
+            timm_model("tf_mobilenetv3_small_minimal_100"),
+            None,
+            "tf_mobilenetv3_small_minimal_100.safetensors",
+            "mobilenetv3_small_minimal_100",
+            TF,
+            {"tf_padding": True, "bn_eps": 1e-3},
+        ),
+        (timm_model("mobilenetv3_large_100"), None, "model.safetensors", "mobilenetv3_large_100", TIMM, {}),
+        (torchvision_small, None, "tv.safetensors", "mobilenetv3_small_100", TORCHVISION, {}),
+    ],
+)
+def test_foreign_state_dicts_load_with_identical_logits(tmp_path, build, wrap, filename, name, preprocess, arch):
     reference = build()
     path = tmp_path / filename
     if wrap is None:
@@ -85,10 +105,13 @@ def test_foreign_state_dicts_load_with_identical_logits(tmp_path, build, wrap, f
     same_logits(loaded, reference)
 
 
-@pytest.mark.parametrize("name", [
-    "tf_mobilenetv3_small_100-37f49e2b.pth",  # timm's release file
-    "models--timm--tf_mobilenetv3_small_100.in1k/snapshots/0123abc/model.safetensors",  # HF hub cache
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tf_mobilenetv3_small_100-37f49e2b.pth",  # timm's release file
+        "models--timm--tf_mobilenetv3_small_100.in1k/snapshots/0123abc/model.safetensors",  # HF hub cache
+    ],
+)
 def test_published_file_brings_its_registry_settings(tmp_path, name):
     """A published file (unrenamed) gets its source's preprocessing and overrides: a tf_ port."""
     import timm
@@ -106,10 +129,17 @@ def test_published_file_brings_its_registry_settings(tmp_path, name):
     same_logits(loaded, reference)
 
 
-@pytest.mark.parametrize("size, width, minimal, classes", [
-    ("small", 1.0, False, 1000), ("large", 0.75, False, 10), ("small", 1.0, True, 5),
-    ("large", 1.0, True, 1000), ("small", 0.5, False, 3), ("large", 1.25, False, 2),
-])
+@pytest.mark.parametrize(
+    "size, width, minimal, classes",
+    [
+        ("small", 1.0, False, 1000),
+        ("large", 0.75, False, 10),
+        ("small", 1.0, True, 5),
+        ("large", 1.0, True, 1000),
+        ("small", 0.5, False, 3),
+        ("large", 1.25, False, 2),
+    ],
+)
 def test_architecture_inferred_from_shapes(size, width, minimal, classes):
     model = MobileNetV3(size, width=width, minimal=minimal, num_classes=classes)
     arch, n = infer_arch(kernel_shapes(model.state_dict()), "x.pt")
@@ -130,8 +160,11 @@ def test_weights_of_another_shape_name_the_offending_tensor(tmp_path):
     with pytest.raises(UserError, match=r"small\.pt: holds \d+ tensors but the model needs \d+"):
         load_model(tmp_path / "small.pt", "mobilenetv3_large_100")
     torch.save(MobileNetV3("small", width=0.75).state_dict(), tmp_path / "s075.pt")
-    with pytest.raises(UserError, match=r"s075\.pt: tensor 'stages\.2\.0\.project\.conv\.weight' has "
-                                        r"shape \(32, 96, 1, 1\) but the model's '\S+' needs \(40, 96, 1, 1\)"):
+    with pytest.raises(
+        UserError,
+        match=r"s075\.pt: tensor 'stages\.2\.0\.project\.conv\.weight' has "
+        r"shape \(32, 96, 1, 1\) but the model's '\S+' needs \(40, 96, 1, 1\)",
+    ):
         load_model(tmp_path / "s075.pt", "mobilenetv3_small_100")
 
 
@@ -151,11 +184,17 @@ def test_project_checkpoint_round_trip(tmp_path, suffix):
     optimizer.step()  # now it has momentum buffers to save
     extra = {"epoch": 4, "metrics": {"top1": 91.5}}
     if suffix == ".pt":
-        extra |= {"optimizer": optimizer.state_dict(), "rng": capture_rng_state(),
-                  "ema": model.state_dict()}
+        extra |= {"optimizer": optimizer.state_dict(), "rng": capture_rng_state(), "ema": model.state_dict()}
     path = tmp_path / f"run{suffix}"
-    save_checkpoint(path, model, model_name="mobilenetv3_small_100", arch=model.config,
-                    class_names=["ants", "bees", "wasps"], preprocess=TF, extra=extra)
+    save_checkpoint(
+        path,
+        model,
+        model_name="mobilenetv3_small_100",
+        arch=model.config,
+        class_names=["ants", "bees", "wasps"],
+        preprocess=TF,
+        extra=extra,
+    )
 
     record = read_checkpoint(path)
     assert record["model_name"] == "mobilenetv3_small_100" and record["num_classes"] == 3
@@ -186,8 +225,15 @@ def test_checkpoint_from_a_card_is_the_same_file_and_loads_to_the_same_card(tmp_
     model = MobileNetV3("small", num_classes=2)
     card = ModelCard("custom", ["a", "b"], TF, None, "elsewhere", "0" * 64, model.config)
     save_checkpoint(tmp_path / f"card{suffix}", model, card=card, extra={"epoch": 1})
-    save_checkpoint(tmp_path / f"old{suffix}", model, model_name="custom", arch=model.config,
-                    class_names=["a", "b"], preprocess=TF, extra={"epoch": 1})
+    save_checkpoint(
+        tmp_path / f"old{suffix}",
+        model,
+        model_name="custom",
+        arch=model.config,
+        class_names=["a", "b"],
+        preprocess=TF,
+        extra={"epoch": 1},
+    )
     new, old = read_checkpoint(tmp_path / f"card{suffix}"), read_checkpoint(tmp_path / f"old{suffix}")
     del new["state_dict"], old["state_dict"]
     assert new == old
@@ -199,18 +245,28 @@ def test_checkpoint_from_a_card_is_the_same_file_and_loads_to_the_same_card(tmp_
 
 def test_rng_state_survives_a_checkpoint(tmp_path):
     model = MobileNetV3("small", num_classes=2)
-    save_checkpoint(tmp_path / "c.pt", model, model_name="custom", arch=model.config,
-                    class_names=["a", "b"], preprocess=TF, extra={"rng": capture_rng_state()})
+    save_checkpoint(
+        tmp_path / "c.pt",
+        model,
+        model_name="custom",
+        arch=model.config,
+        class_names=["a", "b"],
+        preprocess=TF,
+        extra={"rng": capture_rng_state()},
+    )
     draws = (torch.rand(3), np.random.rand(3), random.random())
     restore_rng_state(read_checkpoint(tmp_path / "c.pt")["extra"]["rng"])
     assert torch.equal(torch.rand(3), draws[0]) and np.array_equal(np.random.rand(3), draws[1])
     assert random.random() == draws[2]
 
 
-@pytest.mark.parametrize("bad_extra, error", [
-    ({"callback": lambda: 0}, Exception),  # cannot be pickled: fails mid-write
-    ({"array": np.zeros(3)}, TypeError),  # pickles, but would not load with weights_only=True
-])
+@pytest.mark.parametrize(
+    "bad_extra, error",
+    [
+        ({"callback": lambda: 0}, Exception),  # cannot be pickled: fails mid-write
+        ({"array": np.zeros(3)}, TypeError),  # pickles, but would not load with weights_only=True
+    ],
+)
 def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, bad_extra, error):
     model = MobileNetV3("small", num_classes=2)
     path = tmp_path / "last.pt"

@@ -28,8 +28,7 @@ def dev_batch(imagenet_dev):
         with Image.open(path) as im:
             im = im.convert("RGB")
             scale = 256 / min(im.size)
-            im = im.resize((max(256, round(im.width * scale)), max(256, round(im.height * scale))),
-                           Image.BILINEAR)
+            im = im.resize((max(256, round(im.width * scale)), max(256, round(im.height * scale))), Image.BILINEAR)
             left, top = (im.width - 224) // 2, (im.height - 224) // 2
             images.append(np.asarray(im.crop((left, top, left + 224, top + 224))))
         labels.append(index[path.parent.name])
@@ -41,9 +40,8 @@ def dev_batch(imagenet_dev):
 def accuracy(model, batch) -> tuple[float, float]:
     x, y = batch
     with torch.inference_mode():
-        top5 = torch.cat([model(x[i:i + 50]).topk(5, 1).indices for i in range(0, len(x), 50)])
-    return ((top5[:, 0] == y).float().mean().item() * 100,
-            (top5 == y[:, None]).any(1).float().mean().item() * 100)
+        top5 = torch.cat([model(x[i : i + 50]).topk(5, 1).indices for i in range(0, len(x), 50)])
+    return ((top5[:, 0] == y).float().mean().item() * 100, (top5 == y[:, None]).any(1).float().mean().item() * 100)
 
 
 def test_int8_tflite_accuracy(int8_tflite, dev_batch):
