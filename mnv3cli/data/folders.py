@@ -126,7 +126,8 @@ def match_classes(
         nested = all(any(e.is_dir() for e in os.scandir(root / n)) for n in unmatched)
         hint = f" (these folders hold subfolders: did you mean {root / unmatched[0]}?)" if nested else ""
         raise matcher.unmatched_error(f"{root}: subfolder names", unmatched, hint)
-    kinds = {how for _, how in by_name.values()}
+    matched = {name: found for name, found in by_name.items() if found is not None}
+    kinds = {how for _, how in matched.values()}
     layout = (
         "labels file"
         if scanned.labels is not None
@@ -134,7 +135,7 @@ def match_classes(
         if kinds == {"wordnet-id"}
         else "class-name folders"
     )
-    return LabelledImages([(path, by_name[name][0]) for path, name in scanned.items], layout)
+    return LabelledImages([(path, matched[name][0]) for path, name in scanned.items], layout)
 
 
 def find_samples(
@@ -154,8 +155,9 @@ def images_under(folder: str | os.PathLike) -> list[str]:
     files and folders (``.name``) are skipped, symlinked folders are followed, and a link back up
     the tree is entered once, so its images are listed once and the walk ends.
     """
-    found, seen = [], set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    found: list[str] = []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(os.fspath(folder), followlinks=True):
         if os.path.realpath(dirpath) in seen:  # a link back up the tree: its images are listed already
             dirnames[:] = []
             continue

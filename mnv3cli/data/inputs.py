@@ -66,7 +66,7 @@ def expand_inputs(args: Sequence[str], stdin: TextIO | None = None, url_timeout:
             sources.append(arg)
     sources = _download_urls(sources, url_timeout)
     if sources and all(isinstance(s, InputError) for s in sources):
-        raise UserError("nothing to classify: " + "; ".join(s.message for s in sources))
+        raise UserError("nothing to classify: " + "; ".join(s.message for s in sources if isinstance(s, InputError)))
     if not sources:
         raise UserError("nothing to classify: no inputs given" + (" on stdin" if "-" in args else ""))
     return sources
@@ -112,7 +112,7 @@ def _download_urls(sources: list[Source], timeout: float) -> list[Source]:
     if not urls:
         return sources
     with ThreadPoolExecutor(max_workers=min(8, len(urls)), thread_name_prefix="mnv3-fetch") as pool:
-        fetched = pool.map(lambda i: download(sources[i], timeout), urls)
+        fetched = pool.map(lambda i: download(str(sources[i]), timeout), urls)
         for i, result in zip(urls, fetched, strict=False):
             sources[i] = result
     return sources

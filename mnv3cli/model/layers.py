@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -136,7 +137,7 @@ class InvertedResidual(nn.Module):
         tf_padding: bool = False,
     ) -> None:
         super().__init__()
-        norm = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, tf_padding=tf_padding)
+        norm: dict[str, Any] = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, tf_padding=tf_padding)
         self.use_residual = stride == 1 and in_ch == out_ch
         self.expand = (
             ConvBNAct(in_ch, expanded, 1, activation=activation, **norm) if expanded != in_ch else nn.Identity()

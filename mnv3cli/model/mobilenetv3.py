@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -52,7 +54,7 @@ class MobileNetV3(nn.Module):
             tf_padding=tf_padding,
         )
         self.num_classes = num_classes if classes is None else classes
-        norm = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, tf_padding=tf_padding)
+        norm: dict[str, Any] = dict(bn_eps=bn_eps, bn_momentum=bn_momentum, tf_padding=tf_padding)
         head_act = "relu" if minimal else "hardswish"
 
         stem_ch, stages, head_ch = resolve_blocks(spec, width)
@@ -103,10 +105,11 @@ class MobileNetV3(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last layer for ``num_classes`` outputs (fine-tuning on new classes)."""
         self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         if num_classes:
-            nn.init.normal_(self.classifier.weight, 0, 0.01)
-            nn.init.zeros_(self.classifier.bias)
+            head = nn.Linear(self.num_features, num_classes)
+            nn.init.normal_(head.weight, 0, 0.01)
+            nn.init.zeros_(head.bias)
+        self.classifier = head if num_classes else nn.Identity()
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Feature map after the head conv: ``[N, 960|576, H/32, W/32]``."""

@@ -8,6 +8,8 @@ TorchScript file.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -26,7 +28,7 @@ class TemperatureScaled(nn.Module):
 
     @property
     def num_classes(self) -> int:
-        return self.model.num_classes
+        return cast(int, self.model.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x) / self.temperature

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ def module_groups(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
     These are the rows of the per-stage tables; every parameter belongs to exactly one group.
     """
-    groups = []
+    groups: list[tuple[str, nn.Module]] = []
     for name, child in model.named_children():
         if name == "stages" and isinstance(child, nn.Sequential):
             groups.extend((f"stages.{i}", stage) for i, stage in enumerate(child))
@@ -114,9 +115,10 @@ class ComputeCount:
 def _layer_kind(m: nn.Module) -> str:
     if isinstance(m, nn.Linear):
         return "linear"
-    kh, kw = m.kernel_size
-    depthwise = m.groups > 1 and m.groups == m.in_channels
-    stride = f"/{m.stride[0]}" if m.stride[0] > 1 else ""
+    conv = cast(nn.Conv2d, m)
+    kh, kw = conv.kernel_size
+    depthwise = conv.groups > 1 and conv.groups == conv.in_channels
+    stride = f"/{conv.stride[0]}" if conv.stride[0] > 1 else ""
     return f"{'dwconv' if depthwise else 'conv'} {kh}x{kw}{stride}"
 
 
@@ -124,8 +126,9 @@ def _macs(m: nn.Module, out: torch.Tensor) -> int:
     """Multiplies per image: every output element costs one MAC per weight that touches it."""
     if isinstance(m, nn.Linear):
         return out[0].numel() * m.in_features
-    kh, kw = m.kernel_size
-    return out[0].numel() * (m.in_channels // m.groups) * kh * kw
+    conv = cast(nn.Conv2d, m)
+    kh, kw = conv.kernel_size
+    return out[0].numel() * (conv.in_channels // conv.groups) * kh * kw
 
 
 def _elementwise(m: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> dict[str, int]:

@@ -25,7 +25,12 @@ def get_entry(name: str) -> ModelEntry:
 
 def default_model() -> ModelEntry:
     """The model whose default weights have the best published top-1 (what ``predict`` uses)."""
-    return max(MODELS, key=lambda m: m.default_weights.top1 if m.default_weights else -1)
+    return max(MODELS, key=_published_top1)
+
+
+def _published_top1(model: ModelEntry) -> float:
+    weights = model.default_weights
+    return weights.top1 if weights is not None and weights.top1 is not None else -1.0
 
 
 def default_weights(model_name: str | None = None) -> str:

@@ -49,7 +49,8 @@ class ModelCard:
 
     def with_classes(self, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None) -> ModelCard:
         """The card of a new head: the old temperature described the old logits, so it goes back to 1."""
-        return replace(self, class_names=tuple(class_names), wordnet_ids=wordnet_ids, temperature=1.0)
+        ids = tuple(wordnet_ids) if wordnet_ids is not None else None
+        return replace(self, class_names=tuple(class_names), wordnet_ids=ids, temperature=1.0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the ONNX cache's meta.json, ``mnv3 serve``'s ``/v1/model``)."""

@@ -101,6 +101,7 @@ def _bundled(source: WeightSource) -> tuple[Path, str]:
     if not path.is_file():
         raise UserError(f"{path}: the bundled model is missing from this installation; reinstall mnv3cli")
     digest = sha256_file(path)
+    assert source.bundled is not None, "a bundled source names its file"
     if digest != source.bundled.sha256:
         raise UserError(
             f"{path}: sha256 {digest[:12]}... is not the bundled model's "

@@ -99,7 +99,8 @@ def _pickle_globals(data: bytes) -> list[str]:
     """``module.name`` of every GLOBAL / STACK_GLOBAL in a pickle, read without executing it."""
     import pickletools
 
-    names, strings = [], []
+    names: list[str] = []
+    strings: list[str] = []
     try:
         for op, arg, _ in pickletools.genops(data):
             if op.name == "GLOBAL":

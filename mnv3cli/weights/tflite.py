@@ -91,7 +91,8 @@ class _Graph:
                 self.op_names.append(opcode2name(builtin))
             except ValueError:
                 self.op_names.append(f"CUSTOM_{builtin}")
-        self.producer, self.consumers = {}, {}
+        self.producer: dict[int, int] = {}
+        self.consumers: dict[int, list[int]] = {}
         for i, op in enumerate(self.ops):
             for t in self._inputs(op):
                 self.consumers.setdefault(t, []).append(i)
