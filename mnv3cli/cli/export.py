@@ -19,14 +19,13 @@ import click
 
 from ..errors import PartialFailure, UserError
 from ..inference import DEFAULT_OPSET
+from ..inference.backend_registry import export_formats, get_export_format  # entries only: no engine
 from ..rounding import significant
 from .context import AppContext, pass_app
-from .options import device_option, json_option, model_option, weights_option
+from .options import RegistryChoice, device_option, json_option, model_option, weights_option
 from .wrapping import fill
 
-FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
 DEFAULT_CALIBRATION = 300  # the same as mnv3cli.inference.int8's, without importing it for --help
-DESCRIPTIONS = {"onnx": "ONNX opset {opset}", "openvino": "OpenVINO IR, f32", "torchscript": "TorchScript (frozen)"}
 MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based exporter stops at 20
 
 
@@ -35,7 +34,7 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
     "--format",
     "-f",
     "fmt",
-    type=click.Choice(sorted(FORMATS)),
+    type=RegistryChoice(lambda: sorted(export_formats())),
     default="onnx",
     show_default=True,
     help="ONNX (ONNX Runtime and other engines), OpenVINO IR (NAME.xml + "
@@ -135,7 +134,7 @@ def command(
     2 for bad options, weights or --image.
     """
     from ..data import open_rgb
-    from ..inference import TOLERANCE, export_verified
+    from ..inference import TOLERANCE, ExportResult, export_verified
     from ..model import with_temperature
     from ..registry import default_weights
     from ..weights.loader import load_model
@@ -144,18 +143,16 @@ def command(
         app.info(f"--device {app.device}: the export and its check run on the CPU; the file runs anywhere")
     if image is not None:
         open_rgb(image)  # a bad --image is a UserError before any work
-    if fmt == "openvino":
-        from ..inference import openvino_backend
-
-        if not openvino_backend.available():
-            raise UserError(f"--format openvino: OpenVINO is not installed ({openvino_backend.INSTALL})")
+    runner, export = get_export_format(fmt)
+    if runner.unavailable() is not None:  # the file is run once to verify it
+        raise UserError(f"--format {fmt}: {runner.unavailable()}")
     if int8:
         _check_int8(fmt, data_dir)
     elif data_dir or val_dir:
         raise UserError(f"--{'data' if data_dir else 'val'}: only used with --int8")
     loaded = load_model(weights, model_name=model)
     preprocess = loaded.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
-    output = output or Path(loaded.model_name + ("-int8" if int8 else "") + FORMATS[fmt])
+    output = output or Path(loaded.model_name + ("-int8" if int8 else "") + export.suffix)
     if int8:
         return _export_int8(
             app,
@@ -184,41 +181,26 @@ def command(
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
-    files = [output, output.with_suffix(".bin")] if fmt == "openvino" else [output]
-    result = {
-        "format": fmt,
-        "output": str(output),
-        "bytes": sum(f.stat().st_size for f in files),
-        "model": loaded.model_name,
-        "weights": weights or default_weights(model),
-        "source": loaded.source,
-        "opset": opset if fmt != "torchscript" else None,
-        "input_shape": ["batch", 3, preprocess.input_size, preprocess.input_size],
-        "preprocess": preprocess.to_dict(),
-        "temperature": loaded.temperature,
-        "verified_on": str(image) if image else "generated image",
-        "max_abs_diff": significant(difference),
-        "tolerance": TOLERANCE,
-        "ok": difference <= TOLERANCE,
-    }
+    result = ExportResult(
+        format=fmt,
+        output=str(output),
+        bytes=_bytes(output, export),
+        model=loaded.model_name,
+        weights=weights or default_weights(model),
+        source=loaded.source,
+        opset=opset if export.opset else None,
+        input_shape=["batch", 3, preprocess.input_size, preprocess.input_size],
+        preprocess=preprocess.to_dict(),
+        temperature=loaded.temperature,
+        verified_on=str(image) if image else "generated image",
+        max_abs_diff=significant(difference),
+        tolerance=TOLERANCE,
+        ok=difference <= TOLERANCE,
+    )
     if as_json:
-        app.emit_json(result)
+        app.emit_json(result.to_dict())
     else:
-        what = DESCRIPTIONS[fmt].format(opset=opset)
-        click.echo(
-            fill(
-                f"wrote {output} ({what}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
-                f"input [batch, 3, {preprocess.input_size}, {preprocess.input_size}]",
-                whole=(output,),
-            )
-        )
-        click.echo(
-            fill(
-                f"largest logit difference from PyTorch on {result['verified_on']} (batch of 2): "
-                f"{difference:.2e} (tolerance {TOLERANCE:g})",
-                whole=(result["verified_on"],),
-            )
-        )
+        _print_result(result, export.description.format(opset=opset), difference)
     if difference > TOLERANCE:
         raise PartialFailure(
             f"{output}: differs from PyTorch by {difference:.3g} > {TOLERANCE:g}; "
@@ -226,11 +208,36 @@ def command(
         )
 
 
+def _bytes(output: Path, export) -> int:
+    """The size of the written file and of its companions (IR's .bin)."""
+    return sum(f.stat().st_size for f in (output, *(output.with_suffix(s) for s in export.companions)))
+
+
+def _print_result(result, what: str, difference: float) -> None:
+    """The terminal's two lines for an :class:`~mnv3cli.inference.ExportResult`."""
+    size = result.input_shape[-1]
+    click.echo(
+        fill(
+            f"wrote {result.output} ({what}, {result.bytes / 1e6:.1f} MB): {result.model}, "
+            f"input [batch, 3, {size}, {size}]",
+            whole=(result.output,),
+        )
+    )
+    click.echo(
+        fill(
+            f"largest logit difference from PyTorch on {result.verified_on} (batch of 2): "
+            f"{difference:.2e} (tolerance {result.tolerance:g})",
+            whole=(result.verified_on,),
+        )
+    )
+
+
 def _check_int8(fmt: str, data_dir: Path | None) -> None:
     from importlib.util import find_spec
 
-    if fmt == "torchscript":
-        raise UserError("--int8: only for --format onnx or openvino")
+    if not get_export_format(fmt)[0].quantizes:
+        able = [name for name, (entry, _) in export_formats().items() if entry.quantizes]
+        raise UserError(f"--int8: only for --format {' or '.join(able)}")
     if data_dir is None:
         raise UserError(
             "--int8: needs --data DIR, labelled images to calibrate on (and to measure top-1 on, without --val)"
@@ -279,12 +286,12 @@ def _export_int8(
     except OSError as exc:
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
     m = result.measured
-    files = [output, output.with_suffix(".bin")] if fmt == "openvino" else [output]
+    runner, export = get_export_format(fmt)
     record = {
         "format": fmt,
         "int8": True,
         "output": str(output),
-        "bytes": sum(f.stat().st_size for f in files),
+        "bytes": _bytes(output, export),
         "model": loaded.model_name,
         "source": loaded.source,
         "input_shape": ["batch", 3, card.preprocess.input_size, card.preprocess.input_size],
@@ -306,7 +313,7 @@ def _export_int8(
     if as_json:
         app.emit_json(record)
         return
-    what = "OpenVINO IR" if fmt == "openvino" else "ONNX"
+    what = export.title
     size = card.preprocess.input_size
     lines = [
         f"wrote {output} ({what}, int8, {record['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
@@ -316,7 +323,7 @@ def _export_int8(
         f"{record['images_needed']} images)",
         f"kept in float: {len(result.kept)} of {result.layers} layers: {', '.join(record['kept_in_float']) or 'none'}",
     ]
-    runtime = "OpenVINO" if fmt == "openvino" else "ONNX Runtime"
+    runtime = runner.title
     lines += [
         f"latency ({runtime}, batch {batch}): fp32 {result.latency_ms['fp32'][batch]:.2f} ms, "
         f"int8 {result.latency_ms['int8'][batch]:.2f} ms"

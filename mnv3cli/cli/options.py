@@ -12,15 +12,15 @@ own ``help`` and keeps everything else. ``mnv3 train`` builds its options from i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import click
 
 from ..inference import (  # plain constants: importing them loads no backend
-    BACKENDS,
     PRECISIONS,
     TTA_MODES,
 )
+from ..inference.backend_registry import backend_names  # entries only: no engine is imported
 from .context import AppContext
 
 Decorator = Callable[[Callable], Callable]
@@ -63,11 +63,28 @@ def workers_option() -> Decorator:
     )
 
 
+class RegistryChoice(click.Choice):
+    """A :class:`click.Choice` whose choices are read from a registry whenever Click reads them
+    (help, completion, validation), so a backend registered after the command was built is offered."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self._names())
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:  # click.Choice.__init__'s assignment: ignored
+        pass
+
+
 def backend_option() -> Decorator:
-    """``--backend``: the engines :func:`~mnv3cli.inference.open_runtime` knows."""
+    """``--backend``: ``auto`` and every registered backend (:mod:`mnv3cli.inference.backend_registry`)."""
     return click.option(
         "--backend",
-        type=click.Choice(BACKENDS),
+        type=RegistryChoice(backend_names),
         default="auto",
         show_default=True,
         help="Inference engine (auto: onnxruntime when installed, else torch; openvino needs mnv3cli[openvino]).",

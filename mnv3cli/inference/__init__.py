@@ -1,16 +1,13 @@
 """Layer 5: from weights to something that classifies, fast.
 
-Backends (eager PyTorch, ONNX Runtime) behind one call, the per-user ONNX cache that lets a warm
-``predict`` skip torch, ONNX/TorchScript export with verification, and ``--device`` resolution.
+Backends behind one call, listed once in the backend registry (:mod:`.backend_registry`: every
+``--backend`` choice, exported-file suffix and export format), the per-user ONNX cache that lets a
+warm ``predict`` skip torch, export with verification, and ``--device`` resolution.
 The CLI imports from here only; names resolve lazily, so this package costs nothing to import.
 """
 
 from .._lazy import lazy_exports
 
-# The one list of --backend choices: a plain constant, so that reading it (``mnv3 CMD --help``)
-# imports nothing. ``auto``: onnxruntime when installed and able to serve the device, else torch;
-# ``openvino`` needs the optional extra ``mnv3cli[openvino]``.
-BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("f32", "bf16", "f16")  # --precision (OpenVINO only); the same tuple as openvino_backend's
 TTA_MODES = ("none", "flip")  # --tta choices (test-time augmentation, backends.with_tta)
 
@@ -18,7 +15,17 @@ __getattr__, _names = lazy_exports(
     __name__,
     {
         "Runtime": ".runtime",
-        "choose_backend": ".runtime",
+        "choose_backend": ".backend_registry",
+        "BackendEntry": ".backend_registry",
+        "ExportFormat": ".backend_registry",
+        "OpenOptions": ".backend_registry",
+        "backend_names": ".backend_registry",
+        "export_formats": ".backend_registry",
+        "get_backend": ".backend_registry",
+        "list_backends": ".backend_registry",
+        "profile_choices": ".backend_registry",
+        "register_backend": ".backend_registry",
+        "unregister_backend": ".backend_registry",
         "open_runtime": ".runtime",
         "Backend": ".backends",
         "TorchBackend": ".backends",
@@ -34,6 +41,7 @@ __getattr__, _names = lazy_exports(
         "DEVICE_CHOICES": ".device",
         "resolve_device": ".device",
         "DEFAULT_OPSET": ".export",
+        "ExportResult": ".export",
         "export_onnx": ".export",
         "export_torchscript": ".export",
         "export_verified": ".export",
@@ -42,7 +50,7 @@ __getattr__, _names = lazy_exports(
         "TOLERANCE": ".verify",
         "onnx_difference": ".verify",
         "sample_batch": ".verify",
-        "torchscript_difference": ".verify",
+        "export_difference": ".verify",
     },
 )
-__all__ = ["BACKENDS", "PRECISIONS", "TTA_MODES", *_names]
+__all__ = ["PRECISIONS", "TTA_MODES", *_names]

@@ -18,8 +18,9 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..fileio import atomic_write
 
@@ -32,6 +33,30 @@ if TYPE_CHECKING:
 
 ONNX_INPUT, ONNX_OUTPUT = "input", "logits"
 DEFAULT_OPSET = 17  # the one ONNX opset: `mnv3 export`'s default and the cache's (part of its key)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``mnv3 export`` wrote and how close it computes to PyTorch: its ``--json`` record (field
+    order is the record's key order) and what its two lines on the terminal say."""
+
+    format: str
+    output: str
+    bytes: int  # the file and its companions (IR's .bin)
+    model: str
+    weights: str | None
+    source: str
+    opset: int | None  # None for formats without one (TorchScript)
+    input_shape: list[Any]  # ["batch", 3, H, W]
+    preprocess: dict[str, Any]
+    temperature: float | None
+    verified_on: str  # the --image, or "generated image"
+    max_abs_diff: float  # to 3 significant digits
+    tolerance: float
+    ok: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @contextlib.contextmanager
@@ -120,29 +145,16 @@ def export_openvino(
     card: ModelCard | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> Path:
-    """Write OpenVINO IR (``path`` = ``NAME.xml``, weights beside it in ``NAME.bin``, f32).
-
-    Made from the static ONNX graph, with the card in the IR's runtime info. Both files are written
-    in a private folder and renamed into place, the ``.bin`` first, so a reader never finds an
-    ``.xml`` whose weights are not there yet.
-    """
+    """Write OpenVINO IR (``path`` = ``NAME.xml``, weights beside it in ``NAME.bin``, f32), made
+    from the static ONNX graph, with the card in the IR's runtime info (:func:`.openvino_backend.write_ir`)."""
     import tempfile
 
-    import openvino as ov
-
-    from .exported import CARD_KEY, card_json
+    from .openvino_backend import write_ir
 
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix=".mnv3-ir-", dir=path.parent) as tmp:
         onnx_path = export_onnx(model, Path(tmp) / "model.onnx", input_size=input_size, opset=opset)
-        ir = ov.convert_model(str(onnx_path))
-        if card is not None:
-            ir.set_rt_info(card_json(card), CARD_KEY.split("."))
-        staged = Path(tmp) / path.name
-        ov.save_model(ir, str(staged), compress_to_fp16=False)
-        os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(staged, path)
-    return path
+        return write_ir(onnx_path, path, card)
 
 
 def to_torchscript(model: nn.Module) -> torch.jit.ScriptModule:
@@ -173,33 +185,21 @@ def export_verified(
     image: str | os.PathLike | None = None,
     card: ModelCard | None = None,
 ) -> float:
-    """Write ``model`` as ``fmt`` (``onnx``, ``openvino`` or ``torchscript``) to ``path``, then run the
-    file and PyTorch on ``image`` (default: a generated photo), preprocessed with ``preprocess``;
-    returns the largest logit difference. ONNX and IR graphs are static at ``preprocess.input_size``
-    and carry ``card`` (its preprocessing replaced by ``preprocess``).
+    """Write ``model`` as ``fmt`` (a registered export format: ``mnv3 export --format``) to ``path``,
+    then run the file (on the backend that owns the format) and PyTorch on ``image`` (default: a
+    generated photo), preprocessed with ``preprocess``; returns the largest logit difference. ONNX
+    and IR graphs are static at ``preprocess.input_size`` and carry ``card`` (its preprocessing
+    replaced by ``preprocess``).
 
     The file is kept whatever the difference: the caller decides (``mnv3 export`` keeps it for
     inspection and exits 1, the cache refuses the entry). ``OSError`` means the file was not written.
     """
     from dataclasses import replace
 
-    from .verify import (
-        onnx_difference,
-        openvino_difference,
-        sample_batch,
-        torchscript_difference,
-    )
+    from .backend_registry import get_export_format
+    from .verify import export_difference, sample_batch
 
     card = replace(card, preprocess=preprocess) if card is not None else None
-    if fmt == "onnx":
-        export_onnx(model, path, input_size=preprocess.input_size, opset=opset, card=card)
-        measure = onnx_difference
-    elif fmt == "openvino":
-        export_openvino(model, path, input_size=preprocess.input_size, card=card, opset=opset)
-        measure = openvino_difference
-    elif fmt == "torchscript":
-        export_torchscript(model, path)
-        measure = torchscript_difference
-    else:
-        raise ValueError(f"unknown export format {fmt!r}")
-    return measure(model, path, sample_batch(preprocess, image))
+    entry, export = get_export_format(fmt)
+    export.write(model, Path(path), input_size=preprocess.input_size, opset=opset, card=card)
+    return export_difference(model, entry, export, Path(path), sample_batch(preprocess, image))

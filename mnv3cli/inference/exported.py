@@ -20,12 +20,14 @@ from ..errors import UserError
 from ..registry import ModelCard, get_entry
 
 CARD_KEY = "mnv3.card"  # ONNX metadata key; the IR's runtime-info path is CARD_KEY.split(".")
-SUFFIXES = {".onnx": "onnxruntime", ".xml": "openvino"}
 
 
 def is_exported(weights: str | os.PathLike | None) -> bool:
-    """Whether ``weights`` names an exported graph (by suffix; the file need not exist yet)."""
-    return weights is not None and Path(weights).suffix.lower() in SUFFIXES
+    """Whether ``weights`` names an exported graph (by suffix, a registered backend's own file;
+    the file need not exist yet)."""
+    from .backend_registry import exported_suffixes
+
+    return weights is not None and Path(weights).suffix.lower() in exported_suffixes()
 
 
 def card_json(card: ModelCard) -> str:
@@ -58,15 +60,8 @@ def openvino_card(model, path: Path) -> ModelCard:
     return _card(None, path)
 
 
-def read_card(path: str | os.PathLike) -> ModelCard:
-    """The card inside an exported file, without preparing it to run (``mnv3 profile``)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"--weights {path}: no such file")
-    if path.suffix.lower() == ".xml":
-        from .openvino_backend import read_model
-
-        return openvino_card(read_model(path), path)
+def read_onnx_card(path: Path) -> ModelCard:
+    """The card in an ONNX file, read with the ``onnx`` package (no session, no compilation)."""
     import onnx
 
     try:
@@ -76,57 +71,65 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     return onnx_card({p.key: p.value for p in graph.metadata_props}, path)
 
 
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """The card inside an exported file, without preparing it to run (``mnv3 profile``)."""
+    from .backend_registry import native_backend
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"--weights {path}: no such file")
+    entry = native_backend(path).require()
+    if entry.read_card is None:
+        raise UserError(f"--weights {path}: {entry.title} files carry no card mnv3 can read")
+    return entry.read_card(path)
+
+
 def choose_exported_backend(path: Path, backend: str) -> str:
-    """``onnxruntime`` or ``openvino`` for an exported file and a ``--backend``."""
-    native = SUFFIXES[path.suffix.lower()]
+    """The backend for an exported file and a ``--backend``: the file's own engine for ``auto``,
+    else a named one that can read it."""
+    from .backend_registry import describe_file, get_backend, list_backends, native_backend
+
+    native = native_backend(path)
     if backend == "auto":
-        return native
-    if backend == "torch":
+        return native.name
+    entry = get_backend(backend)
+    if entry.kind == "model":
+        readers = " or ".join(e.name for e in list_backends() if e.opens(path.suffix))
         raise UserError(
-            f"--weights {path}: an exported graph runs on onnxruntime or openvino, "
-            "not --backend torch (give the original weights for torch)"
+            f"--weights {path}: an exported graph runs on {readers}, "
+            f"not --backend {entry.name} (give the original weights for {entry.name})"
         )
-    if backend == "onnxruntime" and native == "openvino":
+    if not entry.opens(path.suffix):
         raise UserError(
-            f"--weights {path}: ONNX Runtime cannot read OpenVINO IR; use --backend "
-            "openvino (or export with --format onnx)"
+            f"--weights {path}: {entry.title} cannot read {describe_file(path)}; use --backend "
+            f"{native.name} (or export with --format onnx)"
         )
-    return backend
+    return entry.name
 
 
 def open_exported(
     path: str | os.PathLike,
     model_name: str | None,
     backend: str,
-    device: str,
+    options: Any,
     *,
-    threads: int | None,
-    pipelined: bool,
     resolution: int | None,
-    precision: str = "f32",
-    cache_dir: Path | None = None,
 ) -> tuple[Any, ModelCard]:
-    """A ready backend for the exported file ``path`` and the card it carries.
+    """A ready backend for the exported file ``path`` and the card it carries, on ``backend`` (one
+    :func:`choose_exported_backend` returned) with ``options`` (:class:`.backend_registry.OpenOptions`).
 
     ``model_name`` and ``resolution`` are checks: the file fixes both, so asking for others is an
     error that says how to get them (export again).
     """
-    from . import onnx_backend, openvino_backend
+    from .backend_registry import get_backend
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"--weights {path}: no such file")
-    chosen = choose_exported_backend(path, backend)
-    if chosen == onnx_backend.NAME:
-        runner = onnx_backend.OnnxBackend(path, threads=threads, device=device, spinning=not pipelined)
-        card = onnx_card(runner.session.get_modelmeta().custom_metadata_map, path)
-    else:
-        openvino_backend.check_device(device)
-        model = openvino_backend.read_model(path)
-        card = openvino_card(model, path)
-        runner = openvino_backend.OpenVinoBackend(
-            path, threads=threads, precision=precision, cache_dir=cache_dir, model=model
-        )
+    entry = get_backend(choose_exported_backend(path, backend)).require(options.device)
+    if entry.open_exported is None:
+        raise UserError(f"--weights {path}: --backend {entry.name} does not open exported files")
+    runner, card = entry.open_exported(path, options)
     if model_name and get_entry(model_name).name != card.model_name:
         raise UserError(f"--model {model_name}: {path} holds {card.model_name}")
     size = runner.input_shape[-1]

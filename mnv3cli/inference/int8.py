@@ -136,13 +136,11 @@ def _images(paths: Sequence[str], card: ModelCard) -> np.ndarray:
 
 
 def _runner(path: Path, fmt: str, threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    if fmt == "openvino":
-        from .openvino_backend import OpenVinoBackend
+    """The file ``path`` run by the backend that owns the export format ``fmt`` (registry), f32, CPU."""
+    from .backend_registry import OpenOptions, get_export_format
 
-        return OpenVinoBackend(path, threads=threads)
-    from .onnx_backend import OnnxBackend
-
-    return OnnxBackend(path, threads=threads, device="cpu")
+    entry, _ = get_export_format(fmt)
+    return entry.open(path, OpenOptions(device="cpu", threads=threads))
 
 
 def _logits(run: Callable, images: np.ndarray) -> np.ndarray:
@@ -176,28 +174,17 @@ def _latency(run: Callable, images: np.ndarray, batch: int, runs: int) -> float:
 
 
 def _write(qmodel, fmt: str, path: Path, card: ModelCard) -> None:
-    """The int8 graph as ONNX (with the card) or OpenVINO IR (converted from it), atomically."""
+    """The int8 graph, with the card, in the export format ``fmt`` (its ``from_onnx``), atomically."""
     import onnx
 
-    from ..fileio import atomic_write
+    from .backend_registry import get_export_format
     from .exported import CARD_KEY, card_json
 
     onnx.helper.set_model_props(qmodel, {CARD_KEY: card_json(card)})
-    if fmt == "onnx":
-        with atomic_write(path, "wb") as fh:
-            fh.write(qmodel.SerializeToString())
-        return
-    import openvino as ov
-
-    with tempfile.TemporaryDirectory(prefix=".mnv3-ir-", dir=path.parent) as tmp:
-        source = Path(tmp) / "int8.onnx"
-        source.write_bytes(qmodel.SerializeToString())
-        ir = ov.convert_model(str(source))
-        ir.set_rt_info(card_json(card), CARD_KEY.split("."))
-        staged = Path(tmp) / path.name
-        ov.save_model(ir, str(staged), compress_to_fp16=False)
-        os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(staged, path)
+    _, export = get_export_format(fmt)
+    if export.from_onnx is None:
+        raise ValueError(f"--format {fmt} cannot hold a quantized ONNX graph")
+    export.from_onnx(qmodel, path, card)
 
 
 def export_int8(
@@ -221,9 +208,11 @@ def export_int8(
     import onnx
 
     from . import quantize
+    from .backend_registry import get_export_format
     from .export import DEFAULT_OPSET, export_onnx
 
     say = on_step or (lambda message: None)
+    _, export = get_export_format(fmt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     say(f"decoding {len(calibration)} calibration and {len(held_out)} held-out images")
@@ -258,7 +247,7 @@ def export_int8(
         best: tuple[PairedDrop, list[Layer]] | None = None
         for steps, (why, kept) in enumerate(ranked(), start=1):
             candidate = quantize.keep_in_float(qmodel, fp32_graph, {layer.node for layer in kept})
-            trial = Path(tmp) / f"int8.{'xml' if fmt == 'openvino' else 'onnx'}"
+            trial = Path(tmp) / f"int8{export.suffix}"
             _write(candidate, fmt, trial, card)
             int8 = _runner(trial, fmt, threads)
             measured = PairedDrop.measure(fp32_pred, _predict(int8, val_images), labels)
@@ -276,8 +265,8 @@ def export_int8(
                     name: {b: _latency(run, val_images, b, 20 if b == 1 else 3) for b in sizes}
                     for name, run in (("fp32", fp32), ("int8", int8))
                 }
-                if fmt == "openvino":  # weights first: an .xml never points at a missing .bin
-                    os.replace(trial.with_suffix(".bin"), path.with_suffix(".bin"))
+                for companion in export.companions:  # weights first: an .xml never points at a missing .bin
+                    os.replace(trial.with_suffix(companion), path.with_suffix(companion))
                 os.replace(trial, path)
                 return Int8Result(path, fmt, measured, max_drop, kept, len(layers), steps, len(cal_images), latency)
     measured, kept = best

@@ -15,15 +15,6 @@ import numpy as np
 
 from ..errors import UserError
 
-NAME = "onnxruntime"
-
-
-def available() -> bool:
-    """Whether ONNX Runtime can be imported, without importing it (``auto`` backend choice)."""
-    from importlib.util import find_spec
-
-    return find_spec("onnxruntime") is not None
-
 
 def usable_cores() -> int:
     """CPU cores this process may run on (respects taskset/cgroup affinity where the OS tells)."""
@@ -72,9 +63,11 @@ def providers_for(device: str = "auto") -> list[str]:
 
 
 class OnnxBackend:
-    """An ``onnxruntime.InferenceSession`` behind the :class:`~mnv3cli.inference.backends.Backend` call."""
+    """An ``onnxruntime.InferenceSession`` behind the :class:`~mnv3cli.inference.backends.Backend` call.
 
-    name = NAME
+    Its registry entry (:mod:`..backend_entries`) opens it and gives it its name."""
+
+    name = "unnamed"
 
     def __init__(
         self, model_path: str | os.PathLike, *, threads: int | None = None, device: str = "auto", spinning: bool = True

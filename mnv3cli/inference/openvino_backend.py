@@ -18,32 +18,9 @@ import numpy as np
 from ..errors import UserError
 from . import PRECISIONS, signal_stack  # PRECISIONS: the one list of --precision choices
 
-NAME = "openvino"
-INSTALL = "pip install 'mnv3cli[openvino]'"
-
-
-def available() -> bool:
-    """Whether OpenVINO can be imported, without importing it."""
-    from importlib.util import find_spec
-
-    return find_spec("openvino") is not None
-
-
-def require() -> None:
-    if not available():
-        raise UserError(f"--backend openvino: OpenVINO is not installed ({INSTALL})")
-
-
-def check_device(device: str = "auto") -> None:
-    """OpenVINO runs here on the CPU only (its GPU plugin is for Intel GPUs)."""
-    kind = (device or "auto").split(":", 1)[0]
-    if kind not in ("auto", "cpu"):
-        raise UserError(f"--device {device}: the openvino backend runs on the CPU; use --backend torch or onnxruntime")
-
 
 def read_model(path: str | os.PathLike):
     """``openvino.Model`` from an ONNX or IR file; a file it cannot read is a user error."""
-    require()
     import openvino as ov
 
     path = Path(path)
@@ -54,12 +31,36 @@ def read_model(path: str | os.PathLike):
         raise UserError(f"{path}: not a usable OpenVINO/ONNX model ({first})") from None
 
 
-def backend_name(precision: str) -> str:
-    return NAME if precision == "f32" else f"{NAME}-{precision}"
+def write_ir(graph, path: str | os.PathLike, card=None) -> Path:
+    """Write the ``onnx.ModelProto`` or ONNX file ``graph`` as IR (``NAME.xml`` + ``NAME.bin``, f32),
+    with ``card`` in its runtime info. Both files are written in a private folder and renamed into
+    place, the ``.bin`` first, so a reader never finds an ``.xml`` whose weights are not there yet."""
+    import tempfile
+
+    import openvino as ov
+
+    from .exported import CARD_KEY, card_json
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix=".mnv3-ir-", dir=path.parent) as tmp:
+        if not isinstance(graph, (str, os.PathLike)):
+            source = Path(tmp) / "source.onnx"
+            source.write_bytes(graph.SerializeToString())
+            graph = source
+        ir = ov.convert_model(str(graph))
+        if card is not None:
+            ir.set_rt_info(card_json(card), CARD_KEY.split("."))
+        staged = Path(tmp) / path.name
+        ov.save_model(ir, str(staged), compress_to_fp16=False)
+        os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
+        os.replace(staged, path)
+    return path
 
 
 class OpenVinoBackend:
-    """A compiled OpenVINO model behind the :class:`~mnv3cli.inference.backends.Backend` call."""
+    """A compiled OpenVINO model behind the :class:`~mnv3cli.inference.backends.Backend` call.
+
+    ``name``: its registry entry's (:mod:`..backend_entries`), suffixed with a precision other than f32."""
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class OpenVinoBackend:
         precision: str = "f32",
         cache_dir: str | os.PathLike | None = None,
         model=None,
+        name: str = "unnamed",
     ) -> None:
         """``model``: an already read ``openvino.Model`` of ``model_path`` (saves reading it twice)."""
         import openvino as ov
@@ -78,7 +80,7 @@ class OpenVinoBackend:
         if precision not in PRECISIONS:
             raise UserError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
         self.path, self.precision = Path(model_path), precision
-        self.name = backend_name(precision)
+        self.name = name if precision == "f32" else f"{name}-{precision}"
         model = model if model is not None else read_model(self.path)
         inputs = model.inputs
         if len(inputs) != 1 or inputs[0].get_partial_shape().rank.get_length() != 4:

@@ -22,7 +22,8 @@ from ..registry.card import CardFields
 from ..weights.download import (
     sha256_file,  # the loader's hash (ModelCard.sha256): the cache key
 )
-from . import BACKENDS, onnx_backend, openvino_backend
+from . import PRECISIONS
+from .backend_registry import OpenOptions, choose_backend, get_backend, list_backends
 from .backends import Backend
 from .export import DEFAULT_OPSET
 from .exported import is_exported
@@ -40,35 +41,6 @@ class Runtime(CardFields):
     card: ModelCard
 
 
-def choose_backend(backend: str = "auto", device: str = "auto") -> str:
-    """``torch``, ``onnxruntime`` or ``openvino`` for a ``--backend``/``--device`` pair.
-
-    ``auto`` is ONNX Runtime when it is installed and can serve the device (CPU, or CUDA with
-    onnxruntime-gpu), else PyTorch: ``--device mps`` or ``--device cuda`` without onnxruntime-gpu
-    go to torch. On the CPU, ONNX Runtime on the static graph took 0.8-0.9x the time of OpenVINO f32
-    on the same graph at batch 1 and 32 on a quiet machine (``benchmarks/static_export.py``), and it
-    has no compilation step, so ``auto`` never picks OpenVINO; ``--backend openvino`` asks for it.
-    """
-    if backend not in BACKENDS:
-        raise UserError(f"--backend {backend}: unknown backend; choose one of: {', '.join(BACKENDS)}")
-    if backend == "torch":
-        return "torch"
-    if backend == openvino_backend.NAME:
-        openvino_backend.require()
-        openvino_backend.check_device(device)
-        return openvino_backend.NAME
-    if not onnx_backend.available():
-        if backend == onnx_backend.NAME:
-            raise UserError("--backend onnxruntime: onnxruntime is not installed (pip install onnxruntime)")
-        return "torch"
-    if backend == "auto" and (device or "auto").split(":", 1)[0] not in ("auto", "cpu"):
-        try:
-            onnx_backend.providers_for(device)
-        except UserError:
-            return "torch"
-    return onnx_backend.NAME
-
-
 @dataclass(frozen=True)
 class _Serving:
     """How to run a graph: which engine, where, with how many threads, at which precision."""
@@ -81,15 +53,14 @@ class _Serving:
     cache: OnnxCache
 
     def open(self, entry: Entry) -> Runtime:
-        if self.backend == openvino_backend.NAME:
-            runner = openvino_backend.OpenVinoBackend(
-                entry.model_path, threads=self.threads, precision=self.precision, cache_dir=self.cache.root / "openvino"
-            )
-        else:
-            runner = onnx_backend.OnnxBackend(
-                entry.model_path, threads=self.threads, device=self.device, spinning=not self.pipelined
-            )
-        return Runtime(runner, entry.card)
+        options = OpenOptions(
+            device=self.device,
+            threads=self.threads,
+            pipelined=self.pipelined,
+            precision=self.precision,
+            cache_dir=self.cache.root / self.backend,  # compiled graphs, beside the ONNX cache
+        )
+        return Runtime(get_backend(self.backend).open(entry.model_path, options), entry.card)
 
 
 def open_runtime(
@@ -126,24 +97,12 @@ def open_runtime(
 
         chosen = choose_exported_backend(Path(weights), backend)
         _check_precision(chosen, precision)
-        runner, card = open_exported(
-            weights,
-            model_name,
-            chosen,
-            device,
-            threads=threads,
-            pipelined=pipelined,
-            resolution=resolution,
-            precision=precision,
-            cache_dir=cache.root / "openvino",
-        )
-        return Runtime(runner, card)
-    chosen = choose_backend(backend, device)
+        options = OpenOptions(device, threads, pipelined, precision, cache.root / chosen)
+        return Runtime(*open_exported(weights, model_name, chosen, options, resolution=resolution))
+    chosen = choose_backend(backend, device)  # a graph engine that cannot serve the device: said before any work
     _check_precision(chosen, precision)
-    if chosen == "torch":
-        return _torch_runtime(weights, model_name, device, overrides, resolution)
-    if chosen == onnx_backend.NAME:
-        onnx_backend.providers_for(device)  # a device ONNX Runtime cannot serve: say so before any work
+    if get_backend(chosen).kind == "model":
+        return _model_runtime(chosen, weights, model_name, device, overrides, resolution)
     serving = _Serving(chosen, device, threads, pipelined, precision, cache)
     path = weights_file(weights, model_name)  # None: a tag not downloaded yet (the loader fetches it)
     key = cache_key(sha256_file(path), model_name, DEFAULT_OPSET, overrides, resolution) if path else None
@@ -158,12 +117,13 @@ def open_runtime(
 
 
 def _check_precision(backend: str, precision: str) -> None:
-    if precision not in openvino_backend.PRECISIONS:
-        raise UserError(f"--precision {precision}: choose one of {', '.join(openvino_backend.PRECISIONS)}")
-    if precision != "f32" and backend != openvino_backend.NAME:
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if precision not in get_backend(backend).precisions:
+        able = [e.name for e in list_backends() if precision in e.precisions]
         raise UserError(
-            f"--precision {precision}: only the openvino backend runs in {precision} "
-            f"(this run uses {backend}); add --backend openvino"
+            f"--precision {precision}: only the {' or '.join(able)} backend runs in {precision} "
+            f"(this run uses {backend}); add --backend {able[0]}"
         )
 
 
@@ -180,14 +140,17 @@ def _load(weights: str, model_name: str | None, overrides: dict[str, Any], resol
     return model, replace(card, preprocess=card.preprocess.at_resolution(resolution))
 
 
-def _torch_runtime(
-    weights: str, model_name: str | None, device: str, overrides: dict[str, Any], resolution: int | None
+def _model_runtime(
+    backend: str,
+    weights: str,
+    model_name: str | None,
+    device: str,
+    overrides: dict[str, Any],
+    resolution: int | None,
 ) -> Runtime:
-    from .backends import TorchBackend
-    from .device import resolve_device
-
+    """A backend that runs the loaded torch model itself (``kind="model"``: PyTorch)."""
     model, card = _load(weights, model_name, overrides, resolution)
-    return Runtime(TorchBackend(model, resolve_device(device)), card)
+    return Runtime(get_backend(backend).open(model, OpenOptions(device=device)), card)
 
 
 def _build(

@@ -10,7 +10,7 @@ exercised too.
 from __future__ import annotations
 
 import os
-import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -49,27 +49,18 @@ def _torch_logits(model, batch: np.ndarray) -> np.ndarray:
         return model.eval()(torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
 
+def export_difference(model, entry, export, path: str | os.PathLike, batch: np.ndarray) -> float:
+    """Largest |logit difference| between ``model`` and the file ``path`` in the registered format
+    ``export``, run by the backend ``entry`` that owns it (f32, CPU)."""
+    from .backend_registry import OpenOptions
+
+    target = export.load(Path(path)) if export.load is not None else path
+    runner = entry.open(target, OpenOptions(device="cpu"))
+    return float(np.abs(np.asarray(runner(batch), dtype=np.float32) - _torch_logits(model, batch)).max())
+
+
 def onnx_difference(model, path: str | os.PathLike, batch: np.ndarray) -> float:
-    """Largest |logit difference| between ONNX Runtime running ``path`` and ``model``."""
-    from .onnx_backend import OnnxBackend
+    """Largest |logit difference| between ``model`` and the ONNX file ``path`` on its backend."""
+    from .backend_registry import get_export_format
 
-    return float(np.abs(OnnxBackend(path, device="cpu")(batch) - _torch_logits(model, batch)).max())
-
-
-def openvino_difference(model, path: str | os.PathLike, batch: np.ndarray) -> float:
-    """Largest |logit difference| between OpenVINO (f32) running ``path`` and ``model``."""
-    from .openvino_backend import OpenVinoBackend
-
-    return float(np.abs(OpenVinoBackend(path)(batch) - _torch_logits(model, batch)).max())
-
-
-def torchscript_difference(model, path: str | os.PathLike, batch: np.ndarray) -> float:
-    """Largest |logit difference| between the TorchScript file ``path`` (reloaded) and ``model``."""
-    import torch
-
-    with warnings.catch_warnings():  # torch 2.14 marks TorchScript deprecated; it still works
-        warnings.simplefilter("ignore", FutureWarning)
-        scripted = torch.jit.load(str(path), map_location="cpu")
-    with torch.inference_mode():
-        exported = scripted(torch.from_numpy(batch)).float().numpy()
-    return float(np.abs(exported - _torch_logits(model, batch)).max())
+    return export_difference(model, *get_export_format("onnx"), path, batch)

@@ -15,10 +15,11 @@ from typing import Any
 import torch
 
 from ..errors import UserError
+from ..inference.backend_registry import profile_choices
 from ..registry import ModelCard
 from ..rounding import significant
 from .counting import ComputeCount, ParamCount, count_compute, count_parameters
-from .timing import BACKENDS, LatencyStats, backend_availability, measure_latency
+from .timing import LatencyStats, backend_availability, measure_latency
 
 # ------------------------------------------------------------------------------------------ together
 
@@ -73,6 +74,22 @@ class ModelProfile:
         if per_layer:
             record["layers"] = [asdict(layer) for layer in self.compute.layers]
         return record
+
+
+@dataclass
+class ProfileResult:
+    """What one ``mnv3 profile`` run measured: the first model's profile, then each ``--compare``'s.
+
+    The terminal tables, the ``--plot`` image and ``--json`` all render this one object."""
+
+    profiles: list[ModelProfile]
+    compared: bool = False  # --compare given: --json is a list, one object per model
+    per_layer: bool = False  # --per-layer: every conv/linear layer too
+
+    def to_dict(self) -> dict[str, Any] | list[dict[str, Any]]:
+        """The ``--json`` document: one model's record, or the list of them with ``--compare``."""
+        records = [p.to_dict(per_layer=self.per_layer) for p in self.profiles]
+        return records if self.compared else records[0]
 
 
 def _rounded(stats: LatencyStats) -> dict[str, Any]:
@@ -153,11 +170,11 @@ def profile_model(
     accuracy = functools.partial(_swap, top1_on, card) if top1_on and card else None
     availability = backend_availability(device, graph)
     if backends is None:
-        chosen = [b for b in BACKENDS if availability[b] is None]
+        chosen = [b for b, why in availability.items() if why is None]
     else:
         for b in backends:
             if b not in availability:
-                raise UserError(f"--backend {b}: unknown backend; choose from {', '.join(BACKENDS)}")
+                raise UserError(f"--backend {b}: unknown backend; choose one of: {', '.join(profile_choices())}")
             if availability[b] is not None:
                 raise UserError(f"--backend {b}: {availability[b]}")
         chosen = list(dict.fromkeys(backends))

@@ -23,10 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..inference.export import export_onnx, to_torchscript
-
-BACKENDS = ("eager", "channels_last", "torchscript", "onnxruntime", "openvino")
-GRAPH_BACKENDS = ("onnxruntime", "openvino")  # the ones that can time an exported file as it is
+from ..inference.backend_registry import OpenOptions, describe_file, get_backend, list_backends
+from ..inference.export import export_onnx
 
 # -------------------------------------------------------------------------------------------- latency
 
@@ -141,41 +139,20 @@ def torch_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(before)
 
 
-def _why_not(installed: bool, check_device, device: torch.device, missing: str) -> str | None:
-    """None when a backend is installed and serves ``device``, else the reason it cannot."""
-    if not installed:
-        return missing
-    try:
-        check_device(str(device))
-    except UserError as exc:
-        return str(exc)
-    return None
-
-
 def backend_availability(device: torch.device, graph: Path | None = None) -> dict[str, str | None]:
-    """Each backend -> None when it can run on ``device`` (and the exported file ``graph``, when
-    given), else the reason it cannot."""
-    from ..inference import onnx_backend, openvino_backend
-
-    available: dict[str, str | None] = dict.fromkeys(BACKENDS[:3])
-    available["onnxruntime"] = _why_not(
-        onnx_backend.available(),
-        onnx_backend.providers_for,
-        device,
-        "onnxruntime is not installed (pip install onnxruntime)",
-    )
-    available["openvino"] = _why_not(
-        openvino_backend.available(),
-        openvino_backend.check_device,
-        device,
-        f"OpenVINO is not installed ({openvino_backend.INSTALL})",
-    )
-    if graph is not None:
-        for backend in BACKENDS:
-            if backend not in GRAPH_BACKENDS:
-                available[backend] = f"{graph.name} is an exported graph (onnxruntime, openvino only)"
-        if graph.suffix.lower() == ".xml":
-            available["onnxruntime"] = f"{graph.name} is OpenVINO IR"
+    """Each timing row of every registered backend -> None when it can run on ``device`` (and the
+    exported file ``graph``, when given), else the reason it cannot."""
+    available: dict[str, str | None] = {}
+    for entry in list_backends():
+        why = entry.unavailable() or entry.unavailable(str(device))
+        if why is None and graph is not None and not entry.opens(graph.suffix):
+            readers = ", ".join(e.name for e in list_backends() if e.opens(graph.suffix))
+            why = (
+                f"{graph.name} is an exported graph ({readers} only)"
+                if entry.kind == "model"
+                else f"{graph.name} is {describe_file(graph)}"
+            )
+        available.update(dict.fromkeys(entry.rows, why))
     return available
 
 
@@ -199,37 +176,16 @@ def _prepare(
     workdir: Path,
     graph: Path | None = None,
 ) -> _Prepared:
-    """Export/convert ``model`` once for ``backend`` (or take the exported file ``graph`` as it is);
-    any batch size then runs on it."""
-    if backend in GRAPH_BACKENDS:  # the very backends ``predict`` uses, on a host NumPy batch
-        path = graph or export_onnx(model, workdir / "model.onnx", input_size=resolution, in_channels=in_channels)
-        if backend == "openvino":
-            from ..inference.openvino_backend import OpenVinoBackend
-
-            runner = OpenVinoBackend(path, threads=threads)
-        else:
-            from ..inference.onnx_backend import OnnxBackend
-
-            runner = OnnxBackend(path, threads=threads, device=str(device))
-        return _Prepared(runner, lambda x: x.cpu().numpy())
-    channels_last = backend == "channels_last"
-
-    def convert(x: torch.Tensor) -> Any:
-        x = x.to(device)
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    elif backend == "torchscript":
-        model = to_torchscript(model)
-    elif backend != "eager":
-        raise UserError(f"--backend {backend}: unknown backend; choose from {', '.join(BACKENDS)}")
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return model(x)
-
-    return _Prepared(forward, convert)
+    """Open the timing row ``backend`` through its registry entry, once; any batch size then runs on
+    it. A graph engine runs the model exported to ONNX (or the exported file ``graph`` as it is) on
+    a host NumPy batch, as ``predict`` does; the torch model runs on a device-resident input."""
+    entry = get_backend(backend)
+    options = OpenOptions(device=str(device), threads=threads, variant=backend if backend != entry.name else None)
+    if entry.kind == "model":
+        runner = entry.open(model, options)
+        return _Prepared(runner.forward, runner.to_input)
+    path = graph or export_onnx(model, workdir / "model.onnx", input_size=resolution, in_channels=in_channels)
+    return _Prepared(entry.open(path, options), lambda x: x.cpu().numpy())
 
 
 def _numpy_runner(prepared: _Prepared) -> Callable:

@@ -112,6 +112,20 @@ def test_profile_plot_writes_a_png(run_cli, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_profile_times_openvino_when_asked_and_plots_it(run_cli, tmp_path):
+    """--backend openvino is a choice (profile times it by default too), and the plot gives it a
+    colour: with OpenVINO installed, --plot once ended in an internal ValueError."""
+    pytest.importorskip("openvino", reason="the openvino extra is part of the test extra")
+    out = tmp_path / "openvino.png"
+    result = run_cli(
+        *("profile", "--size", "small", "-r", "64", "--backend", "openvino", "--backend", "torch"),
+        *("--runs", "2", "--warmup", "0", "--plot", out, "--json"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert [s["backend"] for s in json.loads(result.stdout)["latency"]] == ["openvino", "eager"]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_profile_plot_without_matplotlib_is_a_clear_error(run_cli, tmp_path):
     fake = tmp_path / "site" / "matplotlib"
     fake.mkdir(parents=True)

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "mnv3cli"
 MAX_LINES = 350
 
 
-UNTIL_SPLIT: set[str] = {"cli/profile.py"}  # modules being taken apart (the backend registry splits it)
+UNTIL_SPLIT: set[str] = set()  # modules being taken apart
 
 
 LAYERS = {

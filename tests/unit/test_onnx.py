@@ -14,6 +14,7 @@ import pytest
 
 from mnv3cli.errors import UserError
 from mnv3cli.inference import onnx_backend
+from mnv3cli.inference.backend_registry import choose_backend, get_backend
 from mnv3cli.inference.onnx_backend import OnnxBackend
 from mnv3cli.inference.onnx_cache import (
     META_FILE,
@@ -22,7 +23,6 @@ from mnv3cli.inference.onnx_cache import (
     cache_root,
     weights_file,
 )
-from mnv3cli.inference.runtime import choose_backend
 from mnv3cli.registry import ModelCard, Preprocess
 from mnv3cli.weights.download import cache_dir, sha256_file
 
@@ -88,7 +88,7 @@ def test_key_follows_content_not_name(int8_tflite, tmp_path):
 
 
 def test_auto_picks_onnxruntime_on_cpu_and_torch_where_ort_cannot_run():
-    assert onnx_backend.available()
+    assert get_backend("onnxruntime").unavailable() is None
     assert choose_backend("auto", "auto") == choose_backend("auto", "cpu") == "onnxruntime"
     assert choose_backend("torch", "cpu") == "torch"
     assert choose_backend("auto", "mps") == "torch"
