@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnv3cli.distributed import shard_positions
 from mnv3cli.errors import UserError
-from mnv3cli.evaluation.evaluate import evaluate, shard_positions, spread_subset
+from mnv3cli.evaluation.evaluate import evaluate, spread_subset
 from mnv3cli.evaluation.report import summary, write_report
 from mnv3cli.registry import Preprocess
 

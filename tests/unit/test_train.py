@@ -194,7 +194,7 @@ def test_unfolding_batchnorm_keeps_the_function(tflite_model, cat_photo, coffee_
     import copy
 
     from mnv3cli.data import load_and_preprocess
-    from mnv3cli.training.bn_calibration import has_folded_batchnorm, unfold_batchnorm
+    from mnv3cli.training.bn_recalibration import has_folded_batchnorm, unfold_batchnorm
 
     model = copy.deepcopy(tflite_model.model).eval()
     x = torch.from_numpy(np.stack([load_and_preprocess(p, tflite_model.preprocess) for p in (cat_photo, coffee_photo)]))
