@@ -11,7 +11,8 @@ from .._lazy import lazy_exports
 # imports nothing. ``auto``: onnxruntime when installed and able to serve the device, else torch;
 # ``openvino`` needs the optional extra ``mnv3cli[openvino]``.
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-PRECISIONS = ("f32", "bf16", "f16")  # --precision (OpenVINO only); the same tuple as openvino_backend's
+PRECISIONS = ("f32", "bf16", "f16")  # --precision (OpenVINO only)
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # --device (plus cuda:N); resolved by .device
 TTA_MODES = ("none", "flip")  # --tta choices (test-time augmentation, backends.with_tta)
 
 __getattr__, _names = lazy_exports(
@@ -31,7 +32,6 @@ __getattr__, _names = lazy_exports(
         "export_int8": ".int8",
         "OnnxCache": ".onnx_cache",
         "cache_root": ".onnx_cache",
-        "DEVICE_CHOICES": ".device",
         "resolve_device": ".device",
         "DEFAULT_OPSET": ".export",
         "export_onnx": ".export",
@@ -45,4 +45,4 @@ __getattr__, _names = lazy_exports(
         "torchscript_difference": ".verify",
     },
 )
-__all__ = ["BACKENDS", "PRECISIONS", "TTA_MODES", *_names]
+__all__ = ["BACKENDS", "DEVICE_CHOICES", "PRECISIONS", "TTA_MODES", *_names]

@@ -25,6 +25,7 @@ UNTIL_SPLIT: set[str] = {"cli/profile.py"}  # modules being taken apart (the bac
 
 LAYERS = {
     "errors": 0,
+    "deprecation": 0.1,  # the table of renamed options, which raises errors.UserError
     "_lazy": 0,
     "rounding": 0,
     "printable": 0,
