@@ -207,17 +207,18 @@ def command(
                 listener.close()
     if not main:  # rank 0 reports for every process
         return
+    summary = result.summary()
     if result.skipped:
-        app.info(f"skipped {len(result.skipped)} unreadable image(s), e.g. {result.skipped[0][1]}")
-    if result.calibration:
-        c = result.calibration
+        app.info(f"skipped {summary.skipped_images} unreadable image(s), e.g. {result.skipped[0][1]}")
+    if summary.calibration:
+        c = summary.calibration
         app.info(f"temperature {c['temperature']:g} fitted on {c['images']} validation images, stored in best.pt:")
         app.info(
             f"  ECE {c['ece_before']:.2f}% -> {c['ece_after']:.2f}%, NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}"
         )
-    app.wrote(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}", as_json)
+    app.wrote(f"best top-1 {summary.best_top1:.2f}% at epoch {summary.best_epoch}: {summary.checkpoint}", as_json)
     if as_json:
-        app.emit_json(result.summary())
+        app.emit_json(summary.to_dict())
 
 
 class _Display(TrainListener):

@@ -15,13 +15,17 @@ from .evaluate import (
     spread_subset,
 )
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
-from .report import check_report_target, summary, write_report
+from .report import check_report_target, write_report
+from .results import HEADLINE, EvaluationSummary, Row, summary
 
 __all__ = [
     "Calibration",
     "ClassificationMeter",
     "EvalProgress",
     "EvalResult",
+    "EvaluationSummary",
+    "HEADLINE",
+    "Row",
     "SamplePrediction",
     "check_report_target",
     "evaluate",
