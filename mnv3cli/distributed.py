@@ -44,6 +44,19 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def shard_positions(count: int, batch_size: int, rank: int, world: int) -> list[int]:
+    """Positions of the batches ``rank, rank + world, ...`` of ``count`` samples cut into batches.
+
+    Whole batches, not single samples, are dealt out, so every batch holds exactly the samples it
+    holds in a one-process run (``evaluate`` and ``predict`` then compute bit-identical outputs).
+    """
+    return [
+        i
+        for start in range(rank * batch_size, count, world * batch_size)
+        for i in range(start, min(start + batch_size, count))
+    ]
+
+
 def rank_device(device: str) -> str:
     """Under torchrun on a CUDA machine each process takes its own GPU (``LOCAL_RANK``).
 

@@ -19,9 +19,11 @@ import traceback
 import click
 
 from .. import __version__
+from ..deprecation import renamed_args
 from ..errors import Interrupted, PartialFailure, UserError
-from .context import AppContext
-from .options import DEVICES, conventional_metavars
+from ..inference import DEVICE_CHOICES
+from .context import AppContext, warn
+from .options import conventional_metavars
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,6 +52,11 @@ class Mnv3Group(click.Group):
         else:
             command = importlib.import_module(COMMANDS[name][0]).command
         return conventional_metavars(command) if command is not None else None
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """Renamed options (:mod:`mnv3cli.deprecation`) reach every command under their new name."""
+        name, command, rest = super().resolve_command(ctx, args)
+        return name, command, renamed_args(rest, warn)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [
@@ -113,7 +120,7 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
 @click.option(
     "--device",
-    type=click.Choice(DEVICES),
+    type=click.Choice(DEVICE_CHOICES),
     default="auto",
     show_default=True,
     envvar="MNV3_DEVICE",

@@ -103,6 +103,12 @@ class AppContext:
         click.echo(json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_json_default))
 
 
+def warn(message: str) -> None:
+    """Something the user should change (a deprecated name): ``mnv3: warning: ...`` on stderr,
+    also under ``-q``, which hides progress and notes, not what needs acting on."""
+    click.echo(f"mnv3: warning: {message}", err=True)
+
+
 def rich_console(stderr: bool, quiet: bool = False):
     """A rich console. Off a terminal (a pipe, a file) rich would assume 80 columns and fold long
     paths and wide tables; there it gets ``$COLUMNS`` or 160 columns instead."""

@@ -1,10 +1,11 @@
 """``mnv3 evaluate``: accuracy of a model on a labelled folder, with a full report.
 
-The numbers come from :mod:`mnv3cli.evaluation.evaluate` and :mod:`mnv3cli.evaluation.report`; this module
-parses options, shows progress and formats tables. Results go to stdout (rich tables and the
-"Report: N files" line, or one JSON object with ``--json``), progress and notes to stderr.
-Unreadable images are listed and the report is complete, then the exit status is 1 (partial
-failure); bad options or folders exit 2.
+The numbers come from :mod:`mnv3cli.evaluation.evaluate`, as an
+:class:`~mnv3cli.evaluation.EvaluationSummary` (:mod:`mnv3cli.evaluation.results`, whose rows the
+headline table shows); this module parses options, shows progress and lays out tables. Results
+go to stdout (rich tables and the "Report: N files" line, or one JSON object with ``--json``),
+progress and notes to stderr. Unreadable images are listed and the report is complete, then the
+exit status is 1 (partial failure); bad options or folders exit 2.
 
 Under torchrun (``WORLD_SIZE`` > 1) each process evaluates a share of the batches and the merged
 numbers equal a one-process run's; only rank 0 prints and writes. Nothing heavy is imported at
@@ -16,11 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import PartialFailure, UserError
-from ..rounding import format_seconds, format_significant
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
@@ -36,6 +37,9 @@ from .options import (
     workers_option,
 )
 from .wrapping import fill
+
+if TYPE_CHECKING:
+    from ..evaluation import EvaluationSummary
 
 TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report hold everything
 
@@ -155,18 +159,20 @@ def command(
             )
     if not main:
         return
-    info = {
-        "model": runtime.model_name,
-        "weights": printable_path(str(runtime.source)),
-        "backend": runtime.backend.name,
-        "data": printable_path(folder),
-        "layout": found.layout,
-    }
-    if tta != "none":
-        info["tta"] = tta
-    obj = info | summary(result, runtime.class_names, runtime.wordnet_ids, temperature=runtime.temperature)
+    obj = summary(
+        result,
+        runtime.class_names,
+        runtime.wordnet_ids,
+        temperature=runtime.temperature,
+        model=runtime.model_name,
+        weights=printable_path(str(runtime.source)),
+        backend=runtime.backend.name,
+        data=printable_path(folder),
+        layout=found.layout,
+        tta=tta if tta != "none" else None,
+    )
     if as_json:
-        app.emit_json(obj)
+        app.emit_json(obj.to_dict())
     else:
         _print_summary(app, obj)
     if report_dir is not None:  # after the summary: an unwritable folder must not hide the results
@@ -184,44 +190,25 @@ def command(
         )
 
 
-def _print_summary(app: AppContext, obj: dict) -> None:
+def _print_summary(app: AppContext, obj: EvaluationSummary) -> None:
     """Headline numbers, per-class scores (worst first when there are many), mistakes, failures."""
     from rich.table import Table
+
+    from ..evaluation.results import headline
 
     out = app.out  # the results are the output: stdout, plain text when redirected
     _line(
         out,
-        fill(
-            f"{obj['model']} ({obj['weights']}) on {obj['data']} ({obj['layout']})",
-            whole=(f"({obj['weights']})", obj["data"]),
-        ),
+        fill(f"{obj.model} ({obj.weights}) on {obj.data} ({obj.layout})", whole=(f"({obj.weights})", obj.data)),
     )  # paths whole
     head = Table(show_header=False)
     head.add_column(style="bold")
     head.add_column(justify="right")
-    cal = obj["calibration"]
-    rows = (
-        ("top-1", f"{obj['top1']:.2f} %"),
-        ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),  # <= 5 classes: none
-        ("mean loss", f"{obj['loss']:.4f}"),
-        ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
-        ("Brier score", f"{cal['brier']:.4f}"),
-        ("images", str(obj["images"])),
-        ("unreadable", str(obj["errors"])),
-        ("classes", str(obj["classes"])),
-        ("wall time", format_seconds(obj["seconds"])),
-        ("images/s", format_significant(obj["images_per_sec"])),
-    )
-    for name, value in rows:
-        if value is not None:
-            head.add_row(name, value)
-    if cal["temperature"] != 1:  # calibrated weights: say so beside the numbers it changed
-        head.add_row("temperature", f"{cal['temperature']:.4g}")
-    if "tta" in obj:
-        head.add_row("test-time aug.", obj["tta"])
+    for name, value in headline(obj, "terminal"):
+        head.add_row(name, value)
     out.print(head)
 
-    rows = obj["per_class"]
+    rows = obj.per_class
     shown = rows if len(rows) <= 2 * TABLE_ROWS else sorted(rows, key=lambda r: (r["f1"], r["index"]))[:TABLE_ROWS]
     title = "Per class" if shown is rows else f"Per class: the {TABLE_ROWS} lowest F1 of {len(rows)}"
     table = Table(title=title)
@@ -231,7 +218,7 @@ def _print_summary(app: AppContext, obj: dict) -> None:
         table.add_row(r["label"], f"{r['precision']:.1f}", f"{r['recall']:.1f}", f"{r['f1']:.1f}", str(r["support"]))
     table.add_section()
     total = sum(r["support"] for r in rows)
-    for kind, avg in obj["averages"].items():
+    for kind, avg in obj.averages.items():
         table.add_row(
             f"{kind} average",
             f"{avg['precision']:.1f}",
@@ -245,30 +232,30 @@ def _print_summary(app: AppContext, obj: dict) -> None:
     coverage = Table(title="Accuracy, most confident first")
     for col in ("answered", "top-1", "min probability"):
         coverage.add_column(col, justify="right")
-    for p in cal["coverage"]:
+    for p in obj.calibration["coverage"]:
         if p["coverage"] in (50, 80, 90, 100):
             coverage.add_row(f"{p['coverage']} %", f"{p['top1']:.2f} %", f"{p['min_confidence']:.3f}")
     out.print(coverage)
 
-    if obj["most_confused"]:
+    if obj.most_confused:
         table = Table(title="Most confused (true -> predicted)")
         for col in ("true", "predicted", "images"):
             table.add_column(col, justify="right" if col == "images" else "left")
-        for c in obj["most_confused"][:TABLE_ROWS]:
+        for c in obj.most_confused[:TABLE_ROWS]:
             table.add_row(c["true_label"], c["predicted_label"], str(c["count"]))
         out.print(table)
     # Image paths have lines of their own, never folded into a table cell (copy them whole).
-    if obj["confident_mistakes"]:
+    if obj.confident_mistakes:
         _line(out, "Most confident mistakes (true -> predicted, probability)", "bold")
-        for m in obj["confident_mistakes"][:TABLE_ROWS]:
-            _line(out, _relative(m["path"], obj["data"]))
+        for m in obj.confident_mistakes[:TABLE_ROWS]:
+            _line(out, _relative(m["path"], obj.data or "."))
             _line(out, f"  {m['true_label']} -> {m['predicted_label']}, {100 * m['probability']:.1f} %")
-    if obj["failed"]:
-        _line(out, f"Unreadable images ({len(obj['failed'])})", "bold")
-        for f in obj["failed"][: 2 * TABLE_ROWS]:
+    if obj.failed:
+        _line(out, f"Unreadable images ({len(obj.failed)})", "bold")
+        for f in obj.failed[: 2 * TABLE_ROWS]:
             _line(out, f["error"])
-        if len(obj["failed"]) > 2 * TABLE_ROWS:
-            _line(out, f"... and {len(obj['failed']) - 2 * TABLE_ROWS} more (see --json or --report)")
+        if len(obj.failed) > 2 * TABLE_ROWS:
+            _line(out, f"... and {len(obj.failed) - 2 * TABLE_ROWS} more (see --json or --report)")
 
 
 def _line(out, text: str, style: str | None = None) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from ..inference import (  # plain constants: importing them loads no backend
+    DEVICE_CHOICES,
     PRECISIONS,
     TTA_MODES,
 )
@@ -123,7 +124,6 @@ def fast_decode_option() -> Decorator:
     )
 
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_HELP = "Where the model runs [default: the global --device, else $MNV3_DEVICE, else auto]."
 
 
@@ -137,7 +137,7 @@ def device_option(help: str = DEVICE_HELP) -> Decorator:
     (``mnv3 --device cpu predict x.jpg``): given here it overrides the global one by setting
     ``app.device``, so a command reads one value and takes no parameter for it."""
     return click.option(
-        "--device", type=click.Choice(DEVICES), default=None, expose_value=False, callback=_set_device, help=help
+        "--device", type=click.Choice(DEVICE_CHOICES), default=None, expose_value=False, callback=_set_device, help=help
     )
 
 

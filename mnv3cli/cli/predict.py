@@ -2,7 +2,7 @@
 
 Results stream in input order: rich tables on stdout for people, JSON lines for scripts (``--json``),
 or a CSV/JSONL file (``--output``: streamed to FILE.part and renamed when complete, continued by
-``--resume``; see :mod:`mnv3cli.evaluation.results_file`). A bad input is reported (stderr line or
+``--resume``; see :mod:`mnv3cli.prediction.results_file`). A bad input is reported (stderr line or
 error record) and the rest still run; any failure makes the exit status 1. Under torchrun each
 process classifies a share of the batches and rank 0 prints and writes everything.
 
@@ -174,7 +174,7 @@ def command(
 def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int, answers: bool):
     if output is None:
         return None
-    from ..evaluation import ResultsFile
+    from ..prediction import ResultsFile
 
     try:
         return stack.enter_context(ResultsFile(output, top_k, answers))
@@ -184,7 +184,7 @@ def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int, a
 
 def _begin(app: AppContext, results, sources: Sequence, resume: bool):
     """On rank 0: what an earlier run left (with ``--resume``), and the output file opened after it."""
-    from ..evaluation import Resumed
+    from ..prediction import Resumed
 
     if results is None:
         return Resumed()
@@ -204,7 +204,7 @@ def _begin(app: AppContext, results, sources: Sequence, resume: bool):
 def _sorter(sort_into: Path | None, mode: str | None):
     if sort_into is None:
         return None
-    from ..evaluation.sorting import SortInto
+    from ..prediction import SortInto
 
     return SortInto(sort_into, mode or "copy")
 
@@ -226,8 +226,8 @@ def _classify(
     """Classify the inputs after the ``resumed`` ones; rank 0 shows and writes every result (and
     files it under ``--sort-into``). Returns how many of them failed."""
     from .. import distributed
-    from ..evaluation import predict
     from ..inference import with_tta
+    from ..prediction import predict
 
     main = distributed.is_main()
     todo = sources[resumed.done :]

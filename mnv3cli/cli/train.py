@@ -21,7 +21,7 @@ from ..training import (
     default_of,
 )
 from ..training.events import TrainListener
-from .context import AppContext, pass_app
+from .context import AppContext, pass_app, warn
 from .options import device_option
 from .wrapping import fill
 
@@ -131,8 +131,7 @@ def _options(func):
         if kind is not None:
             kwargs["type"] = kind
         func = click.option(*flags, field, **kwargs)(func)
-    # the earlier name of --resolution, still accepted (and config files' img_size, see config.RENAMED)
-    return click.option("--img-size", "img_size", type=click.IntRange(16), default=None, hidden=True)(func)
+    return func
 
 
 @click.command("train")
@@ -186,16 +185,10 @@ def command(
     """
     if data is None and resume is None:
         raise click.UsageError("give the training data DIR, or --resume RUN")
-    img_size = options.pop("img_size")
-    if img_size is not None:
-        if options["resolution"] not in (None, img_size):
-            raise click.UsageError("--img-size is the old name of --resolution: give one of them")
-        options["resolution"] = img_size
-        click.echo("mnv3: warning: --img-size is deprecated; use --resolution", err=True)
     cli = dict(options, data=data)
     if app.device != "auto":
         cli["device"] = app.device
-    cfg = build_config(cli, config_file, resume)  # option errors before the heavy imports
+    cfg = build_config(cli, config_file, resume, warn)  # option errors before the heavy imports
 
     from ..training import stop_on_signals, train
 
@@ -214,17 +207,18 @@ def command(
                 listener.close()
     if not main:  # rank 0 reports for every process
         return
+    summary = result.summary()
     if result.skipped:
-        app.info(f"skipped {len(result.skipped)} unreadable image(s), e.g. {result.skipped[0][1]}")
-    if result.calibration:
-        c = result.calibration
+        app.info(f"skipped {summary.skipped_images} unreadable image(s), e.g. {result.skipped[0][1]}")
+    if summary.calibration:
+        c = summary.calibration
         app.info(f"temperature {c['temperature']:g} fitted on {c['images']} validation images, stored in best.pt:")
         app.info(
             f"  ECE {c['ece_before']:.2f}% -> {c['ece_after']:.2f}%, NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}"
         )
-    app.wrote(f"best top-1 {result.best_top1:.2f}% at epoch {result.best_epoch}: {result.checkpoint}", as_json)
+    app.wrote(f"best top-1 {summary.best_top1:.2f}% at epoch {summary.best_epoch}: {summary.checkpoint}", as_json)
     if as_json:
-        app.emit_json(result.summary())
+        app.emit_json(summary.to_dict())
 
 
 class _Display(TrainListener):

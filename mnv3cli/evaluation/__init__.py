@@ -1,5 +1,6 @@
-"""Layer 5: classify and measure: ``predict`` (top-k per input), ``evaluate`` (accuracy, loss,
-confusion on labelled images), the metrics they share and the report files.
+"""Layer 5: measure a model on labelled images: ``evaluate`` (accuracy, loss, confusion), the
+metrics, the calibration of its confidence (temperature fitting) and the report files. Classifying
+unlabelled inputs is :mod:`mnv3cli.prediction`'s job.
 
 Works on any :class:`~mnv3cli.inference.backends.Backend` and never imports torch, so its names are
 imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the same name).
@@ -14,29 +15,25 @@ from .evaluate import (
     spread_subset,
 )
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
-from .predict import InputResult, Label, predict, top_labels
-from .report import check_report_target, summary, write_report
-from .results_file import ResultsFile, Resumed
+from .report import check_report_target, write_report
+from .results import HEADLINE, EvaluationSummary, Row, summary
 
 __all__ = [
     "Calibration",
     "ClassificationMeter",
     "EvalProgress",
     "EvalResult",
-    "InputResult",
-    "Label",
-    "ResultsFile",
-    "Resumed",
+    "EvaluationSummary",
+    "HEADLINE",
+    "Row",
     "SamplePrediction",
     "check_report_target",
     "evaluate",
     "fit_temperature",
     "log_softmax",
-    "predict",
     "softmax",
     "spread_subset",
     "summary",
-    "top_labels",
     "topk_indices",
     "write_report",
 ]

@@ -103,15 +103,6 @@ def spread_subset(samples: Sequence, limit: int | None) -> list:
     return [samples[i * len(samples) // limit] for i in range(limit)]
 
 
-def shard_positions(count: int, batch_size: int, rank: int, world: int) -> list[int]:
-    """Positions of the batches ``rank, rank + world, ...`` of ``count`` samples cut into batches."""
-    return [
-        i
-        for start in range(rank * batch_size, count, world * batch_size)
-        for i in range(start, min(start + batch_size, count))
-    ]
-
-
 def evaluate(
     backend,
     samples: Sequence[tuple[str, int]],
@@ -136,7 +127,7 @@ def evaluate(
     start = time.perf_counter()
     samples = spread_subset(samples, limit)
     rank, world = (distributed_.rank(), distributed_.world_size()) if distributed else (0, 1)
-    positions = shard_positions(len(samples), batch_size, rank, world)
+    positions = distributed_.shard_positions(len(samples), batch_size, rank, world)
     paths = [samples[i][0] for i in positions]
     labels = np.asarray([target for _, target in samples], dtype=np.int64)
     if len(labels) and not 0 <= labels.min() <= labels.max() < num_classes:  # checked on every rank alike

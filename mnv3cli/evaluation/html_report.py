@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from ..data.images import ImageDecodeError, open_rgb
 from ..printable import printable_path
 from .evaluate import EvalResult, SamplePrediction
+from .results import EvaluationSummary, headline
 
 GRID_MAX_CLASSES = 20  # a confusion grid of counts up to this many classes; most confused pairs beyond
 GALLERY = 12  # thumbnails per gallery
@@ -64,12 +65,16 @@ def _data_uri(data: bytes, mime: str) -> str:
 
 
 def render_html(
-    obj: Mapping, result: EvalResult, label: Callable[[int], str], images: Mapping[str, bytes], notes: list[str]
+    obj: EvaluationSummary,
+    result: EvalResult,
+    label: Callable[[int], str],
+    images: Mapping[str, bytes],
+    notes: list[str],
 ) -> str:
     """The page for summary ``obj``; ``images`` maps plot names (reliability.png ...) to PNG bytes.
     Gallery images that cannot be read any more are shown as a placeholder and named in ``notes``."""
-    cal = obj["calibration"]
-    title = f"mnv3 evaluate: {obj.get('model', 'model')} on {obj.get('data', 'images')}"
+    cal = obj.calibration
+    title = f"mnv3 evaluate: {obj.model or 'model'} on {obj.data or 'images'}"
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>",
         f"<style>{CSS}</style></head><body>",
@@ -91,9 +96,9 @@ def render_html(
             "unsure", "Least confident correct answers", _gallery(result.least_confident_correct(GALLERY), label, notes)
         ),
     ]
-    if obj["failed"]:
-        items = "".join(f"<li>{_e(f['error'])}</li>" for f in obj["failed"])
-        parts.append(_section("failed", f"Unreadable images ({len(obj['failed'])})", f"<ul>{items}</ul>"))
+    if obj.failed:
+        items = "".join(f"<li>{_e(f['error'])}</li>" for f in obj.failed)
+        parts.append(_section("failed", f"Unreadable images ({len(obj.failed)})", f"<ul>{items}</ul>"))
     parts.append(f"<script>{SORT_JS}</script></body></html>\n")
     return "\n".join(parts)
 
@@ -106,26 +111,9 @@ def _img(images: Mapping[str, bytes], name: str, alt: str) -> str:
     return f"<p><img class='plot' alt='{_e(alt)}' src='{_data_uri(images[name], 'image/png')}'></p>"
 
 
-def _headline(obj: Mapping) -> str:
-    cal = obj["calibration"]
-    rows = [
-        ("model", obj.get("model")),
-        ("weights", obj.get("weights")),
-        ("backend", obj.get("backend")),
-        ("data", obj.get("data")),
-        ("layout", obj.get("layout")),
-        ("temperature", cal.get("temperature")),
-        ("test-time augmentation", obj.get("tta")),
-        ("top-1", f"{obj['top1']:.2f} %"),
-        ("top-5", None if obj["top5"] is None else f"{obj['top5']:.2f} %"),
-        ("NLL (mean loss)", f"{cal['nll']:.4f}"),
-        ("ECE (15 bins)", f"{cal['ece']:.2f} %"),
-        ("Brier score", f"{cal['brier']:.4f}"),
-        ("images", obj["images"]),
-        ("unreadable", obj["errors"]),
-        ("classes", obj["classes"]),
-    ]
-    body = "".join(f"<tr><th>{_e(k)}</th><td class='n'>{_e(v)}</td></tr>" for k, v in rows if v is not None)
+def _headline(obj: EvaluationSummary) -> str:
+    """The same rows as the terminal's summary (:data:`~.results.HEADLINE`), with the context."""
+    body = "".join(f"<tr><th>{_e(k)}</th><td class='n'>{_e(v)}</td></tr>" for k, v in headline(obj, "page"))
     return f"<table>{body}</table>"
 
 
@@ -143,7 +131,7 @@ def _coverage(cal: Mapping) -> str:
     )
 
 
-def _per_class(obj: Mapping) -> str:
+def _per_class(obj: EvaluationSummary) -> str:
     columns = [
         ("label", "class"),
         ("precision", "precision %"),
@@ -153,7 +141,7 @@ def _per_class(obj: Mapping) -> str:
     ]
     head = "".join(f"<th class='{'' if k == 'label' else 'n'}'>{_e(h)}</th>" for k, h in columns)
     rows = []
-    for r in obj["per_class"]:
+    for r in obj.per_class:
         cells = [f"<td>{_e(r['label'])}</td>"]
         cells += [f"<td class='n' data-v='{r[k]}'>{r[k]:.1f}</td>" for k in ("precision", "recall", "f1")]
         cells.append(f"<td class='n'>{r['support']}</td>")
@@ -164,7 +152,7 @@ def _per_class(obj: Mapping) -> str:
     )
 
 
-def _confusion(obj: Mapping, result: EvalResult, label: Callable[[int], str]) -> str:
+def _confusion(obj: EvaluationSummary, result: EvalResult, label: Callable[[int], str]) -> str:
     """A grid of counts (rows = truth) for a few classes; the most confused pairs for many."""
     classes = result.classes
     if len(classes) <= GRID_MAX_CLASSES:

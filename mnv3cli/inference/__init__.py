@@ -8,7 +8,8 @@ The CLI imports from here only; names resolve lazily, so this package costs noth
 
 from .._lazy import lazy_exports
 
-PRECISIONS = ("f32", "bf16", "f16")  # --precision (OpenVINO only); the same tuple as openvino_backend's
+PRECISIONS = ("f32", "bf16", "f16")  # --precision (OpenVINO only)
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # --device (plus cuda:N); resolved by .device
 TTA_MODES = ("none", "flip")  # --tta choices (test-time augmentation, backends.with_tta)
 
 __getattr__, _names = lazy_exports(
@@ -38,7 +39,6 @@ __getattr__, _names = lazy_exports(
         "export_int8": ".int8",
         "OnnxCache": ".onnx_cache",
         "cache_root": ".onnx_cache",
-        "DEVICE_CHOICES": ".device",
         "resolve_device": ".device",
         "DEFAULT_OPSET": ".export",
         "ExportResult": ".export",
@@ -53,4 +53,4 @@ __getattr__, _names = lazy_exports(
         "export_difference": ".verify",
     },
 )
-__all__ = ["PRECISIONS", "TTA_MODES", *_names]
+__all__ = ["DEVICE_CHOICES", "PRECISIONS", "TTA_MODES", *_names]

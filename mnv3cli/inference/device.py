@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UserError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from . import DEVICE_CHOICES
 
 
 def _mps_available() -> bool:

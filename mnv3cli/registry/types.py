@@ -26,7 +26,7 @@ class Preprocess:
 
     def at_resolution(self, input_size: int | None) -> Preprocess:
         """The same preprocessing for another input size, keeping the crop ratio (224/256 -> 288/329):
-        the one rule for ``--img-size`` and ``--resolution``."""
+        the one rule for every command's ``--resolution``."""
         if not input_size or input_size == self.input_size:
             return self
         return replace(self, input_size=input_size, resize=round(input_size / self.crop_pct))

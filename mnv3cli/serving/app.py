@@ -30,8 +30,8 @@ from .. import __version__
 from ..data.batches import default_workers
 from ..data.images import EncodedImage, ImageDecodeError
 from ..data.preprocess import Normalizer, load_and_preprocess
-from ..evaluation.predict import top_labels
 from ..inference.runtime import Runtime
+from ..prediction import top_labels
 from .batcher import Batcher
 from .metrics import RequestMetrics, ServerMetrics
 from .uploads import (

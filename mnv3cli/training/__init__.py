@@ -22,6 +22,7 @@ __getattr__, __all__ = lazy_exports(
         "TrainListener": ".events",
         "TrainPlan": ".events",
         "TrainResult": ".events",
+        "TrainSummary": ".events",
         "TrainingDiverged": ".loop",
         "train": ".loop",
         "stop_on_signals": ".signals",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..deprecation import Warn, renamed_keys
 from ..errors import UserError
 
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
@@ -149,8 +150,6 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-# earlier names still read from config files and saved runs' config.json (``--img-size`` too)
-RENAMED = {"img_size": "resolution"}
 _HINTS = typing.get_type_hints(TrainConfig)
 
 
@@ -200,19 +199,21 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         raise UserError(f"{source}: {name} = {value!r} is not a valid {kind}") from None
 
 
-def normalise(values: dict[str, Any], source: str) -> dict[str, Any]:
-    """Map ``batch-size``/``batch_size`` keys to fields, reject unknown keys, coerce types."""
+def normalise(values: dict[str, Any], source: str, warn: Warn | None = None) -> dict[str, Any]:
+    """Map ``batch-size``/``batch_size`` keys to fields (renamed ones through
+    :mod:`mnv3cli.deprecation`, with ``warn``), reject unknown keys, coerce types."""
+    keys = {str(key).replace("-", "_"): key for key in values}
+    named = renamed_keys({name: values[key] for name, key in keys.items()}, source, warn)
     out = {}
-    for key, value in values.items():
-        name = str(key).replace("-", "_")
-        name = RENAMED.get(name, name)
+    for name, value in named.items():
         if name not in FIELDS:
+            key = keys.get(name, name)
             raise UserError(f"{source}: unknown option {key!r}; known: {', '.join(sorted(FIELDS))}")
         out[name] = _coerce(name, value, source)
     return out
 
 
-def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+def read_config_file(path: str | os.PathLike, warn: Warn | None = None) -> dict[str, Any]:
     """Options from a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file, normalised."""
     path = Path(path)
     try:
@@ -240,7 +241,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of option names to values")
-    return normalise(data, str(path))
+    return normalise(data, str(path), warn)
 
 
 def _one_line(exc: Exception) -> str:
@@ -251,7 +252,7 @@ def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+def read_run_config(run_dir: str | os.PathLike, warn: Warn | None = None) -> dict[str, Any]:
     """The options a run was started with (its ``config.json``), for ``--resume``."""
     path = Path(run_dir) / "config.json"
     try:
@@ -260,20 +261,24 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"{run_dir}: not a training run (no config.json)") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: unreadable ({exc})") from None
-    return normalise(data.get("config", data), str(path))
+    return normalise(data.get("config", data), str(path), warn)
 
 
 def build_config(
-    cli: dict[str, Any], config_file: str | os.PathLike | None = None, resume: str | os.PathLike | None = None
+    cli: dict[str, Any],
+    config_file: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    warn: Warn | None = None,
 ) -> TrainConfig:
     """Merge the layers (defaults < resumed run < config file < command line) and validate.
 
     ``cli`` holds only the options the user actually typed (``None`` values are ignored).
+    ``warn(message)`` hears of renamed option names in the files (a FutureWarning without it).
     """
     values: dict[str, Any] = {}
     if resume is not None:
-        values |= read_run_config(resume)
+        values |= read_run_config(resume, warn)
     if config_file is not None:
-        values |= read_config_file(config_file)
+        values |= read_config_file(config_file, warn)
     values |= {k: v for k, v in cli.items() if v is not None}
     return TrainConfig(**values).validate()

@@ -97,6 +97,33 @@ class TrainListener:
     def on_epoch_end(self, record: EpochRecord) -> None: ...
 
 
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a finished run reports: ``mnv3 train --json`` prints :meth:`to_dict` and the closing
+    lines show the same fields, so a new figure is one field here (and one line there if people
+    should see it). Numbers are rounded as :mod:`mnv3cli.rounding` says; the last epoch's figures
+    are None when no epoch ran."""
+
+    best_top1: float  # percent
+    best_epoch: int
+    epochs: int  # epochs completed
+    checkpoint: str  # best.pt
+    last_checkpoint: str
+    output: str
+    top1: float | None  # the last epoch's validation
+    top5: float | None
+    train_loss: float | None
+    val_loss: float | None
+    images_per_sec: float | None
+    skipped_images: int  # unreadable images met
+    seconds: float  # wall time of this invocation
+    calibration: dict[str, Any] | None  # the temperature fitted on validation (TemperatureFit.to_dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in field order."""
+        return dataclasses.asdict(self)
+
+
 @dataclass
 class TrainResult:
     output: Path
@@ -110,21 +137,21 @@ class TrainResult:
     seconds: float  # wall time of this invocation
     calibration: dict[str, Any] | None = None  # the temperature fitted on validation (TemperatureFit.to_dict)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> TrainSummary:
         last = self.history[-1] if self.history else {}
-        return {
-            "best_top1": percent(self.best_top1),
-            "best_epoch": self.best_epoch,
-            "epochs": self.epochs,
-            "checkpoint": str(self.checkpoint),
-            "last_checkpoint": str(self.last_checkpoint),
-            "output": str(self.output),
-            "top1": last.get("top1"),
-            "top5": last.get("top5"),
-            "train_loss": last.get("train_loss"),
-            "val_loss": last.get("val_loss"),
-            "images_per_sec": last.get("images_per_sec"),
-            "skipped_images": len(self.skipped),
-            "seconds": significant(self.seconds),
-            "calibration": self.calibration,
-        }
+        return TrainSummary(
+            best_top1=percent(self.best_top1),
+            best_epoch=self.best_epoch,
+            epochs=self.epochs,
+            checkpoint=str(self.checkpoint),
+            last_checkpoint=str(self.last_checkpoint),
+            output=str(self.output),
+            top1=last.get("top1"),
+            top5=last.get("top5"),
+            train_loss=last.get("train_loss"),
+            val_loss=last.get("val_loss"),
+            images_per_sec=last.get("images_per_sec"),
+            skipped_images=len(self.skipped),
+            seconds=significant(self.seconds),
+            calibration=self.calibration,
+        )

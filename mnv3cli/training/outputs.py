@@ -43,14 +43,10 @@ def _cell(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def write_curves(directory: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> Path | None:
-    """Loss and accuracy per epoch; None (and nothing written) when matplotlib is not installed."""
-    try:
-        from matplotlib.figure import (
-            Figure,  # no pyplot: no global state, no GUI backend
-        )
-    except ImportError:
-        return None
+def write_curves(directory: str | os.PathLike, history: Sequence[Mapping[str, Any]]) -> Path:
+    """Loss and accuracy per epoch, as ``curves.png`` in ``directory``."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
     epochs = [row["epoch"] for row in history]
     fig = Figure(figsize=(10, 4), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)

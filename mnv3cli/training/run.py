@@ -22,7 +22,7 @@ from torch import nn
 from .. import __version__, distributed
 from ..data import iter_batches
 from ..errors import UserError
-from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
+from .bn_recalibration import has_folded_batchnorm, unfold_batchnorm
 from .config import TrainConfig
 from .data import (
     EpochSampler,

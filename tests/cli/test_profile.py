@@ -126,22 +126,6 @@ def test_profile_times_openvino_when_asked_and_plots_it(run_cli, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_profile_plot_without_matplotlib_is_a_clear_error(run_cli, tmp_path):
-    fake = tmp_path / "site" / "matplotlib"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
-    result = run_cli(
-        "profile", "--size", "small", "--plot", str(tmp_path / "p.png"), env={"PYTHONPATH": f"{tmp_path / 'site'}"}
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        (
-            f"mnv3: error: --plot {tmp_path / 'p.png'}: matplotlib is not installed; install the 'plot' "
-            "extra: pip install 'mnv3cli[plot]'"
-        )
-    ]
-
-
 @pytest.mark.parametrize(
     "args,message",
     [

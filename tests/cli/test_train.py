@@ -73,7 +73,7 @@ def scratch_run(shapes, tmp_path_factory):
     """5 epochs from scratch; the recipe partly from a YAML file that the command line overrides."""
     work = tmp_path_factory.mktemp("scratch")
     (work / "recipe.yaml").write_text(
-        "model: mobilenetv3_small_075\nimg-size: 48\nepochs: 5\n"
+        "model: mobilenetv3_small_075\nresolution: 48\nepochs: 5\n"
         "batch_size: 4\nlr: 1e-2\nwarmup_epochs: 0\nbn_momentum: 0.3\n"
     )
     proc = _run_cli(
@@ -179,10 +179,10 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
         run,
         "-m",
         "mobilenetv3_small_075",
-        "--img-size",
+        "--resolution",
         "32",
         "-b",
-        "8",  # (old name)
+        "8",
         "-e",
         "40",
         "-j",
@@ -204,7 +204,7 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
     proc = start(*args)
     _wait_for(lambda: (run / "metrics.csv").exists() or proc.poll() is not None)
     # the folder belongs to the live run: a second one is refused, naming the holder
-    for second in ([a if a != "--img-size" else "--resolution" for a in args], ["train", "--resume", run]):
+    for second in (args, ["train", "--resume", run]):
         refused = _run_cli(second, cwd=tmp_path)
         assert_one_user_error(
             refused, f"{run}: in use by another training run (pid {proc.pid} on host {socket.gethostname()})"
@@ -214,8 +214,7 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
     proc.wait(timeout=30)
     done = read_checkpoint(run / "last.pt")["extra"]["epoch"]
     assert done >= 1
-    assert read_checkpoint(run / "last.pt")["preprocess"]["input_size"] == 32  # --img-size still works
-    assert "mnv3: warning: --img-size is deprecated; use --resolution" in (tmp_path / "stderr.txt").read_text()
+    assert read_checkpoint(run / "last.pt")["preprocess"]["input_size"] == 32
 
     proc = start("train", "--resume", run)
     # an event, not a clock: the resumed run has finished an epoch of its own, so it is training

@@ -1,8 +1,8 @@
 """The shape of the package: each layer imports only the layers below it, and modules stay small.
 
 Layers, bottom up: shared basics (errors, fileio) < model < registry < weights < data and the
-torchrun helper < inference < evaluation and profiling < training < cli. Imports inside functions
-count too: a lazy import is still a dependency.
+torchrun helper < inference < evaluation and profiling < prediction < training < serving < cli.
+Imports inside functions count too: a lazy import is still a dependency.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ UNTIL_SPLIT: set[str] = set()  # modules being taken apart
 
 LAYERS = {
     "errors": 0,
+    "deprecation": 0.1,  # the table of renamed options, which raises errors.UserError
     "_lazy": 0,
     "rounding": 0,
     "printable": 0,
@@ -37,8 +38,9 @@ LAYERS = {
     "data": 4,
     "distributed": 4,
     "inference": 5.0,
-    "evaluation": 5.1,
+    "evaluation": 5.1,  # measuring on labelled images: metrics, temperature calibration, reports
     "profiling": 5.1,
+    "prediction": 5.15,  # classifying unlabelled inputs: uses evaluation's softmax and top-k
     "training": 5.2,
     "serving": 5.3,  # mnv3 serve's HTTP service (FastAPI): predict's labels, the runtime, data
     "cli": 6,

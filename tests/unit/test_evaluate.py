@@ -10,14 +10,17 @@ import csv
 import json
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from mnv3cli.distributed import shard_positions
 from mnv3cli.errors import UserError
-from mnv3cli.evaluation.evaluate import evaluate, shard_positions, spread_subset
-from mnv3cli.evaluation.report import summary, write_report
+from mnv3cli.evaluation.evaluate import evaluate, spread_subset
+from mnv3cli.evaluation.report import write_report
+from mnv3cli.evaluation.results import summary
 from mnv3cli.registry import Preprocess
 
 CLASSES = ["red", "green", "blue"]
@@ -74,7 +77,7 @@ def test_counts_losses_and_errors(result, samples):
 
 
 def test_summary_per_class_and_mistakes(result):
-    s = summary(result, CLASSES)
+    s = summary(result, CLASSES).to_dict()
     rows = {r["label"]: r for r in s["per_class"]}
     assert rows["red"] == {
         "index": 0,
@@ -95,26 +98,26 @@ def test_summary_per_class_and_mistakes(result):
 
 
 def test_summary_numbers_are_rounded_and_top5_only_beyond_5_classes(result):
-    s = summary(result, CLASSES)
+    s = summary(result, CLASSES).to_dict()
     assert s["top1"] == 87.5 and s["top5"] is None  # 3 classes: top-5 would always read 100 %
     assert s["loss"] == float(f"{result.loss:.4g}") and s["loss"] != result.loss
     assert s["averages"]["macro"]["f1"] == round(s["averages"]["macro"]["f1"], 2)
     assert s["seconds"] == float(f"{result.seconds:.3g}") or s["seconds"] == round(result.seconds)
     probability = s["confident_mistakes"][0]["probability"]
     assert probability == float(f"{probability:.6g}")
-    assert summary(result, CLASSES + ["cyan", "magenta", "yellow"])["top5"] == 100.0
+    assert summary(result, CLASSES + ["cyan", "magenta", "yellow"]).top5 == 100.0
 
 
 def test_table_hides_top5_for_few_classes_and_never_reads_zero_seconds(result, capsys):
     from mnv3cli.cli.context import AppContext
     from mnv3cli.cli.evaluate import _print_summary
 
-    obj = {"model": "m", "weights": "w", "data": "d", "layout": "l"} | summary(result, CLASSES)
-    _print_summary(AppContext(), obj | {"seconds": 0.004})
+    obj = summary(result, CLASSES, model="m", weights="w", data="d", layout="l")
+    _print_summary(AppContext(), replace(obj, seconds=0.004))
     out = capsys.readouterr().out
     assert re.search(r"│ top-1 +│ 87.50 % │", out) and "top-5" not in out
     assert re.search(r"│ wall time +│ 4.00 ms │", out)
-    _print_summary(AppContext(), obj | {"top5": 99.5, "seconds": 12.34})
+    _print_summary(AppContext(), replace(obj, top5=99.5, seconds=12.34))
     out = capsys.readouterr().out
     assert re.search(r"│ top-5 +│ 99.50 % │", out) and re.search(r"│ wall time +│  12.3 s │", out)
 
@@ -125,10 +128,10 @@ def test_summary_keeps_every_path_whole_at_80_columns(result, capsys, monkeypatc
 
     monkeypatch.setenv("COLUMNS", "80")
     weights = "/models/a folder with spaces/" + "w" * 60 + ".tflite"
-    obj = {"model": "m", "weights": weights, "data": "d", "layout": "l"} | summary(result, CLASSES)
+    obj = summary(result, CLASSES, model="m", weights=weights, data="d", layout="l")
     _print_summary(AppContext(), obj)
     lines = capsys.readouterr().out.splitlines()
-    wholes = [weights] + [m["path"] for m in obj["confident_mistakes"]] + [f["error"] for f in obj["failed"]]
+    wholes = [weights] + [m["path"] for m in obj.confident_mistakes] + [f["error"] for f in obj.failed]
     assert len(wholes) == 4 and max(map(len, wholes)) > 80
     for text in wholes:
         assert any(text in line for line in lines), text
@@ -186,3 +189,53 @@ def test_shards_cover_every_batch_once(count, batch, world):
 def test_backend_with_other_classes_is_a_user_error(samples):
     with pytest.raises(UserError, match="4 outputs but the images are labelled with 3 classes"):
         evaluate(lambda b: np.zeros((len(b), 4), np.float32), samples, 3, PREPROCESS)
+
+
+def test_json_keys_keep_their_order_and_unknown_context_is_left_out(result):
+    """--json and summary.json print ``to_dict()``: context first, then the numbers, as scripts read them."""
+    full = summary(result, CLASSES, model="m", weights="w", backend="b", data="d", layout="l", tta="flip")
+    assert list(full.to_dict()) == [
+        *("model", "weights", "backend", "data", "layout", "tta"),
+        *("top1", "top5", "loss", "images", "errors", "classes", "seconds", "images_per_sec", "calibration"),
+        *("averages", "per_class", "most_confused", "confident_mistakes", "least_confident_correct", "failed"),
+    ]
+    assert list(summary(result, CLASSES, model="m").to_dict())[:2] == ["model", "top1"]
+
+
+def test_a_new_headline_row_shows_in_the_terminal_and_the_report_page(result, tmp_path, capsys, monkeypatch):
+    """One row definition reaches both surfaces (evaluate's table and report.html's summary)."""
+    from mnv3cli.cli.context import AppContext
+    from mnv3cli.cli.evaluate import _print_summary
+    from mnv3cli.evaluation import results
+
+    row = results.Row("images twice", lambda s: str(2 * s.images))
+    monkeypatch.setattr(results, "HEADLINE", (*results.HEADLINE, row))
+    obj = summary(result, CLASSES, model="m", weights="w", data="d", layout="l")
+    _print_summary(AppContext(), obj)
+    assert re.search(r"│ images twice +│ +16 │", capsys.readouterr().out)
+    write_report(tmp_path / "r", result, CLASSES, obj)
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "<tr><th>images twice</th><td class='n'>16</td></tr>" in page
+
+
+def test_terminal_and_page_show_the_same_numbers(result, tmp_path, capsys):
+    """The page adds the context (the terminal's title line) and leaves out the timings; every
+    other row is on both, with the same text."""
+    from mnv3cli.cli.context import AppContext
+    from mnv3cli.cli.evaluate import _print_summary
+    from mnv3cli.evaluation.results import headline
+
+    obj = summary(result, CLASSES, model="m", weights="w", data="d", layout="l", temperature=1.5, tta="flip")
+    _print_summary(AppContext(), obj)
+    out = capsys.readouterr().out
+    write_report(tmp_path / "r", result, CLASSES, obj)
+    page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    terminal = dict(headline(obj, "terminal"))
+    on_page = dict(headline(obj, "page"))
+    assert set(terminal) - set(on_page) == {"wall time", "images/s"}
+    assert set(on_page) - set(terminal) == {"model", "weights", "data", "layout"}  # backend unknown here
+    for label in set(terminal) & set(on_page):
+        text = terminal[label]
+        assert re.search(rf"│ {re.escape(label)} +│ +{re.escape(text)} │", out), label
+        assert f"<tr><th>{label}</th><td class='n'>{text}</td></tr>" in page, label
+    assert terminal["temperature"] == "1.5" and terminal["test-time aug."] == "flip"

@@ -48,7 +48,7 @@ def result(folder):
 
 
 def test_summary_holds_calibration_and_least_confident_correct(result):
-    s = summary(result, CLASSES)
+    s = summary(result, CLASSES).to_dict()
     cal = s["calibration"]
     conf = np.array([p.probabilities[0] for p in result.predictions])
     correct = np.array([p.correct for p in result.predictions])
@@ -76,7 +76,7 @@ def test_summary_holds_calibration_and_least_confident_correct(result):
 
 
 def test_report_html_is_self_contained_with_every_section(result, tmp_path):
-    write_report(tmp_path / "r", result, CLASSES, summary(result, CLASSES) | {"model": "m", "data": "d"})
+    write_report(tmp_path / "r", result, CLASSES, summary(result, CLASSES, model="m", data="d"))
     page = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
     for section in ("summary", "calibration", "per-class", "confusion", "mistakes", "unsure"):
         assert f"<section id='{section}'>" in page
@@ -121,7 +121,7 @@ def test_a_newer_report_replaces_an_older_one_whole(result, tmp_path):
     target = tmp_path / "r"
     write_report(target, result, CLASSES, summary(result, CLASSES))
     (target / "notes-from-the-old-run.txt").write_text("old")
-    write_report(target, result, CLASSES, summary(result, CLASSES) | {"model": "second"})
+    write_report(target, result, CLASSES, summary(result, CLASSES, model="second"))
     assert not (target / "notes-from-the-old-run.txt").exists()
     assert json.loads((target / "summary.json").read_text())["model"] == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no private or set-aside folder left

@@ -125,7 +125,7 @@ def int8(int8_tflite):
 
 
 def run_predict(int8, sources, **kwargs):
-    from mnv3cli.evaluation.predict import predict
+    from mnv3cli.prediction.predict import predict
 
     backend, class_names, preprocess = int8
     return list(predict(sources, backend, preprocess, class_names, **kwargs))

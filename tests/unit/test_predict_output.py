@@ -11,8 +11,8 @@ import os
 import pytest
 
 from mnv3cli.errors import UserError
-from mnv3cli.evaluation import InputResult, Label, ResultsFile
 from mnv3cli.fileio import PartFile
+from mnv3cli.prediction import InputResult, Label, ResultsFile
 from mnv3cli.printable import display_path
 
 # awkward but valid names: a comma, a quote, a line break, a non-ASCII letter, a backslash

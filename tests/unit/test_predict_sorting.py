@@ -15,9 +15,9 @@ from PIL import Image
 
 from mnv3cli.data.images import EncodedImage
 from mnv3cli.data.inputs import InputError
-from mnv3cli.evaluation import predict
-from mnv3cli.evaluation.predict import UNKNOWN
-from mnv3cli.evaluation.sorting import SortInto, folder_name
+from mnv3cli.prediction import predict
+from mnv3cli.prediction.predict import UNKNOWN
+from mnv3cli.prediction.sorting import SortInto, folder_name
 
 from .test_evaluate import CLASSES, COLOURS, PREPROCESS, MeanColour
 

@@ -48,7 +48,7 @@ def post_image(client, data, content_type="image/jpeg", **params):
 
 
 def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, cat_bytes):
-    from mnv3cli.evaluation import predict
+    from mnv3cli.prediction import predict
 
     response = post_image(client, cat_bytes)
     assert response.status_code == 200, response.text

@@ -148,7 +148,7 @@ def test_unreadable_images_are_skipped_and_counted(shapes, tmp_path, one_thread)
     result = train(TrainConfig(**TINY | {"data": str(data), "output": str(tmp_path / "run"), "epochs": 1}))
     assert sorted(Path(p).name for p, _ in result.skipped) == ["bad.jpg", "empty.png", "text.jpg", "truncated.png"]
     assert all(reason for _, reason in result.skipped)
-    assert result.summary()["skipped_images"] == 4 and len(result.history) == 1
+    assert result.summary().skipped_images == 4 and len(result.history) == 1
 
 
 def test_mixup_skips_a_batch_left_with_one_readable_image(tmp_path, one_thread):
@@ -194,7 +194,7 @@ def test_unfolding_batchnorm_keeps_the_function(tflite_model, cat_photo, coffee_
     import copy
 
     from mnv3cli.data import load_and_preprocess
-    from mnv3cli.training.bn_calibration import has_folded_batchnorm, unfold_batchnorm
+    from mnv3cli.training.bn_recalibration import has_folded_batchnorm, unfold_batchnorm
 
     model = copy.deepcopy(tflite_model.model).eval()
     x = torch.from_numpy(np.stack([load_and_preprocess(p, tflite_model.preprocess) for p in (cat_photo, coffee_photo)]))
@@ -304,3 +304,23 @@ def test_epochs_count_from_one_in_every_message(shapes, tmp_path, one_thread):
     assert listener.plan.start_epoch == 1 and result.best_epoch in (1, 2)
     assert [row["epoch"] for row in result.history] == [1, 2]
     assert read_checkpoint(result.last_checkpoint)["extra"]["epoch"] == 2
+
+
+def test_train_summary_is_the_json_object_in_its_order(tmp_path):
+    """``train --json`` prints ``TrainSummary.to_dict()``: the keys scripts read, in a fixed order,
+    numbers rounded, the last epoch's figures from the history (None before any epoch)."""
+    from mnv3cli.training.events import TrainResult
+
+    row = {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6, "top1": 81.25, "top5": 99.0, "images_per_sec": 120.0}
+    result = TrainResult(
+        tmp_path, 81.254999, 2, 2, tmp_path / "best.pt", tmp_path / "last.pt", [row], [("a.jpg", "bad")], 12.3456
+    )
+    summary = result.summary()
+    assert list(summary.to_dict()) == [
+        *("best_top1", "best_epoch", "epochs", "checkpoint", "last_checkpoint", "output", "top1", "top5"),
+        *("train_loss", "val_loss", "images_per_sec", "skipped_images", "seconds", "calibration"),
+    ]
+    assert (summary.best_top1, summary.top1, summary.val_loss, summary.skipped_images) == (81.25, 81.25, 0.6, 1)
+    assert summary.seconds == 12.3 and summary.checkpoint == str(tmp_path / "best.pt")
+    empty = TrainResult(tmp_path, 0.0, 0, 0, tmp_path / "best.pt", tmp_path / "last.pt", [], [], 1.0).summary()
+    assert empty.top1 is None and empty.images_per_sec is None and empty.calibration is None

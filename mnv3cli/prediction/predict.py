@@ -20,12 +20,11 @@ import numpy as np
 from .. import distributed as distributed_
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
+from ..evaluation.metrics import softmax, topk_indices
 from ..inference.backends import Backend
 from ..printable import clean_text, display_path
 from ..registry.card import class_label
 from ..registry.types import Preprocess
-from .evaluate import shard_positions
-from .metrics import softmax, topk_indices
 
 UNKNOWN = "unknown"  # the answer when the top probability is below --min-confidence
 
@@ -118,7 +117,7 @@ def predict(
     if failed_early and progress:
         progress(failed_early)
     rank, world = (distributed_.rank(), distributed_.world_size()) if distributed else (0, 1)
-    mine = [todo[p] for p in shard_positions(len(todo), batch_size, rank, world)]
+    mine = [todo[p] for p in distributed_.shard_positions(len(todo), batch_size, rank, world)]
     mine_sources = [sources[i] for i in mine]
     batches = iter_batches(mine_sources, preprocess, batch_size, workers, fast_decode)
     rounds = -(-len(todo) // (batch_size * world))  # ranks with fewer batches send nothing at the end
