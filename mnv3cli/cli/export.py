@@ -21,6 +21,7 @@ from ..errors import PartialFailure, UserError
 from ..inference import DEFAULT_OPSET
 from ..rounding import significant
 from .context import AppContext, pass_app
+from .export_checks import check_export_output
 from .options import device_option, json_option, model_option, weights_option
 from .wrapping import fill
 
@@ -156,6 +157,7 @@ def command(
     loaded = load_model(weights, model_name=model)
     preprocess = loaded.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
     output = output or Path(loaded.model_name + ("-int8" if int8 else "") + FORMATS[fmt])
+    check_export_output(output, fmt, FORMATS[fmt], {"--weights": weights, "--image": image})
     if int8:
         return _export_int8(
             app,

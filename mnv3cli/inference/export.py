@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, output_target
 
 if TYPE_CHECKING:
     import torch
@@ -126,23 +126,42 @@ def export_openvino(
     in a private folder and renamed into place, the ``.bin`` first, so a reader never finds an
     ``.xml`` whose weights are not there yet.
     """
-    import tempfile
-
     import openvino as ov
 
     from .exported import CARD_KEY, card_json
 
     path = Path(path)
-    with tempfile.TemporaryDirectory(prefix=".mnv3-ir-", dir=path.parent) as tmp:
-        onnx_path = export_onnx(model, Path(tmp) / "model.onnx", input_size=input_size, opset=opset)
+    with staging_folder(path) as tmp:
+        onnx_path = export_onnx(model, tmp / "model.onnx", input_size=input_size, opset=opset)
         ir = ov.convert_model(str(onnx_path))
         if card is not None:
             ir.set_rt_info(card_json(card), CARD_KEY.split("."))
-        staged = Path(tmp) / path.name
-        ov.save_model(ir, str(staged), compress_to_fp16=False)
-        os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(staged, path)
+        save_ir(ir, path, tmp)
     return path
+
+
+@contextlib.contextmanager
+def staging_folder(path: Path) -> Iterator[Path]:
+    """A temporary folder beside ``path`` (its parent created when missing), for staging."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".mnv3-ir-", dir=path.parent) as tmp:
+        yield Path(tmp)
+
+
+def save_ir(ir, path: Path, private: Path) -> None:
+    """Publish OpenVINO model ``ir`` as ``path`` (``NAME.xml``) and ``NAME.bin``, saved first in
+    ``private`` (a folder on the same file system) and renamed into place, the ``.bin`` first, so a
+    reader never finds an ``.xml`` whose weights are not there yet. Both targets obey
+    :func:`~mnv3cli.fileio.output_target` (no device, FIFO or read-only file is replaced)."""
+    import openvino as ov
+
+    xml, weights = output_target(path), output_target(path.with_suffix(".bin"))
+    staged = private / path.name
+    ov.save_model(ir, str(staged), compress_to_fp16=False)
+    os.replace(staged.with_suffix(".bin"), weights)
+    os.replace(staged, xml)
 
 
 def to_torchscript(model: nn.Module) -> torch.jit.ScriptModule:

@@ -189,15 +189,14 @@ def _write(qmodel, fmt: str, path: Path, card: ModelCard) -> None:
         return
     import openvino as ov
 
-    with tempfile.TemporaryDirectory(prefix=".mnv3-ir-", dir=path.parent) as tmp:
-        source = Path(tmp) / "int8.onnx"
+    from .export import save_ir, staging_folder
+
+    with staging_folder(path) as tmp:
+        source = tmp / "int8.onnx"
         source.write_bytes(qmodel.SerializeToString())
         ir = ov.convert_model(str(source))
         ir.set_rt_info(card_json(card), CARD_KEY.split("."))
-        staged = Path(tmp) / path.name
-        ov.save_model(ir, str(staged), compress_to_fp16=False)
-        os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(staged, path)
+        save_ir(ir, path, tmp)
 
 
 def export_int8(
