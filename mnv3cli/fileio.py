@@ -1,7 +1,17 @@
 """Atomic file writes: a crash mid-write never replaces the last good file with a half one.
 
 :func:`atomic_write` for outputs written in one go; :class:`PartFile` for long streamed ones that a
-rerun can continue; :func:`atomic_directory` for a folder of files (a report) published as a unit."""
+rerun can continue; :func:`atomic_directory` for a folder of files (a report) published as a unit.
+
+What an output may replace (:func:`output_target`, one rule for all three): a write ends in a
+rename, which would put a regular file in place of whatever the name held. So an existing target
+that is not a regular file (a device such as ``/dev/null``, a FIFO, a socket, a folder where a file
+is meant) is refused, never written through: a rename cannot feed a reader, and a command that
+checks what it wrote (``export``) could not. A read-only file (no write bit, or not writable by
+this user) is refused rather than silently replaced. A symlink is followed: the file it points to
+is replaced atomically and the link is kept, as a plain ``open(..., "w")`` would behave. Names
+under ``/dev`` and ``/proc`` are refused whatever they resolve to: ``/dev/stdout`` redirected to a
+file would otherwise replace the shell's file, earlier output included."""
 
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ import errno
 import glob
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +33,34 @@ from .errors import UserError, WriteError
 # Other OSErrors there may concern another file (an input being read) and pass through unchanged;
 # any OSError of this module's own steps (create, flush, fsync, rename) is about ``path``.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+_SPECIAL = ("/dev/", "/proc/")
+
+
+def output_target(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """The path a write to ``path`` publishes: ``path`` itself, or the file a symlink points to.
+
+    Raises :class:`~mnv3cli.errors.WriteError` naming ``path`` when what is there must not be
+    replaced: something other than a regular file (``folder``: other than a folder), or a
+    read-only file. See the module docstring for why."""
+    given = Path(path)
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    if any(str(p.absolute()).startswith(_SPECIAL) for p in (given, target)):  # /dev/stdout: the shell's file
+        raise WriteError(errno.EEXIST, "a device or process file, never replaced by mnv3; give a file name", str(given))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise _write_error(exc, given) from None
+    kind_ok = stat.S_ISDIR(st.st_mode) if folder else stat.S_ISREG(st.st_mode)
+    if not kind_ok:
+        what = "a folder" if folder else "a regular file"
+        raise WriteError(errno.EEXIST, f"not {what}; mnv3 never replaces a device, FIFO or folder", str(given))
+    if not folder and (not st.st_mode & 0o222 or not os.access(target, os.W_OK)):
+        raise WriteError(errno.EACCES, "the file is read-only; make it writable or remove it first", str(given))
+    return target
 
 
 def _umask() -> int:
@@ -38,9 +77,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", *, exclusive: bool = 
     A full disk, a file-size limit or a read-only place raises :class:`~mnv3cli.errors.WriteError`
     ("cannot write PATH: No space left on device"). ``exclusive``: never replace an existing
     ``path`` (another process's file included): :class:`FileExistsError` instead, as
-    ``open(path, "x")`` would, but with the content still appearing whole or not at all.
+    ``open(path, "x")`` would, but with the content still appearing whole or not at all. What an
+    existing ``path`` may be (a regular, writable file; a symlink is followed): :func:`output_target`.
     """
-    path = Path(path)
+    path = Path(path) if exclusive else output_target(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -129,7 +169,7 @@ class PartFile:
     BUFFER = 1 << 16  # bytes collected before they are written out
 
     def __init__(self, path: str | os.PathLike, sync_seconds: float = 2.0, flush_seconds: float = 0.25) -> None:
-        self.path = Path(path)
+        self.path = output_target(path)  # refused before any work, checked again at publish
         self.part = part_path(self.path)
         self.sync_seconds, self.flush_seconds = sync_seconds, flush_seconds
         self._fd: int | None = None
@@ -211,6 +251,7 @@ class PartFile:
         """The file is complete: sync it and rename ``path.part`` over ``path``."""
         self.sync()
         try:
+            output_target(self.path)  # may have become something else during a long run
             os.replace(self.part, self.path)
         except OSError as exc:
             raise _write_error(exc, self.path) from None
@@ -260,9 +301,10 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     ones, never a mix. On any exception (Ctrl-C included) the private folder is removed and ``path``
     is untouched. A process killed outright leaves a hidden ``.NAME.tmp-*`` sibling, which the next
     build removes once it is :data:`STALE_SECONDS` old. Write failures raise
-    :class:`~mnv3cli.errors.WriteError` naming ``path``.
+    :class:`~mnv3cli.errors.WriteError` naming ``path``; an existing ``path`` must be a folder, and
+    a symlink to one is kept, its folder replaced (:func:`output_target`).
     """
-    path = Path(path)
+    path = output_target(path, folder=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(path)

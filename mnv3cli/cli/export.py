@@ -22,6 +22,7 @@ from ..inference import DEFAULT_OPSET
 from ..inference.backend_registry import export_formats, get_export_format  # entries only: no engine
 from ..rounding import significant
 from .context import AppContext, pass_app
+from .export_checks import check_export_output
 from .options import RegistryChoice, device_option, json_option, model_option, weights_option
 from .wrapping import fill
 
@@ -153,6 +154,7 @@ def command(
     loaded = load_model(weights, model_name=model)
     preprocess = loaded.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
     output = output or Path(loaded.model_name + ("-int8" if int8 else "") + export.suffix)
+    check_export_output(output, fmt, export.suffix, export.companions, {"--weights": weights, "--image": image})
     if int8:
         return _export_int8(
             app,

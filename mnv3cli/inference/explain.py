@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..data.images import open_rgb
-from ..data.preprocess import Normalizer, resize_crop
+from ..data.preprocess import Normalizer, load_crop
 from ..errors import UserError
 
 INSTALL_HINT = "mnv3 explain needs the grad-cam package: pip install 'mnv3cli[explain]'"
@@ -61,7 +60,7 @@ def explain(
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     require_grad_cam()
-    crop = resize_crop(open_rgb(path), preprocess)
+    crop = load_crop(path, preprocess, fast_decode=False)
     x = torch.from_numpy(Normalizer(preprocess)(crop))[None]
     model = model.eval()
     if device is not None:

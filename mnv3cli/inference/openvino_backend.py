@@ -39,9 +39,12 @@ def write_ir(graph, path: str | os.PathLike, card=None) -> Path:
 
     import openvino as ov
 
+    from ..fileio import output_target
     from .exported import CARD_KEY, card_json
 
     path = Path(path)
+    xml, weights = output_target(path), output_target(path.with_suffix(".bin"))  # never a device or read-only file
+    path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".mnv3-ir-", dir=path.parent) as tmp:
         if not isinstance(graph, (str, os.PathLike)):
             source = Path(tmp) / "source.onnx"
@@ -52,8 +55,8 @@ def write_ir(graph, path: str | os.PathLike, card=None) -> Path:
             ir.set_rt_info(card_json(card), CARD_KEY.split("."))
         staged = Path(tmp) / path.name
         ov.save_model(ir, str(staged), compress_to_fp16=False)
-        os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
-        os.replace(staged, path)
+        os.replace(staged.with_suffix(".bin"), weights)
+        os.replace(staged, xml)
     return path
 
 

@@ -38,3 +38,23 @@ def test_a_file_size_limit_is_a_one_line_user_error_and_keeps_the_old_file(tmp_p
     assert proc.stdout.strip() == f"cannot write {target}: File too large"
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_predict_refuses_a_fifo_or_read_only_output_in_one_line(run_cli, cat_photo, tmp_path):
+    """Issue 24 item 1 through a command: exit 2, one line naming the output, the target untouched."""
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    read_only = tmp_path / "old.csv"
+    read_only.write_text("old")
+    read_only.chmod(0o444)
+    for target, problem in ((fifo, "not a regular file"), (read_only, "the file is read-only")):
+        proc = run_cli("predict", cat_photo, "-o", target.name, timeout=300)
+        assert proc.returncode == 2, proc.stderr
+        assert (
+            proc.stderr.strip()
+            .splitlines()[-1]
+            .startswith(f"mnv3: error: --output {target.name}: cannot write ({problem};")
+        )
+        assert "Traceback" not in proc.stderr
+        assert proc.stdout == ""
+    assert fifo.is_fifo() and read_only.read_text() == "old"

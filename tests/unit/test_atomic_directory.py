@@ -62,3 +62,29 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_symlinked_report_folder_is_replaced_behind_the_link_leaving_no_litter(tmp_path):
+    """Issue 24 item 13: renaming the link aside left a hidden ``.tmp-old-*`` link behind."""
+    from mnv3cli.fileio import atomic_directory
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "old.txt").write_text("old")
+    (tmp_path / "report").symlink_to("real")
+    with atomic_directory(tmp_path / "report") as private:
+        (private / "new.txt").write_text("new")
+    assert (tmp_path / "report").is_symlink()
+    assert sorted(os.listdir(tmp_path)) == ["real", "report"]
+    assert os.listdir(real) == ["new.txt"]
+
+
+def test_a_file_where_a_report_folder_goes_is_refused(tmp_path):
+    from mnv3cli.errors import WriteError
+    from mnv3cli.fileio import atomic_directory
+
+    (tmp_path / "report").write_text("a file")
+    with pytest.raises(WriteError, match="not a folder"):
+        with atomic_directory(tmp_path / "report"):
+            pass
+    assert (tmp_path / "report").read_text() == "a file" and os.listdir(tmp_path) == ["report"]

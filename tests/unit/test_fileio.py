@@ -105,3 +105,103 @@ def test_exclusive_write_publishes_whole_or_not_at_all(tmp_path):
     with atomic_write(path, "wb", exclusive=True) as fh:
         fh.write(b"whole")
     assert path.read_bytes() == b"whole" and os.listdir(tmp_path) == ["cat.jpg"]
+
+
+# What an output may replace (issue 24 item 1): one rule in fileio.output_target for every writer.
+
+
+def _writers():
+    from mnv3cli.fileio import PartFile
+
+    def part_file(path):
+        with PartFile(path) as out:
+            out.start()
+            out.write(b"new")
+            out.publish()
+
+    def atomic(path):
+        with atomic_write(path, "wb") as fh:
+            fh.write(b"new")
+
+    return {"atomic_write": atomic, "PartFile": part_file}
+
+
+@pytest.fixture(params=["atomic_write", "PartFile"])
+def write_new(request):
+    return _writers()[request.param]
+
+
+def test_a_fifo_target_is_refused_and_kept(tmp_path, write_new):
+    """A rename over a FIFO would leave its reader with 0 bytes and the FIFO gone."""
+    from mnv3cli.errors import WriteError
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(WriteError, match="not a regular file"):
+        write_new(fifo)
+    assert fifo.is_fifo() and os.listdir(tmp_path) == ["out.csv"]
+
+
+@pytest.mark.parametrize("name", ["/dev/null", "/dev/stdout", "/dev/fd/1"])
+def test_device_names_are_refused_before_anything_is_written(name):
+    """Only the check is called here, never a write: run as root, the old code turned /dev/null
+    into a regular file and /dev/stdout (the link itself) into one."""
+    from mnv3cli.errors import WriteError
+    from mnv3cli.fileio import output_target
+
+    with pytest.raises(WriteError, match=f"cannot write {name}: a device or process file"):
+        output_target(name)
+
+
+def test_stdout_redirected_to_a_file_is_refused_and_the_file_kept(tmp_path):
+    """``-o /proc/self/fd/1`` (what /dev/stdout points to) with stdout redirected to a file
+    resolves to that file: a rename would replace it, the shell's earlier output included (run in
+    a child whose stdout is a file in tmp_path, so that nothing real is at stake on failure)."""
+    import subprocess
+    import sys
+
+    shell_file = tmp_path / "shell-output.txt"
+    code = (
+        "import sys\nfrom mnv3cli.fileio import atomic_write\nfrom mnv3cli.errors import WriteError\n"
+        "print('earlier output', flush=True)\n"
+        "try:\n    with atomic_write('/proc/self/fd/1') as fh:\n        fh.write('new')\n"
+        "except WriteError as exc:\n    sys.exit(str(exc))\n"
+    )
+    with open(shell_file, "w") as out:
+        proc = subprocess.run([sys.executable, "-c", code], stdout=out, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (
+        proc.stderr.strip()
+        == "cannot write /proc/self/fd/1: a device or process file, never replaced by mnv3; give a file name"
+    )
+    assert shell_file.read_text() == "earlier output\n"
+
+
+def test_a_folder_target_is_refused(tmp_path, write_new):
+    from mnv3cli.errors import WriteError
+
+    (tmp_path / "out.csv").mkdir()
+    with pytest.raises(WriteError, match="not a regular file"):
+        write_new(tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").is_dir()
+
+
+def test_a_read_only_file_is_refused_not_replaced(tmp_path, write_new):
+    from mnv3cli.errors import WriteError
+
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"old")
+    target.chmod(0o444)
+    with pytest.raises(WriteError, match=r"cannot write .*out.csv: the file is read-only"):
+        write_new(target)
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.csv"]
+
+
+def test_a_symlink_target_is_followed_and_kept(tmp_path, write_new):
+    """The file the link points to is replaced (atomically); the link stays a link."""
+    real = tmp_path / "real.csv"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real.name)
+    write_new(link)
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["link.csv", "real.csv"]

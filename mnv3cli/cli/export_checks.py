@@ -1,0 +1,35 @@
+"""``mnv3 export -o``: refused before any work when it would destroy an input or mislabel the file.
+
+Kept apart from the command so that the checks read as one rule: the output is never the weights
+(or ``--image``) it is made from (``-o`` equal to ``-w`` used to overwrite a checkpoint with
+TorchScript, which ``-w`` then refused), and its suffix says its format (the ONNX format wrote
+into a file named ``.pt``, which every loader then read as a checkpoint).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def check_export_output(
+    output: Path, fmt: str, suffix: str, companions: tuple[str, ...], inputs: dict[str, str | os.PathLike | None]
+) -> None:
+    """Raise :class:`UserError` when ``output`` does not end in ``suffix`` (``--format fmt``'s) or
+    is the same file as one of ``inputs`` (option name -> path; tags such as ``imagenet`` that are
+    no file are skipped). ``companions``: suffixes of files written beside it (OpenVINO's ``NAME.bin``),
+    which count as part of the output."""
+    if output.suffix.lower() != suffix:
+        raise UserError(
+            f"--output {output}: --format {fmt} writes a {suffix} file; name it so "
+            f"(e.g. {output.with_suffix(suffix).name}), or choose the --format that matches"
+        )
+    written = [output, *(output.with_suffix(extra) for extra in companions)]
+    for option, given in inputs.items():
+        if given is None or not Path(given).is_file():
+            continue
+        source = Path(given).resolve()
+        if any(target.resolve() == source for target in written):
+            raise UserError(f"--output {output}: is the {option} file itself; writing it would destroy the input")
