@@ -152,6 +152,7 @@ def export_openvino(
     from .openvino_backend import write_ir
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)  # its staging folder lives beside it
     with tempfile.TemporaryDirectory(prefix=".mnv3-ir-", dir=path.parent) as tmp:
         onnx_path = export_onnx(model, Path(tmp) / "model.onnx", input_size=input_size, opset=opset)
         return write_ir(onnx_path, path, card)
