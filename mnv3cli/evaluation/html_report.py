@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 
 from ..data.images import ImageDecodeError, open_rgb
-from ..printable import printable_path
+from ..printable import plain, printable_path
 from .evaluate import EvalResult, SamplePrediction
 
 GRID_MAX_CLASSES = 20  # a confusion grid of counts up to this many classes; most confused pairs beyond
@@ -56,7 +56,7 @@ document.querySelectorAll('table.sortable').forEach(function(table){
 
 
 def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(plain(str(value)), quote=True)  # control characters shown, not passed on
 
 
 def _data_uri(data: bytes, mime: str) -> str:

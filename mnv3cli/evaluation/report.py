@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..fileio import atomic_directory
-from ..printable import printable_path
+from ..printable import csv_row, printable_path
 from ..registry.card import class_label
 from ..rounding import loss, percent, probability, significant
 from .evaluate import EvalResult, SamplePrediction
@@ -193,7 +193,7 @@ def _csv(header: list[str], rows: list[list]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows(map(csv_row, rows))  # labels and paths guarded against spreadsheet formulas
     return out.getvalue()
 
 
