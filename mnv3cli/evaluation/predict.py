@@ -25,7 +25,7 @@ from ..printable import clean_text, display_path
 from ..registry.card import class_label
 from ..registry.types import Preprocess
 from .evaluate import shard_positions
-from .metrics import softmax, topk_indices
+from .metrics import NON_FINITE, finite_rows, softmax, topk_indices
 
 UNKNOWN = "unknown"  # the answer when the top probability is below --min-confidence
 
@@ -153,11 +153,15 @@ def _classify(
     """``(input position, result)`` for each input of ``batch`` (``batch`` indexes ``paths``)."""
     settled = [(positions[j], InputResult(str(paths[j]), error=message)) for j, message in batch.errors.items()]
     if batch.indices:
-        labels = top_labels(softmax(backend(batch.images)), top_k, class_names)
-        settled += [
-            (positions[j], InputResult(str(paths[j]), labels[row], answer=_answer(labels[row][0], min_confidence)))
-            for row, j in enumerate(batch.indices)
-        ]
+        logits = np.asarray(backend(batch.images), dtype=np.float32)
+        finite = finite_rows(logits)
+        labels = iter(top_labels(softmax(logits[finite]), top_k, class_names) if finite.any() else ())
+        for row, j in enumerate(batch.indices):
+            if not finite[row]:
+                settled.append((positions[j], InputResult(str(paths[j]), error=f"{paths[j]}: {NON_FINITE}")))
+                continue
+            best = next(labels)
+            settled.append((positions[j], InputResult(str(paths[j]), best, answer=_answer(best[0], min_confidence))))
     return settled
 
 

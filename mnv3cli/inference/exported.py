@@ -111,7 +111,7 @@ def open_exported(
     ``model_name`` and ``resolution`` are checks: the file fixes both, so asking for others is an
     error that says how to get them (export again).
     """
-    from . import onnx_backend, openvino_backend
+    from . import graph_checks, onnx_backend, openvino_backend
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -120,10 +120,12 @@ def open_exported(
     if chosen == onnx_backend.NAME:
         runner = onnx_backend.OnnxBackend(path, threads=threads, device=device, spinning=not pipelined)
         card = onnx_card(runner.session.get_modelmeta().custom_metadata_map, path)
+        graph_checks.check_onnx(path, runner.session, card)
     else:
         openvino_backend.check_device(device)
         model = openvino_backend.read_model(path)
         card = openvino_card(model, path)
+        graph_checks.check_openvino(path, model, card)
         runner = openvino_backend.OpenVinoBackend(
             path, threads=threads, precision=precision, cache_dir=cache_dir, model=model
         )

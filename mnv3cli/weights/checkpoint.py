@@ -248,6 +248,10 @@ def validate_record(obj: Any, source: str) -> dict:
         Preprocess.from_dict(obj["preprocess"])
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{source}: corrupt mnv3 checkpoint: bad preprocess {obj['preprocess']!r}") from None
+    try:  # the card's bounds (registry.card): the one check every card passes, whatever its file
+        card_from_record(obj)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{source}: corrupt mnv3 checkpoint: {exc}") from None
     if obj.get(CHECKSUM) is not None and _checksum(obj["state_dict"]) != obj[CHECKSUM]:
         raise UserError(
             f"{source}: corrupt mnv3 checkpoint (checksum mismatch): its weights changed "
