@@ -91,3 +91,23 @@ def test_a_hand_made_classifier_with_log_features_gives_non_finite_logits_for_bl
     images = np.stack([np.zeros((3, SIZE, SIZE), np.float32), np.ones((3, SIZE, SIZE), np.float32)])
     logits = runtime.backend(images)
     assert not np.isfinite(logits[0]).all() and np.isfinite(logits[1]).all()
+
+
+def test_openvino_errors_show_their_reason_not_where_they_were_raised(tmp_path):
+    """Issue 24, item 7: OpenVINO's message opens with source locations; the reason follows."""
+    path = tmp_path / "garbage.xml"
+    path.write_text("<net><layers></layers>", encoding="utf-8")  # cut off: no IR, no other format
+    message = refused(path, "auto", "not a usable OpenVINO/ONNX model", "Unable to read the model")
+    assert "core.cpp" not in message and "Exception from" not in message
+
+
+def test_openvino_reason_keeps_every_reason_line():
+    from mnv3cli.inference.openvino_backend import reason
+
+    error = RuntimeError(
+        "Exception from src/inference/src/cpp/core.cpp:84:\n"
+        "Check 'false' failed at src/frontends/common/src/frontend.cpp:54:\n"
+        "FrontEnd API failed with GeneralFailure:\nmodel.bin: cannot open\n\n"
+    )
+    assert reason(error) == "FrontEnd API failed with GeneralFailure: model.bin: cannot open"
+    assert reason(RuntimeError("Exception from src/a.cpp:1:\n")) == "RuntimeError"
