@@ -22,6 +22,7 @@ from .. import __version__
 from ..deprecation import renamed_args
 from ..errors import Interrupted, PartialFailure, UserError
 from ..inference import DEVICE_CHOICES
+from ..printable import plain, plain_lines
 from .context import AppContext, warn
 from .options import conventional_metavars
 
@@ -83,7 +84,9 @@ class Mnv3Group(click.Group):
         except Exception as exc:  # a bug, not a user error: say so and how to see more
             if _verbose(ctx):
                 raise
-            click.echo(f"mnv3: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", err=True)
+            click.echo(
+                plain(f"mnv3: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"), err=True
+            )
             ctx.exit(1)
 
 
@@ -111,7 +114,7 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
     if _verbose(ctx):
         traceback.print_exception(exc, file=sys.stderr)
     message = str(exc).strip() or type(exc).__name__
-    click.echo(f"{prefix}mnv3: {kind}: {message}", err=True)
+    click.echo(f"{prefix}mnv3: {kind}: {plain_lines(message)}", err=True)
 
 
 @click.group(cls=Mnv3Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,6 +7,7 @@ The helpers carry the stream rule stated in :mod:`mnv3cli.cli`: ``out``, ``emit_
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
+
+from ..printable import plain_lines
 
 
 @dataclass
@@ -83,11 +86,11 @@ class AppContext:
     def info(self, message: str) -> None:
         """A human-oriented status line on stderr (suppressed by ``-q``)."""
         if not self.quiet:
-            click.echo(message, err=True)
+            click.echo(plain_lines(message), err=True)
 
     def debug(self, message: str) -> None:
         if self.verbose and not self.quiet:
-            click.echo(message, err=True)
+            click.echo(plain_lines(message), err=True)
 
     def wrote(self, message: str, as_json: bool = False) -> None:
         """The "wrote FILE" line naming what a command made: a result, so stdout, whatever ``-q``
@@ -95,7 +98,7 @@ class AppContext:
         if as_json:
             self.info(message)
         else:
-            click.echo(message)
+            click.echo(plain_lines(message))
 
     @staticmethod
     def emit_json(obj: Any) -> None:
@@ -110,15 +113,30 @@ def warn(message: str) -> None:
 
 
 def rich_console(stderr: bool, quiet: bool = False):
-    """A rich console. Off a terminal (a pipe, a file) rich would assume 80 columns and fold long
-    paths and wide tables; there it gets ``$COLUMNS`` or 160 columns instead."""
-    from rich.console import Console
-
+    """A rich console that prints every string as plain text (see :func:`plain_console`). Off a
+    terminal (a pipe, a file) rich would assume 80 columns and fold long paths and wide tables;
+    there it gets ``$COLUMNS`` or 160 columns instead."""
     width = None
     if not (sys.stderr if stderr else sys.stdout).isatty():
         columns = os.environ.get("COLUMNS", "")
         width = int(columns) if columns.isdigit() and int(columns) > 0 else 160
-    return Console(stderr=stderr, quiet=quiet, width=width)
+    return plain_console()(stderr=stderr, quiet=quiet, width=width, markup=False, emoji=False)
+
+
+@functools.cache
+def plain_console():
+    """The Console class of every command: the strings it prints (table cells, titles, lines) are
+    labels and paths that files and folders chose, so none is read as markup (``[/]``) or emoji
+    code (``:cat:``), and control characters but line breaks are shown escaped (:func:`~mnv3cli.printable.plain_lines`).
+    ``Text`` objects are printed as they are: build them from :func:`~mnv3cli.printable.plain` text."""
+    from rich.console import Console
+
+    class PlainConsole(Console):
+        def render_str(self, text: str, **kwargs):
+            kwargs.update(markup=False, emoji=False)
+            return super().render_str(plain_lines(text), **kwargs)
+
+    return PlainConsole
 
 
 def _json_default(obj: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import PartialFailure, UserError
+from ..printable import plain_lines
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
@@ -262,7 +263,7 @@ def _line(out, text: str, style: str | None = None) -> None:
     """One line as it is: no markup, no highlighting, no folding at the terminal's width."""
     from rich.text import Text
 
-    out.print(Text(text, style=style or ""), soft_wrap=True, highlight=False)
+    out.print(Text(plain_lines(text), style=style or ""), soft_wrap=True, highlight=False)
 
 
 def _relative(path: str, folder: str) -> str:

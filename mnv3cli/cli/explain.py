@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from ..errors import PartialFailure, UserError
+from ..printable import plain
 from .context import AppContext, pass_app
 from .options import json_option, model_option, weights_option
 
@@ -82,7 +83,7 @@ def command(
             )
         except ImageDecodeError as exc:
             failed += 1
-            click.echo(f"mnv3: error: {printable_path(str(exc))}", err=True)
+            click.echo(f"mnv3: error: {plain(str(exc))}", err=True)
             continue
         path = _free_name(output, image, used)
         with atomic_write(path, "wb") as fh:

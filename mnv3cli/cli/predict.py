@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 from ..errors import Interrupted, PartialFailure, UserError, WriteError
+from ..printable import plain
 from ..rounding import format_seconds, format_significant
 from .context import AppContext, pass_app
 from .options import (
@@ -255,7 +256,7 @@ def _classify(
             placed = sorter.place(result, todo[n - 1]) if sorter is not None else None
             if placed is not None and not placed.destination and result.error is None:
                 failed += 1
-                click.echo(f"mnv3: error: {placed.error}", err=True)
+                click.echo(f"mnv3: error: {plain(placed.error)}", err=True)
             if show:
                 show(n, failed)
         seconds = time.perf_counter() - start
@@ -297,7 +298,7 @@ def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None
 
         def print_table(result) -> None:
             if result.error is None:  # the path on its own line, never folded, then its labels
-                console.print(Text(result.shown_path, style="bold"), soft_wrap=True, highlight=False)
+                console.print(Text(plain(result.shown_path), style="bold"), soft_wrap=True, highlight=False)
                 console.print(_table(result))
                 if result.answer is not None and result.answer != result.predictions[0].label:
                     console.print(
@@ -310,7 +311,7 @@ def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None
 
     def print_error(result) -> None:
         if result.error is not None:
-            click.echo(f"mnv3: error: {result.to_dict()['error']}", err=True)
+            click.echo(f"mnv3: error: {plain(result.to_dict()['error'])}", err=True)
 
     sinks.append(print_error)
     return sinks

@@ -14,6 +14,7 @@ import importlib
 import click
 
 from ..errors import UserError
+from ..printable import plain
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
@@ -118,7 +119,7 @@ def command(
     runtime = open_model(app, model, weights, backend, pipelined=True)
 
     def ready(url: str) -> None:
-        click.echo(f"serving {runtime.model_name} at {url} (Ctrl-C to stop)")
+        click.echo(plain(f"serving {runtime.model_name} at {url} (Ctrl-C to stop)"))
         app.info(f"web page {url}/, API documentation {url}/docs")
 
     level = "info" if app.verbose else ("error" if app.quiet else "warning")

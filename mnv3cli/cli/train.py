@@ -23,7 +23,7 @@ from ..training import (
 from ..training.events import TrainListener
 from .context import AppContext, pass_app, warn
 from .options import device_option
-from .wrapping import fill
+from .wrapping import fill, plain  # plain: printable.plain, as fill applies it
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
@@ -253,7 +253,7 @@ class _Display(TrainListener):
     def on_start(self, plan) -> None:
         self.epochs, self.top5 = plan.epochs, len(plan.class_names) > 5
         if plan.unreadable_train or plan.unreadable_val:
-            click.echo(f"mnv3: warning: {unreadable_note(plan)}", err=True)
+            click.echo(f"mnv3: warning: {plain(unreadable_note(plan))}", err=True)
         for line in header(plan):
             self.app.info(line)
         self._print(

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import textwrap
 
+from ..printable import plain
+
 WIDTH = 80
 _GLUE = "\u00a0"  # textwrap splits on ASCII whitespace only, so a no-break space holds words together
 _KEEP_TOGETHER = re.compile(
@@ -22,9 +24,9 @@ _KEEP_TOGETHER = re.compile(
 def fill(text: str, width: int = WIDTH, indent: int = 2, first: str = "", whole: tuple[str, ...] = ()) -> str:
     """``text`` filled to ``width`` columns after ``first`` (a label), continuation lines
     indented by ``indent``. ``whole``: strings in it that must stay on one line even though they
-    hold spaces (paths)."""
-    glued = _KEEP_TOGETHER.sub(_GLUE, text)
-    for part in sorted(filter(None, map(str, whole)), key=len, reverse=True):
+    hold spaces (paths). Both are shown as plain text (:func:`~mnv3cli.printable.plain`)."""
+    glued = _KEEP_TOGETHER.sub(_GLUE, plain(text))
+    for part in sorted(filter(None, map(plain, map(str, whole))), key=len, reverse=True):
         glued = glued.replace(_KEEP_TOGETHER.sub(_GLUE, part), part.replace(" ", _GLUE))
     lines = textwrap.wrap(
         glued,

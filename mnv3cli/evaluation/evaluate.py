@@ -26,7 +26,7 @@ from ..data import iter_batches
 from ..errors import UserError
 from ..registry.types import Preprocess
 from .calibration import Calibration, brier_terms
-from .metrics import ClassificationMeter, log_softmax
+from .metrics import NON_FINITE, ClassificationMeter, finite_rows, log_softmax
 
 
 @dataclass(frozen=True)
@@ -141,21 +141,26 @@ def evaluate(
     done = 0
     for batch in iter_batches(paths, preprocess, batch_size, workers, fast_decode):
         errors.extend((positions[i], paths[i], reason) for i, reason in batch.errors.items())
+        indices: list[int] = []  # the batch's images with finite scores
         if batch.indices:
             logits = np.asarray(backend(batch.images), dtype=np.float32)
             if logits.shape[1] != num_classes:
                 raise UserError(
                     f"the model has {logits.shape[1]} outputs but the images are labelled with {num_classes} classes"
                 )
-            batch_targets = targets[batch.indices]
+            finite = finite_rows(logits)
+            errors.extend((positions[i], paths[i], f"{paths[i]}: {NON_FINITE}") for i in _rows(batch.indices, ~finite))
+            indices, logits = _rows(batch.indices, finite), logits[finite]
+        if indices:
+            batch_targets = targets[indices]
             top5 = meter.update(logits, batch_targets)
             predictions.extend(
                 _records(
                     logits,
                     top5,
                     batch_targets,
-                    [positions[i] for i in batch.indices],
-                    [paths[i] for i in batch.indices],
+                    [positions[i] for i in indices],
+                    [paths[i] for i in indices],
                 )
             )
             if keep_logits:
@@ -183,6 +188,10 @@ def evaluate(
         classes=sorted({target for _, target in samples}),
         logits=logits_all if keep_logits else None,
     )
+
+
+def _rows(indices: Sequence[int], keep: np.ndarray) -> list[int]:
+    return [i for i, kept in zip(indices, keep, strict=True) if kept]
 
 
 def _records(logits, top5, targets, positions, paths) -> list[SamplePrediction]:

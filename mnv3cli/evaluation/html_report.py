@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 
 from ..data.images import ImageDecodeError, open_rgb
-from ..printable import printable_path
+from ..printable import plain, printable_path
 from .evaluate import EvalResult, SamplePrediction
 from .results import EvaluationSummary, headline
 
@@ -57,7 +57,7 @@ document.querySelectorAll('table.sortable').forEach(function(table){
 
 
 def _e(value) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(plain(str(value)), quote=True)  # control characters shown, not passed on
 
 
 def _data_uri(data: bytes, mime: str) -> str:

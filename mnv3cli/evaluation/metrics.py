@@ -12,6 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# An image whose scores hold a NaN or an infinity (a damaged or overflowing graph) has no answer:
+# it is an error of that image, as an unreadable one is, never a probability of NaN.
+NON_FINITE = "the model's scores for it are not finite numbers (NaN or infinity)"
+
+
+def finite_rows(logits: np.ndarray) -> np.ndarray:
+    """Which rows of ``logits`` ``[N, classes]`` hold only finite numbers (see :data:`NON_FINITE`)."""
+    return np.isfinite(logits).all(axis=1)
+
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..printable import plain
 from .calibration import ConfidenceBin, CoveragePoint
 from .evaluate import EvalResult
 
@@ -25,10 +26,17 @@ def _png(fig) -> bytes:
     return out.getvalue()
 
 
+def _drawable(label: Callable[[int], str]) -> Callable[[int], str]:
+    """Class names as matplotlib draws them verbatim: control characters shown escaped (a font has
+    no glyph for them), and ``$`` escaped, which would otherwise start mathtext (``$\\foo$`` raises)."""
+    return lambda index: plain(label(index)).replace("$", r"\$")
+
+
 def confusion_png(result: EvalResult, label: Callable[[int], str]) -> bytes:
     """A heatmap for up to :data:`HEATMAP_MAX_CLASSES` classes, else the most confused pairs."""
     from matplotlib.figure import Figure
 
+    label = _drawable(label)
     if len(result.classes) <= HEATMAP_MAX_CLASSES:
         return _png(_heatmap(Figure, result, label))
     return _png(_confused_pairs(Figure, result, label))

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..fileio import atomic_directory
-from ..printable import printable_path
+from ..printable import csv_row, printable_path
 from ..registry.card import class_label
 from .evaluate import EvalResult
 from .html_report import render_html
@@ -94,7 +94,7 @@ def _csv(header: list[str], rows: list[list]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows(map(csv_row, rows))  # labels and paths guarded against spreadsheet formulas
     return out.getvalue()
 
 

@@ -79,10 +79,13 @@ def _open_onnx(path, options: OpenOptions):
 
 
 def _open_onnx_exported(path: Path, options: OpenOptions):
+    from . import graph_checks
     from .exported import onnx_card
 
     backend = _open_onnx(path, options)
-    return backend, onnx_card(backend.session.get_modelmeta().custom_metadata_map, path)
+    card = onnx_card(backend.session.get_modelmeta().custom_metadata_map, path)
+    graph_checks.check_onnx(path, backend.session, card)
+    return backend, card
 
 
 def _onnx_devices(device: str) -> None:
@@ -152,11 +155,13 @@ def _open_openvino(path, options: OpenOptions, model=None):
 
 
 def _open_openvino_exported(path: Path, options: OpenOptions):
+    from . import graph_checks
     from .exported import openvino_card
     from .openvino_backend import read_model
 
     model = read_model(path)
     card = openvino_card(model, path)
+    graph_checks.check_openvino(path, model, card)
     return _open_openvino(path, options, model=model), card
 
 

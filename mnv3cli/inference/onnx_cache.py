@@ -16,6 +16,10 @@ process got there first, its entry is used and ours dropped); :meth:`OnnxCache.r
 entry aside before deleting it. A build that fails or is interrupted deletes only its own folder;
 one killed outright leaves it behind, and the next build removes such folders once they are
 :data:`STALE_SECONDS` old (no build takes that long; a younger one may be another process's).
+
+An entry's files are not trusted either: meta.json records the sha256 of each file beside it, and
+:meth:`OnnxCache.verify` checks them before the graph is used (a disk error, a stray write or an
+edit by hand), so a changed file is rebuilt, with a note, rather than answering wrongly.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from ..fileio import atomic_write
 from ..registry import ModelCard, resolve_weights
 from ..weights.download import cached_path
 
-FORMAT = 3  # bump when the layout or the meaning of an entry changes (3: static graphs, resolution)
+FORMAT = 4  # bump when the layout or the meaning of an entry changes (3: static graphs, 4: file digests)
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
 TMP_PREFIX = ".tmp-"  # private build folders and entries being deleted; never an entry's name
 STALE_SECONDS = 3600  # a private folder untouched this long belongs to a process that died
@@ -100,10 +104,12 @@ def cache_key(
 
 @dataclass(frozen=True)
 class Entry:
-    """A complete cache entry: the graph and the card that says what its outputs mean."""
+    """A complete cache entry: the graph and the card that says what its outputs mean, and the
+    sha256 of each of its files (but meta.json) when it was built."""
 
     directory: Path
     card: ModelCard
+    digests: dict[str, str]
 
     @property
     def model_path(self) -> Path:
@@ -127,9 +133,31 @@ class OnnxCache:
             meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
             if not (isinstance(meta, dict) and meta.get("key") == key and (directory / MODEL_FILE).is_file()):
                 return None
-            return Entry(directory, ModelCard.from_dict(meta["card"]))
+            digests = meta["files"]
+            if not (isinstance(digests, dict) and MODEL_FILE in digests):
+                return None
+            return Entry(directory, ModelCard.from_dict(meta["card"]), {str(k): str(v) for k, v in digests.items()})
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def intact(self, entry: Entry) -> bool:
+        try:
+            self.verify(entry)
+        except UserError:
+            return False
+        return True
+
+    @staticmethod
+    def verify(entry: Entry) -> None:
+        """Raise :class:`UserError` saying which file differs from its digest (or cannot be read)."""
+        for name, digest in entry.digests.items():
+            path = entry.directory / Path(name).name  # a name from meta.json never leaves the entry
+            try:
+                actual = _sha256(path)
+            except OSError as exc:
+                raise UserError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+            if actual != digest:
+                raise UserError(f"{name}: its content changed after it was built (sha256 mismatch)")
 
     def store(self, key: dict[str, Any], export, card: ModelCard) -> Entry:
         """Create the entry for ``key``: ``export(path)`` writes the graph into a private folder,
@@ -140,25 +168,26 @@ class OnnxCache:
         private = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=directory.parent))
         try:
             export(private / MODEL_FILE)
+            digests = {p.name: _sha256(p) for p in sorted(private.iterdir()) if p.is_file()}
             with atomic_write(private / META_FILE, "w", encoding="utf-8") as fh:
-                json.dump({"key": key, "card": card.to_dict()}, fh, indent=1)
-            return self._publish(private, key, card)
+                json.dump({"key": key, "card": card.to_dict(), "files": digests}, fh, indent=1)
+            return self._publish(private, key, card, digests)
         finally:
             shutil.rmtree(private, ignore_errors=True)  # gone already when it was published
 
-    def _publish(self, private: Path, key: dict[str, Any], card: ModelCard) -> Entry:
+    def _publish(self, private: Path, key: dict[str, Any], card: ModelCard, digests: dict[str, str]) -> Entry:
         directory = self.directory(key)
         for _ in range(2):
             try:
                 os.rename(private, directory)  # atomic; fails when a non-empty folder is there
-                return Entry(directory, card)
+                return Entry(directory, card, digests)
             except OSError:
                 existing = self.lookup(key)
-                if existing is not None:  # another process published it first: use theirs
-                    return existing
-                self.remove(key)  # an unusable folder in the way
+                if existing is not None and self.intact(existing):  # another process published it first
+                    return existing  # use theirs
+                self.remove(key)  # an unusable or damaged folder in the way
         os.rename(private, directory)  # raises the reason it cannot be published
-        return Entry(directory, card)
+        return Entry(directory, card, digests)
 
     def remove(self, key: dict[str, Any]) -> None:
         """Drop an entry (e.g. one whose graph no longer loads) so it can be rebuilt: renamed aside
@@ -181,3 +210,11 @@ class OnnxCache:
                     shutil.rmtree(path, ignore_errors=True)
             except OSError:  # removed meanwhile by another process
                 continue
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

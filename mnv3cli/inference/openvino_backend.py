@@ -11,12 +11,23 @@ Compiled models are cached (``CACHE_DIR``) beside the ONNX cache, so a warm run 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
 from . import PRECISIONS, signal_stack  # PRECISIONS: the one list of --precision choices
+
+# The lines of an OpenVINO error that say where in OpenVINO's sources it was raised, not why.
+_WHERE = re.compile(r"^(Exception from \S+:\d+:?|Check '.*' failed at \S+:\d+:?)$")
+
+
+def reason(exc: BaseException) -> str:
+    """An OpenVINO error as one line: its reason lines, without the source locations it opens with
+    ("Exception from src/inference/src/cpp/core.cpp:84:")."""
+    lines = (line.strip() for line in str(exc).splitlines())
+    return " ".join(line for line in lines if line and not _WHERE.match(line)) or type(exc).__name__
 
 
 def read_model(path: str | os.PathLike):
@@ -27,8 +38,7 @@ def read_model(path: str | os.PathLike):
     try:
         return ov.Core().read_model(str(path))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path}: not a usable OpenVINO/ONNX model ({first})") from None
+        raise UserError(f"{path}: not a usable OpenVINO/ONNX model ({reason(exc)})") from None
 
 
 def write_ir(graph, path: str | os.PathLike, card=None) -> Path:
@@ -102,9 +112,7 @@ class OpenVinoBackend:
             with signal_stack.kept():  # see signal_stack: else Ctrl-C may end in SIGSEGV
                 compiled = core.compile_model(model, "CPU", config)
         except RuntimeError as exc:
-            raise UserError(
-                f"{self.path}: OpenVINO cannot compile it at {precision} ({str(exc).strip().splitlines()[0]})"
-            ) from None
+            raise UserError(f"{self.path}: OpenVINO cannot compile it at {precision} ({reason(exc)})") from None
         self._request = compiled.create_infer_request()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

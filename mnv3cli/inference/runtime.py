@@ -109,6 +109,7 @@ def open_runtime(
     entry = cache.lookup(key) if key else None
     if entry is not None:
         try:
+            cache.verify(entry)  # its files as they were built (sha256 in meta.json)
             return serving.open(entry)
         except UserError as exc:  # e.g. model.onnx damaged on disk: rebuild it
             notify(f"ONNX cache entry {entry.directory} is unusable ({exc}); rebuilding it")

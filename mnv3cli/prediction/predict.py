@@ -20,7 +20,7 @@ import numpy as np
 from .. import distributed as distributed_
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
-from ..evaluation.metrics import softmax, topk_indices
+from ..evaluation.metrics import NON_FINITE, finite_rows, softmax, topk_indices
 from ..inference.backends import Backend
 from ..printable import clean_text, display_path
 from ..registry.card import class_label
@@ -152,11 +152,15 @@ def _classify(
     """``(input position, result)`` for each input of ``batch`` (``batch`` indexes ``paths``)."""
     settled = [(positions[j], InputResult(str(paths[j]), error=message)) for j, message in batch.errors.items()]
     if batch.indices:
-        labels = top_labels(softmax(backend(batch.images)), top_k, class_names)
-        settled += [
-            (positions[j], InputResult(str(paths[j]), labels[row], answer=_answer(labels[row][0], min_confidence)))
-            for row, j in enumerate(batch.indices)
-        ]
+        logits = np.asarray(backend(batch.images), dtype=np.float32)
+        finite = finite_rows(logits)
+        labels = iter(top_labels(softmax(logits[finite]), top_k, class_names) if finite.any() else ())
+        for row, j in enumerate(batch.indices):
+            if not finite[row]:
+                settled.append((positions[j], InputResult(str(paths[j]), error=f"{paths[j]}: {NON_FINITE}")))
+                continue
+            best = next(labels)
+            settled.append((positions[j], InputResult(str(paths[j]), best, answer=_answer(best[0], min_confidence))))
     return settled
 
 

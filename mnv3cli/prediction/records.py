@@ -1,7 +1,9 @@
 """``predict``'s records as text (a JSON line, or a CSV row), and read back for ``--resume``.
 
 File names that are not valid UTF-8 are escaped by :mod:`mnv3cli.printable`'s one rule; a JSON
-record of such a name also says ``"path_escaped": true``.
+record of such a name also says ``"path_escaped": true``. A CSV cell that a spreadsheet would
+run as a formula is written with a leading ``'`` (:func:`~mnv3cli.printable.csv_cell`) and read back
+without it.
 
 ``--resume`` trusts a record only if writing its parsed content again gives exactly the bytes on
 disk: a record cut short by a crash never passes, whatever byte the cut fell on.
@@ -14,6 +16,8 @@ import io
 import json
 from collections.abc import Iterator
 from typing import IO, Any
+
+from ..printable import csv_row, csv_text
 
 
 class JsonLines:
@@ -82,7 +86,7 @@ class CsvRows:
     @staticmethod
     def encode(cells: list) -> bytes:
         buffer = io.StringIO()
-        csv.writer(buffer).writerow(cells)
+        csv.writer(buffer).writerow(csv_row(cells))  # text cells guarded against formulas
         return buffer.getvalue().encode("utf-8")
 
     def line(self, result) -> bytes:
@@ -114,7 +118,7 @@ class CsvRows:
                 return
             raw = b"".join(consumed)
             consumed.clear()
-            yield row, raw
+            yield [csv_text(cell) for cell in row], raw
 
     def is_header(self, row: list) -> bool:
         return row[:1] == ["path"] and row[-1:] == ["error"]

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from ..data.images import EncodedImage
 from ..fileio import atomic_write
-from ..printable import printable_path
+from ..printable import csv_row, printable_path
 from .predict import InputResult
 
 MODES = ("copy", "hardlink", "symlink")
@@ -117,13 +117,15 @@ class SortInto:
                     writer.writerow(["source", "destination", "answer", "probability", "error"])
                     for p in self.placements:
                         writer.writerow(
-                            [
-                                printable_path(p.source),
-                                printable_path(p.destination),
-                                p.answer,
-                                "" if p.probability is None else f"{p.probability:.6f}",
-                                printable_path(p.error),
-                            ]
+                            csv_row(
+                                [
+                                    printable_path(p.source),
+                                    printable_path(p.destination),
+                                    p.answer,
+                                    "" if p.probability is None else f"{p.probability:.6f}",
+                                    printable_path(p.error),
+                                ]
+                            )
                         )
                 return path
             except FileExistsError:  # an earlier sort's list, or another process's: never replaced

@@ -14,6 +14,10 @@ from typing import Any
 
 from .types import Preprocess
 
+MAX_CLASSES = 100_000  # outputs a card may name (ImageNet-21k has 21,841)
+MAX_LABEL = 1_000  # characters in one class name (a folder name has at most 255 bytes)
+TEMPERATURES = (0.01, 100.0)  # calibration fits within [0.05, 20]
+
 
 def class_label(class_names: Sequence[str], index: int) -> str:
     """The text shown for output ``index``: its class name, or its number when the model has no such
@@ -32,12 +36,31 @@ class ModelCard:
     arch: Mapping[str, Any] = field(default_factory=dict)  # MobileNetV3(**arch) rebuilds the model
     temperature: float = 1.0  # logits are divided by it before the softmax (calibration; 1 = none)
 
-    def __post_init__(self) -> None:  # accept lists; store tuples (hashable, immutable)
+    def __post_init__(self) -> None:
+        """Accept lists, store tuples (hashable, immutable); check every field against the bounds
+        above (``ValueError``), since a card may come from an untrusted file."""
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         if self.wordnet_ids is not None:
-            object.__setattr__(self, "wordnet_ids", tuple(self.wordnet_ids))
+            object.__setattr__(self, "wordnet_ids", tuple(str(w) for w in self.wordnet_ids))
         object.__setattr__(self, "arch", dict(self.arch))
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float):
+            raise ValueError(f"temperature {self.temperature!r} is not a number")
         object.__setattr__(self, "temperature", float(self.temperature))
+        self._check()
+
+    def _check(self) -> None:
+        if not isinstance(self.preprocess, Preprocess):
+            raise ValueError(f"preprocess {self.preprocess!r} is not a Preprocess")
+        if not 1 <= len(self.class_names) <= MAX_CLASSES:
+            raise ValueError(f"{len(self.class_names)} class names; a model has 1 to {MAX_CLASSES:,}")
+        long = next((c for c in self.class_names if len(c) > MAX_LABEL), None)
+        if long is not None:
+            raise ValueError(f"a class name of {len(long):,} characters (at most {MAX_LABEL:,})")
+        if self.wordnet_ids is not None and len(self.wordnet_ids) != len(self.class_names):
+            raise ValueError(f"{len(self.wordnet_ids)} WordNet ids for {len(self.class_names)} classes")
+        low, high = TEMPERATURES
+        if not low <= self.temperature <= high:  # NaN fails too
+            raise ValueError(f"temperature {self.temperature} must be in [{low:g}, {high:g}]")
 
     @property
     def num_classes(self) -> int:
@@ -67,6 +90,10 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelCard:
+        """The card :meth:`to_dict` wrote; ``ValueError``/``KeyError``/``TypeError`` for one that
+        is damaged or out of bounds."""
+        if not isinstance(d.get("class_names"), list) or not all(isinstance(c, str) for c in d["class_names"]):
+            raise ValueError("class_names must be a list of strings")
         return cls(
             model_name=str(d["model_name"]),
             class_names=tuple(d["class_names"]),

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+# The bounds every Preprocess is checked against when it is made, so that a card read from a file
+# (an exported graph's, a checkpoint's, a cache entry's) cannot ask for a 60000-pixel resize, an
+# unknown resampling filter or a division by a zero std. Wide enough for every real set of weights.
+INPUT_SIZES = (16, 4096)  # pixels, as --resolution accepts
+MAX_RESIZE_RATIO = 4  # input_size <= resize <= 4 x input_size: the centre crop keeps >= 1/16 of the area
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "lanczos")
+MEAN_RANGE = (-1.0, 2.0)  # pixels are scaled to [0, 1] first
+STD_RANGE = (1e-3, 100.0)
+
+
+def _channels(name: str, values, low: float, high: float) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in values)
+    if len(values) != 3 or not all(low <= v <= high for v in values):  # NaN fails every comparison
+        raise ValueError(f"{name} {list(values)} must be 3 numbers in [{low:g}, {high:g}]")
+    return values  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -11,7 +28,8 @@ class Preprocess:
     """How images must be prepared for a set of weights (evaluation transform).
 
     Resize the shorter side to ``resize`` with ``interpolation``, centre-crop ``input_size``,
-    scale pixels to [0, 1], then normalise with ``mean``/``std``.
+    scale pixels to [0, 1], then normalise with ``mean``/``std``. Every field is checked against the
+    bounds above when it is made (``ValueError``): a card is untrusted input.
     """
 
     input_size: int = 224
@@ -19,6 +37,25 @@ class Preprocess:
     interpolation: str = "bilinear"  # "bilinear" | "bicubic" | "nearest"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        for name in ("input_size", "resize"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+                raise ValueError(f"{name} {value!r} must be a whole number")
+            object.__setattr__(self, name, int(value))
+        low, high = INPUT_SIZES
+        if not low <= self.input_size <= high:
+            raise ValueError(f"input_size {self.input_size} must be in [{low}, {high}]")
+        if not self.input_size <= self.resize <= MAX_RESIZE_RATIO * self.input_size:
+            raise ValueError(
+                f"resize {self.resize} must be in [{self.input_size}, {MAX_RESIZE_RATIO * self.input_size}] "
+                f"(input_size {self.input_size} to {MAX_RESIZE_RATIO} times it)"
+            )
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation {self.interpolation!r} must be one of {', '.join(INTERPOLATIONS)}")
+        object.__setattr__(self, "mean", _channels("mean", self.mean, *MEAN_RANGE))
+        object.__setattr__(self, "std", _channels("std", self.std, *STD_RANGE))
 
     @property
     def crop_pct(self) -> float:

@@ -155,7 +155,31 @@ def read_resume(resume) -> tuple[Path, dict]:
         raise UserError(
             f"{resume}: nothing to resume (no {path.name}); the run saves it after its first epoch or when interrupted"
         )
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path)  # checks the weights' and the training state's checksums
     if "optimizer" not in ckpt["extra"]:
         raise UserError(f"{path}: holds no training state (optimizer, position); resume from a run folder's last.pt")
+    for part in TRAINING_STATE:
+        where = non_finite(ckpt["extra"].get(part), part)
+        if where is not None:  # written so (a diverged run) or changed in a file without checksum
+            raise UserError(
+                f"{path}: its training state holds a NaN or infinity ({where}); resuming would train "
+                "on garbage: resume from an earlier copy or start again"
+            )
     return path, ckpt
+
+
+TRAINING_STATE = ("optimizer", "scheduler", "scaler", "train_state_dict")  # keys of extra, all numbers
+
+
+def non_finite(value: Any, where: str) -> str | None:
+    """Where the first NaN or infinity in ``value`` (nested state dicts, tensors, numbers) is, or None."""
+    if isinstance(value, torch.Tensor):
+        return where if value.is_floating_point() and not bool(torch.isfinite(value).all()) else None
+    if isinstance(value, float):
+        return None if np.isfinite(value) else where
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list | tuple) else ()
+    for key, item in items:
+        found = non_finite(item, f"{where}/{key}")
+        if found is not None:
+            return found
+    return None

@@ -45,6 +45,7 @@ FORMAT = "mnv3-checkpoint"
 FORMAT_VERSION = 1
 REQUIRED = ("model_name", "arch", "num_classes", "class_names", "preprocess", "state_dict")
 CHECKSUM = "tensors_sha256"  # record key (and safetensors metadata key) of the weights' checksum
+EXTRA_CHECKSUM = "extra_sha256"  # record key of the checksum of ``extra`` (.pt: the training state)
 DTYPES = {"float32": torch.float32, "float16": torch.float16}  # what weights may be stored as
 
 
@@ -56,6 +57,33 @@ def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
         tensor = state[name].detach().cpu().contiguous()
         digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode() + b"\n")
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)
+    return digest.hexdigest()
+
+
+def extra_sha256(extra: Mapping) -> str:
+    """sha256 over everything ``extra`` holds (optimizer, scheduler, EMA weights, grad scaler,
+    position, RNG states): every tensor's place, dtype, shape and bytes and every other value's
+    ``repr``, mapping keys in sorted order. A NaN written over an Adam moment on disk changes it as a
+    flipped weight bit changes :func:`tensors_sha256`."""
+    digest = hashlib.sha256()
+
+    def walk(where: str, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(json.dumps([where, str(tensor.dtype), list(tensor.shape)]).encode() + b"\n")
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(value, Mapping):
+            digest.update(json.dumps([where, "map", len(value)]).encode() + b"\n")
+            for key in sorted(value, key=repr):
+                walk(f"{where}/{key!r}", value[key])
+        elif isinstance(value, list | tuple):
+            digest.update(json.dumps([where, "seq", len(value)]).encode() + b"\n")
+            for i, item in enumerate(value):
+                walk(f"{where}/{i}", item)
+        else:
+            digest.update(json.dumps([where, repr(value)]).encode() + b"\n")
+
+    walk("", extra)
     return digest.hexdigest()
 
 
@@ -117,6 +145,8 @@ def save_checkpoint(
         record["temperature"] = float(card.temperature)
     suffix = path.suffix.lower()
     if suffix in TORCH_SUFFIXES:
+        if record["extra"]:  # else the bytes stay as before (weights-only files)
+            record[EXTRA_CHECKSUM] = extra_sha256(record["extra"])
         _write_torch(path, record)
     elif suffix == SAFETENSORS_SUFFIX:
         _write_safetensors(path, record)
@@ -248,10 +278,19 @@ def validate_record(obj: Any, source: str) -> dict:
         Preprocess.from_dict(obj["preprocess"])
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{source}: corrupt mnv3 checkpoint: bad preprocess {obj['preprocess']!r}") from None
+    try:  # the card's bounds (registry.card): the one check every card passes, whatever its file
+        card_from_record(obj)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{source}: corrupt mnv3 checkpoint: {exc}") from None
     if obj.get(CHECKSUM) is not None and _checksum(obj["state_dict"]) != obj[CHECKSUM]:
         raise UserError(
             f"{source}: corrupt mnv3 checkpoint (checksum mismatch): its weights changed "
             "after it was written; use another copy"
+        )
+    if obj.get(EXTRA_CHECKSUM) is not None and _extra_checksum(obj.get("extra")) != obj[EXTRA_CHECKSUM]:
+        raise UserError(
+            f"{source}: corrupt mnv3 checkpoint (training-state checksum mismatch): its optimizer, "
+            "scheduler, EMA or position changed after it was written; use another copy"
         )
     return dict(obj) | {"extra": dict(obj.get("extra") or {}), "wordnet_ids": obj.get("wordnet_ids")}
 
@@ -261,6 +300,13 @@ def _checksum(state: Mapping) -> str | None:
     try:
         return tensors_sha256(state)
     except (AttributeError, TypeError, RuntimeError):
+        return None
+
+
+def _extra_checksum(extra: Any) -> str | None:
+    try:
+        return extra_sha256(extra) if isinstance(extra, Mapping) else None
+    except (TypeError, ValueError, RuntimeError):
         return None
 
 

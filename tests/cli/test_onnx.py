@@ -327,3 +327,32 @@ def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, in
     assert "on 12 held-out images" in last and "Traceback" not in result.stderr
     assert "step 1, 0 of" in result.stderr  # each measured step is reported
     assert not out.exists() and list(out.parent.iterdir()) == []  # no file, no leftovers
+
+
+def test_a_cached_graph_changed_on_disk_is_rebuilt_with_a_note(warm, int8_tflite, cat_photo, tmp_path):
+    """Half of the classifier's weights zeroed inside a cached model.onnx (same size, still a valid
+    graph that loads): the digest in meta.json no longer matches, so the entry is rebuilt and the
+    answer is the right one again (issue 24, item 5)."""
+    import onnx
+    from onnx import numpy_helper
+
+    cache, first = warm
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    (entry,) = (copy / "onnx").iterdir()
+    graph = onnx.load(str(entry / "model.onnx"))
+    weight = max(
+        (t for t in graph.graph.initializer if len(t.dims) == 2), key=lambda t: t.dims[0] * t.dims[1]
+    )  # the classifier: [1000, 1024] or its transpose
+    values = numpy_helper.to_array(weight).copy()
+    values.reshape(-1)[: values.size // 2] = 0
+    weight.CopyFrom(numpy_helper.from_array(values, weight.name))
+    onnx.save(graph, str(entry / "model.onnx"))
+    assert onnx.load(str(entry / "model.onnx")) is not None  # still a graph that loads
+
+    again = cli(["predict", cat_photo, "--weights", int8_tflite, "--json"], copy)
+    assert again.returncode == 0, again.stderr
+    assert "unusable" in again.stderr and "sha256 mismatch" in again.stderr and "rebuilding" in again.stderr
+    assert json.loads(again.stdout) == json.loads(first.stdout)  # the right answer, exactly
+    meta = json.loads((entry / "meta.json").read_text())
+    assert OnnxCache.verify(OnnxCache(copy).lookup(meta["key"])) is None  # the rebuilt entry is whole
