@@ -6,7 +6,8 @@ throughput while one that does not stays at batch-1 speed. Requests hand their d
 :meth:`Batcher.submit` and wait on the returned future; one thread takes the first image that
 arrives, waits at most ``max_wait`` seconds for more (never beyond ``max_batch``), runs the model
 once and hands each request its own row of probabilities. Only this thread calls the model, so a
-backend need not be thread-safe.
+backend need not be thread-safe, and :meth:`Batcher.swap` (hot reload) takes effect between two
+batches: a batch runs whole on the model it started with, and each future says which (``tag``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from ..inference.backends import Backend
 _STOP = object()
 
 
+class Submitted(Future):
+    """A submitted image's future; ``tag`` is the tag of the model that ran it (see :meth:`Batcher.swap`)."""
+
+    tag: object = None
+
+
 class Batcher:
     """Collects submitted images into batches of at most ``max_batch`` and runs ``backend`` on them.
 
@@ -38,10 +45,12 @@ class Batcher:
         max_batch: int = 32,
         max_wait: float = 0.005,
         on_batch: Callable[[int, float], None] | None = None,
+        tag: object = None,
     ) -> None:
         if max_batch < 1 or max_wait < 0:
             raise ValueError(f"max_batch must be >= 1 and max_wait >= 0 (got {max_batch}, {max_wait})")
-        self.backend, self.max_batch, self.max_wait = backend, max_batch, max_wait
+        self.max_batch, self.max_wait = max_batch, max_wait
+        self._model = (backend, tag)  # one attribute, replaced whole: the batch thread reads it once per batch
         self.on_batch = on_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -49,10 +58,18 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="mnv3-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, image: np.ndarray) -> Future:
+    @property
+    def backend(self) -> Backend:
+        return self._model[0]
+
+    def swap(self, backend: Backend, tag: object = None) -> None:
+        """Run the next batches on ``backend``; the batch running now finishes on the old one."""
+        self._model = (backend, tag)
+
+    def submit(self, image: np.ndarray) -> Submitted:
         """Queue one preprocessed image ``[3, H, W]``; the future resolves to its class
         probabilities ``[num_classes]`` (or to the exception the model raised)."""
-        future: Future = Future()
+        future = Submitted()
         with self._lock:  # no image may slip in behind the stop marker
             if self._closed:
                 raise RuntimeError("the batcher is closed")
@@ -94,9 +111,10 @@ class Batcher:
         if not live:
             return
         images, futures = np.stack([image for image, _ in live]), [future for _, future in live]
+        backend, tag = self._model
         start = time.perf_counter()
         try:
-            probs = softmax(np.asarray(self.backend(images), dtype=np.float32))
+            probs = softmax(np.asarray(backend(images), dtype=np.float32))
         except Exception as exc:  # the model failed: every waiting request learns why, the next batch runs
             for future in futures:
                 future.set_exception(exc)
@@ -104,4 +122,5 @@ class Batcher:
         if self.on_batch is not None:
             self.on_batch(len(futures), time.perf_counter() - start)
         for future, row in zip(futures, probs, strict=False):
+            future.tag = tag
             future.set_result(row)
