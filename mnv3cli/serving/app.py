@@ -102,6 +102,7 @@ class _Service:
             self.settings.max_wait_ms / 1000,
             self.metrics.observe_batch,
             tag=self.slot.current,
+            announced=True,
         )
         self.slot.on_swap = lambda served: self.batcher.swap(served.runtime.backend, served)
         self.ready = True
@@ -130,20 +131,26 @@ class _Service:
         if self.batcher is None or self.pool is None:
             raise ClientError(503, "the model is not loaded yet; retry when /healthz says ready")
         loop = asyncio.get_running_loop()
+        self.batcher.expect()  # a batch forming now waits for this image (see Batcher.expect)
         try:
             array = await loop.run_in_executor(
                 self.pool, load_and_preprocess, image, self.runtime.preprocess, True, self.normalizer
             )
         except ImageDecodeError as exc:
+            self.batcher.expect(-1)
             self.metrics.images.labels("rejected").inc()
             raise ClientError(400, str(exc)) from None
+        except BaseException:  # cancelled (the client left), or a bug: the batcher must not wait for it
+            self.batcher.expect(-1)
+            raise
         return array
 
-    async def infer(self, array: np.ndarray) -> tuple[np.ndarray, Served]:
-        """One preprocessed image's probabilities, batched with others, and the model that ran it."""
+    async def infer(self, array: np.ndarray, decoded: bool = True) -> tuple[np.ndarray, Served]:
+        """One preprocessed image's probabilities, batched with others, and the model that ran it
+        (``decoded``: ``array`` comes from :meth:`decode`, which announced it to the batcher)."""
         if self.batcher is None:
             raise ClientError(503, "the model is not loaded yet; retry when /healthz says ready")
-        future = self.batcher.submit(array)
+        future = self.batcher.submit(array, expected=decoded)
         probs = await asyncio.wrap_future(future)
         self.metrics.images.labels("classified").inc()
         return probs, future.tag

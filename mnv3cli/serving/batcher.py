@@ -5,9 +5,12 @@ a third per image on CPU), so under load a server that batches approaches ``mnv3
 throughput while one that does not stays at batch-1 speed. Requests hand their decoded image to
 :meth:`Batcher.submit` and wait on the returned future; one thread takes the first image that
 arrives, waits at most ``max_wait`` seconds for more (never beyond ``max_batch``), runs the model
-once and hands each request its own row of probabilities. Only this thread calls the model, so a
-backend need not be thread-safe, and :meth:`Batcher.swap` (hot reload) takes effect between two
-batches: a batch runs whole on the model it started with, and each future says which (``tag``).
+once and hands each request its own row of probabilities. It stops waiting as soon as no image is
+on its way: callers announce the images they are decoding (:meth:`Batcher.expect`), so with few
+clients a batch runs the moment its last image is ready instead of idling out ``max_wait``. Only
+this thread calls the model, so a backend need not be thread-safe, and :meth:`Batcher.swap` (hot
+reload) takes effect between two batches: a batch runs whole on the model it started with, and
+each future says which (``tag``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ class Submitted(Future):
 class Batcher:
     """Collects submitted images into batches of at most ``max_batch`` and runs ``backend`` on them.
 
-    ``on_batch(size, seconds)`` is called after every model call (metrics). :meth:`close` lets the
-    images already submitted finish, then stops the thread; submitting after that is an error.
+    ``on_batch(size, seconds)`` is called after every model call (metrics). ``announced``: the
+    callers announce the images they prepare (:meth:`expect`), so a batch waits only while one is
+    on its way (without: always ``max_wait``, for images nobody said were coming). :meth:`close`
+    lets the images already submitted finish, then stops the thread; submitting after that is an
+    error.
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class Batcher:
         max_wait: float = 0.005,
         on_batch: Callable[[int, float], None] | None = None,
         tag: object = None,
+        announced: bool = False,
     ) -> None:
         if max_batch < 1 or max_wait < 0:
             raise ValueError(f"max_batch must be >= 1 and max_wait >= 0 (got {max_batch}, {max_wait})")
@@ -55,6 +62,8 @@ class Batcher:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self._expected = 0  # images announced (being decoded) and not yet submitted
+        self.announced = announced  # callers announce every image: wait only for those announced
         self._thread = threading.Thread(target=self._run, name="mnv3-batcher", daemon=True)
         self._thread.start()
 
@@ -66,13 +75,21 @@ class Batcher:
         """Run the next batches on ``backend``; the batch running now finishes on the old one."""
         self._model = (backend, tag)
 
-    def submit(self, image: np.ndarray) -> Submitted:
-        """Queue one preprocessed image ``[3, H, W]``; the future resolves to its class
-        probabilities ``[num_classes]`` (or to the exception the model raised)."""
+    def expect(self, count: int = 1) -> None:
+        """``count`` more images are on their way (negative: that many will not come after all).
+        A batch waits for company only while some image is announced and not yet submitted."""
+        with self._lock:
+            self._expected += count
+
+    def submit(self, image: np.ndarray, expected: bool = False) -> Submitted:
+        """Queue one preprocessed image ``[3, H, W]`` (``expected``: announced by :meth:`expect`);
+        the future resolves to its class probabilities ``[num_classes]`` (or to the exception the
+        model raised)."""
         future = Submitted()
         with self._lock:  # no image may slip in behind the stop marker
             if self._closed:
                 raise RuntimeError("the batcher is closed")
+            self._expected -= expected
             self._queue.put((image, future))
         return future
 
@@ -95,9 +112,14 @@ class Batcher:
             while len(batch) < self.max_batch:
                 remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    if remaining <= 0 or (self.announced and self._expected <= 0):  # nothing more is coming
+                        break
+                    try:
+                        item = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if item is _STOP:
                     stopping = True  # run what was collected, then stop
                     break

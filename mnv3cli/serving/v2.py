@@ -98,9 +98,15 @@ def router(service) -> APIRouter:
         )
         tensor = inference.input
         if tensor.name == IMAGES:
-            arrays = await asyncio.gather(
-                *(service.decode(EncodedImage(f"{IMAGES}[{i}]", data)) for i, data in enumerate(tensor.value))
+            decoded = await asyncio.gather(
+                *(service.decode(EncodedImage(f"{IMAGES}[{i}]", data)) for i, data in enumerate(tensor.value)),
+                return_exceptions=True,
             )
+            failed = [result for result in decoded if isinstance(result, BaseException)]
+            if failed:  # the images decoded will not be submitted: the batcher must not wait for them
+                service.batcher.expect(len(failed) - len(decoded))
+                raise failed[0]
+            arrays = list(decoded)
         else:
             expected = (3, size, size)
             if tuple(tensor.value.shape[1:]) != expected:
@@ -108,7 +114,7 @@ def router(service) -> APIRouter:
             arrays = list(np.ascontiguousarray(tensor.value))
         if not arrays:
             raise ClientError(400, f"{tensor.name}: an empty batch (shape {tensor.shape})")
-        answers = await asyncio.gather(*(service.infer(array) for array in arrays))
+        answers = await asyncio.gather(*(service.infer(array, tensor.name == IMAGES) for array in arrays))
         probs = np.stack([row for row, _ in answers]).astype(np.float32, copy=False)
         served = answers[-1][1]
         outputs = []
