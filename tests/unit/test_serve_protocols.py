@@ -330,3 +330,35 @@ def test_hot_reload_swaps_the_version_and_a_failure_keeps_the_old_model(runtime,
         assert "not a TFLite flatbuffer" in card["reload"]["error"]
         still = client.post("/v1/predict", content=photos[0], headers={"Content-Type": "image/jpeg"})
         assert still.status_code == 200 and still.json()["model_version"] == new
+
+
+def test_reload_refuses_weights_expecting_other_input_and_a_server_without_a_loader(runtime, client):
+    from dataclasses import replace
+
+    other = replace(runtime, card=replace(runtime.card, preprocess=replace(runtime.preprocess, input_size=192)))
+    with TestClient(create_app(runtime, ServeSettings(max_wait_ms=1, reload=lambda: other))) as keyless:
+        refused = keyless.post("/v1/admin/reload", params={"wait": True})
+        assert refused.status_code == 422 and "expect other input" in refused.json()["error"]
+        assert keyless.get("/v1/model").json()["model_version"] == runtime.card.sha256[:12]
+    response = client.post("/v1/admin/reload")
+    assert response.status_code == 409 and "not started with weights it can reload" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--protect-metrics"], {}, "--protect-metrics needs an API key (--api-key-file or $MNV3_API_KEY)"),
+        (["--api-key-file", "no-such-keys"], {}, "--api-key-file no-such-keys: cannot read it (No such file"),
+        ([], {"MNV3_API_KEY": "short"}, "$MNV3_API_KEY: not a usable API key"),
+    ],
+)
+def test_key_options_fail_before_the_model_loads(monkeypatch, tmp_path, args, env, message):
+    from click.testing import CliRunner
+
+    from mnv3cli.cli.app import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MNV3_API_KEY", raising=False)
+    result = CliRunner(env=env).invoke(cli, ["serve", "--port", "0", "--weights", "no-such.tflite", *args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"mnv3: error: {message}"), result.stderr
