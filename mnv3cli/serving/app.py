@@ -96,7 +96,7 @@ class _Service:
         size = self.runtime.preprocess.input_size
         await asyncio.to_thread(self.runtime.backend, np.zeros((1, 3, size, size), np.float32))
         self.pool = ThreadPoolExecutor(self.settings.workers or default_workers(), "mnv3-decode")
-        self.batcher = Batcher(
+        self.batcher = batcher = Batcher(
             self.runtime.backend,
             self.settings.max_batch,
             self.settings.max_wait_ms / 1000,
@@ -104,7 +104,7 @@ class _Service:
             tag=self.slot.current,
             announced=True,
         )
-        self.slot.on_swap = lambda served: self.batcher.swap(served.runtime.backend, served)
+        self.slot.on_swap = lambda served: batcher.swap(served.runtime.backend, served)
         self.ready = True
 
     @property
@@ -153,7 +153,9 @@ class _Service:
         future = self.batcher.submit(array, expected=decoded)
         probs = await asyncio.wrap_future(future)
         self.metrics.images.labels("classified").inc()
-        return probs, future.tag
+        served = future.tag
+        assert isinstance(served, Served)  # the batcher's tags are the slot's Served
+        return probs, served
 
 
 def create_app(
@@ -253,10 +255,9 @@ def create_app(
                 else f"none of the {len(results)} files could be classified ({results[0]['error']}; ...)"
             )
             return JSONResponse({"error": summary, "results": results, "model": model_name}, status_code=400)
-        version = next((r.pop("model_version") for r in results if "model_version" in r), None)
-        for result in results:
-            result.pop("model_version", None)
-        return JSONResponse({"results": results, "model": model_name, "model_version": version})
+        versions = [result.pop("model_version", None) for result in results]
+        first = next((v for v in versions if v is not None), None)  # the same, unless a reload came between
+        return JSONResponse({"results": results, "model": model_name, "model_version": first})
 
     return app
 

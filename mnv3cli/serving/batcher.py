@@ -126,7 +126,7 @@ class Batcher:
                 batch.append(item)
             self._run_batch(batch)
 
-    def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+    def _run_batch(self, batch: list[tuple[np.ndarray, Submitted]]) -> None:
         live = [
             (image, future) for image, future in batch if future.set_running_or_notify_cancel()
         ]  # skip requests whose client left

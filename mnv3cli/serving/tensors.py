@@ -154,6 +154,8 @@ def _requested(spec: Any, binary_default: bool) -> Tensor:
 def _base64(item: Any, name: str, index: int) -> bytes:
     text = item.get("b64") if isinstance(item, dict) else item
     try:
+        if not isinstance(text, str):
+            raise TypeError(text)
         return base64.b64decode(text, validate=True)
     except (binascii.Error, TypeError, ValueError):
         raise ClientError(
