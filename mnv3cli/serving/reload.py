@@ -62,15 +62,17 @@ class ModelSlot:
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._done.set()
+        self._again = False  # a reload was asked for while one ran: run another after it
 
     def reload(self) -> bool:
         """Start loading the new model in the background; False when a reload is already running
-        (that one will read the newest file) or when this server cannot reload."""
+        (another follows it, so the file as it is now gets loaded) or when this server cannot reload."""
         if self.load is None:
             self.status = {"state": "failed", "error": "this server was not started with weights it can reload"}
             return False
         with self._lock:
             if not self._done.is_set():
+                self._again = True
                 return False
             self._done.clear()
             self.status = {"state": "loading", "since": _now()}
@@ -82,17 +84,22 @@ class ModelSlot:
         return self._done.wait(timeout)
 
     def _run(self) -> None:
-        try:
-            served = self._open()
-        except Exception as exc:  # any failure to load keeps the old model: the server must go on
-            self.status = {"state": "failed", "error": _one_line(exc), "at": _now()}
-        else:
-            if self.on_swap is not None:
-                self.on_swap(served)
-            self.current = served
-            self.status = {"state": "loaded", "model_version": served.version, "at": _now()}
-        finally:
-            self._done.set()
+        while True:
+            try:
+                served = self._open()
+            except BaseException as exc:  # any failure to load (even SystemExit) keeps the old model serving
+                self.status = {"state": "failed", "error": _one_line(exc), "at": _now()}
+            else:
+                if self.on_swap is not None:
+                    self.on_swap(served)
+                self.current = served
+                self.status = {"state": "loaded", "model_version": served.version, "at": _now()}
+            with self._lock:
+                if not self._again:
+                    self._done.set()
+                    return
+                self._again = False
+                self.status = {"state": "loading", "since": _now()}
 
     def _open(self) -> Served:
         assert self.load is not None
@@ -148,7 +155,7 @@ def admin_router(slot: ModelSlot) -> APIRouter:
     return router
 
 
-def _one_line(exc: Exception) -> str:
+def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 500 else text[:497] + "..."
 

@@ -362,3 +362,27 @@ def test_key_options_fail_before_the_model_loads(monkeypatch, tmp_path, args, en
     result = CliRunner(env=env).invoke(cli, ["serve", "--port", "0", "--weights", "no-such.tflite", *args])
     assert result.exit_code == 2
     assert result.stderr.startswith(f"mnv3: error: {message}"), result.stderr
+
+
+def test_a_reload_asked_for_while_one_runs_runs_again_after_it(runtime):
+    import threading
+
+    from mnv3cli.serving.reload import ModelSlot
+
+    started, release, calls = threading.Event(), threading.Event(), []
+
+    def load():
+        calls.append(len(calls))
+        started.set()
+        release.wait(30)
+        if len(calls) == 1:
+            raise SystemExit(2)  # even this keeps the old model
+        return runtime
+
+    slot = ModelSlot(runtime, load)
+    assert slot.reload() is True
+    started.wait(30)
+    assert slot.reload() is False and slot.status["state"] == "loading"  # queued behind the running one
+    release.set()
+    assert slot.wait(30)
+    assert calls == [0, 1] and slot.status["state"] == "loaded"
