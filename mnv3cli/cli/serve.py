@@ -10,11 +10,13 @@ signal lets the requests in flight finish; the exit status is then 0.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
 from ..errors import UserError
 from ..printable import plain
+from ..serving import API_KEY_ENV as ENV_KEY
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
@@ -74,6 +76,17 @@ from .options import (
     show_default=True,
     help="Labels per image when a request does not ask (?top_k=N).",
 )
+@click.option(
+    "--api-key-file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help=f"API keys, one a line: requests must send 'Authorization: Bearer KEY' (also ${ENV_KEY}).",
+)
+@click.option(
+    "--protect-metrics",
+    is_flag=True,
+    help="/metrics needs the API key too (health checks never do).",
+)
 @workers_option()
 @pass_app
 def command(
@@ -88,9 +101,12 @@ def command(
     max_upload_mb: float,
     top_k: int,
     workers: int | None,
+    api_key_file: str | None,
+    protect_metrics: bool,
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, a web page
-    at / and the API's documentation at /docs.
+    at / and the API's documentation at /docs; also the Open Inference Protocol (/v2, as Triton
+    and KServe) and TorchServe's /predictions. SIGHUP reloads the weights without a pause.
 
     \b
       mnv3 serve --weights model.tflite
@@ -105,6 +121,10 @@ def command(
     if missing:
         raise UserError(f"mnv3 serve needs {', '.join(missing)}: pip install 'mnv3cli[serve]'")
     from ..serving import ServeSettings, listen, serve
+    from ..serving.auth import load_keys
+
+    if protect_metrics and not (api_key_file or os.environ.get(ENV_KEY)):
+        raise UserError(f"--protect-metrics needs an API key (--api-key-file or ${ENV_KEY})")
 
     settings = ServeSettings(
         host=host,
@@ -114,6 +134,9 @@ def command(
         max_upload_bytes=int(max_upload_mb * 2**20),
         top_k=top_k,
         workers=workers,
+        api_keys=load_keys(api_key_file),
+        protect_metrics=protect_metrics,
+        reload=lambda: open_model(app, model, weights, backend, pipelined=True),
     )
     listen(host, port).close()  # a busy port or a wrong host fails before the slow model load
     runtime = open_model(app, model, weights, backend, pipelined=True)

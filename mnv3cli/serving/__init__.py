@@ -12,7 +12,10 @@ REQUIRED_MODULES = {
     "uvicorn": "uvicorn",
     "prometheus_client": "prometheus-client",
     "python_multipart": "python-multipart",
+    "orjson": "orjson",
 }
+
+API_KEY_ENV = "MNV3_API_KEY"  # an API key in the environment (see .auth); here so the CLI reads it cheaply
 
 __getattr__, _names = lazy_exports(
     __name__,
@@ -26,4 +29,4 @@ __getattr__, _names = lazy_exports(
         "serve": ".server",
     },
 )
-__all__ = ["REQUIRED_MODULES", *_names]
+__all__ = ["API_KEY_ENV", "REQUIRED_MODULES", *_names]

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
@@ -32,8 +32,11 @@ from ..data.images import EncodedImage, ImageDecodeError
 from ..data.preprocess import Normalizer, load_and_preprocess
 from ..inference.runtime import Runtime
 from ..prediction import top_labels
+from . import torchserve, v2
+from .auth import ApiKeys
 from .batcher import Batcher
 from .metrics import RequestMetrics, ServerMetrics
+from .reload import ModelSlot, Served, admin_router, reload_on_sighup
 from .uploads import (
     RAW_BODY,
     ClientError,
@@ -43,7 +46,7 @@ from .uploads import (
     read_body,
 )
 
-ROUTES = frozenset({"/", "/healthz", "/metrics", "/v1/model", "/v1/predict"})
+ROUTES = frozenset({"/", "/healthz", "/metrics", "/v1/model", "/v1/predict", "/v1/admin/reload", "/ping", "/v2"})
 PREDICT_BODY = {
     "requestBody": {
         "required": True,
@@ -72,14 +75,17 @@ class ServeSettings:
     max_upload_bytes: int = 20 * 2**20  # one request's body
     top_k: int = 5  # labels per image when a request does not say
     workers: int | None = None  # decoding threads (default: CPU cores, at most 8)
-    max_files: int = 64  # file fields in one multipart request
+    max_files: int = 64  # file fields in one multipart request (images in one v2 request)
+    api_keys: tuple[str, ...] = ()  # none: no key needed (see .auth)
+    protect_metrics: bool = False  # /metrics behind the key too
+    reload: Callable[[], Runtime] | None = field(default=None, compare=False)  # opens the weights again (.reload)
 
 
 class _Service:
     """What the routes share: the runtime, the decoding pool, the batcher, the metrics."""
 
-    def __init__(self, runtime: Runtime, settings: ServeSettings) -> None:
-        self.runtime, self.settings = runtime, settings
+    def __init__(self, runtime: Runtime, settings: ServeSettings, load: Callable[[], Runtime] | None = None) -> None:
+        self.slot, self.settings = ModelSlot(runtime, load), settings
         self.metrics = ServerMetrics()
         self.normalizer = Normalizer(runtime.preprocess)
         self.pool: ThreadPoolExecutor | None = None
@@ -90,10 +96,21 @@ class _Service:
         size = self.runtime.preprocess.input_size
         await asyncio.to_thread(self.runtime.backend, np.zeros((1, 3, size, size), np.float32))
         self.pool = ThreadPoolExecutor(self.settings.workers or default_workers(), "mnv3-decode")
-        self.batcher = Batcher(
-            self.runtime.backend, self.settings.max_batch, self.settings.max_wait_ms / 1000, self.metrics.observe_batch
+        self.batcher = batcher = Batcher(
+            self.runtime.backend,
+            self.settings.max_batch,
+            self.settings.max_wait_ms / 1000,
+            self.metrics.observe_batch,
+            tag=self.slot.current,
+            announced=True,
         )
+        self.slot.on_swap = lambda served: batcher.swap(served.runtime.backend, served)
         self.ready = True
+
+    @property
+    def runtime(self) -> Runtime:
+        """The model serving now (hot reload replaces it)."""
+        return self.slot.current.runtime
 
     def stop(self) -> None:
         self.ready = False
@@ -102,32 +119,57 @@ class _Service:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
 
-    async def classify(self, image: EncodedImage, top_k: int) -> list[dict]:
-        """Decode (thread pool), batch, and return the top-k labels as JSON-ready dicts."""
+    async def classify(self, image: EncodedImage, top_k: int) -> tuple[list[dict], str]:
+        """Decode (thread pool), batch, and return the top-k labels as JSON-ready dicts, and the
+        version of the model that gave them."""
+        probs, served = await self.infer(await self.decode(image))
+        labels = top_labels(probs[None], top_k, served.runtime.class_names)[0]
+        return [label.to_dict() for label in labels], served.version
+
+    async def decode(self, image: EncodedImage) -> np.ndarray:
+        """The preprocessed ``[3, H, W]`` image (decoded on the thread pool); 400 if it cannot be."""
         if self.batcher is None or self.pool is None:
             raise ClientError(503, "the model is not loaded yet; retry when /healthz says ready")
         loop = asyncio.get_running_loop()
+        self.batcher.expect()  # a batch forming now waits for this image (see Batcher.expect)
         try:
             array = await loop.run_in_executor(
                 self.pool, load_and_preprocess, image, self.runtime.preprocess, True, self.normalizer
             )
         except ImageDecodeError as exc:
+            self.batcher.expect(-1)
             self.metrics.images.labels("rejected").inc()
             raise ClientError(400, str(exc)) from None
-        probs = await asyncio.wrap_future(self.batcher.submit(array))
+        except BaseException:  # cancelled (the client left), or a bug: the batcher must not wait for it
+            self.batcher.expect(-1)
+            raise
+        return array
+
+    async def infer(self, array: np.ndarray, decoded: bool = True) -> tuple[np.ndarray, Served]:
+        """One preprocessed image's probabilities, batched with others, and the model that ran it
+        (``decoded``: ``array`` comes from :meth:`decode`, which announced it to the batcher)."""
+        if self.batcher is None:
+            raise ClientError(503, "the model is not loaded yet; retry when /healthz says ready")
+        future = self.batcher.submit(array, expected=decoded)
+        probs = await asyncio.wrap_future(future)
         self.metrics.images.labels("classified").inc()
-        labels = top_labels(probs[None], top_k, self.runtime.class_names)[0]
-        return [label.to_dict() for label in labels]
+        served = future.tag
+        assert isinstance(served, Served)  # the batcher's tags are the slot's Served
+        return probs, served
 
 
 def create_app(
-    runtime: Runtime, settings: ServeSettings | None = None, *, on_ready: Callable[[], None] | None = None
+    runtime: Runtime,
+    settings: ServeSettings | None = None,
+    *,
+    on_ready: Callable[[], None] | None = None,
 ) -> FastAPI:
     """The app serving ``runtime``; run it with uvicorn (see :func:`~.server.serve`) or test it with
     ``fastapi.testclient.TestClient`` used as a context manager (which runs the lifespan).
-    ``on_ready()`` is called once the model has answered its first call."""
+    ``on_ready()`` is called once the model has answered its first call; ``settings.reload()``
+    opens the weights again for a hot reload (SIGHUP, ``POST /v1/admin/reload``; see :mod:`.reload`)."""
     settings = settings or ServeSettings()
-    service = _Service(runtime, settings)
+    service = _Service(runtime, settings, settings.reload)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -135,7 +177,8 @@ def create_app(
         if on_ready is not None:
             on_ready()
         try:
-            yield
+            with reload_on_sighup(service.slot, asyncio.get_running_loop().call_soon_threadsafe):
+                yield
         finally:
             service.stop()
 
@@ -146,10 +189,12 @@ def create_app(
         description=f"MobileNetV3 image classification: {runtime.model_name}.",
     )
     app.state.service = service
-    app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES)
+    app.add_middleware(ApiKeys, keys=settings.api_keys, protect_metrics=settings.protect_metrics)
+    app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES | _model_routes(runtime.model_name))
     _add_error_handlers(app)
+    for router in (v2.router(service), torchserve.router(service), admin_router(service.slot)):
+        app.include_router(router)
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
-    model_name, num_classes = runtime.model_name, len(runtime.class_names)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -158,8 +203,8 @@ def create_app(
     @app.get("/healthz", summary="Ready once the model answers (503 before and while stopping)")
     async def healthz() -> JSONResponse:
         if not service.ready:
-            return JSONResponse({"status": "unavailable", "model": model_name}, status_code=503)
-        return JSONResponse({"status": "ready", "model": model_name})
+            return JSONResponse({"status": "unavailable", "model": service.runtime.model_name}, status_code=503)
+        return JSONResponse({"status": "ready", "model": service.runtime.model_name})
 
     @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
     async def metrics() -> Response:
@@ -167,12 +212,14 @@ def create_app(
 
     @app.get("/v1/model", summary="The model card: name, classes, preprocessing, weights, backend")
     async def model_card() -> JSONResponse:
-        card = runtime.card.to_dict()
+        served = service.slot.current
         return JSONResponse(
             {
-                **card,
-                "num_classes": num_classes,
-                "backend": runtime.backend.name,
+                **served.runtime.card.to_dict(),
+                "num_classes": len(served.runtime.class_names),
+                "model_version": served.version,
+                "reload": service.slot.status,
+                "backend": served.runtime.backend.name,
                 "max_batch": settings.max_batch,
                 "top_k": settings.top_k,
                 "max_upload_bytes": settings.max_upload_bytes,
@@ -188,7 +235,8 @@ def create_app(
         request: Request,
         top_k: int | None = Query(None, ge=1, description=f"Labels per image (default {settings.top_k})."),
     ) -> JSONResponse:
-        k = min(top_k or settings.top_k, num_classes)
+        model_name = service.runtime.model_name
+        k = min(top_k or settings.top_k, len(service.runtime.class_names))
         try:
             kind = media_type(request)  # 415 before keeping a byte of the body
         except ClientError:
@@ -196,8 +244,8 @@ def create_app(
             raise
         body = await read_body(request, settings.max_upload_bytes)
         if kind == "image":
-            predictions = await service.classify(EncodedImage(RAW_BODY, body), k)
-            return JSONResponse({"predictions": predictions, "model": model_name})
+            predictions, version = await service.classify(EncodedImage(RAW_BODY, body), k)
+            return JSONResponse({"predictions": predictions, "model": model_name, "model_version": version})
         uploads = await multipart_images(request, body, settings.max_files)
         results = await asyncio.gather(*(_file_result(service, upload, k) for upload in uploads))
         if all("error" in result for result in results):
@@ -207,7 +255,9 @@ def create_app(
                 else f"none of the {len(results)} files could be classified ({results[0]['error']}; ...)"
             )
             return JSONResponse({"error": summary, "results": results, "model": model_name}, status_code=400)
-        return JSONResponse({"results": results, "model": model_name})
+        versions = [result.pop("model_version", None) for result in results]
+        first = next((v for v in versions if v is not None), None)  # the same, unless a reload came between
+        return JSONResponse({"results": results, "model": model_name, "model_version": first})
 
     return app
 
@@ -217,9 +267,17 @@ async def _file_result(service: _Service, upload: EncodedImage | ClientError, to
     if isinstance(upload, ClientError):
         return {"filename": None, "error": upload.message}
     try:
-        return {"filename": upload.name, "predictions": await service.classify(upload, top_k)}
+        predictions, version = await service.classify(upload, top_k)
+        return {"filename": upload.name, "predictions": predictions, "model_version": version}
     except ClientError as exc:
         return {"filename": upload.name, "error": exc.message}
+
+
+def _model_routes(name: str) -> frozenset[str]:
+    """The protocol routes naming the model, as metrics labels (other names are ``other``)."""
+    return frozenset(
+        {f"/v2/models/{name}", f"/v2/models/{name}/ready", f"/v2/models/{name}/infer", f"/predictions/{name}"}
+    )
 
 
 def _add_error_handlers(app: FastAPI) -> None:

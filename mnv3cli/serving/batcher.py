@@ -5,8 +5,12 @@ a third per image on CPU), so under load a server that batches approaches ``mnv3
 throughput while one that does not stays at batch-1 speed. Requests hand their decoded image to
 :meth:`Batcher.submit` and wait on the returned future; one thread takes the first image that
 arrives, waits at most ``max_wait`` seconds for more (never beyond ``max_batch``), runs the model
-once and hands each request its own row of probabilities. Only this thread calls the model, so a
-backend need not be thread-safe.
+once and hands each request its own row of probabilities. It stops waiting as soon as no image is
+on its way: callers announce the images they are decoding (:meth:`Batcher.expect`), so with few
+clients a batch runs the moment its last image is ready instead of idling out ``max_wait``. Only
+this thread calls the model, so a backend need not be thread-safe, and :meth:`Batcher.swap` (hot
+reload) takes effect between two batches: a batch runs whole on the model it started with, and
+each future says which (``tag``).
 """
 
 from __future__ import annotations
@@ -25,11 +29,20 @@ from ..inference.backends import Backend
 _STOP = object()
 
 
+class Submitted(Future):
+    """A submitted image's future; ``tag`` is the tag of the model that ran it (see :meth:`Batcher.swap`)."""
+
+    tag: object = None
+
+
 class Batcher:
     """Collects submitted images into batches of at most ``max_batch`` and runs ``backend`` on them.
 
-    ``on_batch(size, seconds)`` is called after every model call (metrics). :meth:`close` lets the
-    images already submitted finish, then stops the thread; submitting after that is an error.
+    ``on_batch(size, seconds)`` is called after every model call (metrics). ``announced``: the
+    callers announce the images they prepare (:meth:`expect`), so a batch waits only while one is
+    on its way (without: always ``max_wait``, for images nobody said were coming). :meth:`close`
+    lets the images already submitted finish, then stops the thread; submitting after that is an
+    error.
     """
 
     def __init__(
@@ -38,24 +51,45 @@ class Batcher:
         max_batch: int = 32,
         max_wait: float = 0.005,
         on_batch: Callable[[int, float], None] | None = None,
+        tag: object = None,
+        announced: bool = False,
     ) -> None:
         if max_batch < 1 or max_wait < 0:
             raise ValueError(f"max_batch must be >= 1 and max_wait >= 0 (got {max_batch}, {max_wait})")
-        self.backend, self.max_batch, self.max_wait = backend, max_batch, max_wait
+        self.max_batch, self.max_wait = max_batch, max_wait
+        self._model = (backend, tag)  # one attribute, replaced whole: the batch thread reads it once per batch
         self.on_batch = on_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        self._expected = 0  # images announced (being decoded) and not yet submitted
+        self.announced = announced  # callers announce every image: wait only for those announced
         self._thread = threading.Thread(target=self._run, name="mnv3-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, image: np.ndarray) -> Future:
-        """Queue one preprocessed image ``[3, H, W]``; the future resolves to its class
-        probabilities ``[num_classes]`` (or to the exception the model raised)."""
-        future: Future = Future()
+    @property
+    def backend(self) -> Backend:
+        return self._model[0]
+
+    def swap(self, backend: Backend, tag: object = None) -> None:
+        """Run the next batches on ``backend``; the batch running now finishes on the old one."""
+        self._model = (backend, tag)
+
+    def expect(self, count: int = 1) -> None:
+        """``count`` more images are on their way (negative: that many will not come after all).
+        A batch waits for company only while some image is announced and not yet submitted."""
+        with self._lock:
+            self._expected += count
+
+    def submit(self, image: np.ndarray, expected: bool = False) -> Submitted:
+        """Queue one preprocessed image ``[3, H, W]`` (``expected``: announced by :meth:`expect`);
+        the future resolves to its class probabilities ``[num_classes]`` (or to the exception the
+        model raised)."""
+        future = Submitted()
         with self._lock:  # no image may slip in behind the stop marker
             if self._closed:
                 raise RuntimeError("the batcher is closed")
+            self._expected -= expected
             self._queue.put((image, future))
         return future
 
@@ -78,25 +112,31 @@ class Batcher:
             while len(batch) < self.max_batch:
                 remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    if remaining <= 0 or (self.announced and self._expected <= 0):  # nothing more is coming
+                        break
+                    try:
+                        item = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if item is _STOP:
                     stopping = True  # run what was collected, then stop
                     break
                 batch.append(item)
             self._run_batch(batch)
 
-    def _run_batch(self, batch: list[tuple[np.ndarray, Future]]) -> None:
+    def _run_batch(self, batch: list[tuple[np.ndarray, Submitted]]) -> None:
         live = [
             (image, future) for image, future in batch if future.set_running_or_notify_cancel()
         ]  # skip requests whose client left
         if not live:
             return
         images, futures = np.stack([image for image, _ in live]), [future for _, future in live]
+        backend, tag = self._model
         start = time.perf_counter()
         try:
-            probs = softmax(np.asarray(self.backend(images), dtype=np.float32))
+            probs = softmax(np.asarray(backend(images), dtype=np.float32))
         except Exception as exc:  # the model failed: every waiting request learns why, the next batch runs
             for future in futures:
                 future.set_exception(exc)
@@ -104,4 +144,5 @@ class Batcher:
         if self.on_batch is not None:
             self.on_batch(len(futures), time.perf_counter() - start)
         for future, row in zip(futures, probs, strict=False):
+            future.tag = tag
             future.set_result(row)

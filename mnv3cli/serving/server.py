@@ -11,6 +11,7 @@ status instead of 0.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import signal
 import socket
 import threading
@@ -24,6 +25,11 @@ from .app import ServeSettings, create_app
 
 GRACE_SECONDS = 30.0  # requests still running this long after a stop signal are cancelled
 BACKLOG = 2048  # connections the kernel queues before the server accepts them (uvicorn's default)
+# httptools' C parser and uvloop's event loop (the serve extra) cost less CPU per request than h11
+# and asyncio's, CPU the decoding and the model need (benchmarks/serve_load.py); the pure-Python
+# ones remain the fallback where the C extensions do not install.
+HTTP = "httptools" if importlib.util.find_spec("httptools") else "h11"
+LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 
 
 class _Server(uvicorn.Server):
@@ -90,6 +96,8 @@ def serve(
     app = create_app(runtime, settings, on_ready=(lambda: on_ready(url)) if on_ready else None)
     config = uvicorn.Config(
         app,
+        http=HTTP,
+        loop=LOOP,
         log_level=log_level,
         access_log=access_log,
         lifespan="on",

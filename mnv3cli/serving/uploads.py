@@ -86,9 +86,11 @@ async def discard_body(request: Request) -> None:
             return
 
 
-async def multipart_images(request: Request, body: bytes, max_files: int) -> list[EncodedImage | ClientError]:
-    """The ``file`` fields of a ``multipart/form-data`` ``body``, in upload order: their bytes, or an
-    error for a field that is not a file. A body without any file field is a 400."""
+async def multipart_images(
+    request: Request, body: bytes, max_files: int, name: str = FILE_FIELD
+) -> list[EncodedImage | ClientError]:
+    """The fields called ``name`` of a ``multipart/form-data`` ``body``, in upload order: their bytes,
+    or an error for a field that is not a file. A body without any such file field is a 400."""
     sent = False
 
     async def replay() -> dict:  # the body was already read (with its limit): parse it from memory
@@ -103,19 +105,19 @@ async def multipart_images(request: Request, body: bytes, max_files: int) -> lis
     except HTTPException as exc:  # starlette's MultiPartException, as a 400
         raise ClientError(400, f"malformed {MULTIPART} body: {exc.detail}") from None
     try:
-        fields = form.getlist(FILE_FIELD)
+        fields = form.getlist(name)
         if not any(isinstance(field, UploadFile) for field in fields):
-            others = sorted(set(form.keys()) - {FILE_FIELD})
+            others = sorted(set(form.keys()) - {name})
             found = f"fields found: {', '.join(others)}" if others else "no fields found"
             raise ClientError(
-                400, f"{MULTIPART} body without files: send each image as a file field named '{FILE_FIELD}' ({found})"
+                400, f"{MULTIPART} body without files: send each image as a file field named '{name}' ({found})"
             )
         images: list[EncodedImage | ClientError] = []
         for number, field in enumerate(fields, 1):
             if isinstance(field, UploadFile):
                 images.append(EncodedImage(field.filename or f"file {number}", await field.read()))
             else:
-                images.append(ClientError(400, f"{FILE_FIELD} {number}: a text field, not a file upload"))
+                images.append(ClientError(400, f"{name} {number}: a text field, not a file upload"))
         return images
     finally:
         await form.close()

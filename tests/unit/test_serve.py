@@ -47,7 +47,7 @@ def post_image(client, data, content_type="image/jpeg", **params):
     return client.post("/v1/predict", content=data, headers={"Content-Type": content_type}, params=params)
 
 
-def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, cat_bytes):
+def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, cat_bytes, int8_tflite):
     from mnv3cli.prediction import predict
 
     response = post_image(client, cat_bytes)
@@ -56,7 +56,8 @@ def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, c
     expected = next(
         predict([str(cat_photo)], runtime.backend, runtime.preprocess, runtime.class_names, top_k=5)
     ).to_dict()["predictions"]
-    assert body == {"predictions": expected, "model": "mobilenetv3_small_100"}
+    version = hashlib.sha256(int8_tflite.read_bytes()).hexdigest()[:12]
+    assert body == {"predictions": expected, "model": "mobilenetv3_small_100", "model_version": version}
     assert body["predictions"][0]["label"] == "Egyptian cat"
     assert len(post_image(client, cat_bytes, top_k=2).json()["predictions"]) == 2
     assert len(post_image(client, cat_bytes, top_k=5000).json()["predictions"]) == len(runtime.class_names)

@@ -8,6 +8,7 @@ row delivered to the wrong request shows.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -123,3 +124,39 @@ def test_a_cancelled_request_is_not_run():
     finally:
         batcher.close()
     assert backend.sizes == [1, 1]
+
+
+def test_a_batch_stops_waiting_when_no_announced_image_is_left():
+    """With a long ``max_wait``, a lone image runs at once when nothing is announced, and a batch
+    waits exactly for the images announced (decoding) and no longer."""
+    model = Recording()
+    batcher = Batcher(model, max_batch=32, max_wait=30.0, announced=True)
+    try:
+        start = time.monotonic()
+        assert int(batcher.submit(image(3)).result(10).argmax()) == 3
+        assert time.monotonic() - start < 5  # not the 30 s max_wait
+        batcher.expect(2)
+        first = batcher.submit(image(1), expected=True)
+        time.sleep(0.2)
+        assert not first.done()  # one announced image is still on its way
+        second = batcher.submit(image(2), expected=True)
+        assert [int(f.result(10).argmax()) for f in (first, second)] == [1, 2]
+        assert model.sizes == [1, 2]
+        batcher.expect(1)
+        batcher.expect(-1)  # its decoding failed: nothing to wait for
+        start = time.monotonic()
+        assert int(batcher.submit(image(4)).result(10).argmax()) == 4 and time.monotonic() - start < 5
+    finally:
+        batcher.close(10)
+
+
+def test_swap_runs_later_batches_on_the_new_backend_and_tags_them():
+    batcher = Batcher(Recording(), max_batch=4, max_wait=0.0, tag="old")
+    try:
+        before = batcher.submit(image(5))
+        assert int(before.result(10).argmax()) == 5 and before.tag == "old"
+        batcher.swap(lambda batch: -Recording()(batch), "new")  # the new model: a different answer
+        after = batcher.submit(image(5))
+        assert int(after.result(10).argmax()) != 5 and after.tag == "new"
+    finally:
+        batcher.close(10)
