@@ -61,6 +61,20 @@ class BudgetNotMet(PartialFailure):
     """No step of the loop certified the budget: nothing was written (exit 1)."""
 
 
+def in_turn(samples: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The samples with their classes in turn (round-robin): every slice ``[k::m]`` covers the
+    classes alike."""
+    by_class: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for sample in samples:
+        by_class[sample[1]].append(sample)
+    return [
+        group[i]
+        for i in range(max(map(len, by_class.values()), default=0))
+        for group in by_class.values()
+        if i < len(group)
+    ]
+
+
 def split(
     samples: Sequence[tuple[str, int]], calibration: int, val: Sequence[tuple[str, int]] | None
 ) -> tuple[list[str], list[tuple[str, int]]]:
@@ -69,15 +83,7 @@ def split(
     Without ``val`` the folder is split class by class, alternately, so both halves cover the
     classes alike and no calibration image is ever measured.
     """
-    by_class: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    for sample in samples:
-        by_class[sample[1]].append(sample)
-    order = [
-        group[i]
-        for i in range(max(map(len, by_class.values()), default=0))
-        for group in by_class.values()
-        if i < len(group)
-    ]  # round-robin over classes
+    order = in_turn(samples)
     if val is None:
         cal, held_out = order[0::2], list(order[1::2])
     else:
