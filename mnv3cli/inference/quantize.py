@@ -35,9 +35,10 @@ class Layer:
     quantized_inputs: tuple[str, ...] = field(default=())  # float tensors whose quantizer feeds it
 
 
-def quantize_graph(fp32_path: str | os.PathLike, calibration: np.ndarray):
+def quantize_graph(fp32_path: str | os.PathLike, calibration: np.ndarray, **options):
     """NNCF post-training quantization (default preset) of the ONNX graph at ``fp32_path`` with the
-    preprocessed ``calibration`` images ``[N, 3, H, W]``; returns the QDQ ``onnx.ModelProto``."""
+    preprocessed ``calibration`` images ``[N, 3, H, W]``; returns the QDQ ``onnx.ModelProto``.
+    ``options`` go to ``nncf.quantize`` (``benchmarks/int8_budget.py`` compares some)."""
     import contextlib
     import io
     import logging
@@ -53,7 +54,7 @@ def quantize_graph(fp32_path: str | os.PathLike, calibration: np.ndarray):
     name = model.graph.input[0].name
     dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))], lambda x: {name: x})
     with contextlib.redirect_stdout(io.StringIO()):
-        return nncf.quantize(model, dataset, subset_size=len(calibration))
+        return nncf.quantize(model, dataset, subset_size=len(calibration), **options)
 
 
 def _label(node) -> str:

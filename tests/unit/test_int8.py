@@ -11,24 +11,77 @@ import numpy as np
 import pytest
 import torch
 
-from mnv3cli.inference.int8 import PairedDrop, export_int8, split
+from mnv3cli.inference.int8 import export_int8, split
 
 pytest.importorskip("nncf", reason="the int8 extra is part of the test extra")
 
 
-def test_paired_drop_noise_and_images_needed():
-    fp32 = np.array([1, 1, 1, 1, 0, 0, 0, 0] * 25)  # 200 images, labels all 1
-    int8 = fp32.copy()
-    int8[:6] = 0  # 6 only fp32 gets right
-    int8[4:6] = 1  # ... of which 2 were fp32 mistakes int8 fixes: b = 4, c = 2
-    m = PairedDrop.measure(fp32, int8, np.ones(200, dtype=int))
-    assert (m.only_fp32, m.only_int8, m.n) == (4, 2, 200)
-    assert m.fp32_top1 == 50.0 and m.int8_top1 == 49.0 and m.drop == pytest.approx(1.0)
-    assert m.noise == pytest.approx(100 * np.sqrt(6 - 4 / 200) / 200)  # 1.22 points
-    assert m.images_needed(1.0) == 300 and m.images_needed(2.0) == 75
-    assert not m.certifies(1.0)  # drop 1.0 is within, its noise of 1.22 is not
-    assert m.certifies(1.5) and not m.certifies(0.9)
-    assert m.images_needed(0) is None
+def test_drop_upper_bound_known_values():
+    from statistics import NormalDist
+
+    from mnv3cli.inference.certificate import drop_upper_bound
+
+    z = NormalDist().inv_cdf(0.95)
+    for n in (20, 300, 1000):  # no disagreement: n d / (1 - d) = z^2
+        assert drop_upper_bound(0, 0, n) == pytest.approx(100 * z * z / (n + z * z), rel=1e-6)
+    for b, n in ((5, 100), (10, 1000), (1, 30)):  # only losses: (n d - b)^2 = z^2 n d (1 - d)
+        qa, qb, qc = n * n + z * z * n, -(2 * b * n + z * z * n), b * b
+        assert drop_upper_bound(b, 0, n) == pytest.approx(
+            100 * (-qb + np.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa), rel=1e-6
+        )
+    assert drop_upper_bound(10, 6, 500) == pytest.approx(2.262, abs=1e-3)  # measured 0.8
+    assert drop_upper_bound(0, 0, 0) == 100.0
+
+
+def test_drop_upper_bound_is_never_below_the_drop_and_moves_the_right_way():
+    from mnv3cli.inference.certificate import drop_upper_bound
+
+    for n in (20, 100, 500):
+        for b in range(0, 12):
+            for c in range(0, 12):
+                bound = drop_upper_bound(b, c, n)
+                assert bound >= 100 * (b - c) / n
+                assert drop_upper_bound(b + 1, c, n) > bound  # one more image lost: higher
+                assert drop_upper_bound(b, c + 1, n) < bound  # one more gained: lower
+                assert drop_upper_bound(b, c, n, 0.99) > bound  # more confidence: higher
+                if b >= c:
+                    assert drop_upper_bound(b, c, 2 * n) < bound  # the same counts on more images
+
+
+@pytest.mark.parametrize("n, p_fp32_only, p_int8_only", [(300, 0.02, 0.01), (100, 0.05, 0.0), (500, 0.012, 0.002)])
+def test_drop_upper_bound_misses_the_true_drop_at_most_5_percent_of_the_time(n, p_fp32_only, p_int8_only):
+    from mnv3cli.inference.certificate import drop_upper_bound
+
+    rng = np.random.default_rng(0)
+    draws = rng.multinomial(n, [p_fp32_only, p_int8_only, 1 - p_fp32_only - p_int8_only], size=2000)
+    bounds = {}
+    for b, c, _ in draws:
+        bounds.setdefault((b, c), drop_upper_bound(b, c, n))
+    misses = np.mean([bounds[(b, c)] < 100 * (p_fp32_only - p_int8_only) for b, c, _ in draws])
+    assert 0.02 < misses <= 0.05  # not wildly conservative either
+
+
+def test_too_few_images_never_certify_and_images_needed_would():
+    from mnv3cli.inference.certificate import PairedDrop, drop_upper_bound, minimum_images
+
+    assert minimum_images(1.0) == 268 and minimum_images(2.0) == 133  # about 270 / budget
+    assert minimum_images(0.0) is None and minimum_images(100.0) == 1
+    for budget in (0.5, 1.0, 5.0):
+        least = minimum_images(budget)
+        assert drop_upper_bound(0, 0, least) <= budget < drop_upper_bound(0, 0, least - 1)
+    assert not PairedDrop(267, 200, 200, 0, 0).certifies(1.0)  # no disagreement at all, too few images
+    assert PairedDrop(268, 200, 200, 0, 0).certifies(1.0)
+    assert not PairedDrop(1, 1, 1, 0, 0).certifies(1.0)  # the "1 held-out image" certificate of old
+    m = PairedDrop(500, 400, 396, 10, 6)  # drop 0.8, within 1.0, but its bound is 2.26
+    assert m.drop == pytest.approx(0.8) and m.discordant == 16
+    assert not m.certifies(1.0) and m.certifies(2.3) and not m.certifies(2.2)
+    needed = m.images_needed(1.0)
+    assert needed is not None and needed > 10_000  # 0.8 measured against 1.0: many images
+    assert PairedDrop(needed, 0, 0, round(0.02 * needed), round(0.012 * needed)).certifies(1.0)
+    half = needed // 2
+    assert not PairedDrop(half, 0, 0, round(0.02 * half), round(0.012 * half)).certifies(1.0)
+    assert m.images_needed(0.8) is None and m.images_needed(0.5) is None  # measured drop not below the budget
+    assert PairedDrop(20, 10, 10, 0, 0).images_needed(1.0) == 268  # no disagreement: the minimum
 
 
 def test_split_is_class_balanced_and_never_measures_a_calibration_image():
@@ -150,7 +203,7 @@ def test_export_int8_command_reports_both_top1s_the_layers_and_latency(int8_tfli
         "--data",
         str(data),
         "--max-drop",
-        "60",
+        "90",
         "-o",
         str(out),
     ] + (["--json"] if as_json else [])
@@ -161,6 +214,7 @@ def test_export_int8_command_reports_both_top1s_the_layers_and_latency(int8_tfli
         record = json.loads(result.stdout)
         assert record["int8"] and record["held_out_images"] == 8 and record["calibration_images"] == 8
         assert record["drop"] == pytest.approx(record["fp32_top1"] - record["int8_top1"])
+        assert record["drop"] <= record["upper_bound"] <= 90 and record["confidence"] == 0.95
         assert record["kept_in_float"] == [] and record["steps"] == 1
         assert set(record["latency_ms"]) == {"fp32", "int8"} and record["latency_ms"]["int8"]["1"] > 0
     else:
@@ -168,6 +222,62 @@ def test_export_int8_command_reports_both_top1s_the_layers_and_latency(int8_tfli
         assert not wide, wide  # filled to 80 columns (a single long path may overflow, never split)
         lines = result.stdout.replace("\n  ", " ").splitlines()  # continuation lines rejoined
         assert lines[0].startswith(f"wrote {out} (ONNX, int8, ")
-        assert lines[1].startswith("top-1 on 8 held-out images: fp32 ") and "budget 60" in lines[1]
+        assert lines[1].startswith("top-1 on 8 held-out images: fp32 ") and "95 % upper confidence bound" in lines[1]
+        assert lines[1].endswith("within --max-drop 90")
         assert lines[2] == "kept in float: 0 of 61 layers: none"
         assert lines[3].startswith("latency (ONNX Runtime, batch 1): fp32 ")
+
+
+def _folders(imagenet_dev, root, first: int, count: int):
+    """A labelled folder of ``count`` dev classes (one image each) from the ``first``-th on."""
+    root.mkdir()
+    for wnid in sorted(p.name for p in imagenet_dev.iterdir())[first : first + count]:
+        (root / wnid).symlink_to(imagenet_dev / wnid)
+    return root
+
+
+def test_export_int8_refuses_too_few_held_out_images_before_any_work(int8_tflite, imagenet_dev, tmp_path):
+    from click.testing import CliRunner
+
+    from mnv3cli.cli.app import cli
+
+    data = _folders(imagenet_dev, tmp_path / "data", 0, 2)  # the 1 held-out image that once "certified"
+    out = tmp_path / "s8.onnx"
+    args = ["export", "--int8", "-w", str(int8_tflite), "--data", str(data), "-o", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.stderr
+    assert "--max-drop 1: 1 held-out images cannot certify it (at least 595 are needed" in result.stderr
+    assert "--val DIR" in result.stderr and not out.exists() and "quantizing" not in result.stderr
+    result = CliRunner().invoke(cli, args + ["--val", str(data), "--max-drop", "50"])  # 2 images: 7 needed
+    assert result.exit_code == 2 and "2 held-out images cannot certify it (at least 7" in result.stderr
+
+
+def test_export_int8_certifies_on_a_val_folder_with_enough_images(int8_tflite, imagenet_dev, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from mnv3cli.cli.app import cli
+
+    data = _folders(imagenet_dev, tmp_path / "data", 0, 8)
+    val = _folders(imagenet_dev, tmp_path / "val", 100, 48)
+    out = tmp_path / "s8.onnx"
+    args = ["-q", "export", "--int8", "-w", str(int8_tflite), "--data", str(data), "--val", str(val)]
+    result = CliRunner().invoke(cli, args + ["--max-drop", "35", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["held_out_images"] == 48 and record["calibration_images"] == 8 and out.is_file()
+    assert record["drop"] <= record["upper_bound"] <= 35
+    assert record["upper_bound"] > record["drop"] + 10  # 48 images: a wide bound, whatever the drop
+
+
+def test_the_help_states_the_minimum_the_certificate_applies():
+    from click.testing import CliRunner
+
+    from mnv3cli.cli.app import cli
+    from mnv3cli.inference.certificate import minimum_images
+    from mnv3cli.inference.int8 import step_confidence
+
+    help_text = " ".join(CliRunner().invoke(cli, ["export", "--help"]).stdout.split())
+    assert f"a 1-point certificate needs at least {minimum_images(1.0, step_confidence())} images" in help_text
+    assert "95 % upper confidence bound of its top-1 drop" in help_text
