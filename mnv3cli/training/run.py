@@ -38,6 +38,7 @@ from .outputs import write_config
 from .recipe import Recipe, build_recipe
 from .setup import StartingPoint, build_model, freeze_layers, resumed_model
 from .state import TrainState, read_resume, resume_folder, seed_everything
+from .telemetry import with_telemetry
 
 
 @dataclass
@@ -57,6 +58,8 @@ class Run:
     listener: TrainListener  # the caller's on rank 0, a silent one elsewhere
     stop: threading.Event
     unreadable: dict[str, dict[str, str]]  # files left out of each split ("train", "val"): path -> why
+    resumed: bool = False  # continuing a saved run
+    notes: tuple[str, ...] = ()  # warnings for the user, sent with the plan
 
     @property
     def preprocess(self):
@@ -78,6 +81,7 @@ def prepare(
     anything in it is read or judged."""
     seed_everything(cfg.seed)  # the new head (or a whole new model) starts the same every time
     output = resume_folder(resume) if resume is not None else new_output(cfg)
+    listener, notes = with_telemetry(listener, cfg, output, distributed.is_main())
     splits = find_splits(cfg.data or _missing_data(), cfg.val, cfg.val_split, cfg.seed)
     splits, unreadable = drop_unreadable(splits, cfg.resolved_workers)
     held.enter_context(hold_run_folder(output))
@@ -140,9 +144,11 @@ def prepare(
         drop_last,
         steps,
         recipe,
-        listener if distributed.is_main() else TrainListener(),
+        listener,
         stop,
         unreadable,
+        resumed=checkpoint is not None,
+        notes=tuple(notes),
     )
     state.skipped.update({**unreadable["train"], **unreadable["val"]})
     return run, state
@@ -217,6 +223,9 @@ def open_run_folder(run: Run, state: TrainState) -> None:
             unreadable_train=len(unreadable["train"]),
             unreadable_val=len(unreadable["val"]),
             unreadable_example=examples[0] if examples else "",
+            resumed=run.resumed,
+            config=config_record(run)["config"],
+            notes=run.notes,
         )
     )
 
