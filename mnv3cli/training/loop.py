@@ -33,7 +33,6 @@ from typing import NoReturn
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from .. import distributed
 from ..errors import Interrupted, UserError
@@ -41,13 +40,12 @@ from ..evaluation.evaluate import EvalResult, evaluate
 from ..inference.backends import TorchBackend
 from .calibrate import calibrate_best
 from .config import TrainConfig
-from .data import EpochSampler, collate_skipping
+from .data import EpochSampler
 from .events import EpochRecord, StepProgress, TrainListener, TrainResult
 from .outputs import write_curves, write_metrics
 from .run import Run, open_run_folder, prepare
 from .setup import process_device, set_train_mode
-from .signals import quiet_worker
-from .state import TrainState, capture_rng_state, epoch_seed
+from .state import TrainState, capture_rng_state
 from .telemetry import validation_samples
 
 
@@ -113,20 +111,10 @@ def train_one_epoch(run: Run, state: TrainState) -> None:
     sampler = EpochSampler(
         len(run.dataset), seed=cfg.seed, epoch=state.epoch, rank=rank, world=world, start=state.step * cfg.batch_size
     )
-    loader = DataLoader(
-        run.dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.resolved_workers,
-        collate_fn=collate_skipping,
-        drop_last=run.drop_last,
-        pin_memory=run.device.type == "cuda",
-        worker_init_fn=quiet_worker,
-        generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch, rank, state.step, 1)),
-    )
+    tick, images_done = time.perf_counter(), 0  # starting the workers counts as training time
+    batches = run.loader.epoch(sampler)
     set_train_mode(run.model, run.frozen, cfg.freeze_bn)
-    tick, images_done = time.perf_counter(), 0
-    for images, targets, skipped in loader:
+    for images, targets, skipped in batches:
         for item in skipped:
             state.skipped[item.path] = item.reason
         if stop_requested(run.stop, before_step=True):

@@ -26,6 +26,7 @@ from .bn_calibration import has_folded_batchnorm, unfold_batchnorm
 from .config import TrainConfig
 from .data import (
     EpochSampler,
+    RunLoader,
     Splits,
     TrainDataset,
     drop_unreadable,
@@ -37,7 +38,7 @@ from .lock import hold_run_folder
 from .outputs import write_config
 from .recipe import Recipe, build_recipe
 from .setup import StartingPoint, build_model, freeze_layers, resumed_model
-from .state import TrainState, read_resume, resume_folder, seed_everything
+from .state import TrainState, epoch_seed, read_resume, resume_folder, seed_everything
 from .telemetry import with_telemetry
 
 
@@ -53,6 +54,7 @@ class Run:
     memory_format: torch.memory_format
     dataset: TrainDataset
     drop_last: bool
+    loader: RunLoader  # the training batches, its workers kept for the whole run
     steps_per_epoch: int
     recipe: Recipe
     listener: TrainListener  # the caller's on rank 0, a silent one elsewhere
@@ -120,6 +122,14 @@ def prepare(
     drop_last = per_process % cfg.batch_size == 1 and per_process > 1
     steps = per_process // cfg.batch_size if drop_last else math.ceil(per_process / cfg.batch_size)
 
+    loader = RunLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        workers=cfg.resolved_workers,
+        drop_last=drop_last,
+        pin_memory=device.type == "cuda",
+        seed=epoch_seed(cfg.seed, distributed.rank(), 1),
+    )
     cfg, recipe = build_recipe(
         cfg, model, device, new_head=start.new_head, num_classes=len(splits.class_names), steps_per_epoch=steps
     )
@@ -142,6 +152,7 @@ def prepare(
         memory_format,
         dataset,
         drop_last,
+        held.enter_context(contextlib.closing(loader)),
         steps,
         recipe,
         listener,
