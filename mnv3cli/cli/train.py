@@ -12,108 +12,12 @@ import click
 from .. import distributed
 from ..errors import Interrupted
 from ..rounding import format_seconds, format_significant
-from ..training import (
-    AMP_MODES,
-    AUGMENTS,
-    DEFAULT_MODEL,
-    OPTIMIZERS,
-    build_config,
-    default_of,
-)
+from ..training import build_config, default_of
 from ..training.events import TrainListener
 from .context import AppContext, pass_app, warn
 from .options import device_option
+from .train_options import OPTIONS, mlflow_option
 from .wrapping import fill, plain  # plain: printable.plain, as fill applies it
-
-# (flags, config field, click type, help). Defaults come from TrainConfig.
-OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
-    (("--val",), "val", click.Path(file_okay=False), "Validation ImageFolder (default: DIR/val)."),
-    (
-        ("--val-split",),
-        "val_split",
-        click.FloatRange(0, 1, min_open=True, max_open=True),
-        "Hold out this share of DIR for validation (stratified, seeded), e.g. 0.2.",
-    ),
-    (
-        ("-o", "--output"),
-        "output",
-        click.Path(file_okay=False),
-        "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DIR name>].",
-    ),
-    (
-        ("-m", "--model"),
-        "model",
-        str,
-        f"Registry model (see `mnv3 models`); inferred from --weights [default without: {DEFAULT_MODEL}].",
-    ),
-    (
-        ("-w", "--weights"),
-        "weights",
-        str,
-        (
-            "Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DIR's "
-            "classes. Without it the model trains from scratch."
-        ),
-    ),
-    (
-        ("--freeze-bn/--train-bn",),
-        "freeze_bn",
-        None,
-        "Keep BatchNorm statistics fixed, or let them adapt to the new data [default: --train-bn].",
-    ),
-    (("--bn-momentum",), "bn_momentum", click.FloatRange(0, 1), "BatchNorm momentum while statistics train."),
-    (("--dropout",), "dropout", click.FloatRange(0, 1), "Dropout before the classifier [default: 0.2]."),
-    (("-r", "--resolution"), "resolution", click.IntRange(16), "Input size in pixels [default: the weights' (224)]."),
-    (("-e", "--epochs"), "epochs", click.IntRange(1), "Epochs."),
-    (("-b", "--batch-size"), "batch_size", click.IntRange(1), "Images per step (per process)."),
-    (("--optimizer",), "optimizer", click.Choice(OPTIMIZERS), "Optimizer (timm.optim)."),
-    (
-        ("--lr",),
-        "lr",
-        click.FloatRange(0, min_open=True),
-        "Peak learning rate [default: 1e-3 from scratch, 1e-4 fine-tuning; sgd 10x that].",
-    ),
-    (
-        ("--weight-decay",),
-        "weight_decay",
-        click.FloatRange(0),
-        "Weight decay, not on biases/norms [default: adamw 0.05, sgd 1e-4, rmsprop 1e-5].",
-    ),
-    (
-        ("--head-lr-scale",),
-        "head_lr_scale",
-        click.FloatRange(0, min_open=True),
-        "Learning-rate multiplier of the classifier [default: 10 for a new head, else 1].",
-    ),
-    (("--momentum",), "momentum", click.FloatRange(0, 1), "Momentum (sgd, rmsprop)."),
-    (("--warmup-epochs",), "warmup_epochs", click.IntRange(0), "Linear warmup before the cosine decay."),
-    (("--warmup-lr",), "warmup_lr", click.FloatRange(0), "Learning rate at the start of warmup."),
-    (("--min-lr",), "min_lr", click.FloatRange(0), "Learning rate at the end of the cosine."),
-    (("--label-smoothing",), "label_smoothing", click.FloatRange(0, 1), "Label smoothing."),
-    (("--mixup",), "mixup", click.FloatRange(0), "Mixup alpha (0 = off)."),
-    (("--cutmix",), "cutmix", click.FloatRange(0), "CutMix alpha (0 = off)."),
-    (("--augment",), "augment", click.Choice(AUGMENTS), "Extra augmentation policy."),
-    (
-        ("--crop-scale",),
-        "crop_scale",
-        click.FloatRange(0, 1, min_open=True),
-        "Smallest image area a random crop keeps.",
-    ),
-    (("--hflip",), "hflip", click.FloatRange(0, 1), "Horizontal flip probability."),
-    (("--random-erasing",), "random_erasing", click.FloatRange(0, 1), "Random erasing probability."),
-    (("--ema/--no-ema",), "ema", None, "Validate and save an exponential moving average of the weights."),
-    (("--ema-decay",), "ema_decay", click.FloatRange(0, 1, min_open=True, max_open=True), "EMA decay."),
-    (("--clip-grad",), "clip_grad", click.FloatRange(0, min_open=True), "Clip the gradient norm to this."),
-    (
-        ("--amp",),
-        "amp",
-        click.Choice(AMP_MODES),
-        "Mixed precision: auto = bf16 (or fp16) on CUDA, none on CPU; bf16 also works on CPU.",
-    ),
-    (("--channels-last/--no-channels-last",), "channels_last", None, "channels_last memory format."),
-    (("--seed",), "seed", click.IntRange(0), "Seed of everything random (data order, augmentation, init)."),
-    (("-j", "--workers"), "workers", click.IntRange(0), "Data-loading processes [default: min(8, CPUs)]."),
-]
 
 
 def _help(field: str, text: str) -> str:
@@ -161,6 +65,7 @@ def _options(func):
     "and the head count as stages).",
 )
 @_options
+@mlflow_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object on stdout.")
 @device_option()
 @pass_app
@@ -210,6 +115,10 @@ def command(
     summary = result.summary()
     if result.skipped:
         app.info(f"skipped {summary.skipped_images} unreadable image(s), e.g. {result.skipped[0][1]}")
+    if summary.stopped_early:
+        app.info(
+            f"stopped early after epoch {summary.epochs}: no better top-1 in {summary.patience} epoch(s) (--patience)"
+        )
     if summary.calibration:
         c = summary.calibration
         app.info(f"temperature {c['temperature']:g} fitted on {c['images']} validation images, stored in best.pt:")
@@ -254,6 +163,8 @@ class _Display(TrainListener):
         self.epochs, self.top5 = plan.epochs, len(plan.class_names) > 5
         if plan.unreadable_train or plan.unreadable_val:
             click.echo(f"mnv3: warning: {plain(unreadable_note(plan))}", err=True)
+        for note in plan.notes:
+            click.echo(f"mnv3: warning: {plain(note)}", err=True)
         for line in header(plan):
             self.app.info(line)
         self._print(

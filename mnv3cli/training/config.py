@@ -70,7 +70,10 @@ class TrainConfig:
     ema_decay: float = 0.999
     clip_grad: float | None = None  # max gradient norm
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, none on CPU) | none | bf16 | fp16
-    channels_last: bool = False
+    channels_last: bool = True  # NHWC training: ~1.4x faster convolutions and BatchNorm on CPU (oneDNN)
+    patience: int | None = None  # stop after this many epochs without a better validation top-1
+    tensorboard: bool = True  # TensorBoard event files in the run folder
+    mlflow: str | None = None  # MLflow tracking URI; "" = an mlruns/ file store beside the run folder
     seed: int = 42
     workers: int | None = None  # data-loading processes; None: min(8, CPUs)
     device: str = "auto"
@@ -122,6 +125,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise bad(name, "must not be negative")
+        if self.patience is not None and self.patience < 1:
+            raise bad("patience", "must be at least 1 (epochs without a better validation top-1)")
         if self.lr is not None and self.lr == 0:
             raise bad("lr", "must be positive")
         if self.val_split is not None and not 0 < self.val_split < 1:

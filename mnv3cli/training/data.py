@@ -266,3 +266,62 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+class RunLoader:
+    """One DataLoader for the whole run, its worker processes kept from epoch to epoch.
+
+    Starting fresh workers every epoch (fork, imports, first batch) costs a noticeable share of a
+    short epoch on a small machine. The workers' own random state is never used (each sample
+    seeds its augmentation from (seed, epoch, index), see :class:`TrainDataset`), so keeping them
+    changes nothing that an exact resume depends on. Each epoch hands in its
+    :class:`EpochSampler`; :meth:`close` stops the workers.
+    """
+
+    def __init__(
+        self, dataset: Dataset, *, batch_size: int, workers: int, drop_last: bool, pin_memory: bool, seed: int
+    ):
+        from torch.utils.data import DataLoader
+
+        from .signals import quiet_worker
+
+        self.current = _CurrentEpoch()
+        self.loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self.current,
+            num_workers=workers,
+            collate_fn=collate_skipping,
+            drop_last=drop_last,
+            pin_memory=pin_memory,
+            worker_init_fn=quiet_worker,
+            persistent_workers=workers > 0,
+            # a generator of its own: creating the iterator then draws nothing from torch's global
+            # generator, whose stream (dropout, mixup) must not depend on the loader
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    def epoch(self, sampler: EpochSampler):
+        """The batches of ``sampler`` (an epoch, or what remains of it)."""
+        self.current.sampler = sampler
+        return iter(self.loader)
+
+    def close(self) -> None:
+        """Stop the kept workers now rather than whenever the loader is collected (DataLoader has
+        no public way to)."""
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        self.loader._iterator = None
+
+
+class _CurrentEpoch(Sampler[tuple[int, int]]):
+    """The sampler a :class:`RunLoader` reads: whichever :class:`EpochSampler` is current."""
+
+    sampler: EpochSampler | None = None
+
+    def __iter__(self):
+        return iter(self.sampler or ())
+
+    def __len__(self) -> int:
+        return len(self.sampler or ())

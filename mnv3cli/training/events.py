@@ -8,7 +8,7 @@ Plain records with no torch (not even indirectly), so that the command line's di
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,9 @@ class TrainPlan:
     unreadable_train: int = 0  # files left out of the splits above: not readable images
     unreadable_val: int = 0
     unreadable_example: str = ""  # "path: why" of one of them
+    resumed: bool = False  # continuing a saved run (its TensorBoard and MLflow runs continue too)
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved options, as config.json has them
+    notes: tuple[str, ...] = ()  # warnings for the user (e.g. TensorBoard not installed)
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,23 @@ class EpochRecord:
         }
 
 
+@dataclass(frozen=True)
+class ValidationSample:
+    """One validation image as the model saw it, with its prediction (for TensorBoard)."""
+
+    image: Any  # height x width x 3 uint8 array, the preprocessed crop with the normalisation undone
+    label: str  # the true class
+    predicted: str
+    confidence: float  # softmax probability of ``predicted``, 0..1
+
+
 class TrainListener:
-    """Receives progress on rank 0. Subclass and override what you need; every hook is optional."""
+    """Receives progress on rank 0. Subclass and override what you need; every hook is optional.
+
+    ``sample_images`` > 0 asks the loop for that many validation images with their predictions
+    after each epoch (:meth:`on_samples`); left at 0, the loop spends nothing on them."""
+
+    sample_images = 0
 
     def on_start(self, plan: TrainPlan) -> None: ...
 
@@ -95,6 +113,50 @@ class TrainListener:
     def on_validation(self, progress: EvalProgress) -> None: ...
 
     def on_epoch_end(self, record: EpochRecord) -> None: ...
+
+    def on_samples(self, epoch: int, samples: list[ValidationSample]) -> None: ...
+
+    def on_finish(self, result: TrainResult | None, status: str) -> None:
+        """The run ended: ``status`` is ``"FINISHED"`` (with the ``result``), ``"KILLED"`` (stopped
+        by a signal, resumable) or ``"FAILED"`` (an error); called once, even when another hook raised."""
+
+
+class Listeners(TrainListener):
+    """Several listeners as one (the caller's display and the run's TensorBoard/MLflow logs)."""
+
+    def __init__(self, *listeners: TrainListener) -> None:
+        self.listeners = listeners
+        self.sample_images = max((each.sample_images for each in listeners), default=0)
+
+    def on_start(self, plan: TrainPlan) -> None:
+        for each in self.listeners:
+            each.on_start(plan)
+
+    def on_step(self, progress: StepProgress) -> None:
+        for each in self.listeners:
+            each.on_step(progress)
+
+    def on_validation(self, progress: EvalProgress) -> None:
+        for each in self.listeners:
+            each.on_validation(progress)
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        for each in self.listeners:
+            each.on_epoch_end(record)
+
+    def on_samples(self, epoch: int, samples: list[ValidationSample]) -> None:
+        for each in self.listeners:
+            each.on_samples(epoch, samples[: each.sample_images])
+
+    def on_finish(self, result: TrainResult | None, status: str) -> None:
+        errors = []
+        for each in self.listeners:  # every one gets to close its files, whatever the others do
+            try:
+                each.on_finish(result, status)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the others closed
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
 
 @dataclass(frozen=True)
@@ -118,6 +180,8 @@ class TrainSummary:
     skipped_images: int  # unreadable images met
     seconds: float  # wall time of this invocation
     calibration: dict[str, Any] | None  # the temperature fitted on validation (TemperatureFit.to_dict)
+    stopped_early: bool  # --patience epochs passed without a better validation top-1
+    patience: int | None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, in field order."""
@@ -136,6 +200,8 @@ class TrainResult:
     skipped: list[tuple[str, str]]  # (path, reason) of unreadable images
     seconds: float  # wall time of this invocation
     calibration: dict[str, Any] | None = None  # the temperature fitted on validation (TemperatureFit.to_dict)
+    stopped_early: bool = False  # --patience epochs passed without a better validation top-1
+    patience: int | None = None
 
     def summary(self) -> TrainSummary:
         last = self.history[-1] if self.history else {}
@@ -154,4 +220,6 @@ class TrainResult:
             skipped_images=len(self.skipped),
             seconds=significant(self.seconds),
             calibration=self.calibration,
+            stopped_early=self.stopped_early,
+            patience=self.patience,
         )

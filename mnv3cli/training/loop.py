@@ -33,7 +33,6 @@ from typing import NoReturn
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from .. import distributed
 from ..errors import Interrupted, UserError
@@ -41,13 +40,13 @@ from ..evaluation.evaluate import EvalResult, evaluate
 from ..inference.backends import TorchBackend
 from .calibrate import calibrate_best
 from .config import TrainConfig
-from .data import EpochSampler, collate_skipping
+from .data import EpochSampler
 from .events import EpochRecord, StepProgress, TrainListener, TrainResult
 from .outputs import write_curves, write_metrics
 from .run import Run, open_run_folder, prepare
 from .setup import process_device, set_train_mode
-from .signals import quiet_worker
-from .state import TrainState, capture_rng_state, epoch_seed
+from .state import TrainState, capture_rng_state
+from .telemetry import validation_samples
 
 
 class TrainingDiverged(UserError):
@@ -69,25 +68,40 @@ def train(
     with process_device(cfg.device) as device, contextlib.ExitStack() as held:
         started = time.perf_counter()
         run, state = prepare(cfg, listener or TrainListener(), device, resume, stop or threading.Event(), held)
-        open_run_folder(run, state)
-        while state.epoch < run.cfg.epochs:
-            train_one_epoch(run, state)
-            end_epoch(run, state)
-            if state.epoch < run.cfg.epochs and stop_requested(run.stop):
-                interrupted(run, state)
-        fit = calibrate_best(run)  # the temperature of best.pt, on the validation images
-        return TrainResult(
-            output=run.output,
-            best_top1=state.best_top1,
-            best_epoch=state.best_epoch,
-            epochs=len(state.history),
-            checkpoint=run.output / "best.pt",
-            last_checkpoint=run.output / "last.pt",
-            history=state.history,
-            skipped=sorted(state.skipped.items()),
-            seconds=time.perf_counter() - started,
-            calibration=fit.to_dict() if fit else None,
-        )
+        try:
+            result = _train(run, state, started)
+        except BaseException as exc:  # the logs learn how the run ended, then the error goes on
+            with contextlib.suppress(Exception):
+                run.listener.on_finish(None, "KILLED" if isinstance(exc, Interrupted) else "FAILED")
+            raise
+        run.listener.on_finish(result, "FINISHED")
+        return result
+
+
+def _train(run: Run, state: TrainState, started: float) -> TrainResult:
+    """The epochs still to run (until --patience runs out), then the temperature of best.pt."""
+    open_run_folder(run, state)
+    while state.epoch < run.cfg.epochs and not state.out_of_patience(run.cfg.patience):
+        train_one_epoch(run, state)
+        end_epoch(run, state)
+        more = state.epoch < run.cfg.epochs and not state.out_of_patience(run.cfg.patience)
+        if more and stop_requested(run.stop):
+            interrupted(run, state)
+    fit = calibrate_best(run)  # the temperature of best.pt, on the validation images
+    return TrainResult(
+        output=run.output,
+        best_top1=state.best_top1,
+        best_epoch=state.best_epoch,
+        epochs=len(state.history),
+        checkpoint=run.output / "best.pt",
+        last_checkpoint=run.output / "last.pt",
+        history=state.history,
+        skipped=sorted(state.skipped.items()),
+        seconds=time.perf_counter() - started,
+        calibration=fit.to_dict() if fit else None,
+        stopped_early=state.epoch < run.cfg.epochs,
+        patience=run.cfg.patience,
+    )
 
 
 def train_one_epoch(run: Run, state: TrainState) -> None:
@@ -97,20 +111,10 @@ def train_one_epoch(run: Run, state: TrainState) -> None:
     sampler = EpochSampler(
         len(run.dataset), seed=cfg.seed, epoch=state.epoch, rank=rank, world=world, start=state.step * cfg.batch_size
     )
-    loader = DataLoader(
-        run.dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=cfg.resolved_workers,
-        collate_fn=collate_skipping,
-        drop_last=run.drop_last,
-        pin_memory=run.device.type == "cuda",
-        worker_init_fn=quiet_worker,
-        generator=torch.Generator().manual_seed(epoch_seed(cfg.seed, state.epoch, rank, state.step, 1)),
-    )
+    tick, images_done = time.perf_counter(), 0  # starting the workers counts as training time
+    batches = run.loader.epoch(sampler)
     set_train_mode(run.model, run.frozen, cfg.freeze_bn)
-    tick, images_done = time.perf_counter(), 0
-    for images, targets, skipped in loader:
+    for images, targets, skipped in batches:
         for item in skipped:
             state.skipped[item.path] = item.reason
         if stop_requested(run.stop, before_step=True):
@@ -271,6 +275,8 @@ def end_epoch(run: Run, state: TrainState) -> None:
         write_metrics(run.output, state.history)
         write_curves(run.output, state.history)
     run.listener.on_epoch_end(record)
+    if run.listener.sample_images:  # (only rank 0's listener asks)
+        run.listener.on_samples(record.epoch, validation_samples(run, run.listener.sample_images))
 
 
 def save(run: Run, state: TrainState, path: Path, best: bool = False) -> None:

@@ -26,6 +26,7 @@ from .bn_recalibration import has_folded_batchnorm, unfold_batchnorm
 from .config import TrainConfig
 from .data import (
     EpochSampler,
+    RunLoader,
     Splits,
     TrainDataset,
     drop_unreadable,
@@ -37,7 +38,8 @@ from .lock import hold_run_folder
 from .outputs import write_config
 from .recipe import Recipe, build_recipe
 from .setup import StartingPoint, build_model, freeze_layers, resumed_model
-from .state import TrainState, read_resume, resume_folder, seed_everything
+from .state import TrainState, epoch_seed, read_resume, resume_folder, seed_everything
+from .telemetry import with_telemetry
 
 
 @dataclass
@@ -52,11 +54,14 @@ class Run:
     memory_format: torch.memory_format
     dataset: TrainDataset
     drop_last: bool
+    loader: RunLoader  # the training batches, its workers kept for the whole run
     steps_per_epoch: int
     recipe: Recipe
     listener: TrainListener  # the caller's on rank 0, a silent one elsewhere
     stop: threading.Event
     unreadable: dict[str, dict[str, str]]  # files left out of each split ("train", "val"): path -> why
+    resumed: bool = False  # continuing a saved run
+    notes: tuple[str, ...] = ()  # warnings for the user, sent with the plan
 
     @property
     def preprocess(self):
@@ -78,6 +83,7 @@ def prepare(
     anything in it is read or judged."""
     seed_everything(cfg.seed)  # the new head (or a whole new model) starts the same every time
     output = resume_folder(resume) if resume is not None else new_output(cfg)
+    listener, notes = with_telemetry(listener, cfg, output, distributed.is_main())
     splits = find_splits(cfg.data or _missing_data(), cfg.val, cfg.val_split, cfg.seed)
     splits, unreadable = drop_unreadable(splits, cfg.resolved_workers)
     held.enter_context(hold_run_folder(output))
@@ -116,6 +122,14 @@ def prepare(
     drop_last = per_process % cfg.batch_size == 1 and per_process > 1
     steps = per_process // cfg.batch_size if drop_last else math.ceil(per_process / cfg.batch_size)
 
+    loader = RunLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        workers=cfg.resolved_workers,
+        drop_last=drop_last,
+        pin_memory=device.type == "cuda",
+        seed=epoch_seed(cfg.seed, distributed.rank(), 1),
+    )
     cfg, recipe = build_recipe(
         cfg, model, device, new_head=start.new_head, num_classes=len(splits.class_names), steps_per_epoch=steps
     )
@@ -138,11 +152,14 @@ def prepare(
         memory_format,
         dataset,
         drop_last,
+        held.enter_context(contextlib.closing(loader)),
         steps,
         recipe,
-        listener if distributed.is_main() else TrainListener(),
+        listener,
         stop,
         unreadable,
+        resumed=checkpoint is not None,
+        notes=tuple(notes),
     )
     state.skipped.update({**unreadable["train"], **unreadable["val"]})
     return run, state
@@ -217,6 +234,9 @@ def open_run_folder(run: Run, state: TrainState) -> None:
             unreadable_train=len(unreadable["train"]),
             unreadable_val=len(unreadable["val"]),
             unreadable_example=examples[0] if examples else "",
+            resumed=run.resumed,
+            config=config_record(run)["config"],
+            notes=run.notes,
         )
     )
 

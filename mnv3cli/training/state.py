@@ -131,6 +131,12 @@ class TrainState:
         else:
             seed_everything(epoch_seed(seed, self.epoch, rank, self.step))
 
+    def out_of_patience(self, patience: int | None) -> bool:
+        """Whether ``patience`` epochs have passed since the best validation top-1 (early stopping).
+        It reads only the record that ``last.pt`` keeps, so a resumed run that had stopped stays
+        stopped, unless resumed with a larger ``--patience``."""
+        return patience is not None and self.best_epoch > 0 and self.epoch - self.best_epoch >= patience
+
     def end_epoch(self, history_row: dict[str, Any], top1: float, is_best: bool) -> None:
         self.history.append(history_row)
         if is_best:

@@ -319,6 +319,7 @@ def test_train_summary_is_the_json_object_in_its_order(tmp_path):
     assert list(summary.to_dict()) == [
         *("best_top1", "best_epoch", "epochs", "checkpoint", "last_checkpoint", "output", "top1", "top5"),
         *("train_loss", "val_loss", "images_per_sec", "skipped_images", "seconds", "calibration"),
+        *("stopped_early", "patience"),
     ]
     assert (summary.best_top1, summary.top1, summary.val_loss, summary.skipped_images) == (81.25, 81.25, 0.6, 1)
     assert summary.seconds == 12.3 and summary.checkpoint == str(tmp_path / "best.pt")
