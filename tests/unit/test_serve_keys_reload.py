@@ -195,3 +195,14 @@ def test_a_reload_asked_for_while_one_runs_runs_again_after_it(runtime):
     release.set()
     assert slot.wait(30)
     assert calls == [0, 1] and slot.status["state"] == "loaded"
+
+
+def test_a_refusal_before_an_expected_body_closes_the_connection(keyed, photos):
+    """``Expect: 100-continue`` and no key: the 401 comes before the body, which must never be read
+    as a next request on the same connection."""
+    response = keyed.post(
+        "/v1/predict", content=photos[0], headers={"Content-Type": "image/jpeg", "Expect": "100-continue"}
+    )
+    assert response.status_code == 401 and response.headers["connection"] == "close"
+    drained = keyed.post("/v1/predict", content=photos[0], headers={"Content-Type": "image/jpeg"})
+    assert drained.status_code == 401 and "connection" not in drained.headers
