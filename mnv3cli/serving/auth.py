@@ -93,7 +93,15 @@ class ApiKeys:
         if key_matches(header, self.keys):
             await self.app(scope, receive, send)
             return
-        if "100-continue" not in next((v.decode("latin-1") for k, v in scope["headers"] if k == b"expect"), ""):
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"www-authenticate", b'Bearer realm="mnv3"'),
+        ]
+        if "100-continue" in next((v.decode("latin-1") for k, v in scope["headers"] if k == b"expect"), ""):
+            headers.append(
+                (b"connection", b"close")
+            )  # the body was never asked for: nothing of it may be read as a request
+        else:
             await discard_body(Request(scope, receive))
         problem = "wrong API key" if header else "this server needs an API key"
         body = json.dumps({"error": f"{problem}: send the header 'Authorization: Bearer KEY'"}).encode()
@@ -101,11 +109,7 @@ class ApiKeys:
             {
                 "type": "http.response.start",
                 "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b'Bearer realm="mnv3"'),
-                ],
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})
