@@ -5,8 +5,8 @@ The budget is checked on labelled images calibration never saw (``--val``, or th
 data folder not used for calibration, split class by class). What is certified: a one-sided
 95 % upper confidence bound of the paired top-1 drop on these held-out images is within the
 budget (:mod:`.certificate`: Tango's score bound for paired proportions, which needs a minimum
-of held-out images even when int8 and fp32 never disagree). A point estimate is not a budget: a drop of 0.80 points
-measured on 250 images was 2.2 points on 500 others.
+of held-out images even when int8 and fp32 never disagree). A point estimate is not a budget: a
+drop of 0.80 points measured on 250 images was 2.2 points on 500 others.
 
 Each step of the loop keeps more layers in float (:func:`~.quantize.plan`) and measures again on
 the same held-out images, stopping at the first step that passes. Since that is a choice among
