@@ -73,6 +73,27 @@ from .options import (
     show_default=True,
     help="Labels per image when a request does not ask (?top_k=N).",
 )
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send a request's headers (408 and closed beyond).",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send a request's body, plus one per 64 KiB sent (408 beyond).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Open connections at most (fewer if the open-files limit is low); more are refused (503).",
+)
 @workers_option()
 @pass_app
 def command(
@@ -86,6 +107,9 @@ def command(
     max_wait_ms: float,
     max_upload_mb: float,
     top_k: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
     workers: int | None,
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, a web page
@@ -113,6 +137,9 @@ def command(
         max_upload_bytes=int(max_upload_mb * 2**20),
         top_k=top_k,
         workers=workers,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
     )
     listen(host, port).close()  # a busy port or a wrong host fails before the slow model load
     runtime = open_model(app, model, weights, backend, pipelined=True)

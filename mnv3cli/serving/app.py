@@ -29,21 +29,23 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..data.batches import default_workers
 from ..data.images import EncodedImage, ImageDecodeError
-from ..data.preprocess import Normalizer, load_and_preprocess
+from ..data.preprocess import Normalizer
 from ..evaluation.predict import top_labels
 from ..inference.runtime import Runtime
 from .batcher import Batcher
+from .decode import decode_budgeted
+from .guard import ConnectionGuard, Drain
 from .metrics import RequestMetrics, ServerMetrics
 from .uploads import (
     RAW_BODY,
+    ClientDisconnected,
     ClientError,
-    discard_body,
     media_type,
     multipart_images,
     read_body,
 )
 
-ROUTES = frozenset({"/", "/healthz", "/metrics", "/v1/model", "/v1/predict"})
+ROUTES = frozenset({"/", "/favicon.ico", "/healthz", "/metrics", "/v1/model", "/v1/predict"})
 PREDICT_BODY = {
     "requestBody": {
         "required": True,
@@ -73,6 +75,10 @@ class ServeSettings:
     top_k: int = 5  # labels per image when a request does not say
     workers: int | None = None  # decoding threads (default: CPU cores, at most 8)
     max_files: int = 64  # file fields in one multipart request
+    header_timeout: float = 10.0  # seconds a client has to send a request's headers
+    body_timeout: float = 30.0  # seconds (plus one per 64 KiB received) to send its body
+    max_connections: int = 1000  # open connections at most (fewer when open files are limited)
+    max_decoded_mb: float = 128.0  # one image decoded (width x height x bytes per pixel), at most
 
 
 class _Service:
@@ -109,7 +115,12 @@ class _Service:
         loop = asyncio.get_running_loop()
         try:
             array = await loop.run_in_executor(
-                self.pool, load_and_preprocess, image, self.runtime.preprocess, True, self.normalizer
+                self.pool,
+                decode_budgeted,
+                image,
+                self.runtime.preprocess,
+                self.normalizer,
+                int(self.settings.max_decoded_mb * 1e6),
             )
         except ImageDecodeError as exc:
             self.metrics.images.labels("rejected").inc()
@@ -146,7 +157,9 @@ def create_app(
         description=f"MobileNetV3 image classification: {runtime.model_name}.",
     )
     app.state.service = service
-    app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES)
+    app.state.drain = Drain()  # the server sets it on a stop signal; see .guard
+    app.add_middleware(ConnectionGuard, drain=app.state.drain, body_timeout=settings.body_timeout)
+    app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES)  # outermost: counts all
     _add_error_handlers(app)
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
     model_name, num_classes = runtime.model_name, len(runtime.class_names)
@@ -154,6 +167,10 @@ def create_app(
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)  # browsers ask on every page load; no icon, no 404
 
     @app.get("/healthz", summary="Ready once the model answers (503 before and while stopping)")
     async def healthz() -> JSONResponse:
@@ -189,11 +206,7 @@ def create_app(
         top_k: int | None = Query(None, ge=1, description=f"Labels per image (default {settings.top_k})."),
     ) -> JSONResponse:
         k = min(top_k or settings.top_k, num_classes)
-        try:
-            kind = media_type(request)  # 415 before keeping a byte of the body
-        except ClientError:
-            await discard_body(request)
-            raise
+        kind = media_type(request)  # 415 before reading a byte of the body (and no 100 Continue)
         body = await read_body(request, settings.max_upload_bytes)
         if kind == "image":
             predictions = await service.classify(EncodedImage(RAW_BODY, body), k)
@@ -226,8 +239,15 @@ def _add_error_handlers(app: FastAPI) -> None:
     """Every refusal, ours or the framework's (404, 405, a bad ``top_k``), as ``{"error": ...}``."""
 
     @app.exception_handler(ClientError)
-    async def client_error(request: Request, exc: ClientError) -> JSONResponse:
+    async def client_error(request: Request, exc: ClientError) -> Response:
+        if isinstance(exc, ClientDisconnected):
+            return Response(status_code=exc.status)  # nobody reads it; the metrics count a disconnect
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback; the client gets the same shape as every other error.
+        return JSONResponse({"error": f"internal server error ({type(exc).__name__})"}, status_code=500)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
