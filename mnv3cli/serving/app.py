@@ -38,6 +38,7 @@ from .guard import ConnectionGuard, Drain
 from .metrics import RequestMetrics, ServerMetrics
 from .uploads import (
     RAW_BODY,
+    BodyBudget,
     ClientDisconnected,
     ClientError,
     media_type,
@@ -79,6 +80,7 @@ class ServeSettings:
     body_timeout: float = 30.0  # seconds (plus one per 64 KiB received) to send its body
     max_connections: int = 1000  # open connections at most (fewer when open files are limited)
     max_decoded_mb: float = 128.0  # one image decoded (width x height x bytes per pixel), at most
+    max_buffered_mb: float = 256.0  # request bodies held in memory while they arrive, all together
 
 
 class _Service:
@@ -87,6 +89,7 @@ class _Service:
     def __init__(self, runtime: Runtime, settings: ServeSettings) -> None:
         self.runtime, self.settings = runtime, settings
         self.metrics = ServerMetrics()
+        self.bodies = BodyBudget(int(settings.max_buffered_mb * 2**20))
         self.normalizer = Normalizer(runtime.preprocess)
         self.pool: ThreadPoolExecutor | None = None
         self.batcher: Batcher | None = None
@@ -207,7 +210,7 @@ def create_app(
     ) -> JSONResponse:
         k = min(top_k or settings.top_k, num_classes)
         kind = media_type(request)  # 415 before reading a byte of the body (and no 100 Continue)
-        body = await read_body(request, settings.max_upload_bytes)
+        body = await read_body(request, settings.max_upload_bytes, service.bodies)
         if kind == "image":
             predictions = await service.classify(EncodedImage(RAW_BODY, body), k)
             return JSONResponse({"predictions": predictions, "model": model_name})

@@ -8,15 +8,17 @@ ends:
 
 - **Body deadline**: the body must arrive within ``body_timeout`` seconds plus one second per
   ``MIN_RATE`` bytes received (Apache's ``mod_reqtimeout`` rule: a slow but steady upload of a
-  large photo passes, a trickle does not); past it the request is answered 408 and the
-  connection closed. Once the server is stopping, a body still arriving gets ``STOP_GRACE``
-  seconds more, then 503: a stalled upload never holds a shutdown for the whole grace period.
+  large photo passes, a trickle does not), and never pause for ``body_timeout`` seconds (a
+  client that sent most of a large body quickly and stopped would otherwise keep it in memory for
+  the credit it earned); past either the request is answered 408 and the connection closed.
+  Once the server is stopping, a body still arriving gets ``STOP_GRACE`` seconds more, then 503:
+  a stalled upload never holds a shutdown for the whole grace period.
 - **Refusals before the body**: a response that starts before the body was read to its end (413
   on ``Content-Length``, 415, 408) carries ``Connection: close``, since what the client still
   sends is not a request. The response is sent at once, then the rest of the body is read and
   dropped (at most ``LINGER_BYTES`` for ``LINGER_SECONDS``, ``LINGER_IDLE`` without data at
-  most, like nginx's lingering close) so that
-  a client still uploading reads the refusal instead of a reset; a client that sent
+  most, like nginx's lingering close) so that a client still uploading reads the refusal
+  instead of a reset; a client that sent
   ``Expect: 100-continue`` has sent nothing and is not waited for.
 - **Stopping**: every response that starts after the stop signal carries ``Connection: close``,
   so a keep-alive client learns from the answer itself not to reuse the connection.
@@ -77,7 +79,9 @@ class _Exchange:
         chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
         self.body_done = not chunked and (not length or length == b"0")
         self.expects_continue = b"100-continue" in headers.get(b"expect", b"").lower()
-        self.deadline = time.monotonic() + body_timeout
+        self.body_timeout = body_timeout
+        self.deadline = time.monotonic() + body_timeout  # the rate rule's; see _deadline
+        self.last_data = time.monotonic()
         self.gone = False  # the client disconnected or its body timed out: nothing to linger for
         self.linger = False
 
@@ -99,15 +103,17 @@ class _Exchange:
         message = waiting.result()
         if message["type"] == "http.request":
             self.deadline += len(message.get("body", b"")) / MIN_RATE
+            self.last_data = time.monotonic()
             self.body_done = not message.get("more_body", False)
         else:
             self.gone = True
         return message
 
     def _deadline(self) -> float:
+        deadline = min(self.deadline, self.last_data + self.body_timeout)
         if self.drain.since is None:
-            return self.deadline
-        return min(self.deadline, self.drain.since + STOP_GRACE)
+            return deadline
+        return min(deadline, self.drain.since + STOP_GRACE)
 
     async def send(self, message: dict) -> None:
         if message["type"] == "http.response.start":

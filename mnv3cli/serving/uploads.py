@@ -64,26 +64,49 @@ def media_type(request: Request) -> str:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class BodyBudget:
+    """Bytes of request bodies held in memory while they arrive, all requests together: each
+    body is bounded by the upload limit and its time by :mod:`.guard`, but many slow uploads at
+    once would still add up. Beyond ``limit`` a request is refused (503) rather than read."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0  # the event loop's thread only: no lock
+
+    def take(self, size: int) -> None:
+        if self.used + size > self.limit:
+            raise ClientError(503, "the server is receiving too many uploads at once; retry later")
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
+async def read_body(request: Request, limit: int, budget: BodyBudget | None = None) -> bytes:
     """The whole body, at most ``limit`` bytes (413 beyond), read as it arrives and never kept
-    past the limit. A ``Content-Length`` over the limit is refused before reading anything; what
-    the client still sends is then dropped by :mod:`.guard`, which also closes the connection."""
+    past the limit; while it arrives its bytes count against ``budget``. A ``Content-Length`` over
+    the limit is refused before reading anything; what the client still sends is then dropped by
+    :mod:`.guard`, which also closes the connection."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ClientError(
             413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)"
         )
+    budget = budget or BodyBudget(limit)
     body = bytearray()
-    while True:  # ASGI messages rather than request.stream(): we must know whether more is coming
-        message = await request.receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnected()
-        body += message.get("body", b"")
-        if len(body) > limit:
-            body.clear()
-            raise ClientError(413, f"upload is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)")
-        if not message.get("more_body", False):
-            return bytes(body)
+    try:
+        while True:  # ASGI messages rather than request.stream(): we must know whether more is coming
+            message = await request.receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            if len(body) + len(chunk) > limit:
+                raise ClientError(413, f"upload is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)")
+            budget.take(len(chunk))
+            body += chunk
+            if not message.get("more_body", False):
+                return bytes(body)
+    finally:
+        budget.give(len(body))
 
 
 async def multipart_images(request: Request, body: bytes, max_files: int) -> list[EncodedImage | ClientError]:
