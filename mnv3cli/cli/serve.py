@@ -75,6 +75,7 @@ from .options import (
 )
 @click.option(
     "--header-timeout",
+    metavar="SECONDS",
     type=click.FloatRange(min=0, min_open=True),
     default=10.0,
     show_default=True,
@@ -82,10 +83,11 @@ from .options import (
 )
 @click.option(
     "--body-timeout",
+    metavar="SECONDS",
     type=click.FloatRange(min=0, min_open=True),
     default=30.0,
     show_default=True,
-    help="Seconds a client has to send a request's body, plus one per 64 KiB sent (408 beyond).",
+    help="Seconds a client has to send a request's body, plus one per 64 KiB sent; also the longest pause (408).",
 )
 @click.option(
     "--max-connections",
