@@ -39,9 +39,10 @@ def decode_budgeted(image: EncodedImage, cfg: Preprocess, normalizer: Normalizer
 
 
 def decoded_bytes(img: Image.Image) -> int:
-    """What decoding ``img`` (header read, draft applied) will allocate: pixels x bytes per pixel."""
+    """What decoding ``img`` (header read, draft applied) will allocate: pixels x bytes per pixel,
+    as Pillow stores them (every multi-band mode in 4 bytes; I;16 in 2, I and F in 4)."""
     mode = ImageMode.getmode(img.mode)
-    per_pixel = len(mode.bands) * max(np.dtype(mode.typestr).itemsize, 1)
+    per_pixel = 4 if len(mode.bands) > 1 else max(np.dtype(mode.typestr).itemsize, 1)
     return img.width * img.height * per_pixel
 
 
