@@ -21,14 +21,18 @@ from helpers import cli_env
 class ServerProcess:
     """``python -m mnv3cli serve --port 0 ARGS``; ``url`` once it has printed its address."""
 
-    def __init__(self, *args: str, cwd=None, timeout: float = 180, open_files: int | None = None) -> None:
-        """``open_files``: the child's open-files limit, soft and hard (``ulimit -n``)."""
+    def __init__(
+        self, *args: str, cwd=None, timeout: float = 180, open_files: int | tuple[int, int] | None = None
+    ) -> None:
+        """``open_files``: the child's open-files limit (``ulimit -n``): one number for soft and
+        hard, or ``(soft, hard)``."""
 
         def child_setup() -> None:  # in the child: default signal handling, whatever the suite's
             for number in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(number, signal.SIG_DFL)
             if open_files is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+                limits = open_files if isinstance(open_files, tuple) else (open_files, open_files)
+                resource.setrlimit(resource.RLIMIT_NOFILE, limits)
 
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mnv3cli", "serve", "--port", "0", *map(str, args)],

@@ -12,6 +12,7 @@ import socket
 import statistics
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -202,6 +203,16 @@ def test_a_low_open_files_limit_refuses_connections_quietly_and_keeps_serving(in
         assert server.metric('mnv3_connections_closed_total{reason="over_limit"}') > 0
         status, stderr = server.stop(signal.SIGTERM)
     assert status == 0 and "Traceback" not in stderr, stderr
+
+
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one_at_start(int8_tflite):
+    with ServerProcess("--weights", int8_tflite, open_files=(64, 4096)) as server:
+        limits = Path(f"/proc/{server.proc.pid}/limits")
+        if not limits.exists():
+            pytest.skip("no /proc on this system")
+        line = next(line for line in limits.read_text().splitlines() if line.startswith("Max open files"))
+        assert line.split()[3:5] == ["4096", "4096"], line
+        assert server.stop(signal.SIGTERM)[0] == 0
 
 
 def test_protocol_garbage_and_bad_multipart_are_json_and_do_not_write_stderr(int8_tflite):

@@ -306,3 +306,16 @@ def test_bodies_arriving_at_once_are_bounded_together(runtime, cat_bytes):
 def test_the_favicon_is_not_a_404(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 204 and response.content == b""
+
+
+def test_an_unexpected_failure_is_a_json_500(runtime):
+    app = create_app(runtime, ServeSettings())
+
+    @app.get("/fails")
+    async def fails():
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/fails")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error (RuntimeError)"}
