@@ -23,6 +23,7 @@ each (:class:`Notices`), never once per event.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -68,6 +69,11 @@ class _GuardedMixin:
     header_timeout: float
     capacity: int
     event: Callable[[str], None]  # counts and notes an event by kind
+    # ... and what uvicorn's protocol classes provide:
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    connections: set
+    _header_timer: asyncio.TimerHandle | None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]

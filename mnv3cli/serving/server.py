@@ -27,7 +27,7 @@ from .guard import Drain
 from .metrics import ServerMetrics
 from .protocol import Notices, guarded_protocol, open_files_capacity
 
-GRACE_SECONDS = 30.0  # requests still running this long after a stop signal are cancelled
+GRACE_SECONDS = 30  # requests still running this long after a stop signal are cancelled
 BACKLOG = 2048  # connections the kernel queues before the server accepts them (uvicorn's default)
 HTTP = "auto"  # uvicorn's HTTP implementation (httptools when installed, else h11)
 # uvicorn's and python-multipart's warnings about one bad request each: counted, not printed.
