@@ -7,6 +7,8 @@ from __future__ import annotations
 import http.client
 import json
 import queue
+import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +21,19 @@ from helpers import cli_env
 class ServerProcess:
     """``python -m mnv3cli serve --port 0 ARGS``; ``url`` once it has printed its address."""
 
-    def __init__(self, *args: str, cwd=None, timeout: float = 180) -> None:
+    def __init__(
+        self, *args: str, cwd=None, timeout: float = 180, open_files: int | tuple[int, int] | None = None
+    ) -> None:
+        """``open_files``: the child's open-files limit (``ulimit -n``): one number for soft and
+        hard, or ``(soft, hard)``."""
+
+        def child_setup() -> None:  # in the child: default signal handling, whatever the suite's
+            for number in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(number, signal.SIG_DFL)
+            if open_files is not None:
+                limits = open_files if isinstance(open_files, tuple) else (open_files, open_files)
+                resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mnv3cli", "serve", "--port", "0", *map(str, args)],
             stdout=subprocess.PIPE,
@@ -27,6 +41,7 @@ class ServerProcess:
             text=True,
             env=cli_env(),
             cwd=cwd,
+            preexec_fn=child_setup,
         )
         lines: queue.Queue = queue.Queue()
 
@@ -36,6 +51,14 @@ class ServerProcess:
             lines.put(None)
 
         threading.Thread(target=pump, daemon=True).start()
+        self.stderr_lines: list[str] = []  # read all along too: a flood must not block the server
+
+        def pump_stderr() -> None:
+            for line in self.proc.stderr:
+                self.stderr_lines.append(line)
+
+        self._stderr_pump = threading.Thread(target=pump_stderr, daemon=True)
+        self._stderr_pump.start()
         self.stdout: list[str] = []
         deadline = time.monotonic() + timeout
         while True:
@@ -46,7 +69,8 @@ class ServerProcess:
             if line is None:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"mnv3 serve did not print its address: {self.proc.stderr.read()}")
+                self._stderr_pump.join(10)
+                raise AssertionError(f"mnv3 serve did not print its address: {''.join(self.stderr_lines)}")
             self.stdout.append(line)
             if line.startswith("serving "):
                 self.url = line.split(" at ", 1)[1].split()[0]
@@ -82,7 +106,8 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError(f"mnv3 serve still running {timeout} s after signal {signal_number}") from None
-        return self.proc.returncode, self.proc.stderr.read()
+        self._stderr_pump.join(10)
+        return self.proc.returncode, "".join(self.stderr_lines)
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -91,4 +116,5 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._stderr_pump.join(10)
         self.proc.stderr.close()

@@ -87,6 +87,29 @@ from .options import (
     is_flag=True,
     help="/metrics needs the API key too (health checks never do).",
 )
+@click.option(
+    "--header-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a client has to send a request's headers (408 and closed beyond).",
+)
+@click.option(
+    "--body-timeout",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send a request's body, plus one per 64 KiB sent; also the longest pause (408).",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Open connections at most (fewer if the open-files limit is low); more are refused (503).",
+)
 @workers_option()
 @pass_app
 def command(
@@ -100,6 +123,9 @@ def command(
     max_wait_ms: float,
     max_upload_mb: float,
     top_k: int,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int,
     workers: int | None,
     api_key_file: str | None,
     protect_metrics: bool,
@@ -137,6 +163,9 @@ def command(
         api_keys=load_keys(api_key_file),
         protect_metrics=protect_metrics,
         reload=lambda: open_model(app, model, weights, backend, pipelined=True),
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
     )
     listen(host, port).close()  # a busy port or a wrong host fails before the slow model load
     runtime = open_model(app, model, weights, backend, pipelined=True)

@@ -11,7 +11,7 @@ import contextlib
 import io
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,19 +46,27 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_rgb(path: str | os.PathLike | EncodedImage, min_size: int | None = None) -> Image.Image:
+def open_rgb(
+    path: str | os.PathLike | EncodedImage,
+    min_size: int | None = None,
+    check: Callable[[Image.Image], None] | None = None,
+) -> Image.Image:
     """Decode ``path`` (a file, or an :class:`EncodedImage`) to an upright 8-bit RGB image.
 
     ``min_size``: the caller will shrink the shorter side to this many pixels, so a JPEG may be
     decoded at a reduced scale (Pillow's draft mode, DCT scaling) as long as both sides stay at
     least ``min_size``: several times faster on camera photos, visually the same after resizing.
     EXIF orientation is applied; greyscale, palette, alpha, CMYK and 16-bit images become RGB.
+    ``check(img)`` sees the opened image (header read, draft applied, no pixel decoded) and may
+    raise :class:`ImageDecodeError` to refuse it before it costs anything (a server's budget).
     """
     with _opened(path) as img:
         if min_size and img.format == "JPEG":
             # draft() keeps both sides >= the requested size; a rotated photo swaps axes,
             # which a square request makes irrelevant.
             img.draft("RGB", (min_size, min_size))
+        if check is not None:
+            check(img)
         img.load()
         return to_rgb(ImageOps.exif_transpose(img))
 
@@ -113,11 +121,11 @@ def to_rgb(img: Image.Image) -> Image.Image:
     """
     if img.mode == "RGB":
         return img
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+    if img.mode.startswith("I"):
+        return Image.fromarray(_integer_to_8bit(np.asarray(img)), "L").convert("RGB")
+    if img.mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        lo, hi = (0.0, 65535.0) if img.mode.startswith("I") else (float(arr.min()), float(arr.max()))
-        if img.mode.startswith("I") and arr.max() <= 255:
-            hi = 255.0
+        lo, hi = float(arr.min()), float(arr.max())
         scaled = np.clip((arr - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(scaled, "L").convert("RGB")
     if img.mode == "P":
@@ -129,3 +137,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
+
+
+def _integer_to_8bit(arr: np.ndarray, rows: int = 256) -> np.ndarray:
+    """16/32-bit greyscale to 8 bits: ``round(v / hi * 255)`` clipped to 0..255, with ``hi`` 65535
+    (255 when no value exceeds it: 8-bit data stored wide), in integers and a few rows at a time,
+    so a large 16-bit scan costs about its own size in memory rather than 8 bytes per pixel."""
+    hi = 255 if arr.size == 0 or int(arr.max()) <= 255 else 65535
+    out = np.empty(arr.shape, np.uint8)
+    for top in range(0, arr.shape[0], rows):
+        block = np.clip(arr[top : top + rows].astype(np.int64), 0, hi)
+        out[top : top + rows] = (block * 510 + hi) // (2 * hi)  # round half up, exactly
+    return out

@@ -29,24 +29,29 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..data.batches import default_workers
 from ..data.images import EncodedImage, ImageDecodeError
-from ..data.preprocess import Normalizer, load_and_preprocess
+from ..data.preprocess import Normalizer
 from ..inference.runtime import Runtime
 from ..prediction import top_labels
 from . import torchserve, v2
 from .auth import ApiKeys
 from .batcher import Batcher
+from .decode import decode_budgeted
+from .guard import ConnectionGuard, Drain
 from .metrics import RequestMetrics, ServerMetrics
 from .reload import ModelSlot, Served, admin_router, reload_on_sighup
 from .uploads import (
     RAW_BODY,
+    BodyBudget,
+    ClientDisconnected,
     ClientError,
-    discard_body,
     media_type,
     multipart_images,
     read_body,
 )
 
-ROUTES = frozenset({"/", "/healthz", "/metrics", "/v1/model", "/v1/predict", "/v1/admin/reload", "/ping", "/v2"})
+ROUTES = frozenset(
+    {"/", "/favicon.ico", "/healthz", "/metrics", "/v1/model", "/v1/predict", "/v1/admin/reload", "/ping", "/v2"}
+)
 PREDICT_BODY = {
     "requestBody": {
         "required": True,
@@ -79,6 +84,11 @@ class ServeSettings:
     api_keys: tuple[str, ...] = ()  # none: no key needed (see .auth)
     protect_metrics: bool = False  # /metrics behind the key too
     reload: Callable[[], Runtime] | None = field(default=None, compare=False)  # opens the weights again (.reload)
+    header_timeout: float = 10.0  # seconds a client has to send a request's headers
+    body_timeout: float = 30.0  # seconds (plus one per 64 KiB received) to send its body
+    max_connections: int = 1000  # open connections at most (fewer when open files are limited)
+    max_decoded_mb: float = 128.0  # one image decoded (width x height x bytes per pixel), at most
+    max_buffered_mb: float = 256.0  # request bodies held in memory while they arrive, all together
 
 
 class _Service:
@@ -87,6 +97,7 @@ class _Service:
     def __init__(self, runtime: Runtime, settings: ServeSettings, load: Callable[[], Runtime] | None = None) -> None:
         self.slot, self.settings = ModelSlot(runtime, load), settings
         self.metrics = ServerMetrics()
+        self.bodies = BodyBudget(int(settings.max_buffered_mb * 2**20))
         self.normalizer = Normalizer(runtime.preprocess)
         self.pool: ThreadPoolExecutor | None = None
         self.batcher: Batcher | None = None
@@ -134,7 +145,12 @@ class _Service:
         self.batcher.expect()  # a batch forming now waits for this image (see Batcher.expect)
         try:
             array = await loop.run_in_executor(
-                self.pool, load_and_preprocess, image, self.runtime.preprocess, True, self.normalizer
+                self.pool,
+                decode_budgeted,
+                image,
+                self.runtime.preprocess,
+                self.normalizer,
+                int(self.settings.max_decoded_mb * 1e6),
             )
         except ImageDecodeError as exc:
             self.batcher.expect(-1)
@@ -189,7 +205,11 @@ def create_app(
         description=f"MobileNetV3 image classification: {runtime.model_name}.",
     )
     app.state.service = service
+    app.state.drain = Drain()  # the server sets it on a stop signal; see .guard
     app.add_middleware(ApiKeys, keys=settings.api_keys, protect_metrics=settings.protect_metrics)
+    # outside the keys' check, so a 401 sent before the body is read closes the connection too
+    app.add_middleware(ConnectionGuard, drain=app.state.drain, body_timeout=settings.body_timeout)
+    # outermost: counts all
     app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES | _model_routes(runtime.model_name))
     _add_error_handlers(app)
     for router in (v2.router(service), torchserve.router(service), admin_router(service.slot)):
@@ -199,6 +219,10 @@ def create_app(
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)  # browsers ask on every page load; no icon, no 404
 
     @app.get("/healthz", summary="Ready once the model answers (503 before and while stopping)")
     async def healthz() -> JSONResponse:
@@ -237,12 +261,8 @@ def create_app(
     ) -> JSONResponse:
         model_name = service.runtime.model_name
         k = min(top_k or settings.top_k, len(service.runtime.class_names))
-        try:
-            kind = media_type(request)  # 415 before keeping a byte of the body
-        except ClientError:
-            await discard_body(request)
-            raise
-        body = await read_body(request, settings.max_upload_bytes)
+        kind = media_type(request)  # 415 before reading a byte of the body (and no 100 Continue)
+        body = await read_body(request, settings.max_upload_bytes, service.bodies)
         if kind == "image":
             predictions, version = await service.classify(EncodedImage(RAW_BODY, body), k)
             return JSONResponse({"predictions": predictions, "model": model_name, "model_version": version})
@@ -284,8 +304,15 @@ def _add_error_handlers(app: FastAPI) -> None:
     """Every refusal, ours or the framework's (404, 405, a bad ``top_k``), as ``{"error": ...}``."""
 
     @app.exception_handler(ClientError)
-    async def client_error(request: Request, exc: ClientError) -> JSONResponse:
+    async def client_error(request: Request, exc: ClientError) -> Response:
+        if isinstance(exc, ClientDisconnected):
+            return Response(status_code=exc.status)  # nobody reads it; the metrics count a disconnect
         return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the traceback; the client gets the same shape as every other error.
+        return JSONResponse({"error": f"internal server error ({type(exc).__name__})"}, status_code=500)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

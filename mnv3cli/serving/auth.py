@@ -5,8 +5,8 @@ that a load balancer or an orchestrator needs no secret, and so do the page (it 
 and the API's description; ``/metrics`` is open unless ``--protect-metrics``. The key a client
 sends is compared with every key in constant time (:func:`hmac.compare_digest`, no early exit), so
 the answer's timing says nothing about how much of a guess was right. A refusal is a 401
-``{"error": ...}`` with ``WWW-Authenticate: Bearer``, sent after the body is drained (bounded), as
-for every refusal (see :func:`~.uploads.discard_body`).
+``{"error": ...}`` with ``WWW-Authenticate: Bearer``, sent before the body is read: the connection
+guard outside this middleware closes the connection and drains a bounded rest (see :mod:`.guard`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from starlette.requests import Request
-
 from ..errors import UserError
 from . import API_KEY_ENV
-from .uploads import discard_body
 
 ENV_KEY = API_KEY_ENV
 MIN_KEY_CHARS = 16
@@ -97,12 +94,6 @@ class ApiKeys:
             (b"content-type", b"application/json"),
             (b"www-authenticate", b'Bearer realm="mnv3"'),
         ]
-        if "100-continue" in next((v.decode("latin-1") for k, v in scope["headers"] if k == b"expect"), ""):
-            headers.append(
-                (b"connection", b"close")
-            )  # the body was never asked for: nothing of it may be read as a request
-        else:
-            await discard_body(Request(scope, receive))
         problem = "wrong API key" if header else "this server needs an API key"
         body = json.dumps({"error": f"{problem}: send the header 'Authorization: Bearer KEY'"}).encode()
         await send(

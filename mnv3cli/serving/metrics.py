@@ -21,6 +21,7 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DISCONNECTED = 499  # the status the app gives a request whose client went away (never sent)
 
 
 class ServerMetrics:
@@ -55,6 +56,18 @@ class ServerMetrics:
         )
         self.images = Counter(
             "mnv3_images", "Images received, by outcome (classified or rejected).", ["outcome"], registry=self.registry
+        )
+        self.disconnects = Counter(
+            "mnv3_client_disconnects",
+            "Requests whose client went away before sending the whole body (not answered), by route.",
+            ["route"],
+            registry=self.registry,
+        )
+        self.connections = Counter(
+            "mnv3_connections_closed",
+            "Connections the server closed itself, by reason (header_timeout, invalid_http, over_limit).",
+            ["reason"],
+            registry=self.registry,
         )
 
     def observe_batch(self, size: int, seconds: float) -> None:
@@ -92,5 +105,8 @@ class RequestMetrics:
         finally:
             self.metrics.in_flight.dec()
             route = scope["path"] if scope["path"] in self.routes else "other"
-            self.metrics.requests.labels(route, str(status)).inc()
+            if status == DISCONNECTED:
+                self.metrics.disconnects.labels(route).inc()
+            else:
+                self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - start)

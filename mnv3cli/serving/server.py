@@ -10,8 +10,10 @@ status instead of 0.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
+import logging
 import signal
 import socket
 import threading
@@ -22,17 +24,49 @@ import uvicorn
 from ..errors import UserError
 from ..inference.runtime import Runtime
 from .app import ServeSettings, create_app
+from .guard import Drain
+from .metrics import ServerMetrics
+from .protocol import Notices, guarded_protocol, open_files_capacity
 
-GRACE_SECONDS = 30.0  # requests still running this long after a stop signal are cancelled
+GRACE_SECONDS = 30  # requests still running this long after a stop signal are cancelled
 BACKLOG = 2048  # connections the kernel queues before the server accepts them (uvicorn's default)
 # httptools' C parser and uvloop's event loop (the serve extra) cost less CPU per request than h11
 # and asyncio's, CPU the decoding and the model need (benchmarks/serve_load.py); the pure-Python
 # ones remain the fallback where the C extensions do not install.
 HTTP = "httptools" if importlib.util.find_spec("httptools") else "h11"
 LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+# uvicorn's and python-multipart's warnings about one bad request each: counted, not printed.
+PER_REQUEST_WARNINGS = {
+    "Invalid HTTP request received.": "invalid_http",
+    "Exceeded concurrency limit.": "over_limit",
+    "Unsupported upgrade request.": None,
+}
 
 
 class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when it begins to stop (so that answers carry
+    ``Connection: close``) and condensing asyncio's per-accept tracebacks into notes."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, on_event: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self.drain, self.on_event = drain, on_event
+
+    def handle_exit(self, sig, frame) -> None:
+        self.drain.begin()
+        super().handle_exit(sig, frame)
+
+    async def startup(self, sockets=None) -> None:
+        loop = asyncio.get_running_loop()
+
+        def exception_handler(loop, context: dict) -> None:
+            if context.get("message") == "socket.accept() out of system resource":
+                self.on_event("accept_failed")  # asyncio retries a second later; nothing is lost
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(exception_handler)
+        await super().startup(sockets)
+
     @contextlib.contextmanager
     def capture_signals(self):
         """uvicorn's handlers (first signal: graceful stop; second SIGINT: stop now), restored
@@ -94,6 +128,7 @@ def serve(
     sock = listen(settings.host, settings.port)
     url = url_of(sock)
     app = create_app(runtime, settings, on_ready=(lambda: on_ready(url)) if on_ready else None)
+    capacity, open_files = open_files_capacity(settings.max_connections)
     config = uvicorn.Config(
         app,
         http=HTTP,
@@ -103,11 +138,46 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=GRACE_SECONDS,
         server_header=False,
+        limit_concurrency=capacity + 1,  # a backstop: the protocol refuses connection capacity + 1 itself
     )
-    server = _Server(config)
+    config.load()  # after uvicorn's logging set-up, which the filter below must follow
+    on_event = _events(app.state.service.metrics, capacity, open_files, verbose=log_level in ("debug", "info"))
+    config.http_protocol_class = guarded_protocol(
+        config.http_protocol_class, settings.header_timeout, capacity, on_event
+    )
+    server = _Server(config, app.state.drain, on_event)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
     if not server.started:
         raise UserError(f"mnv3 serve could not start on {url} (see the messages above)")
+
+
+def _events(metrics: ServerMetrics, capacity: int, open_files: int, verbose: bool) -> Callable[[str], None]:
+    """``event(kind)``: count a connection-level event in ``metrics`` and note it (once a minute);
+    also silences the per-request warnings of uvicorn and python-multipart unless ``verbose``."""
+    notices = Notices()
+    notes = {  # the limits an operator may want to raise; a client's mistakes are only counted
+        "over_limit": f"refusing connections beyond {capacity} open ones (--max-connections; open files {open_files})",
+        "accept_failed": f"out of open files ({open_files}): new connections wait in the kernel's queue",
+    }
+
+    def event(kind: str) -> None:
+        metrics.connections.labels(kind).inc()
+        if kind in notes:
+            notices.note(kind, notes[kind])
+
+    class PerRequest(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.levelno != logging.WARNING or record.msg not in PER_REQUEST_WARNINGS:
+                return True
+            kind = PER_REQUEST_WARNINGS[record.msg]
+            if kind == "over_limit":
+                event(kind)  # the protocol counts its own refusals; this is uvicorn's backstop
+            return verbose
+
+    logging.getLogger("uvicorn.error").addFilter(PerRequest())
+    if not verbose:
+        logging.getLogger("python_multipart").setLevel(logging.ERROR)  # "Expected boundary character"
+    return event

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from ..data.images import EncodedImage
-from .uploads import MULTIPART, RAW_BODY, ClientError, discard_body, multipart_images, read_body
+from .uploads import MULTIPART, RAW_BODY, ClientError, multipart_images, read_body
 
 TOP_K = 5  # the image_classifier handler's topk
 FIELD = "data"
@@ -57,9 +57,8 @@ def router(service) -> APIRouter:
 async def _image(service, model: str, request: Request) -> EncodedImage:
     served = service.slot.current.runtime.model_name
     if model != served:
-        await discard_body(request)
         raise ClientError(404, f"Model not found: {model} (this server serves {served})")
-    body = await read_body(request, service.settings.max_upload_bytes)
+    body = await read_body(request, service.settings.max_upload_bytes, service.bodies)
     if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != MULTIPART:
         return EncodedImage(RAW_BODY, body)
     uploads = await multipart_images(request, body, service.settings.max_files, name=FIELD)

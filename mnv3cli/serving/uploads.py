@@ -10,16 +10,26 @@ carrying its HTTP status; the app answers it as ``{"error": ...}``.
 
 from __future__ import annotations
 
+import re
+
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..data.images import EncodedImage
+from .metrics import DISCONNECTED
 
 RAW_BODY = "request body"  # how errors name the image of a raw-body request
 MULTIPART = "multipart/form-data"
 FILE_FIELD = "file"
-DISCARD_MAX = 64 * 2**20  # bytes of a refused body read (and dropped) so the client sees the refusal
+# RFC 5987's filename*=: multipart/form-data does not use it (RFC 7578 4.2), so the parser sees no
+# file name and hence a text field; say why rather than "a text field".
+FILENAME_STAR = re.compile(rb"content-disposition:[^\r\n]*;\s*filename\*\s*=", re.I)
+FILENAME_STAR_ONLY = (
+    "its file name is given only as filename*=..., which multipart/form-data does not use "
+    '(RFC 7578): send filename="..."'
+)
 
 
 class ClientError(Exception):
@@ -28,6 +38,14 @@ class ClientError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+class ClientDisconnected(ClientError):
+    """The client went away before sending the whole body: nobody to answer; the metrics count
+    it apart (as nginx's 499, "client closed request", never sent)."""
+
+    def __init__(self) -> None:
+        super().__init__(DISCONNECTED, "the client disconnected before sending the whole body")
 
 
 def media_type(request: Request) -> str:
@@ -46,44 +64,49 @@ def media_type(request: Request) -> str:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, at most ``limit`` bytes (413 beyond), read as it arrives; what comes beyond
-    the limit is read and dropped (see :func:`discard_body`), never kept."""
+class BodyBudget:
+    """Bytes of request bodies held in memory while they arrive, all requests together: each
+    body is bounded by the upload limit and its time by :mod:`.guard`, but many slow uploads at
+    once would still add up. Beyond ``limit`` a request is refused (503) rather than read."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0  # the event loop's thread only: no lock
+
+    def take(self, size: int) -> None:
+        if self.used + size > self.limit:
+            raise ClientError(503, "the server is receiving too many uploads at once; retry later")
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+
+
+async def read_body(request: Request, limit: int, budget: BodyBudget | None = None) -> bytes:
+    """The whole body, at most ``limit`` bytes (413 beyond), read as it arrives and never kept
+    past the limit; while it arrives its bytes count against ``budget``. A ``Content-Length`` over
+    the limit is refused before reading anything; what the client still sends is then dropped by
+    :mod:`.guard`, which also closes the connection."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        if "100-continue" not in request.headers.get("expect", "").lower():  # it is sending anyway
-            await discard_body(request)
         raise ClientError(
             413, f"upload of {int(declared)} bytes is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)"
         )
+    budget = budget or BodyBudget(limit)
     body = bytearray()
-    while True:  # ASGI messages rather than request.stream(): we must know whether more is coming
-        message = await request.receive()
-        if message["type"] != "http.request":
-            raise ClientError(400, "the client disconnected before sending the whole body")
-        body += message.get("body", b"")
-        more = message.get("more_body", False)
-        if len(body) > limit:
-            body.clear()
-            if more:
-                await discard_body(request)
-            raise ClientError(413, f"upload is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)")
-        if not more:
-            return bytes(body)
-
-
-async def discard_body(request: Request) -> None:
-    """Read and drop the rest of a body the server refuses (at most ``DISCARD_MAX`` bytes): a
-    connection closed while the client is still sending is reset, and the client may never read
-    the refusal. Only for a body not yet read to its end (``receive`` would then wait forever)."""
-    seen = 0
-    while seen <= DISCARD_MAX:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
+    try:
+        while True:  # ASGI messages rather than request.stream(): we must know whether more is coming
+            message = await request.receive()
+            if message["type"] != "http.request":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            if len(body) + len(chunk) > limit:
+                raise ClientError(413, f"upload is over the limit of {limit} bytes (mnv3 serve --max-upload-mb)")
+            budget.take(len(chunk))
+            body += chunk
+            if not message.get("more_body", False):
+                return bytes(body)
+    finally:
+        budget.give(len(body))
 
 
 async def multipart_images(
@@ -100,6 +123,7 @@ async def multipart_images(
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
+    _check_delimited(request, body)
     try:
         form = await Request(request.scope, replay).form(max_files=max_files, max_fields=max_files)
     except HTTPException as exc:  # starlette's MultiPartException, as a 400
@@ -107,6 +131,8 @@ async def multipart_images(
     try:
         fields = form.getlist(name)
         if not any(isinstance(field, UploadFile) for field in fields):
+            if FILENAME_STAR.search(body):
+                raise ClientError(400, f"{MULTIPART} body without files: a part's {FILENAME_STAR_ONLY}")
             others = sorted(set(form.keys()) - {name})
             found = f"fields found: {', '.join(others)}" if others else "no fields found"
             raise ClientError(
@@ -121,3 +147,21 @@ async def multipart_images(
         return images
     finally:
         await form.close()
+
+
+def _check_delimited(request: Request, body: bytes) -> None:
+    """A multipart body must hold a part opened by the declared boundary and end with the closing
+    one: otherwise the parser finds no fields (or only the complete ones of an upload cut short),
+    and the client would hear "no fields found" instead of what is wrong."""
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        return  # the parser says so
+    shown = boundary.decode("latin-1")
+    opening = b"--" + boundary + b"\r\n"
+    if not body.startswith(opening) and b"\r\n" + opening not in body:
+        raise ClientError(400, f"malformed {MULTIPART} body: no part begins with its boundary '--{shown}'")
+    if b"--" + boundary + b"--" not in body[-(len(boundary) + 1024) :]:
+        raise ClientError(
+            400, f"malformed {MULTIPART} body: it ends before its closing boundary '--{shown}--' (an upload cut short?)"
+        )

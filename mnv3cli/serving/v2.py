@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from .. import __version__
 from ..data.images import EncodedImage
 from .tensors import HEADER_LENGTH, Tensor, encode_bytes, parse_request
-from .uploads import ClientError, discard_body, read_body
+from .uploads import ClientError, read_body
 
 IMAGES, PIXELS, PROBABILITIES = "images", "pixels", "probabilities"
 EXTENSIONS = ["binary_tensor_data", "classification"]
@@ -89,9 +89,8 @@ def router(service) -> APIRouter:
         try:
             check(name, version)
         except ClientError:
-            await discard_body(request)
             raise
-        body = await read_body(request, service.settings.max_upload_bytes)
+        body = await read_body(request, service.settings.max_upload_bytes, service.bodies)
         size = service.slot.current.runtime.preprocess.input_size
         inference = parse_request(
             body, request.headers.get(HEADER_LENGTH), {IMAGES: "BYTES", PIXELS: "FP32"}, service.settings.max_files

@@ -86,3 +86,32 @@ def test_a_person_picks_and_drops_images_and_sees_top5_bars_or_the_error(
         page.close()
         status, stderr = server.stop(signal.SIGTERM)
     assert status == 0, stderr
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (1280, 800)], ids=["phone", "desktop"])
+def test_the_page_fits_a_phone_and_a_desktop(browser, int8_tflite, cat_photo, width, height):
+    """At 390x844 the bars used to vanish (a 0 px track), the cards overflowed so the page scrolled
+    sideways and "choose files" was an 89x18 px target; /favicon.ico was a 404 on every load."""
+    with ServerProcess("--weights", int8_tflite) as server:
+        mobile = width < 600
+        page = browser.new_page(viewport={"width": width, "height": height}, is_mobile=mobile, has_touch=mobile)
+        failed = []
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(server.url + "/")
+        page.set_input_files("#files", [str(cat_photo)])
+        rows = page.locator(".result.done .row")
+        expect(rows).to_have_count(5)
+        probabilities = server.predict(cat_photo.read_bytes())[1]["predictions"]
+        for i, prediction in enumerate(probabilities):
+            track = rows.nth(i).locator(".track").bounding_box()["width"]
+            bar = rows.nth(i).locator(".bar").bounding_box()["width"]
+            assert track >= 40, f"row {i}: the bar's track is {track} px wide"
+            assert abs(bar / track - max(prediction["probability"], 0.005)) < 0.02, (i, bar, track)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"the page scrolls sideways by {overflow} px"
+        target = page.locator("label[for=files]").bounding_box()
+        assert target["width"] >= 44 and target["height"] >= 44, target
+        status, _ = server.request("GET", "/favicon.ico")
+        assert status < 400 and failed == [], (status, failed)
+        page.close()
+        assert server.stop(signal.SIGTERM)[0] == 0

@@ -137,6 +137,32 @@ BAD_REQUESTS = {  # name -> (request kwargs from the cat photo's bytes, status, 
         400,
         "without files",
     ),
+    "multipart cut short": (
+        lambda cat: dict(
+            content=b'--b\r\nContent-Disposition: form-data; name="file"; filename="c.jpg"\r\n\r\n' + cat[:500],
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        ),
+        400,
+        "it ends before its closing boundary '--b--' (an upload cut short?)",
+    ),
+    "multipart, parts without the declared boundary": (
+        lambda cat: dict(
+            content=b'--x\r\nContent-Disposition: form-data; name="file"; filename="c.jpg"\r\n\r\nxx\r\n--b--\r\n',
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        ),
+        400,
+        "no part begins with its boundary '--b'",
+    ),
+    "multipart, file named with filename* only": (
+        lambda cat: dict(
+            content=b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename*=UTF-8''c.jpg\r\n\r\n"
+            + cat
+            + b"\r\n--b--\r\n",
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        ),
+        400,
+        'given only as filename*=..., which multipart/form-data does not use (RFC 7578): send filename="..."',
+    ),
     "multipart, no boundary": (
         lambda cat: dict(content=b"garbage", headers={"Content-Type": "multipart/form-data"}),
         400,
@@ -263,3 +289,34 @@ def test_raw_upload_at_the_limit_is_accepted(client):
     assert len(data) == LIMIT
     assert post_image(client, data, "image/png").status_code == 200
     assert post_image(client, data + b"\0", "image/png").status_code == 413
+
+
+def test_bodies_arriving_at_once_are_bounded_together(runtime, cat_bytes):
+    """Each body is bounded by the upload limit; many at once by max_buffered_mb (503 beyond),
+    released as soon as a body is read."""
+    app = create_app(runtime, ServeSettings(max_buffered_mb=0.1, max_wait_ms=2))  # 104,857 bytes
+    with TestClient(app) as client:
+        big = cat_bytes * (110_000 // len(cat_bytes) + 1)
+        response = post_image(client, big)
+        assert response.status_code == 503
+        assert response.json() == {"error": "the server is receiving too many uploads at once; retry later"}
+        assert post_image(client, cat_bytes).status_code == 200  # the refused body's bytes were given back
+        assert app.state.service.bodies.used == 0
+
+
+def test_the_favicon_is_not_a_404(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 204 and response.content == b""
+
+
+def test_an_unexpected_failure_is_a_json_500(runtime):
+    app = create_app(runtime, ServeSettings())
+
+    @app.get("/fails")
+    async def fails():
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/fails")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal server error (RuntimeError)"}
