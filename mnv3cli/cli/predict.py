@@ -121,6 +121,7 @@ def command(
         raise UserError(f"--sort-into {sort_into}: exists and is not a folder")
     from .. import distributed
     from ..data.inputs import expand_inputs
+    from ..prediction import SortInto
 
     with distributed.process_group():
         # rank 0 reads the inputs (stdin included) and the earlier output; every rank gets them
@@ -135,18 +136,22 @@ def command(
             precision=precision,
         )
         top_k = min(top_k, len(runtime.class_names))  # no empty label columns in --output FILE.csv
-        sorter = _sorter(sort_into, mode) if distributed.is_main() else None
         failed = 0
         with contextlib.ExitStack() as stack:
             results = _open_output(stack, output, top_k, min_confidence is not None) if distributed.is_main() else None
             resumed = distributed.on_main(lambda: _begin(app, results, sources, resume))
-            if not resumed.complete:
+            sorter = SortInto(sort_into, mode or "copy") if sort_into and distributed.is_main() else None
+            # the inputs its list holds (a resumed list may lack the last results): placed from there on
+            listed = distributed.on_main(
+                lambda: stack.enter_context(sorter).open(sources, resume, resumed.complete) if sorter else len(sources)
+            )
+            if min(resumed.done, listed) < len(sources):
                 failed = _classify(
                     app,
                     stack,
                     runtime,
                     sources,
-                    resumed,
+                    (resumed, listed),
                     results,
                     as_json,
                     sorter,
@@ -157,6 +162,7 @@ def command(
                     fast_decode=fast_decode,
                     min_confidence=min_confidence,
                 )
+            listing = sorter.write_csv() if sorter is not None else None
     if not distributed.is_main():
         return
     if results is not None and resumed.complete:
@@ -164,8 +170,7 @@ def command(
     elif results is not None:
         app.wrote(f"wrote {results.written} result(s) to {output}", as_json)
     failed += resumed.failed
-    if sorter is not None:
-        listing = sorter.write_csv()
+    if listing is not None:
         verb = {"copy": "copied", "hardlink": "linked (hard)", "symlink": "linked (symbolic)"}[sorter.mode]
         app.wrote(f"{verb} {sorter.placed} file(s) into {sort_into}; list in {listing}", as_json)
     if failed:
@@ -202,20 +207,12 @@ def _begin(app: AppContext, results, sources: Sequence, resume: bool):
     return resumed
 
 
-def _sorter(sort_into: Path | None, mode: str | None):
-    if sort_into is None:
-        return None
-    from ..prediction import SortInto
-
-    return SortInto(sort_into, mode or "copy")
-
-
 def _classify(
     app: AppContext,
     stack: contextlib.ExitStack,
     runtime,
     sources: Sequence,
-    resumed,
+    done_listed: tuple,
     results,
     as_json: bool,
     sorter,
@@ -224,14 +221,16 @@ def _classify(
     top_k: int,
     **options,
 ) -> int:
-    """Classify the inputs after the ``resumed`` ones; rank 0 shows and writes every result (and
-    files it under ``--sort-into``). Returns how many of them failed."""
+    """Classify the inputs after the first ``(resumed, listed)`` ones; rank 0 shows and writes every
+    result after the ``resumed`` ones and files those after the ``listed`` ones under ``--sort-into``.
+    Returns how many of them failed."""
     from .. import distributed
     from ..inference import with_tta
     from ..prediction import predict
 
-    main = distributed.is_main()
-    todo = sources[resumed.done :]
+    main, (resumed, listed) = distributed.is_main(), done_listed
+    first = min(resumed.done, listed)
+    todo = sources[first:]
     sinks = _sinks(app, as_json, results, options.get("min_confidence")) if main else []
     long_job = main and len(todo) > options["batch_size"]
     show = _progress(app, stack, len(sources), resumed) if long_job else None
@@ -250,17 +249,18 @@ def _classify(
             ),
             1,
         ):
-            failed += result.error is not None
-            for sink in sinks:
-                sink(result)
-            placed = sorter.place(result, todo[n - 1]) if sorter is not None else None
+            if first + n > resumed.done:  # else already in the results file (a list to catch up)
+                failed += result.error is not None
+                for sink in sinks:
+                    sink(result)
+            placed = sorter.place(result, todo[n - 1]) if sorter is not None and first + n > listed else None
             if placed is not None and not placed.destination and result.error is None:
                 failed += 1
                 click.echo(f"mnv3: error: {plain(placed.error)}", err=True)
             if show:
                 show(n, failed)
         seconds = time.perf_counter() - start
-        if results is not None:  # the last records may still be in the buffer: the disk may fill here too
+        if results is not None and not resumed.complete:  # the last records may still be in the buffer
             results.finish()
     except KeyboardInterrupt:
         if results is None or not results.written:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 ESC = "\x1b"
-# One label of each kind: rich markup, a terminal escape (red text), a spreadsheet formula, emoji code.
-LABELS = ("[/]", f"{ESC}[31mred", "=1+2", ":cat: [v2] ants")
+# One label of each kind: rich markup, a terminal escape (red text), a spreadsheet formula, emoji code,
+# matplotlib mathtext (which the report's confusion plot would parse, and fail on).
+LABELS = ("[/]", f"{ESC}[31mred", "=1+2", ":cat: [v2] ants", "$\\frac$ x")
 FOLDERS = LABELS[1:]
 
 
@@ -48,7 +49,7 @@ def _no_raw_controls(*texts: str) -> None:
 
 
 def test_predict_prints_labels_and_paths_as_plain_text(run_cli, hostile):
-    result = run_cli("predict", "-w", "evil.pt", "x[/]y.jpg", f"e{ESC}[2Jz.jpg", "--top-k", "4", cwd=hostile)
+    result = run_cli("predict", "-w", "evil.pt", "x[/]y.jpg", f"e{ESC}[2Jz.jpg", "--top-k", "5", cwd=hostile)
     assert result.returncode == 0, result.stderr
     _no_raw_controls(result.stdout, result.stderr)
     assert "internal error" not in result.stderr
@@ -57,7 +58,7 @@ def test_predict_prints_labels_and_paths_as_plain_text(run_cli, hostile):
 
 
 def test_predict_json_keeps_labels_and_paths_exact(run_cli, hostile):
-    result = run_cli("predict", "-w", "evil.pt", f"e{ESC}[2Jz.jpg", "--top-k", "4", "--json", cwd=hostile)
+    result = run_cli("predict", "-w", "evil.pt", f"e{ESC}[2Jz.jpg", "--top-k", "5", "--json", cwd=hostile)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["path"] == f"e{ESC}[2Jz.jpg"
@@ -66,13 +67,13 @@ def test_predict_json_keeps_labels_and_paths_exact(run_cli, hostile):
 
 def test_predict_csv_guards_formulas_and_resumes_its_own_file(run_cli, hostile, tmp_path):
     out = tmp_path / "r.csv"
-    args = ("predict", "-w", "evil.pt", "=cmd.jpg", "x[/]y.jpg", "--top-k", "4", "-o", out)
+    args = ("predict", "-w", "evil.pt", "=cmd.jpg", "x[/]y.jpg", "--top-k", "5", "-o", out)
     result = run_cli(*args, cwd=hostile)
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader(out.open(encoding="utf-8")))
     assert rows[1][0] == "'=cmd.jpg"
-    labels = {cell for row in rows[1:] for cell in row[1::3][:4]}
-    assert labels == {"[/]", f"{ESC}[31mred", "'=1+2", ":cat: [v2] ants"}
+    labels = {cell for row in rows[1:] for cell in row[1::3][:5]}
+    assert labels == {"[/]", f"{ESC}[31mred", "'=1+2", ":cat: [v2] ants", "$\\frac$ x"}
     again = run_cli(*args, "--resume", cwd=hostile)  # the guarded cells read back as the inputs
     assert again.returncode == 0, again.stderr
 
@@ -89,8 +90,9 @@ def test_evaluate_tables_report_and_csv_show_plain_guarded_labels(run_cli, hosti
     result = run_cli("evaluate", "-w", "evil.pt", "data", "--report", report, cwd=hostile)
     assert result.returncode == 0, result.stderr
     _no_raw_controls(result.stdout, result.stderr)
-    for shown in ("\\x1b[31mred", "=1+2", ":cat: [v2] ants"):
+    for shown in ("\\x1b[31mred", "=1+2", ":cat: [v2] ants", "$\\frac$ x"):
         assert shown in result.stdout, shown
+    assert (report / "confusion.png").stat().st_size > 0
     html = (report / "report.html").read_text(encoding="utf-8")
     _no_raw_controls(html)
     assert "\\x1b[31mred" in html and "[v2] ants" in html
