@@ -20,6 +20,7 @@ import click
 from ..errors import PartialFailure, UserError
 from ..inference import DEFAULT_OPSET
 from ..inference.backend_registry import export_formats, get_export_format  # entries only: no engine
+from ..inference.results import ExportResult, Int8ExportResult
 from ..rounding import significant
 from .context import AppContext, pass_app
 from .export_checks import check_export_output
@@ -137,7 +138,7 @@ def command(
     2 for bad options, weights or --image.
     """
     from ..data import open_rgb
-    from ..inference import TOLERANCE, ExportResult, export_verified
+    from ..inference import TOLERANCE, export_verified
     from ..model import with_temperature
     from ..registry import default_weights
     from ..weights.loader import load_model
@@ -291,50 +292,49 @@ def _export_int8(
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
     m = result.measured
     runner, export = get_export_format(fmt)
-    record = {
-        "format": fmt,
-        "int8": True,
-        "output": str(output),
-        "bytes": _bytes(output, export),
-        "model": loaded.model_name,
-        "source": loaded.source,
-        "input_shape": ["batch", 3, card.preprocess.input_size, card.preprocess.input_size],
-        "preprocess": card.preprocess.to_dict(),
-        "calibration_images": result.calibration_images,
-        "held_out_images": m.n,
-        "fp32_top1": m.fp32_top1,
-        "int8_top1": m.int8_top1,
-        "drop": m.drop,
-        "upper_bound": m.upper_bound(result.confidence),
-        "confidence": 0.95,
-        "step_confidence": result.confidence,
-        "discordant_images": m.discordant,
-        "max_drop": max_drop,
-        "opset": opset,
-        "steps": result.steps,
-        "layers": result.layers,
-        "kept_in_float": [layer.label for layer in result.kept],
-        "latency_ms": {k: {str(b): v for b, v in d.items()} for k, d in result.latency_ms.items()},
-    }
+    record = Int8ExportResult(
+        format=fmt,
+        output=str(output),
+        bytes=_bytes(output, export),
+        model=loaded.model_name,
+        source=loaded.source,
+        input_shape=["batch", 3, card.preprocess.input_size, card.preprocess.input_size],
+        preprocess=card.preprocess.to_dict(),
+        calibration_images=result.calibration_images,
+        held_out_images=m.n,
+        fp32_top1=m.fp32_top1,
+        int8_top1=m.int8_top1,
+        drop=m.drop,
+        upper_bound=m.upper_bound(result.confidence),
+        confidence=0.95,
+        step_confidence=result.confidence,
+        discordant_images=m.discordant,
+        max_drop=max_drop,
+        opset=opset,
+        steps=result.steps,
+        layers=result.layers,
+        kept_in_float=[layer.label for layer in result.kept],
+        latency_ms={k: {str(b): v for b, v in d.items()} for k, d in result.latency_ms.items()},
+    )
     if as_json:
-        app.emit_json(record)
+        app.emit_json(record.to_dict())
         return
-    what = export.title
-    size = card.preprocess.input_size
-    lines = [
-        f"wrote {output} ({what}, int8, {record['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
-        f"input [batch, 3, {size}, {size}]",
-        f"top-1 on {m.n} held-out images: fp32 {m.fp32_top1:.1f} %, int8 {m.int8_top1:.1f} %, "
-        f"drop {m.drop:.2f} points; 95 % upper confidence bound {record['upper_bound']:.2f} points "
-        f"(score bound; they disagree on {m.discordant} images), "
-        f"within --max-drop {max_drop:g}",
-        f"kept in float: {len(result.kept)} of {result.layers} layers: {', '.join(record['kept_in_float']) or 'none'}",
-    ]
-    runtime = runner.title
-    lines += [
-        f"latency ({runtime}, batch {batch}): fp32 {result.latency_ms['fp32'][batch]:.2f} ms, "
-        f"int8 {result.latency_ms['int8'][batch]:.2f} ms"
-        for batch in sorted(result.latency_ms["fp32"])
-    ]
-    for line in lines:
+    for line in _int8_lines(record, export.title, runner.title):
         click.echo(fill(line, whole=(output,)))
+
+
+def _int8_lines(r: Int8ExportResult, what: str, runtime: str) -> list[str]:
+    """The terminal's lines for an :class:`~mnv3cli.inference.Int8ExportResult`."""
+    size = r.input_shape[-1]
+    return [
+        f"wrote {r.output} ({what}, int8, {r.bytes / 1e6:.1f} MB): {r.model}, input [batch, 3, {size}, {size}]",
+        f"top-1 on {r.held_out_images} held-out images: fp32 {r.fp32_top1:.1f} %, int8 {r.int8_top1:.1f} %, "
+        f"drop {r.drop:.2f} points; 95 % upper confidence bound {r.upper_bound:.2f} points "
+        f"(score bound; they disagree on {r.discordant_images} images), within --max-drop {r.max_drop:g}",
+        f"kept in float: {len(r.kept_in_float)} of {r.layers} layers: {', '.join(r.kept_in_float) or 'none'}",
+        *(
+            f"latency ({runtime}, batch {batch}): fp32 {r.latency_ms['fp32'][batch]:.2f} ms, "
+            f"int8 {r.latency_ms['int8'][batch]:.2f} ms"
+            for batch in sorted(r.latency_ms["fp32"], key=int)
+        ),
+    ]

@@ -96,9 +96,8 @@ class BackendEntry:
         if kind != "auto" and kind not in self.devices:
             others = [e.name for e in _REGISTRY.values() if kind in e.devices and e is not self]
             where = " or ".join(d.upper() if d != "mps" else "Apple MPS" for d in self.devices)
-            return (
-                f"--device {device}: the {self.name} backend runs on the {where}; use --backend {' or '.join(others)}"
-            )
+            instead = f"; use --backend {' or '.join(others)}" if others else ""
+            return f"--device {device}: the {self.name} backend runs on the {where}{instead}"
         try:
             if self.check_device is not None:
                 self.check_device(device)
@@ -106,11 +105,11 @@ class BackendEntry:
             return str(exc)
         return None
 
-    def require(self, device: str | None = None, flag: str = "--backend") -> BackendEntry:
+    def require(self, device: str | None = None) -> BackendEntry:
         """Itself, or a :class:`UserError` saying why it cannot run (on ``device``)."""
         why = self.unavailable()
         if why is not None:
-            raise UserError(f"{flag} {self.name}: {why}")
+            raise UserError(f"--backend {self.name}: {why}")
         why = self.unavailable(device)
         if why is not None:
             raise UserError(why)

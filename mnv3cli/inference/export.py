@@ -18,9 +18,8 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..fileio import atomic_write
 
@@ -33,30 +32,6 @@ if TYPE_CHECKING:
 
 ONNX_INPUT, ONNX_OUTPUT = "input", "logits"
 DEFAULT_OPSET = 17  # the one ONNX opset: `mnv3 export`'s default and the cache's (part of its key)
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What ``mnv3 export`` wrote and how close it computes to PyTorch: its ``--json`` record (field
-    order is the record's key order) and what its two lines on the terminal say."""
-
-    format: str
-    output: str
-    bytes: int  # the file and its companions (IR's .bin)
-    model: str
-    weights: str | None
-    source: str
-    opset: int | None  # None for formats without one (TorchScript)
-    input_shape: list[Any]  # ["batch", 3, H, W]
-    preprocess: dict[str, Any]
-    temperature: float | None
-    verified_on: str  # the --image, or "generated image"
-    max_abs_diff: float  # to 3 significant digits
-    tolerance: float
-    ok: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @contextlib.contextmanager

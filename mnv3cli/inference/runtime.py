@@ -97,7 +97,9 @@ def open_runtime(
 
         chosen = choose_exported_backend(Path(weights), backend)
         _check_precision(chosen, precision)
-        options = OpenOptions(device, threads, pipelined, precision, cache.root / chosen)
+        options = OpenOptions(
+            device=device, threads=threads, pipelined=pipelined, precision=precision, cache_dir=cache.root / chosen
+        )
         return Runtime(*open_exported(weights, model_name, chosen, options, resolution=resolution))
     chosen = choose_backend(backend, device)  # a graph engine that cannot serve the device: said before any work
     _check_precision(chosen, precision)

@@ -7,6 +7,7 @@ only, and must appear in every command's choices and run under ``profile`` with 
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import click
@@ -48,8 +49,17 @@ def images(loaded, imagenet_dev) -> np.ndarray:
     return batch.images
 
 
+@pytest.fixture(scope="module")
+def graph(loaded, tmp_path_factory) -> Path:
+    """The model as the ONNX graph the cache would hold: what a graph backend runs."""
+    from mnv3cli.inference.export import export_onnx
+
+    path = tmp_path_factory.mktemp("graph") / "model.onnx"
+    return export_onnx(loaded.model, path, input_size=loaded.preprocess.input_size)
+
+
 @pytest.mark.parametrize("name, row", ROWS, ids=[row for _, row in ROWS])
-def test_every_registered_backend_gives_pytorchs_logits(name, row, loaded, images, tmp_path):
+def test_every_registered_backend_gives_pytorchs_logits(name, row, loaded, images, graph):
     """Each backend (each profile row of it) on the same images: logits within the export tolerance
     of eager PyTorch, and the same top-1 class for every image."""
     import torch
@@ -61,13 +71,7 @@ def test_every_registered_backend_gives_pytorchs_logits(name, row, loaded, image
     with torch.inference_mode():
         expected = loaded.model.eval()(torch.from_numpy(images)).numpy()
     options = OpenOptions(device="cpu", variant=row if row != name else None)
-    if entry.kind == "model":
-        backend = entry.open(loaded.model, options)
-    else:
-        from mnv3cli.inference.export import export_onnx
-
-        graph = export_onnx(loaded.model, tmp_path / "model.onnx", input_size=loaded.preprocess.input_size)
-        backend = entry.open(graph, options)
+    backend = entry.open(copy.deepcopy(loaded.model) if entry.kind == "model" else graph, options)
     logits = np.asarray(backend(images), dtype=np.float32)
     assert logits.shape == expected.shape
     assert np.abs(logits - expected).max() <= TOLERANCE

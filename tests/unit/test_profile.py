@@ -157,6 +157,16 @@ def test_json_record_has_latency_ms_of_the_first_backend_at_batch_1(small):
     json.dumps(record, allow_nan=False)
 
 
+def test_profile_result_is_one_record_or_a_list_with_compare(small):
+    """The --json document is the result's to_dict(): one model's record, a list with --compare."""
+    from mnv3cli.profiling import ProfileResult
+
+    one = ModelProfile("mobilenetv3_small_100", 1.0, 64, count_parameters(small), count_compute(small, 64))
+    assert ProfileResult([one]).to_dict() == one.to_dict()
+    both = ProfileResult([one, one], compared=True, per_layer=True).to_dict()
+    assert isinstance(both, list) and len(both) == 2 and "layers" in both[1]
+
+
 def test_onnx_export_has_a_dynamic_batch_and_matches_torch(small, tmp_path):
     import onnxruntime as ort
 
