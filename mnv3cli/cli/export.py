@@ -154,8 +154,8 @@ def command(
     elif data_dir or val_dir:
         raise UserError(f"--{'data' if data_dir else 'val'}: only used with --int8")
     loaded = load_model(weights, model_name=model)
-    preprocess = loaded.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
-    output = output or Path(loaded.model_name + ("-int8" if int8 else "") + FORMATS[fmt])
+    preprocess = loaded.card.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
+    output = output or Path(loaded.card.model_name + ("-int8" if int8 else "") + FORMATS[fmt])
     if int8:
         return _export_int8(
             app,
@@ -173,7 +173,7 @@ def command(
 
     try:
         difference = export_verified(
-            with_temperature(loaded.model, loaded.temperature),
+            with_temperature(loaded.model, loaded.card.temperature),
             output,
             preprocess,
             fmt,
@@ -189,13 +189,13 @@ def command(
         "format": fmt,
         "output": str(output),
         "bytes": sum(f.stat().st_size for f in files),
-        "model": loaded.model_name,
+        "model": loaded.card.model_name,
         "weights": weights or default_weights(model),
-        "source": loaded.source,
+        "source": loaded.card.source,
         "opset": opset if fmt != "torchscript" else None,
         "input_shape": ["batch", 3, preprocess.input_size, preprocess.input_size],
         "preprocess": preprocess.to_dict(),
-        "temperature": loaded.temperature,
+        "temperature": loaded.card.temperature,
         "verified_on": str(image) if image else "generated image",
         "max_abs_diff": significant(difference),
         "tolerance": TOLERANCE,
@@ -207,7 +207,7 @@ def command(
         what = DESCRIPTIONS[fmt].format(opset=opset)
         click.echo(
             fill(
-                f"wrote {output} ({what}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
+                f"wrote {output} ({what}, {result['bytes'] / 1e6:.1f} MB): {loaded.card.model_name}, "
                 f"input [batch, 3, {preprocess.input_size}, {preprocess.input_size}]",
                 whole=(output,),
             )
@@ -285,8 +285,8 @@ def _export_int8(
         "int8": True,
         "output": str(output),
         "bytes": sum(f.stat().st_size for f in files),
-        "model": loaded.model_name,
-        "source": loaded.source,
+        "model": loaded.card.model_name,
+        "source": loaded.card.source,
         "input_shape": ["batch", 3, card.preprocess.input_size, card.preprocess.input_size],
         "preprocess": card.preprocess.to_dict(),
         "calibration_images": result.calibration_images,
@@ -309,7 +309,7 @@ def _export_int8(
     what = "OpenVINO IR" if fmt == "openvino" else "ONNX"
     size = card.preprocess.input_size
     lines = [
-        f"wrote {output} ({what}, int8, {record['bytes'] / 1e6:.1f} MB): {loaded.model_name}, "
+        f"wrote {output} ({what}, int8, {record['bytes'] / 1e6:.1f} MB): {loaded.card.model_name}, "
         f"input [batch, 3, {size}, {size}]",
         f"top-1 on {m.n} held-out images: fp32 {m.fp32_top1:.1f} %, int8 {m.int8_top1:.1f} %, "
         f"drop {m.drop:.2f} ± {m.noise:.2f} points (budget {max_drop:g}; the noise needs "

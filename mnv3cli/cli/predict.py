@@ -133,7 +133,7 @@ def command(
             pipelined=len(sources) > batch_size,
             precision=precision,
         )
-        top_k = min(top_k, len(runtime.class_names))  # no empty label columns in --output FILE.csv
+        top_k = min(top_k, len(runtime.card.class_names))  # no empty label columns in --output FILE.csv
         sorter = _sorter(sort_into, mode) if distributed.is_main() else None
         failed = 0
         with contextlib.ExitStack() as stack:
@@ -241,8 +241,8 @@ def _classify(
             predict(
                 todo,
                 with_tta(runtime.backend, tta),
-                runtime.preprocess,
-                runtime.class_names,
+                runtime.card.preprocess,
+                runtime.card.class_names,
                 top_k=top_k,
                 distributed=distributed.is_distributed(),
                 **options,

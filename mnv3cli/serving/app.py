@@ -81,13 +81,13 @@ class _Service:
     def __init__(self, runtime: Runtime, settings: ServeSettings) -> None:
         self.runtime, self.settings = runtime, settings
         self.metrics = ServerMetrics()
-        self.normalizer = Normalizer(runtime.preprocess)
+        self.normalizer = Normalizer(runtime.card.preprocess)
         self.pool: ThreadPoolExecutor | None = None
         self.batcher: Batcher | None = None
         self.ready = False
 
     async def start(self) -> None:
-        size = self.runtime.preprocess.input_size
+        size = self.runtime.card.preprocess.input_size
         await asyncio.to_thread(self.runtime.backend, np.zeros((1, 3, size, size), np.float32))
         self.pool = ThreadPoolExecutor(self.settings.workers or default_workers(), "mnv3-decode")
         self.batcher = Batcher(
@@ -109,14 +109,14 @@ class _Service:
         loop = asyncio.get_running_loop()
         try:
             array = await loop.run_in_executor(
-                self.pool, load_and_preprocess, image, self.runtime.preprocess, True, self.normalizer
+                self.pool, load_and_preprocess, image, self.runtime.card.preprocess, True, self.normalizer
             )
         except ImageDecodeError as exc:
             self.metrics.images.labels("rejected").inc()
             raise ClientError(400, str(exc)) from None
         probs = await asyncio.wrap_future(self.batcher.submit(array))
         self.metrics.images.labels("classified").inc()
-        labels = top_labels(probs[None], top_k, self.runtime.class_names)[0]
+        labels = top_labels(probs[None], top_k, self.runtime.card.class_names)[0]
         return [label.to_dict() for label in labels]
 
 
@@ -143,13 +143,13 @@ def create_app(
         title="mnv3",
         version=__version__,
         lifespan=lifespan,
-        description=f"MobileNetV3 image classification: {runtime.model_name}.",
+        description=f"MobileNetV3 image classification: {runtime.card.model_name}.",
     )
     app.state.service = service
     app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES)
     _add_error_handlers(app)
     page = resources.files(__package__).joinpath("page.html").read_text(encoding="utf-8")
-    model_name, num_classes = runtime.model_name, len(runtime.class_names)
+    model_name, num_classes = runtime.card.model_name, len(runtime.card.class_names)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
