@@ -58,13 +58,13 @@ def main() -> int:
     os.environ["MNV3_CACHE"] = env["MNV3_CACHE"]
     first = evaluate(env=env)  # builds the cache entry
     runtime = open_runtime(str(WEIGHTS), pipelined=True)
-    samples = find_samples(DEV, runtime.class_names, runtime.wordnet_ids).samples
+    samples = find_samples(DEV, runtime.card.class_names, runtime.card.wordnet_ids).samples
     paths = [p for p, _ in samples]
-    batch = next(iter_batches(paths[:32], runtime.preprocess, 32)).images
+    batch = next(iter_batches(paths[:32], runtime.card.preprocess, 32)).images
     decode, model, tool = [], [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        for _ in iter_batches(paths, runtime.preprocess, 32, default_workers()):
+        for _ in iter_batches(paths, runtime.card.preprocess, 32, default_workers()):
             pass
         decode.append(len(paths) / (time.perf_counter() - start))
         runtime.backend(batch)

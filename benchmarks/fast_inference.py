@@ -209,7 +209,7 @@ def bar_latency(args, cache: Path) -> dict:
 
     runtime = open_runtime(str(args.weights), cache=OnnxCache(cache))  # predict's warm entry
     ours = runtime.backend
-    x = load_and_preprocess(args.photo, runtime.preprocess)[None]
+    x = load_and_preprocess(args.photo, runtime.card.preprocess)[None]
     raw = ort.InferenceSession(str(ours.path), providers=["CPUExecutionProvider"])  # defaults
     tuned = ort.InferenceSession(str(ours.path), session_options(), providers=["CPUExecutionProvider"])
     name = raw.get_inputs()[0].name

@@ -102,7 +102,7 @@ def symmetric_checks(tmp: Path) -> list[str]:
         torch.save(model.state_dict(), file)
         loaded = load_model(str(file), progress=False)
         graph = tmp / (stem + ".onnx")
-        diff = export_verified(loaded.model, graph, loaded.preprocess)
+        diff = export_verified(loaded.model, graph, loaded.card.preprocess)
         count = ops(graph)
         lines.append(
             f"{name}: {sum(count.values())} nodes, Shape {count['Shape']}, Pad {count['Pad']}, "
@@ -147,7 +147,7 @@ def main() -> int:
             dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
         )
 
-    batch = sample_batch(loaded.preprocess)
+    batch = sample_batch(loaded.card.preprocess)
     logits = {
         name: ort_session(path)(batch)
         for name, path in (("static", static), ("dynamic", dynamic), ("timm", timm_graph))

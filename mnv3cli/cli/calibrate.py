@@ -81,10 +81,10 @@ def command(
     for note in scanned.notes:
         app.info(note)
     loaded = load_model(weights, model_name=model)
-    found = match_classes(scanned, loaded.class_names, loaded.wordnet_ids)
+    found = match_classes(scanned, loaded.card.class_names, loaded.card.wordnet_ids)
     samples = spread_subset(found.samples, limit)
     app.info(
-        f"Calibrating {loaded.model_name} from {loaded.source} on {len(samples)} images "
+        f"Calibrating {loaded.card.model_name} from {loaded.card.source} on {len(samples)} images "
         f"({len({target for _, target in samples})} classes)"
     )
     with app.progress() as progress:
@@ -96,10 +96,10 @@ def command(
             batch_size=batch_size,
             workers=workers,
             device=resolve_device(app.device),
-            extra={"calibrated_on": str(folder), "calibrated_from": loaded.source},
+            extra={"calibrated_on": str(folder), "calibrated_from": loaded.card.source},
             on_batch=lambda p: progress.update(task, completed=p.done),
         )
-    obj = {"weights": loaded.source, "output": str(output), "data": str(folder)} | fit.to_dict()
+    obj = {"weights": loaded.card.source, "output": str(output), "data": str(folder)} | fit.to_dict()
     if as_json:
         app.emit_json(obj)
     else:

@@ -83,8 +83,8 @@ def command(
     loaded = load_model(source, model_name=model)
     source_format = loaded.meta.get("format")
     extra = {k: v for k, v in loaded.meta.items() if k != "format"}
-    origin = Path(loaded.source).name if Path(source).expanduser().is_file() else loaded.source
-    extra |= {"converted_from": origin, "source_format": source_format, "source_sha256": loaded.sha256, **notes}
+    origin = Path(loaded.card.source).name if Path(source).expanduser().is_file() else loaded.card.source
+    extra |= {"converted_from": origin, "source_format": source_format, "source_sha256": loaded.card.sha256, **notes}
     try:
         save_checkpoint(
             output, loaded.model, card=loaded.card, extra=extra, dtype=None if dtype == "float32" else dtype
@@ -99,21 +99,21 @@ def command(
         "format": kind,
         "bytes": output.stat().st_size,
         "sha256": sha256_file(output),
-        "model": loaded.model_name,
-        "arch": loaded.arch,
+        "model": loaded.card.model_name,
+        "arch": loaded.card.arch,
         "num_classes": loaded.model.num_classes,
         "source_format": source_format,
         "dtype": dtype,
-        "preprocess": loaded.preprocess.to_dict(),
+        "preprocess": loaded.card.preprocess.to_dict(),
     }
     if as_json:
         app.emit_json(result)
         return
-    arch = loaded.arch
+    arch = loaded.card.arch
     shape = f"{arch['size']}, width {arch['width']}{', minimalistic' if arch['minimal'] else ''}"
     click.echo(
         fill(
-            f"wrote {output} ({kind}, {result['bytes'] / 1e6:.1f} MB): {loaded.model_name} "
+            f"wrote {output} ({kind}, {result['bytes'] / 1e6:.1f} MB): {loaded.card.model_name} "
             f"({shape}), {loaded.model.num_classes} classes, from {source} ({source_format})",
             whole=(output, source, f"({shape})"),
         )

@@ -125,7 +125,7 @@ def command(
             precision=precision,
             pipelined=True,
         )
-        found = match_classes(scanned, runtime.class_names, runtime.wordnet_ids)
+        found = match_classes(scanned, runtime.card.class_names, runtime.card.wordnet_ids)
         count = min(limit or len(found.samples), len(found.samples))
         if main:
             shards = f" in {distributed.world_size()} processes" if distributed.is_distributed() else ""
@@ -133,9 +133,9 @@ def command(
             app.info(
                 fill(
                     f"Evaluating {count} of {len(found.samples)} images ({classes}, "
-                    f"{found.layout}) with {runtime.model_name} from {runtime.source} on "
+                    f"{found.layout}) with {runtime.card.model_name} from {runtime.card.source} on "
                     f"{runtime.backend.name}{shards}" + (f", test-time augmentation {tta}" if tta != "none" else ""),
-                    whole=(runtime.source,),
+                    whole=(runtime.card.source,),
                 )
             )
         with app.progress() if main else contextlib.nullcontext() as progress:
@@ -149,8 +149,8 @@ def command(
             result = evaluate(
                 with_tta(runtime.backend, tta),
                 found.samples,
-                len(runtime.class_names),
-                runtime.preprocess,
+                len(runtime.card.class_names),
+                runtime.card.preprocess,
                 batch_size=batch_size,
                 workers=workers,
                 fast_decode=fast_decode,
@@ -162,11 +162,11 @@ def command(
         return
     obj = summary(
         result,
-        runtime.class_names,
-        runtime.wordnet_ids,
-        temperature=runtime.temperature,
-        model=runtime.model_name,
-        weights=printable_path(str(runtime.source)),
+        runtime.card.class_names,
+        runtime.card.wordnet_ids,
+        temperature=runtime.card.temperature,
+        model=runtime.card.model_name,
+        weights=printable_path(str(runtime.card.source)),
         backend=runtime.backend.name,
         data=printable_path(folder),
         layout=found.layout,
@@ -178,7 +178,7 @@ def command(
         _print_summary(app, obj)
     if report_dir is not None:  # after the summary: an unwritable folder must not hide the results
         try:
-            written, notes = write_report(report_dir, result, runtime.class_names, obj)
+            written, notes = write_report(report_dir, result, runtime.card.class_names, obj)
         except OSError as exc:  # WriteError says "cannot write DIR: reason"
             raise UserError(f"--report {report_dir}: cannot write the report ({exc.strerror or exc})") from None
         for note in notes:

@@ -67,10 +67,10 @@ def command(
     loaded = load_model(weights, model_name=model)
     target = None
     if class_name is not None:
-        found = ClassMatcher(loaded.class_names, loaded.wordnet_ids).match(class_name, allow_index=True)
+        found = ClassMatcher(loaded.card.class_names, loaded.card.wordnet_ids).match(class_name, allow_index=True)
         if found is None:
             raise UserError(
-                f"--class {class_name}: not a class of {loaded.model_name} "
+                f"--class {class_name}: not a class of {loaded.card.model_name} "
                 f"({loaded.card.num_classes} classes; a class name, WordNet id or index)"
             )
         target = found[0]
@@ -79,7 +79,7 @@ def command(
     for image in images:
         try:
             result = explain(
-                loaded.model, loaded.preprocess, image, target, temperature=loaded.temperature, device=device
+                loaded.model, loaded.card.preprocess, image, target, temperature=loaded.card.temperature, device=device
             )
         except ImageDecodeError as exc:
             failed += 1

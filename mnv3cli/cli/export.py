@@ -155,8 +155,8 @@ def command(
     elif data_dir or val_dir:
         raise UserError(f"--{'data' if data_dir else 'val'}: only used with --int8")
     loaded = load_model(weights, model_name=model)
-    preprocess = loaded.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
-    output = output or Path(loaded.model_name + ("-int8" if int8 else "") + export.suffix)
+    preprocess = loaded.card.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
+    output = output or Path(loaded.card.model_name + ("-int8" if int8 else "") + export.suffix)
     check_export_output(output, fmt, export.suffix, export.companions, {"--weights": weights, "--image": image})
     if int8:
         return _export_int8(
@@ -175,7 +175,7 @@ def command(
 
     try:
         difference = export_verified(
-            with_temperature(loaded.model, loaded.temperature),
+            with_temperature(loaded.model, loaded.card.temperature),
             output,
             preprocess,
             fmt,
@@ -190,13 +190,13 @@ def command(
         format=fmt,
         output=str(output),
         bytes=_bytes(output, export),
-        model=loaded.model_name,
+        model=loaded.card.model_name,
         weights=weights or default_weights(model),
-        source=loaded.source,
+        source=loaded.card.source,
         opset=opset if export.opset else None,
         input_shape=["batch", 3, preprocess.input_size, preprocess.input_size],
         preprocess=preprocess.to_dict(),
-        temperature=loaded.temperature,
+        temperature=loaded.card.temperature,
         verified_on=str(image) if image else "generated image",
         max_abs_diff=significant(difference),
         tolerance=TOLERANCE,
@@ -296,8 +296,8 @@ def _export_int8(
         format=fmt,
         output=str(output),
         bytes=_bytes(output, export),
-        model=loaded.model_name,
-        source=loaded.source,
+        model=loaded.card.model_name,
+        source=loaded.card.source,
         input_shape=["batch", 3, card.preprocess.input_size, card.preprocess.input_size],
         preprocess=card.preprocess.to_dict(),
         calibration_images=result.calibration_images,

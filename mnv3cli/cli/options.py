@@ -201,5 +201,5 @@ def open_model(
     runtime = open_runtime(
         weights, model, backend, device or app.device, notify=app.info, pipelined=pipelined, precision=precision
     )
-    app.debug(f"model {runtime.model_name} from {runtime.source} on {runtime.backend.name}")
+    app.debug(f"model {runtime.card.model_name} from {runtime.card.source} on {runtime.backend.name}")
     return runtime

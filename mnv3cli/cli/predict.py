@@ -135,7 +135,7 @@ def command(
             pipelined=len(sources) > batch_size,
             precision=precision,
         )
-        top_k = min(top_k, len(runtime.class_names))  # no empty label columns in --output FILE.csv
+        top_k = min(top_k, len(runtime.card.class_names))  # no empty label columns in --output FILE.csv
         failed = 0
         with contextlib.ExitStack() as stack:
             results = _open_output(stack, output, top_k, min_confidence is not None) if distributed.is_main() else None
@@ -241,8 +241,8 @@ def _classify(
             predict(
                 todo,
                 with_tta(runtime.backend, tta),
-                runtime.preprocess,
-                runtime.class_names,
+                runtime.card.preprocess,
+                runtime.card.class_names,
                 top_k=top_k,
                 distributed=distributed.is_distributed(),
                 **options,

@@ -171,7 +171,7 @@ def command(
     runtime = open_model(app, model, weights, backend, pipelined=True)
 
     def ready(url: str) -> None:
-        click.echo(plain(f"serving {runtime.model_name} at {url} (Ctrl-C to stop)"))
+        click.echo(plain(f"serving {runtime.card.model_name} at {url} (Ctrl-C to stop)"))
         app.info(f"web page {url}/, API documentation {url}/docs")
 
     level = "info" if app.verbose else ("error" if app.quiet else "warning")

@@ -18,7 +18,6 @@ from typing import Any
 
 from ..errors import UserError
 from ..registry import ModelCard, default_weights, get_entry
-from ..registry.card import CardFields
 from ..weights.download import (
     sha256_file,  # the loader's hash (ModelCard.sha256): the cache key
 )
@@ -31,11 +30,8 @@ from .onnx_cache import Entry, OnnxCache, cache_key, weights_file
 
 
 @dataclass(frozen=True)
-class Runtime(CardFields):
-    """A ready backend and the card that says what its outputs mean.
-
-    The properties are the card's fields as the CLI reads them (lists, as before cards existed).
-    """
+class Runtime:
+    """A ready backend and the card that says what its outputs mean (``runtime.card.class_names``)."""
 
     backend: Backend
     card: ModelCard

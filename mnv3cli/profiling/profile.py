@@ -132,8 +132,8 @@ def _model_for(
         from ..weights.loader import load_model
 
         loaded = load_model(weights, model_name=name, progress=False, **({"width": width} if width is not None else {}))
-        card = replace(loaded.card, preprocess=loaded.preprocess.at_resolution(resolution))
-        return loaded.model_name, loaded.model, None, card.preprocess.input_size, card
+        card = replace(loaded.card, preprocess=loaded.card.preprocess.at_resolution(resolution))
+        return loaded.card.model_name, loaded.model, None, card.preprocess.input_size, card
     entry = get_entry(name)
     model = create_model(entry.name, **({"width": width} if width is not None else {})).eval()
     return entry.name, model, None, resolution or 224, None

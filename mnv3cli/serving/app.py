@@ -98,13 +98,13 @@ class _Service:
         self.slot, self.settings = ModelSlot(runtime, load), settings
         self.metrics = ServerMetrics()
         self.bodies = BodyBudget(int(settings.max_buffered_mb * 2**20))
-        self.normalizer = Normalizer(runtime.preprocess)
+        self.normalizer = Normalizer(runtime.card.preprocess)
         self.pool: ThreadPoolExecutor | None = None
         self.batcher: Batcher | None = None
         self.ready = False
 
     async def start(self) -> None:
-        size = self.runtime.preprocess.input_size
+        size = self.runtime.card.preprocess.input_size
         await asyncio.to_thread(self.runtime.backend, np.zeros((1, 3, size, size), np.float32))
         self.pool = ThreadPoolExecutor(self.settings.workers or default_workers(), "mnv3-decode")
         self.batcher = batcher = Batcher(
@@ -134,7 +134,7 @@ class _Service:
         """Decode (thread pool), batch, and return the top-k labels as JSON-ready dicts, and the
         version of the model that gave them."""
         probs, served = await self.infer(await self.decode(image))
-        labels = top_labels(probs[None], top_k, served.runtime.class_names)[0]
+        labels = top_labels(probs[None], top_k, served.runtime.card.class_names)[0]
         return [label.to_dict() for label in labels], served.version
 
     async def decode(self, image: EncodedImage) -> np.ndarray:
@@ -148,7 +148,7 @@ class _Service:
                 self.pool,
                 decode_budgeted,
                 image,
-                self.runtime.preprocess,
+                self.runtime.card.preprocess,
                 self.normalizer,
                 int(self.settings.max_decoded_mb * 1e6),
             )
@@ -202,7 +202,7 @@ def create_app(
         title="mnv3",
         version=__version__,
         lifespan=lifespan,
-        description=f"MobileNetV3 image classification: {runtime.model_name}.",
+        description=f"MobileNetV3 image classification: {runtime.card.model_name}.",
     )
     app.state.service = service
     app.state.drain = Drain()  # the server sets it on a stop signal; see .guard
@@ -210,7 +210,7 @@ def create_app(
     # outside the keys' check, so a 401 sent before the body is read closes the connection too
     app.add_middleware(ConnectionGuard, drain=app.state.drain, body_timeout=settings.body_timeout)
     # outermost: counts all
-    app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES | _model_routes(runtime.model_name))
+    app.add_middleware(RequestMetrics, metrics=service.metrics, routes=ROUTES | _model_routes(runtime.card.model_name))
     _add_error_handlers(app)
     for router in (v2.router(service), torchserve.router(service), admin_router(service.slot)):
         app.include_router(router)
@@ -227,8 +227,8 @@ def create_app(
     @app.get("/healthz", summary="Ready once the model answers (503 before and while stopping)")
     async def healthz() -> JSONResponse:
         if not service.ready:
-            return JSONResponse({"status": "unavailable", "model": service.runtime.model_name}, status_code=503)
-        return JSONResponse({"status": "ready", "model": service.runtime.model_name})
+            return JSONResponse({"status": "unavailable", "model": service.runtime.card.model_name}, status_code=503)
+        return JSONResponse({"status": "ready", "model": service.runtime.card.model_name})
 
     @app.get("/metrics", summary="Prometheus metrics (text exposition format)")
     async def metrics() -> Response:
@@ -240,7 +240,7 @@ def create_app(
         return JSONResponse(
             {
                 **served.runtime.card.to_dict(),
-                "num_classes": len(served.runtime.class_names),
+                "num_classes": len(served.runtime.card.class_names),
                 "model_version": served.version,
                 "reload": service.slot.status,
                 "backend": served.runtime.backend.name,
@@ -259,8 +259,8 @@ def create_app(
         request: Request,
         top_k: int | None = Query(None, ge=1, description=f"Labels per image (default {settings.top_k})."),
     ) -> JSONResponse:
-        model_name = service.runtime.model_name
-        k = min(top_k or settings.top_k, len(service.runtime.class_names))
+        model_name = service.runtime.card.model_name
+        k = min(top_k or settings.top_k, len(service.runtime.card.class_names))
         kind = media_type(request)  # 415 before reading a byte of the body (and no 100 Continue)
         body = await read_body(request, settings.max_upload_bytes, service.bodies)
         if kind == "image":

@@ -104,13 +104,13 @@ class ModelSlot:
     def _open(self) -> Served:
         assert self.load is not None
         runtime = self.load()
-        old = self.current.runtime.preprocess
-        if runtime.preprocess != old:
+        old = self.current.runtime.card.preprocess
+        if runtime.card.preprocess != old:
             raise ValueError(
-                f"the new weights expect other input ({runtime.preprocess.to_dict()}, "
+                f"the new weights expect other input ({runtime.card.preprocess.to_dict()}, "
                 f"not {old.to_dict()}): restart the server to serve them"
             )
-        size = runtime.preprocess.input_size
+        size = runtime.card.preprocess.input_size
         runtime.backend(np.zeros((1, 3, size, size), np.float32))  # warm, and proven to run, before it serves
         return Served(runtime, version_of(runtime))
 

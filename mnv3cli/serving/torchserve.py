@@ -55,7 +55,7 @@ def router(service) -> APIRouter:
 
 
 async def _image(service, model: str, request: Request) -> EncodedImage:
-    served = service.slot.current.runtime.model_name
+    served = service.slot.current.runtime.card.model_name
     if model != served:
         raise ClientError(404, f"Model not found: {model} (this server serves {served})")
     body = await read_body(request, service.settings.max_upload_bytes, service.bodies)

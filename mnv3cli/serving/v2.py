@@ -35,9 +35,9 @@ def router(service) -> APIRouter:
 
     def check(name: str, version: str | None) -> None:
         served = service.slot.current
-        if name != served.runtime.model_name:
+        if name != served.runtime.card.model_name:
             raise ClientError(
-                404, f"model '{name}' is not served here (this server serves '{served.runtime.model_name}')"
+                404, f"model '{name}' is not served here (this server serves '{served.runtime.card.model_name}')"
             )
         if version is not None and version != served.version:
             raise ClientError(
@@ -61,7 +61,7 @@ def router(service) -> APIRouter:
     async def metadata(name: str, version: str | None = None) -> JSONResponse:
         check(name, version)
         served = service.slot.current
-        size = served.runtime.preprocess.input_size
+        size = served.runtime.card.preprocess.input_size
         return JSONResponse(
             {
                 "name": name,
@@ -72,7 +72,7 @@ def router(service) -> APIRouter:
                     {"name": PIXELS, "datatype": "FP32", "shape": [-1, 3, size, size]},
                 ],
                 "outputs": [
-                    {"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, len(served.runtime.class_names)]}
+                    {"name": PROBABILITIES, "datatype": "FP32", "shape": [-1, len(served.runtime.card.class_names)]}
                 ],
             }
         )
@@ -91,7 +91,7 @@ def router(service) -> APIRouter:
         except ClientError:
             raise
         body = await read_body(request, service.settings.max_upload_bytes, service.bodies)
-        size = service.slot.current.runtime.preprocess.input_size
+        size = service.slot.current.runtime.card.preprocess.input_size
         inference = parse_request(
             body, request.headers.get(HEADER_LENGTH), {IMAGES: "BYTES", PIXELS: "FP32"}, service.settings.max_files
         )
@@ -120,7 +120,7 @@ def router(service) -> APIRouter:
         for wanted in inference.outputs or [inference.default_output(PROBABILITIES)]:
             if wanted.name != PROBABILITIES:
                 raise ClientError(400, f"output '{wanted.name}': this model has one output, '{PROBABILITIES}'")
-            outputs.append(_output(wanted, probs, served.runtime.class_names))
+            outputs.append(_output(wanted, probs, served.runtime.card.class_names))
         return _response(inference.id, name, served.version, outputs)
 
     return api

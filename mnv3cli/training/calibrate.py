@@ -50,21 +50,21 @@ def calibrate_loaded(
         TorchBackend(loaded.model, device),
         samples,
         loaded.card.num_classes,
-        loaded.preprocess,
+        loaded.card.preprocess,
         batch_size=batch_size,
         workers=workers,
         on_batch=on_batch,
         keep_logits=True,
     )
     if not result.images:
-        raise UserError(f"no readable image to calibrate {loaded.source} on ({len(result.errors)} unreadable)")
+        raise UserError(f"no readable image to calibrate {loaded.card.source} on ({len(result.errors)} unreadable)")
     fit = temperature_fit(result.logits, [p.target for p in result.predictions])
     kept = {k: v for k, v in loaded.meta.items() if k != "format"}  # a checkpoint's plain extra
     save_checkpoint(
         Path(output),
         loaded.model,
         card=replace(loaded.card, temperature=fit.temperature),
-        arch=loaded.arch,
+        arch=loaded.card.arch,
         extra=kept | dict(extra or {}) | {"calibration": fit.to_dict()},
     )
     return fit

@@ -37,11 +37,11 @@ def build_model(cfg: TrainConfig, class_names: list[str]) -> StartingPoint:
         from ..weights.loader import load_model
 
         loaded = load_model(cfg.weights, model_name=cfg.model, **overrides)
-        model, name, preprocess = loaded.model, loaded.model_name, loaded.preprocess
-        same_head = list(loaded.class_names or []) == list(class_names)
+        model, name, preprocess = loaded.model, loaded.card.model_name, loaded.card.preprocess
+        same_head = list(loaded.card.class_names or []) == list(class_names)
         if not same_head:
             model.reset_classifier(len(class_names))
-        wordnet_ids = loaded.wordnet_ids if same_head else None
+        wordnet_ids = loaded.card.wordnet_ids if same_head else None
         description = f"fine-tuning from {cfg.weights}" + ("" if same_head else f" (new {len(class_names)}-class head)")
     else:
         from ..factory import create_model
@@ -64,16 +64,16 @@ def resumed_model(path: Path, class_names: list[str], data: str | None) -> Start
     from ..weights.loader import load_model
 
     loaded = load_model(path)
-    if list(loaded.class_names) != class_names:
+    if list(loaded.card.class_names) != class_names:
         raise UserError(
             f"{data}: its classes {class_names} differ from the run's "
-            f"{list(loaded.class_names)}; resume with the data the run started with"
+            f"{list(loaded.card.class_names)}; resume with the data the run started with"
         )
     card = ModelCard(
-        model_name=loaded.model_name,
+        model_name=loaded.card.model_name,
         class_names=class_names,
-        wordnet_ids=loaded.wordnet_ids,
-        preprocess=loaded.preprocess,
+        wordnet_ids=loaded.card.wordnet_ids,
+        preprocess=loaded.card.preprocess,
         source=str(path),
     )
     return StartingPoint(card, loaded.model, "resuming")

@@ -27,7 +27,6 @@ from ..registry import (
     get_entry,
     resolve_weights,
 )
-from ..registry.card import CardFields
 from ..registry.entries import TF, TF_ARCH, TIMM, TIMM_ARCH, TORCHVISION
 from .download import Progress, fetch, sha256_file
 from .readers import (
@@ -49,12 +48,9 @@ TAG_KINDS = ("torchvision", "timm", "tflite")
 
 
 @dataclass
-class LoadedModel(CardFields):
-    """A model ready for inference (``model``), what it is (``card``), and where it came from (``meta``).
-
-    The read-only properties delegate to the card so that callers written against the old flat
-    record keep working; list-valued ones return lists, as they always did.
-    """
+class LoadedModel:
+    """A model ready for inference (``model``), what it is (``card``: its name, classes,
+    preprocessing, source ..., read as ``loaded.card.class_names``), and where it came from (``meta``)."""
 
     model: MobileNetV3  # eval() mode, CPU, fp32
     card: ModelCard  # name, classes, preprocessing, source, content hash, arch

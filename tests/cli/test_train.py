@@ -326,7 +326,7 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
 
     loaded = load_model(run / "best.pt")
     splits = find_splits(shapes)
-    result = evaluate(TorchBackend(loaded.model), splits.val, 3, loaded.preprocess)
+    result = evaluate(TorchBackend(loaded.model), splits.val, 3, loaded.card.preprocess)
     assert round(result.top1, 2) == summary["best_top1"]
 
 

@@ -44,7 +44,7 @@ def test_convert_tflite_to_checkpoint_and_safetensors(run_cli, tmp_path, int8_tf
         expected = reference(x)
         for name, origin in (("small.pt", int8_tflite), ("small.safetensors", tmp_path / "small.pt")):
             loaded = load_model(tmp_path / name)
-            assert loaded.model_name == "mobilenetv3_small_100" and loaded.wordnet_ids[0] == "n01440764"
+            assert loaded.card.model_name == "mobilenetv3_small_100" and loaded.card.wordnet_ids[0] == "n01440764"
             assert loaded.meta["converted_from"] == origin.name  # not the path: same bytes anywhere
             torch.testing.assert_close(loaded.model(x), expected)
 

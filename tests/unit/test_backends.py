@@ -44,7 +44,7 @@ def images(loaded, imagenet_dev) -> np.ndarray:
     from mnv3cli.data import iter_batches
 
     paths = [str(next(iter(sorted(d.glob("*.JPEG"))))) for d in sorted(imagenet_dev.iterdir())[:8]]
-    (batch,) = list(iter_batches(paths, loaded.preprocess, batch_size=8))
+    (batch,) = list(iter_batches(paths, loaded.card.preprocess, batch_size=8))
     assert not batch.errors
     return batch.images
 
@@ -55,7 +55,7 @@ def graph(loaded, tmp_path_factory) -> Path:
     from mnv3cli.inference.export import export_onnx
 
     path = tmp_path_factory.mktemp("graph") / "model.onnx"
-    return export_onnx(loaded.model, path, input_size=loaded.preprocess.input_size)
+    return export_onnx(loaded.model, path, input_size=loaded.card.preprocess.input_size)
 
 
 @pytest.mark.parametrize("name, row", ROWS, ids=[row for _, row in ROWS])
@@ -88,7 +88,7 @@ def test_every_export_format_is_opened_by_its_backend(entry, loaded, images, tmp
     if entry.unavailable() is not None:
         pytest.skip(f"{entry.name}: {entry.unavailable()}")
     path = tmp_path / f"model{entry.export.suffix}"
-    difference = export_verified(loaded.model, path, loaded.preprocess, entry.export.name, card=loaded.card)
+    difference = export_verified(loaded.model, path, loaded.card.preprocess, entry.export.name, card=loaded.card)
     assert difference <= TOLERANCE
     if entry.open_exported is not None:
         backend, card = entry.open_exported(path, OpenOptions(device="cpu"))

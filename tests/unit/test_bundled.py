@@ -73,8 +73,8 @@ def test_load_model_without_arguments_is_the_bundled_model_read_in_place(monkeyp
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing may land in the download cache
     loaded = load_model()
-    assert loaded.source == BUNDLED and loaded.model_name == "mobilenetv3_small_100"
-    assert loaded.sha256 == RECORD.sha256 and loaded.model.num_classes == 1000
+    assert loaded.card.source == BUNDLED and loaded.card.model_name == "mobilenetv3_small_100"
+    assert loaded.card.sha256 == RECORD.sha256 and loaded.model.num_classes == 1000
     assert loaded.meta["license"] == "Apache-2.0"
     assert not (tmp_path / "torch").exists()
 

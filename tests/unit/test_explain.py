@@ -45,8 +45,8 @@ def _scene(path, at: tuple[int, int]):
 @pytest.mark.parametrize("at", [(300, 200), (0, 0)], ids=["bottom-right", "top-left"])
 def test_the_map_of_tabby_is_on_the_cat(int8, tmp_path, at):
     box = _scene(tmp_path / "scene.jpg", at)
-    tabby = int8.class_names.index("tabby")
-    result = explain(int8.model, int8.preprocess, tmp_path / "scene.jpg", tabby)
+    tabby = int8.card.class_names.index("tabby")
+    result = explain(int8.model, int8.card.preprocess, tmp_path / "scene.jpg", tabby)
     inside = float(result.heatmap[box].sum() / result.heatmap.sum())
     print(
         f"\nGrad-CAM of tabby, cat at {at}: {100 * inside:.1f} % of the mass on the cat "
@@ -54,13 +54,13 @@ def test_the_map_of_tabby_is_on_the_cat(int8, tmp_path, at):
     )
     assert result.target == tabby and result.heatmap.shape == (224, 224)
     assert inside >= 0.6 and inside > 2 * box.mean()
-    assert {int8.class_names[c] for c, _ in result.top5[:3]} >= {"Egyptian cat", "tabby"}
+    assert {int8.card.class_names[c] for c, _ in result.top5[:3]} >= {"Egyptian cat", "tabby"}
     assert result.overlay().size == (224, 224)
 
 
 def test_the_top1_is_explained_by_default_and_temperature_only_moves_probabilities(int8, cat_photo):
-    plain = explain(int8.model, int8.preprocess, cat_photo)
-    warm = explain(int8.model, int8.preprocess, cat_photo, temperature=2.0)
+    plain = explain(int8.model, int8.card.preprocess, cat_photo)
+    warm = explain(int8.model, int8.card.preprocess, cat_photo, temperature=2.0)
     assert plain.target == plain.top5[0][0] == warm.target
     assert warm.top5[0][1] < plain.top5[0][1]
     np.testing.assert_allclose(plain.heatmap, warm.heatmap, atol=1e-5)

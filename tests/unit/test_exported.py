@@ -59,8 +59,8 @@ def test_an_exported_file_runs_as_weights_with_the_card_inside_it(files, model, 
     assert max(diffs.values()) <= TOLERANCE
     runtime = open_runtime(str(folder / name), backend="auto" if name.endswith(".xml") else backend)
     assert runtime.backend.name == backend
-    assert runtime.card.class_names == CARD.class_names and runtime.preprocess == PRE
-    assert runtime.card.source == "weights.pth" and runtime.model_name == "mobilenetv3_small_100"
+    assert runtime.card.class_names == CARD.class_names and runtime.card.preprocess == PRE
+    assert runtime.card.source == "weights.pth" and runtime.card.model_name == "mobilenetv3_small_100"
     batch = sample_batch(PRE)
     assert np.abs(runtime.backend(batch) - _torch(model, batch)).max() <= TOLERANCE
 
@@ -100,7 +100,7 @@ def test_openvino_backend_runs_the_cached_graph_in_f32_unless_asked(int8_tflite,
     ort = open_runtime(str(int8_tflite), backend="onnxruntime", cache=cache)
     assert len(list((tmp_path / "onnx").iterdir())) == 1  # one graph serves both engines
     assert f32.backend.name == "openvino" and (tmp_path / "openvino").is_dir()
-    batch = sample_batch(f32.preprocess)
+    batch = sample_batch(f32.card.preprocess)
     assert np.abs(f32.backend(batch) - ort.backend(batch)).max() < 1e-3
     bf16 = open_runtime(str(int8_tflite), backend="openvino", cache=cache, precision="bf16")
     assert bf16.backend.name == "openvino-bf16"  # stated wherever the backend is named

@@ -158,7 +158,7 @@ def test_a_certified_int8_export_runs_as_weights(int8_tflite, imagenet_dev, tmp_
     assert any("quantizing with NNCF on 16 images" in s for s in steps)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mnv3-")]
     runtime = open_runtime(str(out))
-    assert runtime.class_names == loaded.class_names and runtime.preprocess == loaded.preprocess
+    assert runtime.card.class_names == loaded.card.class_names and runtime.card.preprocess == loaded.card.preprocess
     ops = {node.op_type for node in __import__("onnx").load(str(out)).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
 

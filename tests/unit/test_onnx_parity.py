@@ -20,15 +20,15 @@ def test_same_top1_as_torch_on_every_dev_image(int8_tflite, imagenet_dev):
     onnx = open_runtime(str(int8_tflite), backend="onnxruntime")
     loaded = load_model(str(int8_tflite))
     torch_backend = TorchBackend(loaded.model)
-    assert onnx.backend.name == "onnxruntime" and onnx.preprocess == loaded.preprocess
-    assert list(onnx.class_names) == list(loaded.class_names)
+    assert onnx.backend.name == "onnxruntime" and onnx.card.preprocess == loaded.card.preprocess
+    assert list(onnx.card.class_names) == list(loaded.card.class_names)
 
     paths = sorted(str(p) for p in imagenet_dev.rglob("*") if is_image_file(p))
     assert len(paths) == 500
     openvino = open_runtime(str(int8_tflite), backend="openvino")  # the same cached graph, f32
     top1 = {"onnxruntime": [], "torch": [], "openvino": []}
     largest = 0.0
-    for batch in iter_batches(paths, onnx.preprocess, batch_size=50):
+    for batch in iter_batches(paths, onnx.card.preprocess, batch_size=50):
         assert not batch.errors
         a, b = onnx.backend(batch.images), torch_backend(batch.images)
         top1["onnxruntime"] += a.argmax(1).tolist()
@@ -40,7 +40,7 @@ def test_same_top1_as_torch_on_every_dev_image(int8_tflite, imagenet_dev):
     assert not differ, f"top-1 differs on {differ}"
     assert largest < 1e-3, largest  # same graph, same input: only float rounding apart
     labels = [p.split("/")[-2] for p in paths]  # wnid folders; correct when the wnid matches
-    wnids = onnx.wordnet_ids
+    wnids = onnx.card.wordnet_ids
     correct = {k: sum(wnids[i] == w for i, w in zip(v, labels, strict=False)) for k, v in top1.items()}
     assert correct["onnxruntime"] == 394  # 78.8 %, as evaluate reports
     assert abs(correct["openvino"] - correct["onnxruntime"]) <= 1  # 0.2 points of 500 images

@@ -121,7 +121,7 @@ def int8(int8_tflite):
     from mnv3cli.weights.loader import load_model
 
     loaded = load_model(str(int8_tflite))
-    return TorchBackend(loaded.model), loaded.class_names, loaded.preprocess
+    return TorchBackend(loaded.model), loaded.card.class_names, loaded.card.preprocess
 
 
 def run_predict(int8, sources, **kwargs):

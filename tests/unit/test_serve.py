@@ -54,13 +54,13 @@ def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, c
     assert response.status_code == 200, response.text
     body = response.json()
     expected = next(
-        predict([str(cat_photo)], runtime.backend, runtime.preprocess, runtime.class_names, top_k=5)
+        predict([str(cat_photo)], runtime.backend, runtime.card.preprocess, runtime.card.class_names, top_k=5)
     ).to_dict()["predictions"]
     version = hashlib.sha256(int8_tflite.read_bytes()).hexdigest()[:12]
     assert body == {"predictions": expected, "model": "mobilenetv3_small_100", "model_version": version}
     assert body["predictions"][0]["label"] == "Egyptian cat"
     assert len(post_image(client, cat_bytes, top_k=2).json()["predictions"]) == 2
-    assert len(post_image(client, cat_bytes, top_k=5000).json()["predictions"]) == len(runtime.class_names)
+    assert len(post_image(client, cat_bytes, top_k=5000).json()["predictions"]) == len(runtime.card.class_names)
 
 
 def test_multipart_answers_each_file_in_upload_order(client, cat_bytes, coffee_photo):

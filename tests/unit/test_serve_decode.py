@@ -87,7 +87,7 @@ def test_a_16bit_image_within_the_budget_is_classified_as_predict_does(client, r
     assert Image.open(path).mode == "I;16"
     response = client.post("/v1/predict", content=path.read_bytes(), headers={"Content-Type": "image/png"})
     assert response.status_code == 200, response.text
-    expected = next(predict([str(path)], runtime.backend, runtime.preprocess, runtime.class_names, top_k=5))
+    expected = next(predict([str(path)], runtime.backend, runtime.card.preprocess, runtime.card.class_names, top_k=5))
     assert response.json()["predictions"] == expected.to_dict()["predictions"]
 
 

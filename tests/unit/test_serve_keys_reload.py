@@ -144,7 +144,7 @@ def test_hot_reload_swaps_the_version_and_a_failure_keeps_the_old_model(runtime,
 def test_reload_refuses_weights_expecting_other_input_and_a_server_without_a_loader(runtime, client):
     from dataclasses import replace
 
-    other = replace(runtime, card=replace(runtime.card, preprocess=replace(runtime.preprocess, input_size=192)))
+    other = replace(runtime, card=replace(runtime.card, preprocess=replace(runtime.card.preprocess, input_size=192)))
     with TestClient(create_app(runtime, ServeSettings(max_wait_ms=1, reload=lambda: other))) as keyless:
         refused = keyless.post("/v1/admin/reload", params={"wait": True})
         assert refused.status_code == 422 and "expect other input" in refused.json()["error"]

@@ -105,7 +105,7 @@ def test_v2_json_bytes_equal_v1_and_classification_strings(client, photos):
 def test_v2_binary_fp32_pixels_equal_v1(client, runtime, photos, cat_photo):
     from mnv3cli.data.preprocess import load_and_preprocess
 
-    pixels = load_and_preprocess(str(cat_photo), runtime.preprocess)[None].astype("<f4")
+    pixels = load_and_preprocess(str(cat_photo), runtime.card.preprocess)[None].astype("<f4")
     header = {
         "inputs": [
             {

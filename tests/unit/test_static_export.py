@@ -96,7 +96,7 @@ def test_open_runtime_at_another_resolution_caches_its_own_static_graph(int8_tfl
 
     cache = OnnxCache(tmp_path)
     runtime = open_runtime(str(int8_tflite), backend="onnxruntime", cache=cache, resolution=160)
-    assert runtime.preprocess.input_size == 160 and runtime.preprocess.resize == 183
+    assert runtime.card.preprocess.input_size == 160 and runtime.card.preprocess.resize == 183
     assert list(runtime.backend.input_shape[1:]) == [3, 160, 160]
     (entry,) = (tmp_path / "onnx").iterdir()
     assert not SHAPE_OPS & set(_ops(entry / "model.onnx"))

@@ -87,7 +87,7 @@ def test_calibrate_weights_fits_on_raw_logits_and_lowers_the_nll(int8_tflite, im
     from mnv3cli.data.folders import match_classes, scan_folder
 
     loaded = load_model(int8_tflite)
-    found = match_classes(scan_folder(imagenet_dev, None), loaded.class_names, loaded.wordnet_ids)
+    found = match_classes(scan_folder(imagenet_dev, None), loaded.card.class_names, loaded.card.wordnet_ids)
     samples = spread_subset(found.samples, 60)
     out = tmp_path / "calibrated.pt"
     fit = calibrate_weights(int8_tflite, samples, out, workers=1)

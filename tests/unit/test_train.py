@@ -197,7 +197,9 @@ def test_unfolding_batchnorm_keeps_the_function(tflite_model, cat_photo, coffee_
     from mnv3cli.training.bn_recalibration import has_folded_batchnorm, unfold_batchnorm
 
     model = copy.deepcopy(tflite_model.model).eval()
-    x = torch.from_numpy(np.stack([load_and_preprocess(p, tflite_model.preprocess) for p in (cat_photo, coffee_photo)]))
+    x = torch.from_numpy(
+        np.stack([load_and_preprocess(p, tflite_model.card.preprocess) for p in (cat_photo, coffee_photo)])
+    )
     with torch.no_grad():
         before = model(x)
     assert has_folded_batchnorm(model)

@@ -87,9 +87,9 @@ def test_tflite_tag_unpacks_a_cached_archive(hub, uint8_tflite):
         tar.add(uint8_tflite, arcname=f"{name}/{name}.tflite")
     loaded = load_model(f"tflite:{name}")
     assert [p.name for p in hub.iterdir()] == [f"{name}.tflite"]
-    assert loaded.model_name == "mobilenetv3_small_100" and loaded.source == f"tflite:{name}"
-    assert loaded.preprocess == TF and loaded.arch["tf_padding"] is True
-    assert loaded.sha256 == hashlib.sha256(uint8_tflite.read_bytes()).hexdigest()
+    assert loaded.card.model_name == "mobilenetv3_small_100" and loaded.card.source == f"tflite:{name}"
+    assert loaded.card.preprocess == TF and loaded.card.arch["tf_padding"] is True
+    assert loaded.card.sha256 == hashlib.sha256(uint8_tflite.read_bytes()).hexdigest()
     assert loaded.meta == {"format": "tflite"} and loaded.model.num_classes == 1000
 
 
@@ -97,4 +97,4 @@ def test_cached_tflite_is_used_without_the_archive(hub, int8_tflite):
     # the int8 file stands in for Google's float one: same name in the cache, same architecture
     shutil.copy(int8_tflite, hub / "v3-small_224_1.0_float.tflite")
     loaded = load_model("tflite:v3-small_224_1.0_float")
-    assert loaded.model_name == "mobilenetv3_small_100"
+    assert loaded.card.model_name == "mobilenetv3_small_100"

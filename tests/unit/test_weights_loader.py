@@ -97,10 +97,10 @@ def test_foreign_state_dicts_load_with_identical_logits(tmp_path, build, wrap, f
     else:
         torch.save(wrap(reference.state_dict()), path)
     loaded = load_model(path)
-    assert loaded.model_name == name and loaded.preprocess == preprocess
-    assert arch.items() <= loaded.arch.items()
-    assert loaded.source == str(path) and len(loaded.sha256) == 64
-    assert loaded.class_names[0] == "tench" and len(loaded.wordnet_ids) == 1000
+    assert loaded.card.model_name == name and loaded.card.preprocess == preprocess
+    assert arch.items() <= loaded.card.arch.items()
+    assert loaded.card.source == str(path) and len(loaded.card.sha256) == 64
+    assert loaded.card.class_names[0] == "tench" and len(loaded.card.wordnet_ids) == 1000
     assert not loaded.model.training
     same_logits(loaded, reference)
 
@@ -125,7 +125,7 @@ def test_published_file_brings_its_registry_settings(tmp_path, name):
     else:
         save_file({k: v.contiguous() for k, v in reference.state_dict().items()}, path)
     loaded = load_model(path)
-    assert loaded.preprocess == TF and loaded.arch["tf_padding"] is True
+    assert loaded.card.preprocess == TF and loaded.card.arch["tf_padding"] is True
     same_logits(loaded, reference)
 
 
@@ -150,8 +150,8 @@ def test_inferred_custom_model_with_own_classes(tmp_path):
     model = randomized(MobileNetV3("small", width=0.5, num_classes=3))
     torch.save(model.state_dict(), tmp_path / "mine.pt")
     loaded = load_model(tmp_path / "mine.pt")
-    assert loaded.model_name == "custom" and loaded.arch["width"] == 0.5
-    assert loaded.class_names == ["class_0", "class_1", "class_2"] and loaded.wordnet_ids is None
+    assert loaded.card.model_name == "custom" and loaded.card.arch["width"] == 0.5
+    assert loaded.card.class_names == ("class_0", "class_1", "class_2") and loaded.card.wordnet_ids is None
     same_logits(loaded, model)
 
 
@@ -171,8 +171,8 @@ def test_weights_of_another_shape_name_the_offending_tensor(tmp_path):
 def test_num_classes_replaces_the_classifier(tmp_path):
     torch.save(MobileNetV3("small").state_dict(), tmp_path / "small.pt")
     loaded = load_model(tmp_path / "small.pt", num_classes=4)
-    assert loaded.model.num_classes == 4 and loaded.class_names == [f"class_{i}" for i in range(4)]
-    assert loaded.wordnet_ids is None and not loaded.model.classifier.training
+    assert loaded.model.num_classes == 4 and loaded.card.class_names == tuple(f"class_{i}" for i in range(4))
+    assert loaded.card.wordnet_ids is None and not loaded.model.classifier.training
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
@@ -207,8 +207,8 @@ def test_project_checkpoint_round_trip(tmp_path, suffix):
         assert restored.state_dict()["state"][0]["momentum_buffer"].shape == (16, 3, 3, 3)
 
     loaded = load_model(path)
-    assert loaded.model_name == "mobilenetv3_small_100" and loaded.class_names == ["ants", "bees", "wasps"]
-    assert loaded.preprocess == TF and loaded.arch == model.config
+    assert loaded.card.model_name == "mobilenetv3_small_100" and loaded.card.class_names == ("ants", "bees", "wasps")
+    assert loaded.card.preprocess == TF and loaded.card.arch == model.config
     assert loaded.meta["epoch"] == 4 and "optimizer" not in loaded.meta
     same_logits(loaded, model.eval())
 

@@ -46,9 +46,9 @@ def accuracy(model, batch) -> tuple[float, float]:
 
 def test_int8_tflite_accuracy(int8_tflite, dev_batch):
     loaded = load_model(int8_tflite)
-    assert loaded.model_name == "mobilenetv3_small_100"
-    assert loaded.arch["tf_padding"] is True and loaded.preprocess == TF
-    assert loaded.model.num_classes == 1000 and loaded.wordnet_ids[0] == "n01440764"
+    assert loaded.card.model_name == "mobilenetv3_small_100"
+    assert loaded.card.arch["tf_padding"] is True and loaded.card.preprocess == TF
+    assert loaded.model.num_classes == 1000 and loaded.card.wordnet_ids[0] == "n01440764"
     top1, top5 = accuracy(loaded.model, dev_batch)
     print(f"int8 tflite: top-1 {top1:.1f} %, top-5 {top5:.1f} %")
     assert top1 >= 78.5 and top5 >= 93.5
