@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 
-from helpers import cli_env
+from helpers import cli_env, default_signals
 
 
 class ServerProcess:
@@ -27,6 +27,7 @@ class ServerProcess:
             text=True,
             env=cli_env(),
             cwd=cwd,
+            preexec_fn=default_signals,  # SIGINT works even when the test run ignores it
         )
         lines: queue.Queue = queue.Queue()
 

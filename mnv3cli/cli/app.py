@@ -129,7 +129,8 @@ def _stop_signals_interrupt() -> None:
     """SIGTERM (``kill``, a scheduler) and SIGHUP (a closed terminal) stop a command the way Ctrl-C
     does: KeyboardInterrupt unwinds it, so atomic outputs remove their temporary files and the
     command says "interrupted" (exit 130) instead of vanishing silently. ``mnv3 train`` installs its
-    own handlers while it runs (finish the step, save, exit 130)."""
+    own handlers while it runs (finish the step, save, exit 130). A signal the command was started
+    with ignored stays ignored: ``nohup mnv3 ...`` must outlive its terminal."""
     if threading.current_thread() is not threading.main_thread():
         return
 
@@ -137,7 +138,7 @@ def _stop_signals_interrupt() -> None:
         raise KeyboardInterrupt
 
     for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN:
             signal.signal(getattr(signal, name), interrupt)
 
 
