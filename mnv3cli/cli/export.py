@@ -256,7 +256,7 @@ def _export_int8(
 ) -> None:
     """Quantize, certify on held-out images, report; exit 1 (nothing written) when not certified."""
     from ..data.folders import find_samples
-    from ..inference.int8 import export_int8, split
+    from ..inference.int8 import PairedDrop, export_int8, split
 
     samples = find_samples(data_dir, card.class_names, card.wordnet_ids).samples
     val = find_samples(val_dir, card.class_names, card.wordnet_ids).samples if val_dir else None
@@ -265,6 +265,13 @@ def _export_int8(
         raise UserError(
             f"--data {data_dir}: too few images to calibrate on and hold out "
             f"({len(samples)} found; give more, or --val)"
+        )
+    need = PairedDrop.min_images(max_drop)
+    if len(held_out) < need:
+        raise UserError(
+            f"--{'val' if val_dir else 'data'} {val_dir or data_dir}: {len(held_out)} held-out image(s) cannot "
+            f"certify --max-drop {max_drop:g}: "
+            + (f"it needs at least {need} (one image is 100/N points of top-1)" if max_drop else "no number can")
         )
     try:
         result = export_int8(

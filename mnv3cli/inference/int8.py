@@ -76,9 +76,16 @@ class PairedDrop:
         rate = max(self.only_fp32 + self.only_int8, 1) / self.n
         return math.ceil(rate * (100.0 / budget) ** 2) if budget > 0 else None
 
+    @staticmethod
+    def min_images(budget: float) -> float:
+        """Fewest held-out images that can certify ``budget`` points: on fewer, one image is more
+        than the budget (1 image "certified" 0.00 ± 0.00 with no disagreement to see). Infinite for
+        a budget of 0, which no finite measurement shows."""
+        return math.ceil(100.0 / budget) if budget > 0 else math.inf
+
     def certifies(self, budget: float) -> bool:
-        """The drop and its own noise are both within ``budget`` points."""
-        return self.drop <= budget and self.noise <= budget
+        """Enough images (:meth:`min_images`), and the drop and its own noise both within ``budget`` points."""
+        return self.n >= self.min_images(budget) and self.drop <= budget and self.noise <= budget
 
 
 @dataclass

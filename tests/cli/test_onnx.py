@@ -312,7 +312,8 @@ def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagene
 
 
 def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, int8_tflite, tmp_path):
-    """Calibrated on black images, int8 loses nearly everything on real ones: the budget holds."""
+    """Calibrated on black images, int8 loses nearly everything on real ones: the budget holds.
+    (12 held-out images can certify 10 points at best: one image is 8.3.)"""
     pytest.importorskip("nncf", reason="the int8 extra is part of the test extra")
     from PIL import Image
 
@@ -326,13 +327,13 @@ def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, in
         (val / wnid).symlink_to(imagenet_dev / wnid)
     out = tmp_path / "out" / "small-int8.onnx"
     result = cli(
-        ["export", "--int8", "--weights", int8_tflite, "--data", black, "--val", val, "--max-drop", "1", "-o", out],
+        ["export", "--int8", "--weights", int8_tflite, "--data", black, "--val", val, "--max-drop", "10", "-o", out],
         tmp_path / "cache",
     )
     assert result.returncode == 1, result.stderr
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
-    assert "int8 budget --max-drop 1 not met" in last and "nothing written" in last
+    assert "int8 budget --max-drop 10 not met" in last and "nothing written" in last
     assert "on 12 held-out images" in last and "Traceback" not in result.stderr
     assert "step 1, 0 of" in result.stderr  # each measured step is reported
     assert not out.exists() and list(out.parent.iterdir()) == []  # no file, no leftovers
