@@ -20,7 +20,7 @@ import click
 
 from .. import __version__
 from ..errors import Interrupted, PartialFailure, UserError
-from .context import AppContext
+from .context import AppContext, is_utf8
 from .options import DEVICES, conventional_metavars
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
@@ -142,8 +142,18 @@ def _stop_signals_interrupt() -> None:
             signal.signal(getattr(signal, name), interrupt)
 
 
+def _degrade_streams() -> None:
+    """A stream that cannot show every character (``LC_ALL=C``, ``PYTHONIOENCODING=ascii``) shows
+    the others as ``\\xNN`` escapes instead of ending the command in a UnicodeEncodeError, its
+    results lost (Rich already draws ASCII boxes there; ``--json`` escapes as ``\\u00NN``)."""
+    for stream in (sys.stdout, sys.stderr):
+        if not is_utf8(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     """Console-script entry point."""
+    _degrade_streams()
     _stop_signals_interrupt()
     try:
         cli(prog_name="mnv3")

@@ -36,6 +36,16 @@ class LabelledImages:
         return sorted({target for _, target in self.samples})
 
 
+def _as_text(name: str) -> str:
+    """A file name as the text it spells. Under a C locale Python reads the UTF-8 bytes of a folder
+    ``café`` as ``'caf\\udcc3\\udca9'`` (surrogate escapes), which no class name equals; names are
+    UTF-8 almost everywhere, so such bytes are read as UTF-8 (other names are left as they are)."""
+    try:
+        return os.fsencode(name).decode("utf-8")
+    except UnicodeDecodeError:
+        return name
+
+
 def _normal(name: str) -> str:
     return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
 
@@ -53,7 +63,7 @@ class ClassMatcher:
 
     def match(self, name: str, allow_index: bool = False) -> tuple[int, str] | None:
         """``(index, how)`` with how in {"wordnet-id", "class-name", "index"}; None if nothing fits."""
-        name = name.strip()
+        name = _as_text(name).strip()
         if name in self.exact:
             return self.exact[name], "class-name"
         if name in self.wnid:
