@@ -22,7 +22,7 @@ from ..inference import DEFAULT_OPSET
 from ..rounding import significant
 from .context import AppContext, pass_app
 from .export_checks import check_export_output
-from .options import device_option, json_option, model_option, weights_option
+from .options import TORCH_WEIGHTS_HELP, device_option, json_option, model_option, weights_option
 from .wrapping import fill
 
 FORMATS = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".pt"}
@@ -43,7 +43,7 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
     "NAME.bin; needs mnv3cli[openvino]) or TorchScript.",
 )
 @model_option()
-@weights_option()
+@weights_option(TORCH_WEIGHTS_HELP)
 @click.option(
     "--output",
     "-o",

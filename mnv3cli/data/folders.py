@@ -11,6 +11,7 @@ list of names, because silently dropping a class would report an accuracy for th
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,10 +203,11 @@ def _read_labels_file(root: Path, labels: Path) -> tuple[list[tuple[str, str]], 
         raise UserError(f"{labels}: no such labels file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{labels}: cannot read labels file ({exc})") from None
+    # csv reads the text itself (newline=""): a quoted path holding a line break is one path, not
+    # the start of another row; each row is numbered by the line it ends on
+    reader = csv.reader(io.StringIO(text, newline=""))
     rows = [
-        (n, r)
-        for n, r in enumerate(csv.reader(text.splitlines()), 1)
-        if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")
+        (reader.line_num, r) for r in reader if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")
     ]
     if rows and [c.strip().casefold() for c in rows[0][1][:2]] == ["path", "label"]:
         rows = rows[1:]
