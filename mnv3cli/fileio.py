@@ -11,7 +11,8 @@ checks what it wrote (``export``) could not. A read-only file (no write bit, or 
 this user) is refused rather than silently replaced. A symlink is followed: the file it points to
 is replaced atomically and the link is kept, as a plain ``open(..., "w")`` would behave. Names
 under ``/dev`` and ``/proc`` are refused whatever they resolve to: ``/dev/stdout`` redirected to a
-file would otherwise replace the shell's file, earlier output included."""
+file would otherwise replace the shell's file, earlier output included (``/dev/shm``, a memory
+file system for ordinary files, is not refused)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,18 @@ from typing import IO
 
 from .errors import UserError, WriteError
 
-# what a write() in the caller's block raises when the file cannot grow: disk full, size limit, quota.
-# Other OSErrors there may concern another file (an input being read) and pass through unchanged;
-# any OSError of this module's own steps (create, flush, fsync, rename) is about ``path``.
+# what a write() in the caller's block raises when the file cannot grow: disk full, size limit, quota. Other
+# OSErrors there may concern another file (an input read) and pass through; this module's own steps' are about ``path``.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
-_SPECIAL = ("/dev/", "/proc/")
+_SPECIAL = ("/dev/", "/proc/")  # devices and process files; /dev/shm holds ordinary files
+_ORDINARY = ("/dev/shm/",)
+
+
+def _special(path: Path) -> bool:
+    name = str(path.absolute())
+    return name.startswith(_SPECIAL) and not name.startswith(_ORDINARY)
 
 
 def output_target(path: str | os.PathLike, *, folder: bool = False) -> Path:
@@ -46,7 +52,7 @@ def output_target(path: str | os.PathLike, *, folder: bool = False) -> Path:
     read-only file. See the module docstring for why."""
     given = Path(path)
     target = Path(os.path.realpath(given)) if given.is_symlink() else given
-    if any(str(p.absolute()).startswith(_SPECIAL) for p in (given, target)):  # /dev/stdout: the shell's file
+    if _special(given) or _special(target):  # /dev/stdout: the shell's file
         raise WriteError(errno.EEXIST, "a device or process file, never replaced by mnv3; give a file name", str(given))
     try:
         st = os.stat(target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, make_shapes, require_shared
+from helpers import cli_env, make_shapes, require_shared, started
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -49,6 +50,14 @@ def imagenet_dev() -> Path:
 @pytest.fixture(scope="session")
 def hymenoptera() -> Path:
     return require_shared("data", "hymenoptera")
+
+
+@pytest.fixture
+def spawn():
+    """``spawn(args, **popen_kwargs)``: a child process started with default signal handling and
+    stopped at teardown whatever the test did (:func:`helpers.started`)."""
+    with contextlib.ExitStack() as stack:
+        yield lambda args, **kwargs: stack.enter_context(started(args, **kwargs))
 
 
 @pytest.fixture

@@ -3,9 +3,13 @@ CLI subprocess. Imported by conftest.py and by test modules (``from helpers impo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import struct
+import subprocess
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +45,40 @@ def cli_env(extra: dict | None = None) -> dict:
     env.setdefault("COLUMNS", "200")
     env.update(extra or {})
     return env
+
+
+def default_signals() -> None:
+    """``preexec_fn`` of every child process a test starts: SIGINT, SIGTERM and SIGHUP at their
+    defaults whatever the test run inherited. ``python -m pytest`` started under ``nohup ... &``
+    ignores SIGINT (and SIGHUP), an ignored signal stays ignored across exec, and a Python child
+    then installs no KeyboardInterrupt handler: a test's Ctrl-C would do nothing."""
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def started(args, **popen_kwargs) -> Iterator[subprocess.Popen]:
+    """``subprocess.Popen(args, ...)`` with :func:`default_signals`, stopped when the block ends
+    whatever happened in it (a failed assertion included): killed if still running (its whole
+    session when ``start_new_session``), waited for, its pipes closed. No test leaves a process."""
+    proc = subprocess.Popen(args, preexec_fn=default_signals, **popen_kwargs)
+    try:
+        yield proc
+    finally:
+        stop(proc, group=popen_kwargs.get("start_new_session", False))
+
+
+def stop(proc: subprocess.Popen, group: bool = False) -> None:
+    """Kill ``proc`` (and its process group, for a child started in a session of its own) unless it
+    has ended, then reap it and close its pipes."""
+    if proc.poll() is None or group:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+    with proc:  # closes stdin/stdout/stderr and waits
+        pass
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -8,14 +8,13 @@ import http.client
 import json
 import queue
 import resource
-import signal
 import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 
-from helpers import cli_env
+from helpers import cli_env, default_signals
 
 
 class ServerProcess:
@@ -28,8 +27,7 @@ class ServerProcess:
         hard, or ``(soft, hard)``."""
 
         def child_setup() -> None:  # in the child: default signal handling, whatever the suite's
-            for number in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(number, signal.SIG_DFL)
+            default_signals()
             if open_files is not None:
                 limits = open_files if isinstance(open_files, tuple) else (open_files, open_files)
                 resource.setrlimit(resource.RLIMIT_NOFILE, limits)

@@ -23,7 +23,7 @@ from ..deprecation import renamed_args
 from ..errors import Interrupted, PartialFailure, UserError
 from ..inference import DEVICE_CHOICES
 from ..printable import plain, plain_lines
-from .context import AppContext, warn
+from .context import AppContext, is_utf8, warn
 from .options import conventional_metavars
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
@@ -139,7 +139,8 @@ def _stop_signals_interrupt() -> None:
     """SIGTERM (``kill``, a scheduler) and SIGHUP (a closed terminal) stop a command the way Ctrl-C
     does: KeyboardInterrupt unwinds it, so atomic outputs remove their temporary files and the
     command says "interrupted" (exit 130) instead of vanishing silently. ``mnv3 train`` installs its
-    own handlers while it runs (finish the step, save, exit 130)."""
+    own handlers while it runs (finish the step, save, exit 130). A signal the command was started
+    with ignored stays ignored: ``nohup mnv3 ...`` must outlive its terminal."""
     if threading.current_thread() is not threading.main_thread():
         return
 
@@ -147,12 +148,22 @@ def _stop_signals_interrupt() -> None:
         raise KeyboardInterrupt
 
     for name in ("SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN:
             signal.signal(getattr(signal, name), interrupt)
+
+
+def _degrade_streams() -> None:
+    """A stream that cannot show every character (``LC_ALL=C``, ``PYTHONIOENCODING=ascii``) shows
+    the others as ``\\xNN`` escapes instead of ending the command in a UnicodeEncodeError, its
+    results lost (Rich already draws ASCII boxes there; ``--json`` escapes as ``\\u00NN``)."""
+    for stream in (sys.stdout, sys.stderr):
+        if not is_utf8(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def main() -> None:
     """Console-script entry point."""
+    _degrade_streams()
     _stop_signals_interrupt()
     try:
         cli(prog_name="mnv3")

@@ -15,6 +15,7 @@ import click
 from ..errors import PartialFailure
 from .context import AppContext, pass_app
 from .options import (
+    TORCH_WEIGHTS_HELP,
     batch_size_option,
     json_option,
     model_option,
@@ -26,7 +27,7 @@ from .options import (
 @click.command("calibrate")
 @click.argument("folder", type=click.Path(path_type=Path))
 @model_option()
-@weights_option()
+@weights_option(TORCH_WEIGHTS_HELP)
 @click.option(
     "--output",
     "-o",

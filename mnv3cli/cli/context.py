@@ -19,6 +19,17 @@ import click
 from ..printable import plain_lines
 
 
+def is_utf8(stream) -> bool:
+    """Whether ``stream`` can write every character (its encoding is UTF-8, or it has none)."""
+    import codecs
+
+    encoding = getattr(stream, "encoding", None)
+    try:
+        return encoding is None or codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
 @dataclass
 class AppContext:
     verbose: int = 0
@@ -103,7 +114,8 @@ class AppContext:
     @staticmethod
     def emit_json(obj: Any) -> None:
         """One JSON document (or one JSON line of a stream) on stdout."""
-        click.echo(json.dumps(obj, ensure_ascii=False, allow_nan=False, default=_json_default))
+        text = json.dumps(obj, ensure_ascii=not is_utf8(sys.stdout), allow_nan=False, default=_json_default)
+        click.echo(text)
 
 
 def warn(message: str) -> None:

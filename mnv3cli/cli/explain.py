@@ -16,13 +16,13 @@ import click
 from ..errors import PartialFailure, UserError
 from ..printable import plain
 from .context import AppContext, pass_app
-from .options import json_option, model_option, weights_option
+from .options import TORCH_WEIGHTS_HELP, json_option, model_option, weights_option
 
 
 @click.command("explain")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @model_option()
-@weights_option()
+@weights_option(TORCH_WEIGHTS_HELP)
 @click.option(
     "--class",
     "class_name",

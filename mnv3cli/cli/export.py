@@ -24,7 +24,7 @@ from ..inference.results import ExportResult, Int8ExportResult
 from ..rounding import significant
 from .context import AppContext, pass_app
 from .export_checks import check_export_output
-from .options import RegistryChoice, device_option, json_option, model_option, weights_option
+from .options import TORCH_WEIGHTS_HELP, RegistryChoice, device_option, json_option, model_option, weights_option
 from .wrapping import fill
 
 DEFAULT_CALIBRATION = 300  # the same as mnv3cli.inference.int8's, without importing it for --help
@@ -43,7 +43,7 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
     "NAME.bin; needs mnv3cli[openvino]) or TorchScript.",
 )
 @model_option()
-@weights_option()
+@weights_option(TORCH_WEIGHTS_HELP)
 @click.option(
     "--output",
     "-o",

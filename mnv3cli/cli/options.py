@@ -32,6 +32,12 @@ WEIGHTS_HELP = (
     "weights file (.pt/.pth/.safetensors/.tflite), or a file written by mnv3 export "
     "(.onnx, OpenVINO .xml)."
 )
+# for the commands that need the PyTorch model itself (calibrate, explain, export), which an
+# exported graph is not: their help must not offer what the loader then refuses
+TORCH_WEIGHTS_HELP = (
+    "bundled (default: the model inside mnv3; with --model: imagenet), a registry tag, or a "
+    "weights file (.pt/.pth/.safetensors/.tflite); not an exported .onnx/.xml."
+)
 JSON_HELP = "Print the result as one JSON object on stdout."
 
 

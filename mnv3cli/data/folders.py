@@ -11,6 +11,7 @@ list of names, because silently dropping a class would report an accuracy for th
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,16 @@ class LabelledImages:
         return sorted({target for _, target in self.samples})
 
 
+def _as_text(name: str) -> str:
+    """A file name as the text it spells. Under a C locale Python reads the UTF-8 bytes of a folder
+    ``café`` as ``'caf\\udcc3\\udca9'`` (surrogate escapes), which no class name equals; names are
+    UTF-8 almost everywhere, so such bytes are read as UTF-8 (other names are left as they are)."""
+    try:
+        return os.fsencode(name).decode("utf-8")
+    except UnicodeDecodeError:
+        return name
+
+
 def _normal(name: str) -> str:
     return " ".join(name.replace("_", " ").replace("-", " ").casefold().split())
 
@@ -53,7 +64,7 @@ class ClassMatcher:
 
     def match(self, name: str, allow_index: bool = False) -> tuple[int, str] | None:
         """``(index, how)`` with how in {"wordnet-id", "class-name", "index"}; None if nothing fits."""
-        name = name.strip()
+        name = _as_text(name).strip()
         if name in self.exact:
             return self.exact[name], "class-name"
         if name in self.wnid:
@@ -194,10 +205,11 @@ def _read_labels_file(root: Path, labels: Path) -> tuple[list[tuple[str, str]], 
         raise UserError(f"{labels}: no such labels file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{labels}: cannot read labels file ({exc})") from None
+    # csv reads the text itself (newline=""): a quoted path holding a line break is one path, not
+    # the start of another row; each row is numbered by the line it ends on
+    reader = csv.reader(io.StringIO(text, newline=""))
     rows = [
-        (n, r)
-        for n, r in enumerate(csv.reader(text.splitlines()), 1)
-        if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")
+        (reader.line_num, r) for r in reader if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")
     ]
     if rows and [c.strip().casefold() for c in rows[0][1][:2]] == ["path", "label"]:
         rows = rows[1:]

@@ -22,6 +22,9 @@ import numpy as np
 from ..rounding import loss, percent, significant
 from .metrics import log_softmax
 
+# Fewest labelled images a temperature is fitted on: on fewer the fit is noise (1 image gave 0.05,
+# the clamp; 2 validation images gave 20), and it would be stored and applied to every answer.
+MIN_CALIBRATION_IMAGES = 50
 ECE_BINS = 15  # Guo et al.'s choice, so that numbers compare with the literature
 COVERAGES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)  # percent of images answered, most confident first
 

@@ -47,11 +47,35 @@ STALE_SECONDS = 3600  # a private folder untouched this long belongs to a proces
 
 
 def cache_root() -> Path:
-    """``$MNV3_CACHE``, else ``$XDG_CACHE_HOME/mnv3``, else ``~/.cache/mnv3``."""
+    """``$MNV3_CACHE``, else ``$XDG_CACHE_HOME/mnv3``, else ``~/.cache/mnv3``.
+
+    Empty variables count as unset, and a relative ``XDG_CACHE_HOME`` is ignored (the XDG spec
+    says so); ``HOME=""`` used to put the cache in ``/.cache/mnv3``: an empty or relative ``HOME``
+    falls back to the user's home in the password database, else is a user error."""
     if os.environ.get("MNV3_CACHE"):
         return Path(os.environ["MNV3_CACHE"]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "mnv3"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "mnv3"
+    return _home() / ".cache" / "mnv3"
+
+
+def _home() -> Path:
+    home = os.environ.get("HOME")
+    if home is None:  # unset: the platform's own rule (the password database, USERPROFILE)
+        return Path.home()
+    if not os.path.isabs(home):
+        try:
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except (ImportError, KeyError):
+            pass
+    if not os.path.isabs(home):
+        raise UserError(
+            f"no folder for the ONNX cache: HOME is {os.environ['HOME']!r}; set HOME, XDG_CACHE_HOME or MNV3_CACHE"
+        )
+    return Path(home)
 
 
 def weights_file(weights: str, model_name: str | None = None) -> Path | None:

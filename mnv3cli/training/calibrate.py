@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ..evaluation.calibration import TemperatureFit, temperature_fit
+from ..evaluation.calibration import MIN_CALIBRATION_IMAGES, TemperatureFit, temperature_fit
 from ..evaluation.evaluate import EvalProgress, evaluate
 from ..inference.backends import TorchBackend
 
@@ -42,9 +42,11 @@ def calibrate_loaded(
     """Fit the temperature of a :class:`~mnv3cli.weights.loader.LoadedModel` on ``samples``
     (``(path, class index)``) and write ``output`` (a checkpoint: ``.pt``/``.pth``/``.safetensors``).
     A checkpoint source keeps the plain part of its ``extra`` (metrics, epoch, config; not optimizer
-    state); ``extra`` adds to it. Raises ``UserError`` when no image is readable."""
-    from ..errors import UserError
+    state); ``extra`` adds to it. Raises ``UserError`` when fewer than
+    :data:`~mnv3cli.evaluation.calibration.MIN_CALIBRATION_IMAGES` images are given or readable."""
     from ..weights.checkpoint import save_checkpoint
+
+    _enough(len(samples), "image(s)", loaded.card.source)
 
     result = evaluate(
         TorchBackend(loaded.model, device),
@@ -56,8 +58,7 @@ def calibrate_loaded(
         on_batch=on_batch,
         keep_logits=True,
     )
-    if not result.images:
-        raise UserError(f"no readable image to calibrate {loaded.card.source} on ({len(result.errors)} unreadable)")
+    _enough(result.images, f"readable image(s) ({len(result.errors)} unreadable)", loaded.card.source)
     fit = temperature_fit(result.logits, [p.target for p in result.predictions])
     kept = {k: v for k, v in loaded.meta.items() if k != "format"}  # a checkpoint's plain extra
     save_checkpoint(
@@ -70,15 +71,27 @@ def calibrate_loaded(
     return fit
 
 
+def _enough(images: int, what: str, source) -> None:
+    from ..errors import UserError
+
+    if images < MIN_CALIBRATION_IMAGES:
+        raise UserError(
+            f"{images} {what} to calibrate {source} on; a temperature needs at least "
+            f"{MIN_CALIBRATION_IMAGES} (fitted on fewer it is noise)"
+        )
+
+
 def calibrate_best(run) -> TemperatureFit | None:
     """The end of ``mnv3 train``: fit the temperature of ``best.pt`` on the validation images and
-    store it there (rank 0; the others wait). None when there is nothing to fit on."""
+    store it there (rank 0; the others wait). None when there is too little to fit on (fewer than
+    :data:`~mnv3cli.evaluation.calibration.MIN_CALIBRATION_IMAGES` readable validation images):
+    ``best.pt`` then keeps temperature 1."""
     from .. import distributed
     from ..errors import UserError
 
     best = run.output / "best.pt"
     fit = None
-    if distributed.is_main() and run.splits.val and best.exists():
+    if distributed.is_main() and len(run.splits.val) >= MIN_CALIBRATION_IMAGES and best.exists():
         try:
             fit = calibrate_weights(
                 best,
@@ -88,7 +101,7 @@ def calibrate_best(run) -> TemperatureFit | None:
                 workers=run.cfg.resolved_workers,
                 device=run.device,
             )
-        except UserError:  # no validation image readable any more: best.pt stays as trained
+        except UserError:  # too few validation images readable: best.pt stays as trained
             fit = None
     distributed.barrier()
     return fit

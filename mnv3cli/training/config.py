@@ -105,9 +105,10 @@ class TrainConfig:
         for name, choices in (("optimizer", OPTIMIZERS), ("augment", AUGMENTS), ("amp", AMP_MODES)):
             if getattr(self, name) not in choices:
                 raise bad(name, f"{getattr(self, name)!r} is not one of {', '.join(choices)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise bad(name, "must be at least 1")
+        if self.epochs < 1:
+            raise bad("epochs", "must be at least 1")
+        if self.batch_size < 2:  # BatchNorm's statistics need two values per channel
+            raise bad("batch_size", "must be at least 2 (BatchNorm cannot train on one image per batch)")
         for name in (
             "warmup_epochs",
             "label_smoothing",

@@ -118,6 +118,10 @@ def prepare(
     per_process = len(
         EpochSampler(len(dataset), seed=cfg.seed, epoch=0, rank=distributed.rank(), world=distributed.world_size())
     )
+    if per_process < 2:  # BatchNorm cannot train on a single image (the same rule as --batch-size 2)
+        raise UserError(
+            f"{cfg.data}: {per_process} training image(s) per process; BatchNorm needs at least 2 per batch"
+        )
     # keep every image, except a last batch of one (BatchNorm cannot train on a single image)
     drop_last = per_process % cfg.batch_size == 1 and per_process > 1
     steps = per_process // cfg.batch_size if drop_last else math.ceil(per_process / cfg.batch_size)

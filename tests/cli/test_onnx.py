@@ -162,20 +162,27 @@ print(json.dumps({"directory": str(entry.directory), "source": entry.model_path.
 """
 
 
-def _racer(root: Path, name: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RACER, str(root), name],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-    )
-    for _ in range(1500):  # up to 30 s for the interpreter to start and reach the export
-        if (root / f"started-{name}").exists() or proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    assert (root / f"started-{name}").exists(), proc.communicate()
-    return proc
+@pytest.fixture
+def racer(tmp_path, spawn):
+    """Starts racers (``racer(name)``); every one still running at teardown is killed and reaped
+    (``spawn``), so a failing test leaves none polling for its go file."""
+
+    def start(name: str) -> subprocess.Popen:
+        proc = spawn(
+            [sys.executable, "-c", RACER, str(tmp_path), name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+        )
+        for _ in range(1500):  # up to 30 s for the interpreter to start and reach the export
+            if (tmp_path / f"started-{name}").exists() or proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert (tmp_path / f"started-{name}").exists(), proc.communicate()
+        return proc
+
+    return start
 
 
 def _entries(root: Path) -> list[str]:
@@ -184,13 +191,15 @@ def _entries(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("kill", [signal.SIGINT, signal.SIGKILL])
 @pytest.mark.parametrize("survivor_first", [True, False])
-def test_a_build_killed_midway_never_harms_another_process_building_the_same_entry(tmp_path, kill, survivor_first):
+def test_a_build_killed_midway_never_harms_another_process_building_the_same_entry(
+    tmp_path, racer, kill, survivor_first
+):
     """Two processes build the same entry; one is interrupted (Ctrl-C) or killed mid-export, before
     or after the other publishes. The other returns the complete entry; Ctrl-C leaves nothing behind,
     and what a killed build leaves is removed by a later build once stale, not before."""
     from mnv3cli.inference import onnx_cache
 
-    victim, survivor = _racer(tmp_path, "v"), _racer(tmp_path, "s")
+    victim, survivor = racer("v"), racer("s")
     if survivor_first:
         (tmp_path / "go-s").touch()
         assert survivor.wait(timeout=60) == 0, survivor.stderr.read()

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from helpers import assert_one_user_error, cli_env
+from helpers import assert_one_user_error, cli_env, started
 
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
@@ -111,11 +111,11 @@ def test_predict_json_into_a_closed_pipe_stops_quietly(int8_tflite, cat_photo, c
         "-k",
         "1000",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), cwd=tmp_path)
-    first = proc.stdout.read(100)
-    proc.stdout.close()  # like `head -c 100`
-    stderr = proc.stderr.read().decode()
-    proc.wait(timeout=600)
+    with started(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), cwd=tmp_path) as proc:
+        first = proc.stdout.read(100)
+        proc.stdout.close()  # like `head -c 100`
+        stderr = proc.stderr.read().decode()
+        proc.wait(timeout=600)
     assert first.startswith(b'{"path": ')
     assert "internal error" not in stderr and "BrokenPipe" not in stderr and "Exception" not in stderr
     assert proc.returncode == 1
@@ -139,7 +139,7 @@ def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_d
 
     out = tmp_path / "labels.jsonl"
     part = tmp_path / "labels.jsonl.part"
-    proc = subprocess.Popen(
+    with started(
         [
             sys.executable,
             "-m",
@@ -160,20 +160,20 @@ def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_d
         text=True,
         env=cli_env(),
         cwd=tmp_path,
-    )
-    deadline = time.monotonic() + 120
-    while not (part.exists() and part.stat().st_size) and proc.poll() is None:
-        assert time.monotonic() < deadline, "no result was ever written"
-        time.sleep(0.05)
-    proc.send_signal(getattr(signal, signame))
-    stdout, stderr = proc.communicate(timeout=60)
-    # 130, or death by the SIGINT that CPython re-raises for a KeyboardInterrupt reaching its exit
-    # (a shell reports both as 130); never death by the SIGTERM/SIGHUP itself, never silence
-    assert proc.returncode in (130, -signal.SIGINT), stderr
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith("mnv3: warning: interrupted after ") and "of 500 result(s)" in last, last
-    assert last.endswith(f"kept them in {part}. Resume with: the same command and --resume")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.jsonl.part"]
-    kept = part.read_text(encoding="utf-8")
-    assert kept.endswith("\n") and all(json.loads(line)["predictions"] for line in kept.splitlines())
-    assert f"after {len(kept.splitlines())} of 500" in last
+    ) as proc:
+        deadline = time.monotonic() + 120
+        while not (part.exists() and part.stat().st_size) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no result was ever written"
+            time.sleep(0.05)
+        proc.send_signal(getattr(signal, signame))
+        stdout, stderr = proc.communicate(timeout=60)
+        # 130, or death by the SIGINT that CPython re-raises for a KeyboardInterrupt reaching its exit
+        # (a shell reports both as 130); never death by the SIGTERM/SIGHUP itself, never silence
+        assert proc.returncode in (130, -signal.SIGINT), stderr
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("mnv3: warning: interrupted after ") and "of 500 result(s)" in last, last
+        assert last.endswith(f"kept them in {part}. Resume with: the same command and --resume")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.jsonl.part"]
+        kept = part.read_text(encoding="utf-8")
+        assert kept.endswith("\n") and all(json.loads(line)["predictions"] for line in kept.splitlines())
+        assert f"after {len(kept.splitlines())} of 500" in last

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, cli_env
+from helpers import ROOT, cli_env, default_signals, stop
 
 ODD_NAME = b"0007-caf\xe9.jpg"  # Latin-1 bytes: not valid UTF-8
 
@@ -59,16 +59,18 @@ def _start(args: list, cwd: Path) -> subprocess.Popen:
         env=cli_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=default_signals,
     )
 
 
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready() and proc.poll() is None:
-        assert time.monotonic() < deadline, "the run never got there"
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and proc.poll() is None:
+            assert time.monotonic() < deadline, "the run never got there"
+            time.sleep(0.005)
+    finally:
+        stop(proc)  # SIGKILL (whatever happened above), reaped
 
 
 @pytest.mark.slow
@@ -278,6 +280,7 @@ def test_progress_on_a_terminal_shows_rate_failures_and_eta(int8_tflite, few_ima
         env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=slave,
+        preexec_fn=default_signals,
     )
     os.close(slave)
     chunks = []

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import SHAPES, assert_one_user_error, cli_env, make_shapes
+from helpers import SHAPES, assert_one_user_error, cli_env, default_signals, make_shapes
 from mnv3cli.weights.checkpoint import read_checkpoint
 
 
@@ -168,7 +168,7 @@ def _epochs_logged(run: Path) -> int:
     return 0
 
 
-def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
+def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path, spawn):
     """A second run into a live run's folder is refused; SIGKILL loses at most the epoch in progress
     and frees the folder; SIGINT finishes the step, saves and exits 130."""
     run = tmp_path / "run"
@@ -192,7 +192,7 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path):
 
     def start(*extra):  # in a session of its own, so that a signal can go to the whole group
         with open(tmp_path / "stderr.txt", "w") as log:  # the child keeps its own copy of the handle
-            return subprocess.Popen(
+            return spawn(
                 [sys.executable, "-m", "mnv3cli", *map(str, extra)],
                 stderr=log,
                 stdout=subprocess.DEVNULL,
@@ -260,6 +260,7 @@ def _torchrun(args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
     ]
     proc = subprocess.Popen(
         cmd,
+        preexec_fn=default_signals,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

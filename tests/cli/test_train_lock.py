@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from helpers import cli_env
+from helpers import cli_env, default_signals
 from mnv3cli.errors import UserError
 from mnv3cli.training.lock import LOCK_NAME, hold_run_folder
 
@@ -33,7 +33,11 @@ with hold_run_folder(sys.argv[1]):
 def test_a_live_holder_is_named_and_a_killed_one_leaves_the_folder_free(tmp_path):
     folder = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True, env=cli_env()
+        [sys.executable, "-c", HOLDER, str(folder)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        preexec_fn=default_signals,
     )
     child = int(proc.stdout.readline())
     try:
@@ -48,6 +52,7 @@ def test_a_live_holder_is_named_and_a_killed_one_leaves_the_folder_free(tmp_path
     finally:
         proc.kill()
         os.kill(child, 9)
+        proc.wait(timeout=30)
 
 
 TRY = """

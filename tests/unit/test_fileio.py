@@ -205,3 +205,18 @@ def test_a_symlink_target_is_followed_and_kept(tmp_path, write_new):
     write_new(link)
     assert link.is_symlink() and real.read_bytes() == b"new"
     assert sorted(os.listdir(tmp_path)) == ["link.csv", "real.csv"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK), reason="no /dev/shm")
+def test_dev_shm_holds_ordinary_files_and_is_allowed():
+    """The /dev rule is for devices and /dev/stdout-like links, not the memory file system."""
+    import uuid
+
+    target = f"/dev/shm/mnv3-test-{uuid.uuid4().hex}.txt"
+    try:
+        with atomic_write(target) as fh:
+            fh.write("data")
+        assert open(target).read() == "data"
+    finally:
+        if os.path.exists(target):
+            os.unlink(target)
