@@ -278,7 +278,7 @@ def _torchrun(args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
-def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
+def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread, monkeypatch):
     proc = _torchrun(
         [
             "train",
@@ -296,6 +296,7 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
             "-j",
             "0",
             "--json",
+            "--mlflow",
         ],
         cwd=tmp_path,
     )
@@ -311,14 +312,24 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread):
     ckpt = read_checkpoint(run / "last.pt")
     assert ckpt["extra"]["epoch"] == 1 and ckpt["extra"]["num_updates"] == 5  # 72 images / 2 / 8
     assert len(ckpt["extra"]["rng"]) == 2  # both processes' random states
-    assert sorted(p.name for p in run.iterdir()) == [
+    names = sorted(p.name for p in run.iterdir())
+    assert [n for n in names if not n.startswith("events.out.tfevents.")] == [
         ".lock",
         "best.pt",
         "config.json",
         "curves.png",
         "last.pt",
         "metrics.csv",
+        "mlflow.json",
     ]
+    assert len(names) == 8  # one TensorBoard event file: rank 0 writes the logs
+    from mlflow.tracking import MlflowClient
+
+    record = json.loads((run / "mlflow.json").read_text())
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own MLflow client
+    client = MlflowClient(tracking_uri=record["tracking_uri"])
+    (found,) = client.search_runs([record["experiment_id"]])  # one MLflow run, not one per process
+    assert [m.step for m in client.get_metric_history(found.info.run_id, "top1")] == [1]
 
     from mnv3cli.evaluation.evaluate import evaluate
     from mnv3cli.inference.backends import TorchBackend
