@@ -11,8 +11,7 @@ checks what it wrote (``export``) could not. A read-only file (no write bit, or 
 this user) is refused rather than silently replaced. A symlink is followed: the file it points to
 is replaced atomically and the link is kept, as a plain ``open(..., "w")`` would behave. Names
 under ``/dev`` and ``/proc`` are refused whatever they resolve to: ``/dev/stdout`` redirected to a
-file would otherwise replace the shell's file, earlier output included (``/dev/shm``, a memory
-file system for ordinary files, is not refused)."""
+file would otherwise replace the shell's file, earlier output included (not ``/dev/shm``: files)."""
 
 from __future__ import annotations
 
@@ -35,8 +34,7 @@ from .errors import UserError, WriteError
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
-_SPECIAL = ("/dev/", "/proc/")  # devices and process files; /dev/shm holds ordinary files
-_ORDINARY = ("/dev/shm/",)
+_SPECIAL, _ORDINARY = ("/dev/", "/proc/"), ("/dev/shm/",)  # devices, process files; /dev/shm: ordinary files
 
 
 def _special(path: Path) -> bool:

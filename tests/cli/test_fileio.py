@@ -50,11 +50,8 @@ def test_predict_refuses_a_fifo_or_read_only_output_in_one_line(run_cli, cat_pho
     for target, problem in ((fifo, "not a regular file"), (read_only, "the file is read-only")):
         proc = run_cli("predict", cat_photo, "-o", target.name, timeout=300)
         assert proc.returncode == 2, proc.stderr
-        assert (
-            proc.stderr.strip()
-            .splitlines()[-1]
-            .startswith(f"mnv3: error: --output {target.name}: cannot write ({problem};")
-        )
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"mnv3: error: --output {target.name}: cannot write ({problem};"), last
         assert "Traceback" not in proc.stderr
         assert proc.stdout == ""
     assert fifo.is_fifo() and read_only.read_text() == "old"
