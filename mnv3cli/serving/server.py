@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..inference.runtime import Runtime
 from .app import ServeSettings, create_app
 
-GRACE_SECONDS = 30.0  # requests still running this long after a stop signal are cancelled
+GRACE_SECONDS = 30  # requests still running this long after a stop signal are cancelled
 BACKLOG = 2048  # connections the kernel queues before the server accepts them (uvicorn's default)
 # httptools' C parser and uvloop's event loop (the serve extra) cost less CPU per request than h11
 # and asyncio's, CPU the decoding and the model need (benchmarks/serve_load.py); the pure-Python
