@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
 from .model import MobileNetV3
 from .registry import get_entry
 
 
 def create_model(
     name: str, *, num_classes: int | None = None, weights: str | None = None, **overrides: Any
-) -> nn.Module:
+) -> MobileNetV3:
     """Build the registered model ``name`` (or alias), optionally loading ``weights``.
 
     ``weights`` is anything the checkpoint loader accepts: ``imagenet``, a tag such as

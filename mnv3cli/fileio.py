@@ -205,14 +205,20 @@ class PartFile:
                 raise
             os.close(fd)
 
+    @property
+    def _open_fd(self) -> int:
+        if self._fd is None:  # a programming error, not a user's: said plainly rather than as a TypeError
+            raise RuntimeError(f"{self.part}: PartFile used outside its with block")
+        return self._fd
+
     def size(self) -> int:
         """Bytes in ``path.part`` now (the buffer not included)."""
-        return os.fstat(self._fd).st_size
+        return os.fstat(self._open_fd).st_size
 
     def start(self, keep: int = 0) -> None:
         """Cut ``path.part`` to its first ``keep`` bytes (the records known to be whole) and append."""
         try:
-            os.ftruncate(self._fd, keep)
+            os.ftruncate(self._open_fd, keep)
         except OSError as exc:
             raise _write_error(exc, self.part) from None
         self._whole = keep
@@ -231,10 +237,10 @@ class PartFile:
         written = 0
         try:
             while written < len(self._buffer):
-                written += os.write(self._fd, self._buffer[written:])
+                written += os.write(self._open_fd, self._buffer[written:])
         except BaseException as exc:
             with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._whole)
+                os.ftruncate(self._open_fd, self._whole)
             if isinstance(exc, OSError):
                 raise _write_error(exc, self.part) from None
             raise
@@ -246,7 +252,7 @@ class PartFile:
         """Write out and fsync what was written: it survives a crash of the process or the machine."""
         self._flush()
         try:
-            os.fsync(self._fd)
+            os.fsync(self._open_fd)
         except OSError as exc:
             raise _write_error(exc, self.part) from None
         self._synced = time.monotonic()

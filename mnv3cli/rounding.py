@@ -19,6 +19,7 @@ Counts, bytes, parameters and MACs are exact integers and are never rounded.
 from __future__ import annotations
 
 import math
+from typing import overload
 
 
 def _decimals(x: float, digits: int) -> int:
@@ -36,6 +37,12 @@ def significant(x: float, digits: int = 3) -> float:
     return round(float(x), _decimals(x, digits))
 
 
+@overload
+def percent(x: float) -> float: ...
+@overload
+def percent(x: None) -> None: ...
+@overload
+def percent(x: float | None) -> float | None: ...
 def percent(x: float | None) -> float | None:
     """A percentage to 2 decimals (``None``, a value that does not apply, passes through)."""
     return None if x is None else round(float(x), 2)

@@ -14,6 +14,7 @@ bundled model is re-derived and checked (``tests/unit/test_bundled.py``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -93,7 +94,7 @@ def command(
         raise UserError(f"{output}: cannot write ({exc.strerror or exc})") from None
 
     kind = "safetensors" if output.suffix.lower() == ".safetensors" else "pt"
-    result = {
+    result: dict[str, Any] = {
         "input": source,
         "output": str(output),
         "format": kind,

@@ -142,9 +142,10 @@ def command(
             task = progress.add_task("top-1", total=count) if progress is not None else None
 
             def on_batch(p) -> None:
-                progress.update(
-                    task, completed=p.done * (count / max(p.total, 1)), description=f"top-1 {p.top1:5.1f} %"
-                )
+                if progress is not None:  # always: on_batch is only passed with a progress display
+                    progress.update(
+                        task, completed=p.done * (count / max(p.total, 1)), description=f"top-1 {p.top1:5.1f} %"
+                    )
 
             result = evaluate(
                 with_tta(runtime.backend, tta),

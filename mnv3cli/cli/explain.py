@@ -75,7 +75,7 @@ def command(
             )
         target = found[0]
     device = resolve_device(app.device)
-    failed, used = 0, set()
+    failed, used = 0, set[str]()
     for image in images:
         try:
             result = explain(

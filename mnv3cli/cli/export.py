@@ -158,7 +158,7 @@ def command(
     preprocess = loaded.card.preprocess.at_resolution(resolution)  # keeps the weights' crop ratio
     output = output or Path(loaded.card.model_name + ("-int8" if int8 else "") + export.suffix)
     check_export_output(output, fmt, export.suffix, export.companions, {"--weights": weights, "--image": image})
-    if int8:
+    if int8 and data_dir is not None:  # always both: _check_int8 required --data
         return _export_int8(
             app,
             loaded,

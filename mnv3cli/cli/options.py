@@ -78,7 +78,7 @@ class RegistryChoice(click.Choice):
         self._names = names
         self.case_sensitive = True
 
-    @property  # type: ignore[override]
+    @property
     def choices(self) -> tuple[str, ...]:
         return tuple(self._names())
 
@@ -174,7 +174,7 @@ def conventional_metavars(command: click.Command) -> click.Command:
             continue
         if isinstance(param, click.Option):
             flag = next((f for f in param.opts if f.startswith("--")), None)
-            param.metavar = METAVAR_BY_FLAG.get(flag) or _metavar_by_type(param)
+            param.metavar = (METAVAR_BY_FLAG.get(flag) if flag else None) or _metavar_by_type(param)
         elif isinstance(param.type, click.Path):  # an argument: the usage line shows it
             metavar = _metavar_by_type(param)
             if metavar == "DIR":

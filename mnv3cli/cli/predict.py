@@ -170,7 +170,7 @@ def command(
     elif results is not None:
         app.wrote(f"wrote {results.written} result(s) to {output}", as_json)
     failed += resumed.failed
-    if listing is not None:
+    if listing is not None and sorter is not None:
         verb = {"copy": "copied", "hardlink": "linked (hard)", "symlink": "linked (symbolic)"}[sorter.mode]
         app.wrote(f"{verb} {sorter.placed} file(s) into {sort_into}; list in {listing}", as_json)
     if failed:
@@ -300,7 +300,7 @@ def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None
             if result.error is None:  # the path on its own line, never folded, then its labels
                 console.print(Text(plain(result.shown_path), style="bold"), soft_wrap=True, highlight=False)
                 console.print(_table(result))
-                if result.answer is not None and result.answer != result.predictions[0].label:
+                if result.answer is not None and min_confidence and result.answer != result.predictions[0].label:
                     console.print(
                         f"answer: {result.answer} (top probability below {100 * min_confidence:g} %)",
                         soft_wrap=True,

@@ -189,7 +189,7 @@ def command(
         task = progress.add_task("profiling", total=steps if runs else 0)
         for name, file in items:
 
-            def on_step(what: str, label: str = file or name) -> None:
+            def on_step(what: str, label: str | None = file or name) -> None:
                 progress.update(task, description=f"{label}: {what}")
                 progress.advance(task)
 

@@ -7,6 +7,8 @@ option defaults to "not given" here; :func:`build_config` layers them over the c
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from .. import distributed
@@ -31,7 +33,7 @@ def _help(field: str, text: str) -> str:
 
 def _options(func):
     for flags, field, kind, text in reversed(OPTIONS):
-        kwargs = {"default": None, "help": _help(field, text)}
+        kwargs: dict[str, Any] = {"default": None, "help": _help(field, text)}
         if kind is not None:
             kwargs["type"] = kind
         func = click.option(*flags, field, **kwargs)(func)
@@ -140,6 +142,7 @@ class _Display(TrainListener):
             BarColumn,
             MofNCompleteColumn,
             Progress,
+            TaskID,
             TextColumn,
             TimeRemainingColumn,
         )
@@ -156,7 +159,7 @@ class _Display(TrainListener):
             disable=not app.interactive,
             transient=True,
         )
-        self.task = None
+        self.task: TaskID | None = None
         self.epochs = 0
 
     def on_start(self, plan) -> None:
@@ -175,7 +178,11 @@ class _Display(TrainListener):
         self.progress.start()
 
     def on_step(self, p) -> None:
-        fields = {"loss": f"{p.loss:.4f}", "lr": f"{p.lr:.2e}", "speed": f"{p.images_per_sec:.1f} img/s"}
+        fields: dict[str, Any] = {
+            "loss": f"{p.loss:.4f}",
+            "lr": f"{p.lr:.2e}",
+            "speed": f"{p.images_per_sec:.1f} img/s",
+        }
         if self.task is None:  # a new epoch (on_epoch_end removed the last one)
             self.task = self.progress.add_task(f"epoch {p.epoch}/{p.epochs}", total=p.steps, **fields)
         self.progress.update(self.task, completed=p.step, **fields)

@@ -21,7 +21,7 @@ _KEEP_TOGETHER = re.compile(
 )  # ... a shape: [batch, 3, 224, 224]; "(+ layer"
 
 
-def fill(text: str, width: int = WIDTH, indent: int = 2, first: str = "", whole: tuple[str, ...] = ()) -> str:
+def fill(text: str, width: int = WIDTH, indent: int = 2, first: str = "", whole: tuple[object, ...] = ()) -> str:
     """``text`` filled to ``width`` columns after ``first`` (a label), continuation lines
     indented by ``indent``. ``whole``: strings in it that must stay on one line even though they
     hold spaces (paths). Both are shown as plain text (:func:`~mnv3cli.printable.plain`)."""

@@ -8,14 +8,14 @@ the ONNX Runtime path stays light. Per-file failures travel with the batch inste
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..registry.types import Preprocess
-from .images import ImageDecodeError
+from .images import EncodedImage, ImageDecodeError
 from .preprocess import Normalizer, load_and_preprocess
 
 
@@ -35,12 +35,12 @@ def default_workers() -> int:
 
 
 def iter_batches(
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[str | os.PathLike | EncodedImage],
     cfg: Preprocess,
     batch_size: int = 32,
     workers: int | None = None,
     fast_decode: bool = True,
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     """Yield batches covering ``paths`` in order; decoding runs ahead on a thread pool."""
     normalizer = Normalizer(cfg)
     workers = workers or default_workers()

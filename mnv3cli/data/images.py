@@ -84,12 +84,11 @@ def _opened(path: str | os.PathLike | EncodedImage) -> Iterator[Image.Image]:
     """The image file opened (header read, pixels not yet), every failure an :class:`ImageDecodeError`."""
     name = str(path)
     try:
-        in_memory = isinstance(path, EncodedImage)
-        if (len(path.data) if in_memory else os.path.getsize(path)) == 0:
+        if (len(path.data) if isinstance(path, EncodedImage) else os.path.getsize(path)) == 0:
             raise ImageDecodeError(f"{name}: empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(path.data) if in_memory else path) as img:
+            with Image.open(io.BytesIO(path.data) if isinstance(path, EncodedImage) else path) as img:
                 if img.width * img.height > MAX_PIXELS:
                     raise ImageDecodeError(
                         f"{name}: image too large ({img.width}x{img.height} pixels, "

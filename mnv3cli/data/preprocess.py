@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..registry.types import Preprocess
-from .images import ImageDecodeError, open_rgb
+from .images import EncodedImage, ImageDecodeError, open_rgb
 
 RESAMPLE = {
     "bilinear": Image.Resampling.BILINEAR,
@@ -75,7 +75,7 @@ class Normalizer:
         return out
 
 
-def load_crop(path: str | os.PathLike, cfg: Preprocess, fast_decode: bool = True) -> Image.Image:
+def load_crop(path: str | os.PathLike | EncodedImage, cfg: Preprocess, fast_decode: bool = True) -> Image.Image:
     """Decode ``path`` and return its resized, centre-cropped RGB image.
 
     Running out of memory on one image is that image's :class:`ImageDecodeError`, so a batch (or a
@@ -87,7 +87,10 @@ def load_crop(path: str | os.PathLike, cfg: Preprocess, fast_decode: bool = True
 
 
 def load_and_preprocess(
-    path: str | os.PathLike, cfg: Preprocess, fast_decode: bool = True, normalizer: Normalizer | None = None
+    path: str | os.PathLike | EncodedImage,
+    cfg: Preprocess,
+    fast_decode: bool = True,
+    normalizer: Normalizer | None = None,
 ) -> np.ndarray:
     """Decode ``path`` and return the model input ``[3, input_size, input_size]`` float32."""
     return (normalizer or Normalizer(cfg))(load_crop(path, cfg, fast_decode))

@@ -201,7 +201,7 @@ class TemperatureFit:
         }
 
 
-def temperature_fit(logits: np.ndarray, targets: np.ndarray) -> TemperatureFit:
+def temperature_fit(logits: np.ndarray, targets: np.ndarray | Sequence[int]) -> TemperatureFit:
     """Fit a temperature on ``logits`` (raw: temperature 1) and measure ECE and NLL before and after."""
     logits = np.asarray(logits, dtype=np.float64)
     targets = np.asarray(targets, dtype=np.int64)

@@ -171,14 +171,14 @@ def _confusion(obj: EvaluationSummary, result: EvalResult, label: Callable[[int]
             f"<tbody>{''.join(rows)}</tbody></table>"
         )
     pairs = result.meter.most_confused(PAIRS)
-    rows = "".join(
+    pair_rows = "".join(
         f"<tr><td>{_e(label(t))}</td><td>{_e(label(p))}</td><td class='n'>{n}</td></tr>" for t, p, n in pairs
     )
     return (
         f"<p>{len(classes)} classes: too many for a readable grid; the {len(pairs)} most confused "
         "pairs instead (confusion.csv holds the full matrix).</p>"
         "<table id='confused-pairs'><thead><tr><th>true</th><th>predicted</th><th>images</th></tr></thead>"
-        f"<tbody>{rows}</tbody></table>"
+        f"<tbody>{pair_rows}</tbody></table>"
     )
 
 

@@ -95,7 +95,7 @@ def export_onnx(
         torch.onnx.export(
             model,
             (example,),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch's annotation omits the file objects it documents and takes
             dynamo=False,
             opset_version=opset,
             input_names=[ONNX_INPUT],

@@ -105,7 +105,7 @@ def open_runtime(
     path = weights_file(weights, model_name)  # None: a tag not downloaded yet (the loader fetches it)
     key = cache_key(sha256_file(path), model_name, DEFAULT_OPSET, overrides, resolution) if path else None
     entry = cache.lookup(key) if key else None
-    if entry is not None:
+    if entry is not None and key is not None:
         try:
             cache.verify(entry)  # its files as they were built (sha256 in meta.json)
             return serving.open(entry)

@@ -118,7 +118,7 @@ def predict(
         progress(failed_early)
     rank, world = (distributed_.rank(), distributed_.world_size()) if distributed else (0, 1)
     mine = [todo[p] for p in distributed_.shard_positions(len(todo), batch_size, rank, world)]
-    mine_sources = [sources[i] for i in mine]
+    mine_sources = [s for i in mine if not isinstance(s := sources[i], InputError)]  # all: todo has none
     batches = iter_batches(mine_sources, preprocess, batch_size, workers, fast_decode)
     rounds = -(-len(todo) // (batch_size * world))  # ranks with fewer batches send nothing at the end
     try:

@@ -69,7 +69,7 @@ class SortInto:
 
     def __exit__(self, *exc_info) -> None:
         if self._list is not None:  # unfinished: the whole rows stay in the .part for --resume
-            self._list.__exit__(*exc_info)
+            self._listing.__exit__(*exc_info)
 
     @property
     def placed(self) -> int:
@@ -98,10 +98,17 @@ class SortInto:
             return len(expected)
         for path in _list_names(self.root):
             if not (path.exists() or part_path(path).exists()) and self._take(path):
-                self._list.start(0)
-                self._list.write(_row(HEADER))
+                self._listing.start(0)
+                self._listing.write(_row(HEADER))
                 return 0
         raise FileExistsError(f"{self.root}: too many files named like {CSV_NAME}")
+
+    @property
+    def _listing(self) -> PartFile:
+        """The list being written: :meth:`open` made it (a bug, not a user error, otherwise)."""
+        if self._list is None:
+            raise RuntimeError("SortInto: the list is not open; open() comes first")
+        return self._list
 
     def _take(self, path: Path) -> bool:
         try:
@@ -114,12 +121,12 @@ class SortInto:
         """Continue ``path``'s unfinished list when it is one of these inputs (its first row's)."""
         if not self._take(path):
             return False
-        keep, rows, placed = _scan(self._list.part, expected)
+        keep, rows, placed = _scan(self._listing.part, expected)
         if keep and (rows or not expected):
-            self._list.start(keep)
+            self._listing.start(keep)
             self.kept, self.kept_placed = rows, placed
             return True
-        self._list.__exit__(None, None, None)
+        self._listing.__exit__(None, None, None)
         self._list = None
         return False
 
@@ -143,7 +150,7 @@ class SortInto:
     def _record(self, *fields) -> Placement:
         placement = Placement(*fields)
         self.placements.append(placement)
-        self._list.write(_row(_cells(placement)))
+        self._listing.write(_row(_cells(placement)))
         return placement
 
     def _put(self, source, folder: Path) -> Path:
@@ -197,15 +204,15 @@ class SortInto:
             return None
         if self._list is None:
             self.open()
-        self._list.sync()
+        self._listing.sync()
         for path in _list_names(self.root):
             try:
-                os.link(self._list.part, path)  # fails when the name is taken: an earlier sort's list
+                os.link(self._listing.part, path)  # fails when the name is taken: an earlier sort's list
             except FileExistsError:
                 continue
-            os.unlink(self._list.part)
-            self._list.published = True
-            self._list.__exit__(None, None, None)
+            os.unlink(self._listing.part)
+            self._listing.published = True
+            self._listing.__exit__(None, None, None)
             self._list = None
             return path
         raise FileExistsError(f"{self.root}: too many files named like {CSV_NAME}")

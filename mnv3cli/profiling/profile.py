@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -125,17 +125,20 @@ def _model_for(
             raise UserError(f"--width {width:g}: {weights} is an exported graph of fixed width")
         if resolution and resolution != size:
             raise UserError(f"--resolution {resolution}: {weights} is fixed to {size}x{size}")
-        arch = (get_entry(card.model_name).arch if card.model_name != "custom" else {}) | card.arch
+        arch = (get_entry(card.model_name).arch if card.model_name != "custom" else {}) | dict(card.arch)
         model = MobileNetV3(**arch, num_classes=card.num_classes).eval()
         return card.model_name, model, Path(weights), size, card
+    overrides: dict[str, Any] = {"width": width} if width is not None else {}
     if weights is not None:
         from ..weights.loader import load_model
 
-        loaded = load_model(weights, model_name=name, progress=False, **({"width": width} if width is not None else {}))
+        loaded = load_model(weights, model_name=name, progress=False, **overrides)
         card = replace(loaded.card, preprocess=loaded.card.preprocess.at_resolution(resolution))
         return loaded.card.model_name, loaded.model, None, card.preprocess.input_size, card
+    if name is None:
+        raise UserError("nothing to profile: give a model name or weights")
     entry = get_entry(name)
-    model = create_model(entry.name, **({"width": width} if width is not None else {})).eval()
+    model = create_model(entry.name, **overrides).eval()
     return entry.name, model, None, resolution or 224, None
 
 
@@ -198,7 +201,7 @@ def profile_model(
     return ModelProfile(
         model=name,
         weights=weights,
-        width=model.config["width"],
+        width=cast(dict[str, Any], model.config)["width"],  # MobileNetV3.config
         resolution=resolution,
         params=count_parameters(model),
         compute=count_compute(model, resolution),

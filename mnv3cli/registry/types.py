@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 # The bounds every Preprocess is checked against when it is made, so that a card read from a file
 # (an exported graph's, a checkpoint's, a cache entry's) cannot ask for a 60000-pixel resize, an
@@ -20,7 +20,7 @@ def _channels(name: str, values, low: float, high: float) -> tuple[float, float,
     values = tuple(float(v) for v in values)
     if len(values) != 3 or not all(low <= v <= high for v in values):  # NaN fails every comparison
         raise ValueError(f"{name} {list(values)} must be 3 numbers in [{low:g}, {high:g}]")
-    return values  # type: ignore[return-value]
+    return values
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,10 @@ class Preprocess:
     def __post_init__(self) -> None:
         for name in ("input_size", "resize"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+            # cast: every real number type has __int__, but typeshed's numbers.Real declares none
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(cast(SupportsInt, value)):
                 raise ValueError(f"{name} {value!r} must be a whole number")
-            object.__setattr__(self, name, int(value))
+            object.__setattr__(self, name, int(cast(SupportsInt, value)))
         low, high = INPUT_SIZES
         if not low <= self.input_size <= high:
             raise ValueError(f"input_size {self.input_size} must be in [{low}, {high}]")

@@ -14,6 +14,7 @@ network trained with BatchNorm.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +27,7 @@ def has_folded_batchnorm(model: nn.Module) -> bool:
     return bool(norms) and all(
         m.running_mean is not None
         and not m.running_mean.any()
+        and m.running_var is not None
         and torch.allclose(m.running_var, torch.ones_like(m.running_var), atol=2 * m.eps)
         for m in norms
     )
@@ -37,7 +39,7 @@ def unfold_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
     compensating its affine parameters so that the model's eval-mode function is unchanged.
     Returns the number of images measured."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    sums: dict[nn.Module, list[torch.Tensor]] = {}
+    sums: dict[nn.modules.batchnorm._BatchNorm, list[Any]] = {}  # count, sum, sum of squares
 
     def measure(module, inputs):
         x = inputs[0].double()
@@ -60,6 +62,8 @@ def unfold_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
             hook.remove()
         model.train(training)
     for m, (count, s1, s2) in sums.items():
+        if m.running_mean is None or m.running_var is None:
+            raise ValueError(f"{type(m).__name__} keeps no running statistics: nothing to unfold")
         mean = s1 / count
         var = (s2 / count - mean * mean).clamp_min(0)
         scale = m.weight.double() / torch.sqrt(m.running_var.double() + m.eps)  # the folded affine map

@@ -59,6 +59,8 @@ def calibrate_loaded(
         keep_logits=True,
     )
     _enough(result.images, f"readable image(s) ({len(result.errors)} unreadable)", loaded.card.source)
+    if result.logits is None:  # keep_logits=True above keeps them: a broken promise of evaluate()
+        raise RuntimeError("evaluate() kept no logits to fit a temperature on")
     fit = temperature_fit(result.logits, [p.target for p in result.predictions])
     kept = {k: v for k, v in loaded.meta.items() if k != "format"}  # a checkpoint's plain extra
     save_checkpoint(

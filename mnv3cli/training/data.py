@@ -60,7 +60,8 @@ def stratified_split(samples: Sequence[Sample], fraction: float, seed: int) -> t
     by_class: dict[int, list[Sample]] = {}
     for sample in samples:
         by_class.setdefault(sample[1], []).append(sample)
-    train, val = [], []
+    train: list[Sample] = []
+    val: list[Sample] = []
     for target in sorted(by_class):
         items = by_class[target]
         order = rng.permutation(len(items))
@@ -256,7 +257,11 @@ class EpochSampler(Sampler[tuple[int, int]]):
     """
 
     def __init__(self, size: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1, start: int = 0) -> None:
-        base = DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed)
+        # torch annotates a Dataset but uses only len(): a range of indices is all it needs
+        positions: Dataset[int] = range(size)  # type: ignore[assignment]
+        base: DistributedSampler[int] = DistributedSampler(
+            positions, num_replicas=world, rank=rank, shuffle=True, seed=seed
+        )
         base.set_epoch(epoch)
         self.epoch = epoch
         self.indices = list(base)[start:]

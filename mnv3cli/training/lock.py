@@ -21,12 +21,15 @@ import socket
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 
 from .. import distributed
 from ..errors import UserError
 
 try:
-    import fcntl
+    import fcntl as _fcntl
+
+    fcntl: ModuleType | None = _fcntl
 except ImportError:  # Windows: no POSIX locks; runs are not protected from each other there
     fcntl = None
 

@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
 import torch
 from torch import nn
@@ -159,7 +159,7 @@ def train_step(run: Run, state: TrainState, images: torch.Tensor | None, targets
     and takes the same optimizer step as everyone else, so all copies of the model stay equal.
     """
     recipe = run.recipe
-    if images is None:
+    if images is None or targets is None:  # both or neither
         loss = _zero_weight_loss(run)
     else:
         images = images.to(run.device, non_blocking=True).contiguous(memory_format=run.memory_format)
@@ -296,7 +296,7 @@ def save(run: Run, state: TrainState, path: Path, best: bool = False) -> None:
             path,
             weights,
             model_name=card.model_name,
-            arch=dict(weights.config),
+            arch=dict(cast(dict[str, Any], weights.config)),  # MobileNetV3.config, a dict
             class_names=run.splits.class_names,
             preprocess=card.preprocess,
             wordnet_ids=card.wordnet_ids,

@@ -36,7 +36,7 @@ class Recipe:
 
     @property
     def amp(self) -> str:
-        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "none")
+        return {torch.bfloat16: "bf16", torch.float16: "fp16", None: "none"}.get(self.amp_dtype, "none")
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         return torch.autocast(device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)

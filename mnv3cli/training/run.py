@@ -101,7 +101,7 @@ def prepare(
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = cfg.bn_momentum
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = start.model.to(device, memory_format=memory_format)
+    model = start.model.to(device, memory_format=memory_format)  # type: ignore[call-overload]  # torch takes both
 
     preprocess = start.card.preprocess
     dataset = TrainDataset(

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +19,7 @@ from torch import nn
 from .. import distributed
 from ..errors import UserError
 from ..inference.device import resolve_device
+from ..model import MobileNetV3
 from ..registry import ModelCard, Preprocess, get_entry
 from .config import DEFAULT_MODEL, TrainConfig
 
@@ -25,14 +27,14 @@ from .config import DEFAULT_MODEL, TrainConfig
 @dataclass
 class StartingPoint:
     card: ModelCard  # what the trained model is: name, the run's classes, preprocessing
-    model: nn.Module
+    model: MobileNetV3
     description: str  # "fine-tuning from ...", "from scratch", "resuming ..."
     new_head: bool = False  # pretrained features under a freshly initialised classifier
 
 
 def build_model(cfg: TrainConfig, class_names: list[str]) -> StartingPoint:
     """The network to train: pretrained with a new head for ``class_names``, or freshly initialised."""
-    overrides = {"dropout": cfg.dropout} if cfg.dropout is not None else {}
+    overrides: dict[str, Any] = {"dropout": cfg.dropout} if cfg.dropout is not None else {}
     if cfg.weights:
         from ..weights.loader import load_model
 
@@ -51,8 +53,8 @@ def build_model(cfg: TrainConfig, class_names: list[str]) -> StartingPoint:
         preprocess, wordnet_ids, description, same_head = Preprocess(), None, "from scratch", True
     card = ModelCard(
         model_name=name,
-        class_names=class_names,
-        wordnet_ids=wordnet_ids,
+        class_names=tuple(class_names),
+        wordnet_ids=None if wordnet_ids is None else tuple(wordnet_ids),
         preprocess=preprocess.at_resolution(cfg.resolution),
         source=cfg.weights or "",
     )
@@ -71,15 +73,15 @@ def resumed_model(path: Path, class_names: list[str], data: str | None) -> Start
         )
     card = ModelCard(
         model_name=loaded.card.model_name,
-        class_names=class_names,
-        wordnet_ids=loaded.card.wordnet_ids,
+        class_names=tuple(class_names),
+        wordnet_ids=None if loaded.card.wordnet_ids is None else tuple(loaded.card.wordnet_ids),
         preprocess=loaded.card.preprocess,
         source=str(path),
     )
     return StartingPoint(card, loaded.model, "resuming")
 
 
-def freeze_layers(model: nn.Module, freeze: int | None) -> list[nn.Module]:
+def freeze_layers(model: MobileNetV3, freeze: int | None) -> list[nn.Module]:
     """Stop gradients to all but the classifier and the last ``freeze`` stages; returns the frozen parts.
 
     Stages, in order: the stem, each bneck stage, and the head (1x1 conv + pooled FC) as one.
@@ -87,7 +89,7 @@ def freeze_layers(model: nn.Module, freeze: int | None) -> list[nn.Module]:
     """
     if freeze is None:
         return []
-    stages = [[model.stem], *[[stage] for stage in model.stages], [model.head, model.pre_logits]]
+    stages: list[list[nn.Module]] = [[model.stem], *[[stage] for stage in model.stages], [model.head, model.pre_logits]]
     if freeze > len(stages):
         raise UserError(
             f"--freeze {freeze}: the model has only {len(stages)} stages (stem, {len(model.stages)} bneck stages, head)"

@@ -38,7 +38,10 @@ def seed_everything(seed: int) -> None:
 
 def capture_rng_state() -> dict:
     """torch, numpy and Python RNG states in a form that loads with ``weights_only=True``."""
-    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    np_state = np.random.get_state()
+    if not isinstance(np_state, tuple):  # a dict only for bit generators other than the legacy MT19937
+        raise RuntimeError(f"numpy's global RNG is not the legacy MT19937 ({np_state.get('bit_generator')})")
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np_state
     py_version, py_state, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),

@@ -71,7 +71,7 @@ def extra_sha256(extra: Mapping) -> str:
         if isinstance(value, torch.Tensor):
             tensor = value.detach().cpu().contiguous()
             digest.update(json.dumps([where, str(tensor.dtype), list(tensor.shape)]).encode() + b"\n")
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().data)  # a memoryview: no copy
         elif isinstance(value, Mapping):
             digest.update(json.dumps([where, "map", len(value)]).encode() + b"\n")
             for key in sorted(value, key=repr):
