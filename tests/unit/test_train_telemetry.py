@@ -142,3 +142,21 @@ def test_interrupted_and_resumed_run_is_one_tensorboard_and_one_mlflow_run(shape
     (found,) = client.search_runs([record["experiment_id"]])
     assert found.info.run_id == record["run_id"] and found.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(found.info.run_id, "top1")] == [1, 2, 3]
+
+
+def test_a_missing_tensorboard_is_a_note_and_a_missing_mlflow_an_error(tmp_path, monkeypatch):
+    """Without the packages (hidden here as Python hides an uninstalled one): TensorBoard, on by
+    default, leaves a note and the run goes on; --mlflow, asked for by name, stops the run."""
+    import sys
+
+    from mnv3cli.errors import UserError
+    from mnv3cli.training.telemetry import with_telemetry
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    listener = TrainListener()
+    kept, notes = with_telemetry(listener, TrainConfig(), tmp_path, main=True)
+    assert kept is listener and len(notes) == 1
+    assert "TensorBoard is not installed" in notes[0] and "mnv3cli[tensorboard]" in notes[0]
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    with pytest.raises(UserError, match=r"--mlflow: MLflow is not installed; pip install 'mnv3cli\[mlflow\]'"):
+        with_telemetry(listener, TrainConfig(mlflow=""), tmp_path, main=False)  # every process refuses
