@@ -38,8 +38,8 @@ def hostile(tmp_path_factory) -> Path:
     for i, label in enumerate(FOLDERS):  # "[/]" cannot be a folder's name
         folder = root / "data" / label
         folder.mkdir(parents=True)
-        for j in range(2):
-            Image.new("RGB", (40, 40), (50 * i, 30 * j, 120)).save(folder / f"{j}.png")
+        for j in range(13):  # 52 images: calibrate's minimum for a temperature is 50
+            Image.new("RGB", (40, 40), (50 * i, 10 * j, 120)).save(folder / f"{j}.png")
     return root
 
 
