@@ -15,7 +15,7 @@ from helpers import cli_env
 from mnv3cli.data.preprocess import MAX_RESIZED_PIXELS, RESAMPLE, resize_crop
 from mnv3cli.registry.types import Preprocess
 
-# A child process measures itself: its peak memory is its own, whatever the test process holds.
+# A child process measures itself: its peak memory (VmHWM) is its own, whatever the test process holds.
 WORST_SHAPES = """
 import json, resource, sys, time
 from PIL import Image
@@ -29,7 +29,10 @@ for w, h in json.loads(sys.argv[2]):
     x = load_and_preprocess(path, Preprocess(interpolation="bicubic"))
     assert x.shape == (3, 224, 224)
     seconds[f"{w}x{h}"] = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM: this program's own peak (ru_maxrss would carry over the parent's across fork and exec)
+hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+peak = int(hwm[0]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_mb": peak}))
 """
 
 
@@ -71,15 +74,6 @@ def test_cropping_first_matches_resizing_everything_then_cropping(size, interpol
         assert np.array_equal(got, expected)
     else:
         assert np.abs(got - expected).max() <= (12 if interpolation == "nearest" else 3)
-
-
-def test_a_crop_larger_than_the_resized_image_is_padded_black_as_before():
-    """input_size > resize (a crop ratio above 1) on an extreme shape: the part outside the image
-    is black, as ``Image.crop`` pads it."""
-    img = Image.new("RGB", (2, 30_000), (255, 255, 255))
-    out = np.asarray(resize_crop(img, Preprocess(input_size=300, resize=256)))
-    assert out.shape == (300, 300, 3)
-    assert (out[:, :22] == 0).all() and (out[:, 278:] == 0).all() and (out[:, 22:278] == 255).all()
 
 
 OUT_OF_MEMORY = """
