@@ -14,7 +14,8 @@ have are used) to add:
 - a **connection cap**: a connection beyond it gets a JSON 503 and is closed at once, so open
   connections stay well under the open-files limit (see :func:`open_files_capacity`);
 - a **drain**: on shutdown an idle connection stays open ``DRAIN_IDLE`` seconds more, so a request
-  already sent is answered (with ``Connection: close``, see :mod:`.guard`) rather than reset;
+  already sent is answered (with ``Connection: close``, see :mod:`.guard`) rather than reset
+  (the connections still in the accept queue are taken in first, see :mod:`.server`);
 - **JSON** for the 400 uvicorn sends for unparsable HTTP.
 
 Events are counted (``mnv3_connections_closed_total``) and noted on stderr at most once a minute

@@ -67,6 +67,22 @@ class _Server(uvicorn.Server):
         loop.set_exception_handler(exception_handler)
         await super().startup(sockets)
 
+    async def shutdown(self, sockets=None) -> None:
+        """uvicorn's graceful stop, after taking in the connections the kernel has already
+        completed: closing the listening socket would reset them, and their clients may have sent
+        a whole request. Taken in now, they are answered like any other (``Connection: close``)."""
+        loop = asyncio.get_running_loop()
+        for sock in sockets or []:
+            for conn in _waiting_connections(sock):
+                await loop.connect_accepted_socket(lambda: self._protocol(loop), conn)
+        await super().shutdown(sockets)
+
+    def _protocol(self, loop: asyncio.AbstractEventLoop) -> asyncio.Protocol:
+        """A connection's protocol, made as uvicorn's ``startup`` makes it."""
+        return self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state, _loop=loop
+        )
+
     @contextlib.contextmanager
     def capture_signals(self):
         """uvicorn's handlers (first signal: graceful stop; second SIGINT: stop now), restored
@@ -84,6 +100,19 @@ class _Server(uvicorn.Server):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def _waiting_connections(sock: socket.socket) -> list[socket.socket]:
+    """The connections in ``sock``'s accept queue, accepted without waiting."""
+    sock.setblocking(False)
+    waiting: list[socket.socket] = []
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except OSError:  # BlockingIOError: the queue is empty; EMFILE and the like: keep what we have
+            return waiting
+        conn.setblocking(False)
+        waiting.append(conn)
 
 
 def listen(host: str, port: int) -> socket.socket:
