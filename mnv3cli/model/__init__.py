@@ -2,7 +2,7 @@
 
 from .arch import ARCHS, ArchSpec, BlockSpec, make_divisible, resolve_blocks
 from .layers import static_padding
-from .mobilenetv3 import MobileNetV3
+from .mobilenetv3 import MobileNetV3, MobileNetv3
 from .temperature import TemperatureScaled, with_temperature
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "ArchSpec",
     "BlockSpec",
     "MobileNetV3",
+    "MobileNetv3",
     "TemperatureScaled",
     "make_divisible",
     "resolve_blocks",

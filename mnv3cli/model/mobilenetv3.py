@@ -121,3 +121,9 @@ class MobileNetV3(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+MobileNetv3 = MobileNetV3
+"""The spelling of the from-scratch ``mobilenetv3_pytorch`` package this project grew from: code
+written as ``MobileNetv3("small")`` runs with only its import line changed (same class, same
+signature)."""

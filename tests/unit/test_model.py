@@ -232,3 +232,14 @@ def test_bad_arguments_are_rejected():
 
 def test_blocks_are_inverted_residuals():
     assert all(isinstance(b, InvertedResidual) for s in MobileNetV3("large").stages for b in s)
+
+
+def test_mobilenetv3_alias_runs_the_original_snippet():
+    """``from mobilenetv3_pytorch import MobileNetv3`` code runs with only the import changed."""
+    from mnv3cli import MobileNetv3
+
+    model = MobileNetv3("small")
+    outputs = model(torch.rand(1, 3, 224, 224))
+    assert outputs.shape == (1, 1000)
+    assert MobileNetv3 is MobileNetV3
+    assert n_params(MobileNetv3("large", 3, 10)) == n_params(MobileNetV3("large", in_channels=3, classes=10))
