@@ -116,9 +116,13 @@ def _free_name(folder: Path, image: Path, used: set) -> Path:
 
 
 def _print(app: AppContext, title: str, top5: list[dict]) -> None:
+    """The image's path on a line of its own (a table title was padded with spaces to the table's
+    width, and a long path folded inside it), then its top-5 table."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", title_style="bold")
+    app.out.print(Text(title, style="bold"), soft_wrap=True)
+    table = Table()
     for col in ("#", "label", "index", "probability"):
         table.add_column(col, justify="left" if col == "label" else "right")
     for rank, p in enumerate(top5, 1):

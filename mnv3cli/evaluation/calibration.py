@@ -82,17 +82,18 @@ def accuracy_coverage(
 ) -> list[CoveragePoint]:
     """Top-1 when answering only the most confident ``c`` % of the images, for each ``c``.
 
-    Ties in confidence are broken by sample order, so the result is deterministic."""
+    Ties in confidence are broken by sample order, so the result is deterministic. On a small set
+    several coverages answer the same images (of 2 images, 80, 90 and 100 % all answer both): only
+    the largest of them is kept, so that no two points (or table rows) repeat the same figures."""
     confidence = np.asarray(confidence, dtype=np.float64)
     order = np.argsort(-confidence, kind="stable")
     hits = np.cumsum(np.asarray(correct, dtype=np.int64)[order])
-    out = []
-    for c in coverages:
-        n = int(np.ceil(len(order) * c / 100))
-        if n == 0:
-            continue
-        out.append(CoveragePoint(int(c), n, 100.0 * float(hits[n - 1]) / n, float(confidence[order[n - 1]])))
-    return out
+    counts = {int(c): int(np.ceil(len(order) * c / 100)) for c in sorted(coverages)}
+    out: dict[int, CoveragePoint] = {}  # images answered -> the largest coverage answering them
+    for c, n in counts.items():
+        if n > 0:
+            out[n] = CoveragePoint(c, n, 100.0 * float(hits[n - 1]) / n, float(confidence[order[n - 1]]))
+    return list(out.values())
 
 
 def brier_terms(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:

@@ -177,7 +177,7 @@ def _build(
 
     cache = serving.cache
     if card.sha256 is not None:
-        notify(f"building ONNX cache for {card.model_name} ({weights}) (one time)")
+        notify(f"building ONNX cache for {card.model_name} (weights: {weights}; first run only)")
         key = cache_key(card.sha256, model_name, DEFAULT_OPSET, overrides, resolution)
         try:
             return serving.open(cache.store(key, export, card))

@@ -35,7 +35,7 @@ def mnv3(*args, env, guard=False):
 def test_quick_start_predicts_the_examples_offline_then_without_torch(fresh_machine, tmp_path):
     first = mnv3("predict", *EXPECTED_TOP1, "--json", env=fresh_machine)
     assert first.returncode == 0, first.stderr
-    assert "building ONNX cache for mobilenetv3_small_100 (bundled) (one time)" in first.stderr
+    assert "building ONNX cache for mobilenetv3_small_100 (weights: bundled; first run only)" in first.stderr
     records = [json.loads(line) for line in first.stdout.splitlines()]
     assert {r["path"]: r["predictions"][0]["label"] for r in records} == EXPECTED_TOP1
     assert not (tmp_path / "torch").exists()  # nothing was downloaded

@@ -59,7 +59,7 @@ def test_first_run_builds_the_cache_and_says_so(warm):
     cache, first = warm
     assert first.returncode == 0, first.stderr
     assert "building ONNX cache for mobilenetv3_small_100" in first.stderr
-    assert "(one time)" in first.stderr
+    assert "(weights: " in first.stderr and "; first run only)" in first.stderr and ") (" not in first.stderr
     (entry,) = (cache / "onnx").iterdir()
     meta = json.loads((entry / "meta.json").read_text())["card"]
     assert meta["model_name"] == "mobilenetv3_small_100" and len(meta["class_names"]) == 1000

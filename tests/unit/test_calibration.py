@@ -68,3 +68,11 @@ def test_fit_stays_within_bounds_when_the_data_push_beyond():
     logits = np.array([[10.0, 0.0], [0.0, 10.0]])
     assert fit_temperature(logits, np.array([0, 1])) == 0.05  # always right: sharper is always better
     assert fit_temperature(np.array([[1.0, 0.0], [1.0, 0.0]]), np.array([0, 1])) == 20.0  # a coin toss
+
+
+def test_accuracy_against_coverage_keeps_one_point_per_number_of_images():
+    """Of 2 images, 60 to 100 % all answer both: one point (100 %), not five identical rows."""
+    points = accuracy_coverage(np.array([0.9, 0.4]), np.array([1, 0]))
+    assert [(p.coverage, p.images) for p in points] == [(50, 1), (100, 2)]
+    assert [p.top1 for p in points] == [100.0, 50.0]
+    assert len(accuracy_coverage(np.linspace(0, 1, 10), np.ones(10))) == 10  # 10 images: every coverage

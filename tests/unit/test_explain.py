@@ -71,3 +71,15 @@ def test_a_missing_extra_says_how_to_install_it(monkeypatch):
     with pytest.raises(UserError, match="pip install 'mnv3cli\\[explain\\]'"):
         require_grad_cam()
     assert "grad-cam" in INSTALL_HINT
+
+
+def test_the_table_header_has_no_trailing_spaces_and_the_path_is_whole(capsys):
+    from mnv3cli.cli.context import AppContext
+    from mnv3cli.cli.explain import _print
+
+    path = "photos/" + "a-long-folder-name/" * 5 + "coffee.jpg"
+    _print(AppContext(), path, [{"label": "espresso", "index": 967, "probability": 0.9377}])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == path
+    assert [line for line in lines if line != line.rstrip()] == []
+    assert any("espresso" in line and "93.77 %" in line for line in lines)
