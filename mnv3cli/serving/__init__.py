@@ -13,6 +13,7 @@ REQUIRED_MODULES = {
     "prometheus_client": "prometheus-client",
     "python_multipart": "python-multipart",
     "orjson": "orjson",
+    "fastapi_offline": "fastapi-offline",
 }
 
 API_KEY_ENV = "MNV3_API_KEY"  # an API key in the environment (see .auth); here so the CLI reads it cheaply

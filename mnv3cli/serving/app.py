@@ -24,6 +24,7 @@ import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
 from .. import __version__
@@ -33,7 +34,7 @@ from ..data.preprocess import Normalizer
 from ..inference.runtime import Runtime
 from ..prediction import top_labels
 from . import torchserve, v2
-from .auth import ApiKeys
+from .auth import DOCS_ASSETS, ApiKeys
 from .batcher import Batcher
 from .decode import decode_budgeted
 from .guard import ConnectionGuard, Drain
@@ -198,11 +199,15 @@ def create_app(
         finally:
             service.stop()
 
-    app = FastAPI(
+    # FastAPI's /docs page loads Swagger UI from a CDN: blank offline, where mnv3 serve is meant to
+    # run. fastapi-offline (the serve extra) serves the same files from its package, under DOCS_ASSETS.
+    app = FastAPIOffline(
         title="mnv3",
         version=__version__,
         lifespan=lifespan,
         description=f"MobileNetV3 image classification: {runtime.card.model_name}.",
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
     )
     app.state.service = service
     app.state.drain = Drain()  # the server sets it on a stop signal; see .guard

@@ -23,8 +23,10 @@ from . import API_KEY_ENV
 
 ENV_KEY = API_KEY_ENV
 MIN_KEY_CHARS = 16
+DOCS_ASSETS = "/docs/assets"  # where /docs's script, style and icon are served from (fastapi-offline)
 OPEN_PATHS = frozenset(
     {"/", "/favicon.ico", "/healthz", "/ping", "/v2/health/live", "/v2/health/ready", "/docs", "/openapi.json"}
+    | {f"{DOCS_ASSETS}/{name}" for name in ("swagger-ui-bundle.js", "swagger-ui.css", "favicon.png")}
 )
 _MODEL_READY = re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/ready$")
 _KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII without spaces: what a header carries
