@@ -51,7 +51,22 @@ def test_spread_has_the_decimals_of_the_value():
 
 @pytest.mark.parametrize(
     "seconds, text",
-    [(0.0421, "42.1 ms"), (0.004, "4.00 ms"), (0.4867, "487 ms"), (12.34, "12.3 s"), (1234.5, "1,234 s"), (0.0, "0 s")],
+    [
+        (0.0421, "42.1 ms"),
+        (0.004, "4.00 ms"),
+        (0.4867, "487 ms"),
+        (0.999, "999 ms"),
+        (1.0, "1.00 s"),
+        (1.5, "1.50 s"),
+        (12.34, "12.3 s"),
+        (1234.5, "1,234 s"),
+        (0.0, "0 s"),
+    ],
 )
 def test_durations_never_read_zero_seconds(seconds, text):
     assert format_seconds(seconds) == text
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_value_that_is_not_finite_is_shown_as_python_writes_it(value):
+    assert format_significant(value) == str(value)
