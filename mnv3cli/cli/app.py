@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("mnv3cli.cli.calibrate", "Fit a temperature on labelled images so probabilities mean what they say."),
     "completion": ("mnv3cli.cli.completion", "Print the shell completion script for bash, zsh or fish."),
     "convert": ("mnv3cli.cli.convert", "Convert weights (torchvision, timm, TFLite, tags) to an mnv3 checkpoint."),
-    "doctor": ("mnv3cli.cli.doctor", "Versions, backends, CPU features and cache: what a bug report needs."),
+    "doctor": ("mnv3cli.cli.doctor", "Versions, backends, CPU features and cache, for bug reports."),
     "evaluate": ("mnv3cli.cli.evaluate", "Accuracy on a labelled folder: top-1/5, per class, confusion, report."),
     "explain": ("mnv3cli.cli.explain", "Grad-CAM heatmaps: where in each image the model found its class."),
     "export": ("mnv3cli.cli.export", "Export a model to ONNX or TorchScript and verify it against PyTorch."),
