@@ -99,6 +99,7 @@ class ScannedFolder:
     items: list[tuple[str, str]]  # (image path, class as written: folder name or label)
     labels: Path | None  # the labels file, or None for class subfolders
     notes: tuple[str, ...] = ()  # what a person should know (duplicate rows dropped), for stderr
+    problems: tuple[str, ...] = ()  # bad rows of a manifest, "FILE:LINE: what": a partial failure
 
 
 def scan_folder(root: str | os.PathLike, labels: str | os.PathLike | None = None) -> ScannedFolder:
