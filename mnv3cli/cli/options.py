@@ -134,6 +134,15 @@ def fast_decode_option() -> Decorator:
 SPLIT_CHOICES = ("train", "val", "test", "all")
 
 
+def allow_absolute_paths_option() -> Decorator:
+    """``--allow-absolute-paths``: a manifest may name images outside its own folder."""
+    return click.option(
+        "--allow-absolute-paths",
+        is_flag=True,
+        help="Let a manifest name images outside its own folder (absolute or ../ paths).",
+    )
+
+
 def manifest_options(split_help: str | None = None) -> Decorator:
     """``--classes FILE`` and ``--allow-absolute-paths`` (and ``--split`` when ``split_help`` says
     which rows a command reads unless told): how a CSV/JSONL manifest given as the data is read,
@@ -145,11 +154,7 @@ def manifest_options(split_help: str | None = None) -> Decorator:
             type=click.Path(dir_okay=False, path_type=Path),
             help="For a manifest: the class names, one a line; sets their order (else first appearance).",
         ),
-        click.option(
-            "--allow-absolute-paths",
-            is_flag=True,
-            help="Let a manifest name images outside its own folder (absolute or ../ paths).",
-        ),
+        allow_absolute_paths_option(),
     ]
     if split_help is not None:
         options.append(click.option("--split", type=click.Choice(SPLIT_CHOICES), default=None, help=split_help))

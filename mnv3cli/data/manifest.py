@@ -61,6 +61,7 @@ class Manifest:
     has_labels: bool = True  # the file has a label/labels column (predict accepts one without)
     bad_rows: int = 0  # all bad rows, also those beyond the MAX_PROBLEMS messages kept
     has_split: bool = field(default=False)  # some row names a split
+    problem_lines: list[int] = field(default_factory=list)  # the line of each of ``problems``
 
     def split(self, name: str | None) -> list[ManifestRow]:
         """The rows of split ``name``; ``None`` means every row."""
@@ -161,6 +162,7 @@ class _Reader:
         self.allow_absolute = allow_absolute
         self.rows: list[ManifestRow] = []
         self.problems: list[str] = []
+        self.problem_lines: list[int] = []
         self.bad_rows = 0
         self.seen: dict[str, int] = {}  # absolute path -> line
         self.multi_label = False
@@ -170,6 +172,7 @@ class _Reader:
         self.bad_rows += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(f"{plain(self.source)}:{line}: {what}")
+            self.problem_lines.append(line)
 
     def read_csv(self, handle: IO[str]) -> None:
         lines = _bounded_lines(handle, self.source)
@@ -311,7 +314,15 @@ class _Reader:
         self._check_splits()
         has_split = any(row.split is not None for row in self.rows)
         return Manifest(
-            self.source, self.rows, classes, self.multi_label, self.problems, self.has_labels, self.bad_rows, has_split
+            self.source,
+            self.rows,
+            classes,
+            self.multi_label,
+            self.problems,
+            self.has_labels,
+            self.bad_rows,
+            has_split,
+            self.problem_lines,
         )
 
     def _check_splits(self) -> None:

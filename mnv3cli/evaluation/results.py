@@ -8,8 +8,9 @@ every surface shows the same digits.
 
 Per-class scores and their averages cover the classes present in the evaluated data: a folder with
 500 of ImageNet's 1000 classes is judged on those 500 (predictions of the other 500 still count as
-mistakes). So balanced accuracy (the macro recall) is scikit-learn's ``balanced_accuracy_score`` and
-macro F1 is its ``f1_score(average="macro", labels=<classes present>)``.
+mistakes). Balanced accuracy (mean per-class recall) and macro F1 leave out a class none of whose
+images could be read, as scikit-learn's ``balanced_accuracy_score`` and
+``f1_score(average="macro", labels=<true classes>)`` do.
 """
 
 from __future__ import annotations
@@ -130,6 +131,9 @@ def summary(
     meter = result.meter
     label = partial(class_label, class_names)
     averages = meter.averages(result.classes)
+    # over the classes with evaluated images, as scikit-learn's (a class whose images were all
+    # unreadable has no recall): balanced_accuracy_score, f1_score(labels=those, average="macro")
+    balanced = meter.averages([c for c in result.classes if meter.confusion[c].sum()] or [0])["macro"]
     per_class = []
     for index, s in meter.per_class(result.classes).items():
         row: dict[str, Any] = {"index": index, "label": label(index)}
@@ -140,8 +144,8 @@ def summary(
     return EvaluationSummary(
         top1=percent(result.top1),
         top5=percent(result.top5) if has_top5(class_names) else None,
-        balanced_accuracy=percent(averages["macro"]["recall"]),
-        macro_f1=percent(averages["macro"]["f1"]),
+        balanced_accuracy=percent(balanced["recall"]),
+        macro_f1=percent(balanced["f1"]),
         loss=loss(result.loss),
         images=result.images,
         errors=len(result.errors),
