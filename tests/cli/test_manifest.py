@@ -85,3 +85,47 @@ def test_calibrate_on_a_manifest(run_cli, imagenet_dev, int8_tflite, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["images"] == 60 and out.is_file()
     assert "reading the val split" in proc.stderr
+
+
+def test_train_on_a_manifest_with_the_imbalance_options(run_cli, shapes):
+    """train/val rows become the splits (test rows are left alone), classes keep --classes order,
+    the options reach the recorded config, and a bad row ends the run with exit status 1."""
+    rows = ["path,label,split"]
+    for split in ("train", "val"):
+        for folder in sorted((shapes / split).iterdir()):
+            rows += [f"{split}/{folder.name}/{f.name},{folder.name},{split}" for f in sorted(folder.iterdir())]
+    rows.append(f"val/missing.png,{folder.name},train")
+    manifest = shapes / "shapes.csv"
+    manifest.write_text("\n".join(rows) + "\n")
+    order = sorted((shapes / "train").iterdir(), reverse=True)
+    (shapes / "classes.txt").write_text("".join(f"{f.name}\n" for f in order))
+    run = shapes.parent / "manifest-run"
+    proc = run_cli(
+        *("train", manifest, "--classes", shapes / "classes.txt", "-m", "mobilenetv3_small_075", "-r", "32"),
+        *("-e", "1", "-b", "8", "-j", "0", "-o", run, "--class-weights", "balanced", "--sampler", "balanced"),
+        *("--no-tensorboard", "--json"),
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"shapes.csv:{len(rows)}: no such image 'val/missing.png'" in proc.stderr
+    assert "3 classes, 72 training / 24 validation images" in proc.stderr
+    config = json.loads((run / "config.json").read_text())
+    recorded = config.get("config", config)
+    assert recorded["class_weights"] == "balanced" and recorded["sampler"] == "balanced"
+    assert json.loads(proc.stdout)["epochs"] == 1
+    scored = run_cli("evaluate", manifest, "--split", "val", "-w", run / "best.pt", "--json")
+    per_class = json.loads(scored.stdout)["per_class"]
+    assert [c["index"] for c in per_class if c["label"] == order[0].name] == [0]  # --classes order
+
+
+def test_predict_reads_a_manifest_as_its_input_list(run_cli, dev_set, int8_tflite):
+    proc = run_cli("predict", dev_set / "bad.csv", "-w", int8_tflite, "-k", "1", "--json")
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    listed = [row.split(",")[0] for row in (dev_set / "good.csv").read_text().splitlines()[1:]]
+    assert [line["path"] for line in lines[:-1]] == [str(dev_set / path) for path in listed]
+    assert all(line["predictions"] for line in lines[:-1])
+    assert lines[-1] == {
+        "path": f"{dev_set / 'bad.csv'}:{CLASSES + 2}",
+        "error": f"{dev_set / 'bad.csv'}:{CLASSES + 2}: no such image 'dev/missing.jpg'",
+    }
