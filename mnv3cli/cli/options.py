@@ -147,7 +147,7 @@ def manifest_options(split_help: str | None = None) -> Decorator:
     """``--classes FILE`` and ``--allow-absolute-paths`` (and ``--split`` when ``split_help`` says
     which rows a command reads unless told): how a CSV/JSONL manifest given as the data is read,
     the same in every command (:mod:`mnv3cli.data.manifest`)."""
-    options = [
+    options: list[Decorator] = [
         click.option(
             "--classes",
             "classes_file",

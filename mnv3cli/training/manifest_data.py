@@ -48,8 +48,9 @@ def manifest_splits(
             where = val or f"the val rows of {data}"
             raise UserError(f"--val-split {val_split}: not used when validation data ({where}) exists; drop one")
     if val is not None:
-        kwargs = {"prefer": ("val",), "classes_file": classes_file, "allow_absolute": allow_absolute}
-        val_samples, bad = labelled_samples(val, names, **kwargs)
+        val_samples, bad = labelled_samples(
+            val, names, prefer=("val",), classes_file=classes_file, allow_absolute=allow_absolute
+        )
         return Splits(names, train, val_samples, f"{data} / {val}", str(data), str(val), problems + bad)
     if val_rows:
         val_samples = [(str(row.path), index[row.labels[0]]) for row in val_rows]
