@@ -129,3 +129,21 @@ def test_predict_reads_a_manifest_as_its_input_list(run_cli, dev_set, int8_tflit
         "path": f"{dev_set / 'bad.csv'}:{CLASSES + 2}",
         "error": f"{dev_set / 'bad.csv'}:{CLASSES + 2}: no such image 'dev/missing.jpg'",
     }
+
+
+def test_export_int8_reads_train_rows_to_calibrate_and_test_rows_to_certify(
+    run_cli, imagenet_dev, int8_tflite, tmp_path
+):
+    """Refused before any quantization (2 held-out images cannot certify 50 points): the counts
+    show which rows each option read; the bad row is listed first."""
+    wnids = sorted(os.listdir(imagenet_dev))[:6]
+    rows = ["path,label,split"]
+    rows += [f"{imagenet_dev / w / os.listdir(imagenet_dev / w)[0]},{w},train" for w in wnids[:4]]
+    rows += [f"{imagenet_dev / w / os.listdir(imagenet_dev / w)[0]},{wnids[0]},test" for w in wnids[4:]]
+    rows.append(f"nowhere.jpg,{wnids[0]},train")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    args = ["export", "--int8", "-w", int8_tflite, "--data", tmp_path / "m.csv", "--val", tmp_path / "m.csv"]
+    proc = run_cli(*args, "--allow-absolute-paths", "--max-drop", "50", "-o", tmp_path / "s8.onnx")
+    assert proc.returncode == 2, proc.stderr
+    assert "m.csv:8: no such image 'nowhere.jpg'" in proc.stderr
+    assert "2 held-out images cannot certify it (at least 7" in proc.stderr and not (tmp_path / "s8.onnx").exists()
