@@ -53,7 +53,8 @@ def scan_labelled(
     if not rows:
         raise UserError(f"{plain(data)}: no rows in the {chosen} split (splits present: {_present(manifest)})")
     items = [(str(row.path), row.labels[0]) for row in rows]
-    return ScannedFolder(Path(data).parent, items, Path(data), (note,) if note else (), problems_of(manifest))
+    notes = (note,) if note else ()
+    return ScannedFolder(Path(data).parent, items, Path(data), notes, problems_of(manifest), "manifest")
 
 
 def choose_split(manifest: Manifest, split: str | None, prefer: Sequence[str]) -> tuple[str | None, str]:

@@ -35,6 +35,7 @@ def test_evaluate_manifest_equals_folder(run_cli, dev_set, int8_tflite):
     a, b = json.loads(folder.stdout), json.loads(manifest.stdout)
     assert b["images"] == a["images"] == CLASSES and b["top1"] == a["top1"]
     assert "reading the test split" in manifest.stderr
+    assert a["layout"] == "wordnet-id folders" and b["layout"] == "manifest"
 
 
 def test_evaluate_bad_row_is_a_partial_failure(run_cli, dev_set, int8_tflite):
