@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,7 +129,7 @@ def read_class_list(path: str | os.PathLike) -> list[str]:
     names = [line for line in lines if line and not line.startswith("#")]
     if not names:
         raise UserError(f"{plain(path)}: no class names (expected one a line)")
-    repeated = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise UserError(f"{plain(path)}: class(es) listed twice: {_names(repeated)}")
     return names
@@ -240,7 +241,7 @@ class _Reader:
                 keys_seen = key or ""
                 self.multi_label, self.has_labels = key == "labels", key is not None
             elif (key or "") != keys_seen:
-                self.problem(number, f"has {key or 'no label'!r} while line 1's rows use {keys_seen or 'no label'!r}")
+                self.problem(number, f"has {key or 'no label'!r} while earlier rows use {keys_seen or 'no label'!r}")
                 continue
             self._json_row(number, obj, key)
         if keys_seen is None:
@@ -270,6 +271,8 @@ class _Reader:
         written = written.strip()
         if not written:
             return self.problem(line, "empty path")
+        if any("\x00" in text for text in (written, split or "", *(labels or ()))):  # JSON's \u0000
+            return self.problem(line, "holds a NUL byte")
         absolute = self._resolve(line, written)
         if labels is not None:
             labels = [label.strip() for label in labels if label.strip()]
