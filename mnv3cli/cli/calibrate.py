@@ -17,6 +17,7 @@ from .context import AppContext, pass_app
 from .options import (
     TORCH_WEIGHTS_HELP,
     batch_size_option,
+    device_option,
     json_option,
     model_option,
     weights_option,
@@ -25,7 +26,7 @@ from .options import (
 
 
 @click.command("calibrate")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=click.Path(path_type=Path), metavar="DATA")
 @model_option()
 @weights_option(TORCH_WEIGHTS_HELP)
 @click.option(
@@ -38,12 +39,13 @@ from .options import (
 @click.option(
     "--labels",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FOLDER holds images without class subfolders; CSV rows are path,label (as for evaluate).",
+    help="DATA holds images without class subfolders; CSV rows are path,label (as for evaluate).",
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Fit on N images spread evenly over the folder.")
 @batch_size_option()
 @workers_option()
 @json_option()
+@device_option()
 @pass_app
 def command(
     app: AppContext,
@@ -57,11 +59,13 @@ def command(
     workers: int | None,
     as_json: bool,
 ) -> None:
-    """Fit a temperature for the weights on FOLDER (labelled as for `mnv3 evaluate`) and write OUTPUT.
+    """Fit a temperature for the weights on DATA (labelled as for `mnv3 evaluate`) and write -o FILE.
 
     \b
+    Examples:
       mnv3 calibrate data/val -w model.tflite -o calibrated.pt
       mnv3 evaluate data/test -w calibrated.pt
+
     Use images the model was not trained on (a validation split). Exit status 1 when some images
     could not be read (the others are used).
     """

@@ -128,11 +128,15 @@ def command(
     """Export a model to ONNX, OpenVINO IR or TorchScript and verify it against PyTorch.
 
     \b
+    Examples:
       mnv3 export --model small --weights imagenet
-      mnv3 export --weights mobilenet_v3_small_1.0_224_int8.tflite -o small.onnx --image cat.jpg
+      mnv3 export -w mobilenet_v3_small_1.0_224_int8.tflite -o small.onnx \\
+          --image cat.jpg
       mnv3 export --format openvino --weights imagenet --model small -o small.xml
       mnv3 export --format torchscript --model large -o large.pt
-      mnv3 export -f openvino --int8 --data imagenet/train-sample --val imagenet/val -o small-int8.xml
+      mnv3 export -f openvino --int8 --data imagenet/train-sample \\
+          --val imagenet/val -o small-int8.xml
+
     Exit status 1 when the file's logits differ from PyTorch's by more than 1e-4 (the file is kept
     for inspection), or when --int8 cannot be certified within --max-drop (nothing is written);
     2 for bad options, weights or --image.
@@ -245,7 +249,7 @@ def _check_int8(fmt: str, data_dir: Path | None) -> None:
         raise UserError(f"--int8: only for --format {' or '.join(able)}")
     if data_dir is None:
         raise UserError(
-            "--int8: needs --data DIR, labelled images to calibrate on (and to measure top-1 on, without --val)"
+            "--int8: needs --data DATA, labelled images to calibrate on (and to measure top-1 on, without --val)"
         )
     if find_spec("nncf") is None:
         raise UserError("--int8: NNCF is not installed (pip install 'mnv3cli[int8]')")

@@ -4,10 +4,9 @@ Results stream in input order: rich tables on stdout for people, JSON lines for 
 or a CSV/JSONL file (``--output``: streamed to FILE.part and renamed when complete, continued by
 ``--resume``; see :mod:`mnv3cli.prediction.results_file`). A bad input is reported (stderr line or
 error record) and the rest still run; any failure makes the exit status 1. Under torchrun each
-process classifies a share of the batches and rank 0 prints and writes everything.
-
-Nothing heavy is imported at module level (``mnv3 predict --help`` stays instant); the model
-comes from :func:`~mnv3cli.cli.options.open_model`, like every command's.
+process classifies a share of the batches and rank 0 prints and writes everything. Nothing heavy
+is imported at module level (``mnv3 predict --help`` stays instant); the model comes from
+:func:`~mnv3cli.cli.options.open_model`, like every command's.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from .options import (
     model_option,
     open_model,
     precision_option,
+    top_k_option,
     tta_option,
     weights_option,
     workers_option,
@@ -45,7 +45,7 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @click.argument("inputs", nargs=-1, required=True)
 @model_option()
 @weights_option()
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True, help="Labels per image.")
+@top_k_option()
 @batch_size_option()
 @workers_option()
 @json_option("JSON lines on stdout, one per input, in order.")
@@ -53,7 +53,7 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the results to FILE.csv or FILE.jsonl (instead of tables); "
+    help="Write the results to FILE (.csv or .jsonl) instead of tables; "
     "streamed to FILE.part, renamed to FILE when complete.",
 )
 @click.option(
@@ -105,11 +105,14 @@ def command(
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
 
     \b
+    Examples:
       mnv3 predict photo.jpg
       mnv3 predict 'holiday/**/*.jpg' --json > labels.jsonl
-      find . -name '*.png' | mnv3 predict - --output labels.csv
-      torchrun --nproc-per-node 4 -m mnv3cli predict archive/ -o labels.csv --resume
-      mnv3 predict inbox/ --min-confidence 0.6 --sort-into sorted/ --mode hardlink
+      find . -name '*.png' | mnv3 predict - -o labels.csv
+      torchrun --nproc-per-node 4 -m mnv3cli predict archive/ -o a.csv --resume
+      mnv3 predict inbox/ --min-confidence 0.6 --sort-into sorted/
+
+    Exit status 1 when some inputs could not be read (the others are classified).
     """
     if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
         raise UserError(f"--output {output}: unknown format; use a .csv or .jsonl file name")

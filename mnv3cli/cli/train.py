@@ -41,13 +41,12 @@ def _options(func):
 
 
 @click.command("train")
-@click.argument("data", required=False, type=click.Path(file_okay=False), metavar="[DIR]")
+@click.argument("data", required=False, type=click.Path(file_okay=False), metavar="[DATA]")
 @click.option(
     "--resume",
-    type=click.Path(),
-    metavar="RUN",
-    help="Continue the run in folder RUN from its last.pt (options given now override its "
-    "config, e.g. --epochs to train longer).",
+    is_flag=True,
+    help="Continue the interrupted run in the -o folder from its last.pt (options given now "
+    "override its config, e.g. --epochs to train longer).",
 )
 @click.option(
     "--config",
@@ -76,22 +75,26 @@ def command(
     ctx: click.Context,
     app: AppContext,
     data: str | None,
-    resume: str | None,
+    resume: bool,
     config_file: str | None,
     as_json: bool,
     **options,
 ) -> None:
-    """Fine-tune or train a model on the ImageFolder DIR (DIR/train + DIR/val, or --val-split).
+    """Fine-tune or train a model on the labelled images DATA (DATA/train + DATA/val, or
+    --val-split).
 
     \b
     Examples:
       mnv3 train data/ --weights imagenet --epochs 5
       mnv3 train photos/ --val-split 0.2 --model mobilenetv3_small_100 --freeze
-      mnv3 train --resume runs/data
-      torchrun --nproc_per_node 4 -m mnv3cli train data/ --weights imagenet
+      mnv3 train --resume -o runs/data
+      torchrun --nproc-per-node 4 -m mnv3cli train data/ --weights imagenet
     """
-    if data is None and resume is None:
-        raise click.UsageError("give the training data DIR, or --resume RUN")
+    if resume and not options.get("output"):
+        raise click.UsageError("--resume continues the run folder given with -o RUN")
+    if data is None and not resume:
+        raise click.UsageError("give the training DATA, or --resume -o RUN")
+    resume = options["output"] if resume else None
     cli = dict(options, data=data)
     if app.device != "auto":
         cli["device"] = app.device

@@ -9,18 +9,18 @@ from ..training import AMP_MODES, AUGMENTS, DEFAULT_MODEL, OPTIMIZERS
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
-    (("--val",), "val", click.Path(file_okay=False), "Validation ImageFolder (default: DIR/val)."),
+    (("--val",), "val", click.Path(file_okay=False), "Labelled validation images (default: DATA/val)."),
     (
         ("--val-split",),
         "val_split",
         click.FloatRange(0, 1, min_open=True, max_open=True),
-        "Hold out this share of DIR for validation (stratified, seeded), e.g. 0.2.",
+        "Hold out this share of DATA for validation (stratified, seeded), e.g. 0.2.",
     ),
     (
         ("-o", "--output"),
         "output",
         click.Path(file_okay=False),
-        "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DIR name>].",
+        "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DATA name>].",
     ),
     (
         ("-m", "--model"),
@@ -33,7 +33,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
         "weights",
         str,
         (
-            "Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DIR's "
+            "Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DATA's "
             "classes. Without it the model trains from scratch."
         ),
     ),
@@ -106,7 +106,13 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     ),
     (("--tensorboard/--no-tensorboard",), "tensorboard", None, "TensorBoard event files in the run folder."),
     (("--seed",), "seed", click.IntRange(0), "Seed of everything random (data order, augmentation, init)."),
-    (("-j", "--workers"), "workers", click.IntRange(0), "Data-loading processes [default: min(8, CPUs)]."),
+    (
+        ("-j", "--workers"),
+        "workers",
+        click.IntRange(1),
+        "Images decoded in parallel, by data-loading processes (1: in the training process) "
+        "[default: CPU cores, at most 8].",
+    ),
 ]
 
 
