@@ -42,6 +42,7 @@ def _options(func):
 
 @click.command("train")
 @click.argument("data", required=False, type=click.Path(file_okay=False), metavar="[DATA]")
+@_options
 @click.option(
     "--resume",
     is_flag=True,
@@ -65,7 +66,6 @@ def _options(func):
     help="Train only the classifier; with N, also the last N stages (stem, 5-6 bneck stages "
     "and the head count as stages).",
 )
-@_options
 @mlflow_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object on stdout.")
 @device_option()

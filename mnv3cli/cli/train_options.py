@@ -7,27 +7,9 @@ import click
 
 from ..training import AMP_MODES, AUGMENTS, DEFAULT_MODEL, OPTIMIZERS
 
-# (flags, config field, click type, help). Defaults come from TrainConfig.
+# (flags, config field, click type, help), most used first (the order of --help). Defaults come
+# from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
-    (("--val",), "val", click.Path(file_okay=False), "Labelled validation images (default: DATA/val)."),
-    (
-        ("--val-split",),
-        "val_split",
-        click.FloatRange(0, 1, min_open=True, max_open=True),
-        "Hold out this share of DATA for validation (stratified, seeded), e.g. 0.2.",
-    ),
-    (
-        ("-o", "--output"),
-        "output",
-        click.Path(file_okay=False),
-        "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DATA name>].",
-    ),
-    (
-        ("-m", "--model"),
-        "model",
-        str,
-        f"Registry model (see `mnv3 models`); inferred from --weights [default without: {DEFAULT_MODEL}].",
-    ),
     (
         ("-w", "--weights"),
         "weights",
@@ -38,6 +20,34 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
         ),
     ),
     (
+        ("-m", "--model"),
+        "model",
+        str,
+        f"Registry model (see `mnv3 models`); inferred from --weights [default without: {DEFAULT_MODEL}].",
+    ),
+    (("-e", "--epochs"), "epochs", click.IntRange(1), "Epochs."),
+    (("-b", "--batch-size"), "batch_size", click.IntRange(1), "Images per step (per process)."),
+    (
+        ("--lr",),
+        "lr",
+        click.FloatRange(0, min_open=True),
+        "Peak learning rate [default: 1e-3 from scratch, 1e-4 fine-tuning; sgd 10x that].",
+    ),
+    (
+        ("-o", "--output"),
+        "output",
+        click.Path(file_okay=False),
+        "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DATA name>].",
+    ),
+    (("-r", "--resolution"), "resolution", click.IntRange(16), "Input size in pixels [default: the weights' (224)]."),
+    (("--val",), "val", click.Path(file_okay=False), "Labelled validation images (default: DATA/val)."),
+    (
+        ("--val-split",),
+        "val_split",
+        click.FloatRange(0, 1, min_open=True, max_open=True),
+        "Hold out this share of DATA for validation (stratified, seeded), e.g. 0.2.",
+    ),
+    (
         ("--freeze-bn/--train-bn",),
         "freeze_bn",
         None,
@@ -45,16 +55,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     ),
     (("--bn-momentum",), "bn_momentum", click.FloatRange(0, 1), "BatchNorm momentum while statistics train."),
     (("--dropout",), "dropout", click.FloatRange(0, 1), "Dropout before the classifier [default: 0.2]."),
-    (("-r", "--resolution"), "resolution", click.IntRange(16), "Input size in pixels [default: the weights' (224)]."),
-    (("-e", "--epochs"), "epochs", click.IntRange(1), "Epochs."),
-    (("-b", "--batch-size"), "batch_size", click.IntRange(1), "Images per step (per process)."),
     (("--optimizer",), "optimizer", click.Choice(OPTIMIZERS), "Optimizer (timm.optim)."),
-    (
-        ("--lr",),
-        "lr",
-        click.FloatRange(0, min_open=True),
-        "Peak learning rate [default: 1e-3 from scratch, 1e-4 fine-tuning; sgd 10x that].",
-    ),
     (
         ("--weight-decay",),
         "weight_decay",

@@ -125,3 +125,9 @@ def test_usage_lines_in_the_docs_name_values_as_help_does(name):
     if arguments:
         assert first and first.group(1) in arguments, (usage.splitlines()[0], arguments)
     assert not problems, "\n".join(problems)
+
+
+def test_train_help_leads_with_the_options_most_runs_use():
+    lines = help_text("train").split("Options:", 1)[1].splitlines()
+    options = [line.split()[0].rstrip(",") for line in lines if line.startswith("  -")]
+    assert options[:5] == ["-w", "-m", "-e", "-b", "--lr"]
