@@ -18,6 +18,7 @@ from .options import (
     TORCH_WEIGHTS_HELP,
     batch_size_option,
     device_option,
+    fast_decode_option,
     json_option,
     model_option,
     weights_option,
@@ -46,6 +47,7 @@ from .options import (
 @workers_option()
 @json_option()
 @device_option()
+@fast_decode_option()
 @pass_app
 def command(
     app: AppContext,
@@ -58,6 +60,7 @@ def command(
     batch_size: int,
     workers: int | None,
     as_json: bool,
+    fast_decode: bool,
 ) -> None:
     """Fit a temperature for the weights on DATA (labelled as for `mnv3 evaluate`) and write -o FILE.
 
@@ -103,6 +106,7 @@ def command(
             device=resolve_device(app.device),
             extra={"calibrated_on": str(folder), "calibrated_from": loaded.card.source},
             on_batch=lambda p: progress.update(task, completed=p.done),
+            fast_decode=fast_decode,
         )
     obj = {"weights": loaded.card.source, "output": str(output), "data": str(folder)} | fit.to_dict()
     if as_json:
