@@ -91,14 +91,14 @@ def command(
       torchrun --nproc-per-node 4 -m mnv3cli train data/ --weights imagenet
     """
     if resume and not options.get("output"):
-        raise click.UsageError("--resume continues the run folder given with -o RUN")
+        raise click.UsageError("--resume continues the run folder given with -o DIR")
     if data is None and not resume:
-        raise click.UsageError("give the training DATA, or --resume -o RUN")
-    resume = options["output"] if resume else None
+        raise click.UsageError("give the training DATA, or --resume -o DIR")
+    run: str | None = options["output"] if resume else None  # the run folder to continue
     cli = dict(options, data=data)
     if app.device != "auto":
         cli["device"] = app.device
-    cfg = build_config(cli, config_file, resume, warn)  # option errors before the heavy imports
+    cfg = build_config(cli, config_file, run, warn)  # option errors before the heavy imports
 
     from ..training import stop_on_signals, train
 
@@ -107,7 +107,7 @@ def command(
 
     with stop_on_signals() as stop:
         try:
-            result = train(cfg, listener, resume=resume, stop=stop)
+            result = train(cfg, listener, resume=run, stop=stop)
         except Interrupted:
             if not main:  # rank 0 reports it
                 ctx.exit(Interrupted.exit_code)
