@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, make_shapes, require_shared, started
+from helpers import cli_env, make_shapes, require_shared, started, wide_lines
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -67,7 +67,7 @@ def run_cli(tmp_path):
     def run(
         *args: str, input: str | None = None, env: dict | None = None, cwd=None, timeout: float = 600
     ) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "mnv3cli", *map(str, args)],
             input=input,
             capture_output=True,
@@ -76,6 +76,13 @@ def run_cli(tmp_path):
             cwd=cwd or tmp_path,
             timeout=timeout,
         )
+        if cli_env(env)["COLUMNS"] == "80" and not {"-v", "--verbose", "-vv"} & set(map(str, args)):
+            # a call made at 80 columns checks every error, warning and note it provoked for free
+            too_wide = wide_lines(done.stderr, (cwd or tmp_path, tmp_path))
+            assert not too_wide, f"mnv3 {' '.join(map(str, args))}: stderr wider than 80 columns:\n" + "\n".join(
+                too_wide
+            )
+        return done
 
     return run
 

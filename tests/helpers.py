@@ -47,6 +47,15 @@ def cli_env(extra: dict | None = None) -> dict:
     return env
 
 
+def wide_lines(text: str, folders=(), columns: int = 80) -> list[str]:
+    """The lines of ``text`` wider than ``columns`` once the test's own folders (long temporary
+    paths a user would not have) are written ``T``: what a message costs at 80 columns."""
+    shorter = text
+    for folder in sorted({str(f) for f in folders}, key=len, reverse=True):
+        shorter = shorter.replace(folder, "T")
+    return [line for line in shorter.splitlines() if len(line) > columns]
+
+
 def default_signals() -> None:
     """``preexec_fn`` of every child process a test starts: SIGINT, SIGTERM and SIGHUP at their
     defaults whatever the test run inherited. ``python -m pytest`` started under ``nohup ... &``

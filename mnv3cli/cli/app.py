@@ -24,37 +24,43 @@ from ..errors import Interrupted, PartialFailure, UserError
 from ..inference import DEVICE_CHOICES
 from ..printable import plain, plain_lines
 from .context import AppContext, is_utf8, warn
-from .options import conventional_metavars
+from .options import conventional_metavars, with_global_options
 
 # name -> (module, short help). The help text is here so that listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "calibrate": ("mnv3cli.cli.calibrate", "Fit a temperature on labelled images so probabilities mean what they say."),
+    "calibrate": ("mnv3cli.cli.calibrate", "Fit a temperature so that probabilities mean what they say."),
     "completion": ("mnv3cli.cli.completion", "Print the shell completion script for bash, zsh or fish."),
-    "convert": ("mnv3cli.cli.convert", "Convert weights (torchvision, timm, TFLite, tags) to an mnv3 checkpoint."),
+    "convert": ("mnv3cli.cli.convert", "Convert torchvision, timm or TFLite weights to a checkpoint."),
     "doctor": ("mnv3cli.cli.doctor", "Versions, backends, CPU features and cache, for bug reports."),
-    "evaluate": ("mnv3cli.cli.evaluate", "Accuracy on a labelled folder: top-1/5, per class, confusion, report."),
+    "evaluate": ("mnv3cli.cli.evaluate", "Accuracy on labelled images: top-1/5, per class, confusion."),
     "explain": ("mnv3cli.cli.explain", "Grad-CAM heatmaps: where in each image the model found its class."),
-    "export": ("mnv3cli.cli.export", "Export a model to ONNX or TorchScript and verify it against PyTorch."),
+    "export": ("mnv3cli.cli.export", "Export to ONNX, OpenVINO IR or TorchScript, checked on torch."),
     "models": ("mnv3cli.cli.models", "List the registered models and their pretrained weights."),
     "predict": ("mnv3cli.cli.predict", "Classify images, folders, globs and URLs: top-k labels per image."),
     "profile": ("mnv3cli.cli.profile", "Parameters, MACs/FLOPs and latency per backend and batch size."),
-    "serve": ("mnv3cli.cli.serve", "Classify images over HTTP (API, web page, metrics) with dynamic batching."),
-    "train": ("mnv3cli.cli.train", "Fine-tune or train from scratch on an image folder; resumable, multi-process."),
+    "serve": ("mnv3cli.cli.serve", "Classify images over HTTP: API, web page, metrics, batching."),
+    "train": ("mnv3cli.cli.train", "Fine-tune or train from scratch on labelled images; resumable."),
 }
+
+
+# the order of `mnv3 --help`: by how often a newcomer needs them, not alphabetical
+COMMAND_ORDER = ("predict", "evaluate", "train", "calibrate", "explain", "serve", "export", "convert", "profile")
 
 
 class Mnv3Group(click.Group):
     """A group whose commands are imported on first use and whose errors follow the conventions."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMANDS) | set(self.commands))
+        """:data:`COMMAND_ORDER` first, then the rest (``models``, plugins) alphabetically."""
+        rest = sorted((set(COMMANDS) | set(self.commands)) - set(COMMAND_ORDER))
+        return [*COMMAND_ORDER, *rest]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:  # commands attached with @cli.command (plugins, tests)
             command = super().get_command(ctx, name)
         else:
             command = importlib.import_module(COMMANDS[name][0]).command
-        return conventional_metavars(command) if command is not None else None
+        return conventional_metavars(with_global_options(command)) if command is not None else None
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         """Renamed options (:mod:`mnv3cli.deprecation`) reach every command under their new name."""
@@ -119,8 +125,12 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
     click.echo(f"{prefix}mnv3: {kind}: {plain_lines(message)}", err=True)
 
 
-@click.group(cls=Mnv3Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="mnv3")
+@click.group(
+    cls=Mnv3Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Documentation: docs/index.md in the source tree; every command has --help.",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="mnv3")
 @click.option("-v", "--verbose", count=True, help="More output; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
 @click.option(
@@ -133,7 +143,11 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
 )
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, device: str) -> None:
-    """mnv3: classify, evaluate, fine-tune and measure MobileNetV3 models."""
+    """mnv3: classify, evaluate, fine-tune and measure MobileNetV3 models.
+
+    \b
+      mnv3 predict examples/chelsea.jpg -k 3
+    """
     ctx.obj = AppContext(verbose=verbose, quiet=quiet, device=device)
 
 

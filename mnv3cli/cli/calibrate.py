@@ -18,6 +18,8 @@ from .options import (
     TORCH_WEIGHTS_HELP,
     bad_rows_failure,
     batch_size_option,
+    device_option,
+    fast_decode_option,
     json_option,
     manifest_options,
     model_option,
@@ -28,7 +30,7 @@ from .options import (
 
 
 @click.command("calibrate")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=click.Path(path_type=Path), metavar="DATA")
 @model_option()
 @weights_option(TORCH_WEIGHTS_HELP)
 @click.option(
@@ -41,13 +43,15 @@ from .options import (
 @click.option(
     "--labels",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FOLDER holds images without class subfolders; CSV rows are path,label (as for evaluate).",
+    help="DATA holds images without class subfolders; CSV rows are path,label (as for evaluate).",
 )
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Fit on N images spread evenly over the folder.")
 @batch_size_option()
 @workers_option()
 @manifest_options("Rows of a manifest to fit on [default: val if any, else test, else all].")
 @json_option()
+@device_option()
+@fast_decode_option()
 @pass_app
 def command(
     app: AppContext,
@@ -63,12 +67,15 @@ def command(
     allow_absolute_paths: bool,
     split: str | None,
     as_json: bool,
+    fast_decode: bool,
 ) -> None:
-    """Fit a temperature for the weights on FOLDER (a folder or manifest, as for `mnv3 evaluate`) and write OUTPUT.
+    """Fit a temperature for the weights on DATA (a folder or manifest, as for `mnv3 evaluate`) and write -o FILE.
 
     \b
+    Examples:
       mnv3 calibrate data/val -w model.tflite -o calibrated.pt
       mnv3 evaluate data/test -w calibrated.pt
+
     Use images the model was not trained on (a validation split). Exit status 1 when some images
     could not be read (the others are used).
     """
@@ -115,6 +122,7 @@ def command(
             device=resolve_device(app.device),
             extra={"calibrated_on": str(folder), "calibrated_from": loaded.card.source},
             on_batch=lambda p: progress.update(task, completed=p.done),
+            fast_decode=fast_decode,
         )
     obj = {"weights": loaded.card.source, "output": str(output), "data": str(folder)} | fit.to_dict()
     if as_json:

@@ -39,9 +39,15 @@ def _notes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
 
 
 @click.command("convert")
-@click.argument("source", metavar="IN")
-@click.argument("output", metavar="OUT", type=click.Path(dir_okay=False, path_type=Path))
-@model_option("Registry name or alias [default: inferred from IN's tensor shapes or metadata].")
+@click.argument("source", metavar="WEIGHTS")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Checkpoint to write: .pt, .pth or .safetensors.",
+)
+@model_option("Registry name or alias [default: inferred from the tensor shapes or metadata].")
 @click.option(
     "--dtype",
     type=click.Choice(DTYPES),
@@ -55,23 +61,25 @@ def _notes(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) 
     metavar="KEY=VALUE",
     multiple=True,
     callback=_notes,
-    help="Add a note (licence, source ...) to OUT's metadata; repeatable.",
+    help="Add a note (licence, source ...) to the output's metadata; repeatable.",
 )
 @json_option()
 @pass_app
 def command(
     app: AppContext, source: str, output: Path, model: str | None, dtype: str, notes: dict[str, str], as_json: bool
 ) -> None:
-    """Convert IN (a weights file or registry tag) to OUT, a .pt or .safetensors checkpoint.
+    """Convert WEIGHTS (a weights file or registry tag) to a .pt or .safetensors checkpoint.
 
-    IN: .pt/.pth/.bin (an mnv3, torchvision or timm checkpoint), .safetensors, .tflite, or a tag
-    such as imagenet or torchvision:IMAGENET1K_V1 (downloaded into torch.hub's cache).
+    WEIGHTS: .pt/.pth/.bin (an mnv3, torchvision or timm checkpoint), .safetensors, .tflite, or a
+    tag such as imagenet or torchvision:IMAGENET1K_V1 (downloaded into torch.hub's cache).
 
     \b
-      mnv3 convert mobilenet_v3_small_1.0_224_int8.tflite small-int8.pt
-      mnv3 convert mobilenet_v3_small-047dcff4.pth small.safetensors --json
-      mnv3 convert imagenet --model small small.pt
-      mnv3 convert small.pt small-fp16.safetensors --dtype float16 --meta license=Apache-2.0
+    Examples:
+      mnv3 convert mobilenet_v3_small_1.0_224_int8.tflite -o small-int8.pt
+      mnv3 convert mobilenet_v3_small-047dcff4.pth -o small.safetensors --json
+      mnv3 convert imagenet --model small -o small.pt
+      mnv3 convert small.pt -o small-fp16.safetensors --dtype float16 \\
+          --meta license=Apache-2.0
     """
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise UserError(

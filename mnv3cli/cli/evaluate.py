@@ -49,14 +49,14 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
 
 
 @click.command("evaluate")
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=click.Path(path_type=Path), metavar="DATA")
 @model_option()
 @weights_option()
 @click.option(
     "--labels",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="FOLDER holds images without class subfolders; FILE is a CSV of path,label rows "
-    "(label = class name, WordNet id or class index; paths relative to FOLDER).",
+    help="DATA holds images without class subfolders; FILE is a CSV of path,label rows "
+    "(label = class name, WordNet id or class index; paths relative to DATA).",
 )
 @click.option(
     "--limit",
@@ -101,14 +101,16 @@ def command(
     precision: str,
     fast_decode: bool,
 ) -> None:
-    """Measure accuracy on FOLDER: one subfolder per class (WordNet ids such as n01440764, or the
+    """Measure accuracy on DATA: one subfolder per class (WordNet ids such as n01440764, or the
     model's class names), flat with --labels, or a CSV/JSONL manifest of path,label[,split] rows.
 
     \b
+    Examples:
       mnv3 evaluate imagenet/val -w model.tflite
       mnv3 evaluate data/val -w runs/ants/best.pt --report eval-report
       mnv3 evaluate data.csv --split val -w runs/ants/best.pt
       torchrun --nproc-per-node 4 -m mnv3cli evaluate imagenet/val --json
+
     Exit status 1 when some images could not be read (the report lists them) or
     manifest rows are bad (listed on stderr).
     """

@@ -1,6 +1,6 @@
 """``mnv3 explain``: where the model looked, as a Grad-CAM heatmap over each image.
 
-For every IMAGE: the top-5 (a table on stdout, or one JSON line with ``--json``) and
+For every IMAGE: the top-k (a table on stdout, or one JSON line with ``--json``) and
 ``OUT/<name>.gradcam.png``, the heatmap of the top-1 class (or ``--class``) over the image as the
 model saw it. The maps come from :mod:`mnv3cli.inference.explain` (the pytorch-grad-cam library, an
 optional extra); a missing extra, a bad ``--class`` or bad weights exit 2 before any image is read;
@@ -16,7 +16,15 @@ import click
 from ..errors import PartialFailure, UserError
 from ..printable import plain
 from .context import AppContext, pass_app
-from .options import TORCH_WEIGHTS_HELP, json_option, model_option, weights_option
+from .options import (
+    TORCH_WEIGHTS_HELP,
+    device_option,
+    fast_decode_option,
+    json_option,
+    model_option,
+    top_k_option,
+    weights_option,
+)
 
 
 @click.command("explain")
@@ -33,11 +41,14 @@ from .options import TORCH_WEIGHTS_HELP, json_option, model_option, weights_opti
     "--output",
     "-o",
     type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    metavar="DIR",
-    help="Folder for the heatmaps (NAME.gradcam.png per image).",
+    default=Path("gradcam"),
+    show_default=True,
+    help="Folder for the heatmaps (NAME.gradcam.png per image), made if missing.",
 )
+@top_k_option()
 @json_option("One JSON line per image on stdout.")
+@device_option()
+@fast_decode_option()
 @pass_app
 def command(
     app: AppContext,
@@ -46,13 +57,17 @@ def command(
     weights: str | None,
     class_name: str | None,
     output: Path,
+    top_k: int,
     as_json: bool,
+    fast_decode: bool,
 ) -> None:
     """Grad-CAM heatmaps: where in each IMAGE the model found its top-1 class (or --class LABEL).
 
     \b
-      mnv3 explain cat.jpg -o cams
+    Examples:
+      mnv3 explain cat.jpg
       mnv3 explain photos/*.jpg -w runs/ants/best.pt --class bees -o cams --json
+
     Needs the explain extra: pip install 'mnv3cli[explain]'.
     """
     from ..data.folders import ClassMatcher
@@ -79,7 +94,14 @@ def command(
     for image in images:
         try:
             result = explain(
-                loaded.model, loaded.card.preprocess, image, target, temperature=loaded.card.temperature, device=device
+                loaded.model,
+                loaded.card.preprocess,
+                image,
+                target,
+                temperature=loaded.card.temperature,
+                device=device,
+                top_k=top_k,
+                fast_decode=fast_decode,
             )
         except ImageDecodeError as exc:
             failed += 1

@@ -24,6 +24,7 @@ from ..inference.results import ExportResult, Int8ExportResult
 from ..rounding import significant
 from .context import AppContext, pass_app
 from .export_checks import check_export_output, check_int8
+from .export_output import int8_lines, print_export_result
 from .options import (
     TORCH_WEIGHTS_HELP,
     RegistryChoice,
@@ -142,11 +143,15 @@ def command(
     """Export a model to ONNX, OpenVINO IR or TorchScript and verify it against PyTorch.
 
     \b
+    Examples:
       mnv3 export --model small --weights imagenet
-      mnv3 export --weights mobilenet_v3_small_1.0_224_int8.tflite -o small.onnx --image cat.jpg
+      mnv3 export -w mobilenet_v3_small_1.0_224_int8.tflite -o small.onnx \\
+          --image cat.jpg
       mnv3 export --format openvino --weights imagenet --model small -o small.xml
       mnv3 export --format torchscript --model large -o large.pt
-      mnv3 export -f openvino --int8 --data imagenet/train-sample --val imagenet/val -o small-int8.xml
+      mnv3 export -f openvino --int8 --data imagenet/train-sample \\
+          --val imagenet/val -o small-int8.xml
+
     Exit status 1 when the file's logits differ from PyTorch's by more than 1e-4 (the file is kept
     for inspection), or when --int8 cannot be certified within --max-drop (nothing is written);
     2 for bad options, weights or --image.
@@ -220,7 +225,7 @@ def command(
     if as_json:
         app.emit_json(result.to_dict())
     else:
-        _print_result(result, export.description.format(opset=opset), difference)
+        print_export_result(result, export.description.format(opset=opset), difference)
     if difference > TOLERANCE:
         raise PartialFailure(
             f"{output}: differs from PyTorch by {difference:.3g} > {TOLERANCE:g}; "
@@ -231,25 +236,6 @@ def command(
 def _bytes(output: Path, export) -> int:
     """The size of the written file and of its companions (IR's .bin)."""
     return sum(f.stat().st_size for f in (output, *(output.with_suffix(s) for s in export.companions)))
-
-
-def _print_result(result, what: str, difference: float) -> None:
-    """The terminal's two lines for an :class:`~mnv3cli.inference.ExportResult`."""
-    size = result.input_shape[-1]
-    click.echo(
-        fill(
-            f"wrote {result.output} ({what}, {result.bytes / 1e6:.1f} MB): {result.model}, "
-            f"input [batch, 3, {size}, {size}]",
-            whole=(result.output,),
-        )
-    )
-    click.echo(
-        fill(
-            f"largest logit difference from PyTorch on {result.verified_on} (batch of 2): "
-            f"{difference:.2e} (tolerance {result.tolerance:g})",
-            whole=(result.verified_on,),
-        )
-    )
 
 
 def _export_int8(
@@ -325,24 +311,7 @@ def _export_int8(
     if as_json:
         app.emit_json(record.to_dict())
     else:
-        for line in _int8_lines(record, export.title, runner.title):
+        for line in int8_lines(record, export.title, runner.title):
             click.echo(fill(line, whole=(output,)))
     if problems:
         raise bad_rows_failure(problems)
-
-
-def _int8_lines(r: Int8ExportResult, what: str, runtime: str) -> list[str]:
-    """The terminal's lines for an :class:`~mnv3cli.inference.Int8ExportResult`."""
-    size = r.input_shape[-1]
-    return [
-        f"wrote {r.output} ({what}, int8, {r.bytes / 1e6:.1f} MB): {r.model}, input [batch, 3, {size}, {size}]",
-        f"top-1 on {r.held_out_images} held-out images: fp32 {r.fp32_top1:.1f} %, int8 {r.int8_top1:.1f} %, "
-        f"drop {r.drop:.2f} points; 95 % upper confidence bound {r.upper_bound:.2f} points "
-        f"(score bound; they disagree on {r.discordant_images} images), within --max-drop {r.max_drop:g}",
-        f"kept in float: {len(r.kept_in_float)} of {r.layers} layers: {', '.join(r.kept_in_float) or 'none'}",
-        *(
-            f"latency ({runtime}, batch {batch}): fp32 {r.latency_ms['fp32'][batch]:.2f} ms, "
-            f"int8 {r.latency_ms['int8'][batch]:.2f} ms"
-            for batch in sorted(r.latency_ms["fp32"], key=int)
-        ),
-    ]

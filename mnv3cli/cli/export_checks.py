@@ -45,7 +45,7 @@ def check_int8(fmt: str, data_dir: Path | None) -> None:
         raise UserError(f"--int8: only for --format {' or '.join(able)}")
     if data_dir is None:
         raise UserError(
-            "--int8: needs --data DIR, labelled images to calibrate on (and to measure top-1 on, without --val)"
+            "--int8: needs --data DATA, labelled images to calibrate on (and to measure top-1 on, without --val)"
         )
     if find_spec("nncf") is None:
         raise UserError("--int8: NNCF is not installed (pip install 'mnv3cli[int8]')")

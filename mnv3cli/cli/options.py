@@ -30,14 +30,14 @@ Decorator = Callable[[Callable], Callable]
 MODEL_HELP = "Registry name or alias (default: the model of the weights)."
 WEIGHTS_HELP = (
     "bundled (default: the model inside mnv3; with --model: imagenet), a registry tag, a "
-    "weights file (.pt/.pth/.safetensors/.tflite), or a file written by mnv3 export "
+    "weights file (.pt/.pth/.bin/.safetensors/.tflite), or a file written by mnv3 export "
     "(.onnx, OpenVINO .xml)."
 )
 # for the commands that need the PyTorch model itself (calibrate, explain, export), which an
 # exported graph is not: their help must not offer what the loader then refuses
 TORCH_WEIGHTS_HELP = (
     "bundled (default: the model inside mnv3; with --model: imagenet), a registry tag, or a "
-    "weights file (.pt/.pth/.safetensors/.tflite); not an exported .onnx/.xml."
+    "weights file (.pt/.pth/.bin/.safetensors/.tflite); not an exported .onnx/.xml."
 )
 JSON_HELP = "Print the result as one JSON object on stdout."
 
@@ -57,8 +57,20 @@ def json_option(help: str = JSON_HELP) -> Decorator:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+def top_k_option(help: str = "Labels per image.") -> Decorator:
+    """``--top-k/-k N``: how many labels (with probabilities) each image gets."""
+    return click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True, help=help)
+
+
 def batch_size_option() -> Decorator:
-    return click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True)
+    return click.option(
+        "--batch-size",
+        "-b",
+        type=click.IntRange(min=1),
+        default=32,
+        show_default=True,
+        help="Images per model call (more: faster, more memory).",
+    )
 
 
 def workers_option() -> Decorator:
@@ -188,7 +200,13 @@ def device_option(help: str = DEVICE_HELP) -> Decorator:
 # FILE, DIR, NAME for a model, WEIGHTS for a tag or weights file, PIXELS. Options that say more keep their
 # own (RUN, N[,N...]); the rest get theirs from this table by flag, else by type. Applied to every
 # command as it is loaded (:meth:`~mnv3cli.cli.app.Mnv3Group.get_command`), train's generated ones too.
-METAVAR_BY_FLAG = {"--model": "NAME", "--weights": "WEIGHTS", "--resolution": "PIXELS"}
+METAVAR_BY_FLAG = {
+    "--model": "NAME",
+    "--weights": "WEIGHTS",
+    "--resolution": "PIXELS",
+    "--data": "DATA",  # labelled images, the same idea as evaluate's DATA argument
+    "--val": "DATA",
+}
 
 
 def _metavar_by_type(param: click.Parameter) -> str | None:
@@ -202,11 +220,47 @@ def _metavar_by_type(param: click.Parameter) -> str | None:
     return None
 
 
+def _set_quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(AppContext).quiet = True
+
+
+def _add_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    ctx.ensure_object(AppContext).verbose += value or 0
+
+
+def with_global_options(command: click.Command) -> click.Command:
+    """``-q``/``-v`` after the command as well as before it (``mnv3 evaluate DIR -q``), added to
+    every command as it is loaded; they update the one :class:`AppContext` the command reads."""
+    names = {opt for param in command.params for opt in getattr(param, "opts", ())}
+    if "--quiet" not in names and "-q" not in names:
+        command.params.append(
+            click.Option(
+                ["-q", "--quiet"],
+                is_flag=True,
+                expose_value=False,
+                callback=_set_quiet,
+                help="Only results and errors.",
+            )
+        )
+    if "--verbose" not in names and "-v" not in names:
+        command.params.append(
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_add_verbose,
+                help="More output; tracebacks on errors.",
+            )
+        )
+    return command
+
+
 def conventional_metavars(command: click.Command) -> click.Command:
     """Give every option (and path argument) of ``command`` the project's metavar for its kind of
     value, unless the command chose one: ``-b N``, ``-o FILE``/``-o DIR``, ``--weights WEIGHTS``."""
     for param in command.params:
-        chosen = param.metavar is not None or getattr(param, "is_flag", False)
+        chosen = param.metavar is not None or getattr(param, "is_flag", False) or getattr(param, "count", False)
         if chosen or isinstance(param.type, click.Choice):  # a Choice shows its choices
             continue
         if isinstance(param, click.Option):

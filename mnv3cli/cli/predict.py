@@ -4,16 +4,14 @@ Results stream in input order: rich tables on stdout for people, JSON lines for 
 or a CSV/JSONL file (``--output``: streamed to FILE.part and renamed when complete, continued by
 ``--resume``; see :mod:`mnv3cli.prediction.results_file`). A bad input is reported (stderr line or
 error record) and the rest still run; any failure makes the exit status 1. Under torchrun each
-process classifies a share of the batches and rank 0 prints and writes everything.
-
-Nothing heavy is imported at module level (``mnv3 predict --help`` stays instant); the model
-comes from :func:`~mnv3cli.cli.options.open_model`, like every command's.
+process classifies a share of the batches and rank 0 prints and writes everything. Nothing heavy
+is imported at module level (``mnv3 predict --help`` stays instant); the model comes from
+:func:`~mnv3cli.cli.options.open_model`, like every command's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,10 +32,12 @@ from .options import (
     model_option,
     open_model,
     precision_option,
+    top_k_option,
     tta_option,
     weights_option,
     workers_option,
 )
+from .predict_render import progress_bar, top_k_table
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -46,7 +46,7 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
 @click.argument("inputs", nargs=-1, required=True)
 @model_option()
 @weights_option()
-@click.option("--top-k", "-k", type=click.IntRange(min=1), default=5, show_default=True, help="Labels per image.")
+@top_k_option()
 @batch_size_option()
 @workers_option()
 @json_option("JSON lines on stdout, one per input, in order.")
@@ -54,7 +54,7 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the results to FILE.csv or FILE.jsonl (instead of tables); "
+    help="Write the results to FILE (.csv or .jsonl) instead of tables; "
     "streamed to FILE.part, renamed to FILE when complete.",
 )
 @click.option(
@@ -108,11 +108,14 @@ def command(
     """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, - (paths on stdin) or manifests.
 
     \b
+    Examples:
       mnv3 predict photo.jpg
       mnv3 predict 'holiday/**/*.jpg' --json > labels.jsonl
-      find . -name '*.png' | mnv3 predict - --output labels.csv
-      torchrun --nproc-per-node 4 -m mnv3cli predict archive/ -o labels.csv --resume
-      mnv3 predict inbox/ --min-confidence 0.6 --sort-into sorted/ --mode hardlink
+      find . -name '*.png' | mnv3 predict - -o labels.csv
+      torchrun --nproc-per-node 4 -m mnv3cli predict archive/ -o a.csv --resume
+      mnv3 predict inbox/ --min-confidence 0.6 --sort-into sorted/
+
+    Exit status 1 when some inputs could not be read (the others are classified).
     """
     if output is not None and output.suffix.lower() not in OUTPUT_FORMATS:
         raise UserError(f"--output {output}: unknown format; use a .csv or .jsonl file name")
@@ -236,7 +239,7 @@ def _classify(
     todo = sources[first:]
     sinks = _sinks(app, as_json, results, options.get("min_confidence")) if main else []
     long_job = main and len(todo) > options["batch_size"]
-    show = _progress(app, stack, len(sources), resumed) if long_job else None
+    show = progress_bar(app, stack, len(sources), resumed) if long_job else None
     failed = 0
     start = time.perf_counter()
     try:
@@ -302,7 +305,7 @@ def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None
         def print_table(result) -> None:
             if result.error is None:  # the path on its own line, never folded, then its labels
                 console.print(Text(plain(result.shown_path), style="bold"), soft_wrap=True, highlight=False)
-                console.print(_table(result))
+                console.print(top_k_table(result))
                 if result.answer is not None and min_confidence and result.answer != result.predictions[0].label:
                     console.print(
                         f"answer: {result.answer} (top probability below {100 * min_confidence:g} %)",
@@ -318,33 +321,3 @@ def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None
 
     sinks.append(print_error)
     return sinks
-
-
-def _progress(app: AppContext, stack: contextlib.ExitStack, total: int, resumed) -> Callable[[int, int], None]:
-    """A bar on stderr (when it is a terminal): results so far, images/s, errors so far, ETA."""
-    # When stdout is the same terminal, rich prints results above the bar; when it is a pipe or a
-    # file, it must not capture them.
-    bar = stack.enter_context(app.progress(redirect_stdout=sys.stdout.isatty()))
-    task = bar.add_task("classifying", total=total, completed=resumed.done)
-    start = time.perf_counter()
-
-    def show(done: int, failed: int) -> None:
-        rate = done / max(time.perf_counter() - start, 1e-9)
-        bar.update(
-            task, completed=resumed.done + done, description=f"{rate:.1f} images/s, {resumed.failed + failed} failed"
-        )
-
-    return show
-
-
-def _table(result):
-    from rich.table import Table
-
-    table = Table()
-    table.add_column("#", justify="right")
-    table.add_column("label", min_width=24)
-    table.add_column("index", justify="right")
-    table.add_column("probability", justify="right")
-    for rank, p in enumerate(result.predictions, 1):
-        table.add_row(str(rank), p.label, str(p.index), f"{100 * p.probability:.2f} %")
-    return table

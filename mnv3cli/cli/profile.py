@@ -57,7 +57,7 @@ def _check_plot_target(path: Path) -> None:
 
 
 @click.command("profile")
-@model_option("Registry name or alias (see `mnv3 models`). Default: the default model.", dest="model_name")
+@model_option("Registry name or alias (see `mnv3 models`) [default: mobilenetv3_large_100].", dest="model_name")
 @click.option("--size", type=click.Choice(["small", "large"]), help="Shorthand for --model small / --model large.")
 @click.option(
     "--width",
@@ -157,11 +157,12 @@ def command(
     """Count parameters and MACs/FLOPs and time the model on every available backend.
 
     \b
-    mnv3 profile --size small
-    mnv3 profile --model large --batch-size 1,8,32 --threads 2
-    mnv3 profile --size small --compare large --compare mobilenetv3_small_075 --runs 20
-    mnv3 profile --size small --per-layer --runs 0 --json
-    mnv3 profile --weights small.onnx --compare small-int8.onnx --data imagenet/val
+    Examples:
+      mnv3 profile --size small
+      mnv3 profile --model large --batch-size 1,8,32 --threads 2
+      mnv3 profile --size small --compare large --compare mobilenetv3_small_075
+      mnv3 profile --size small --per-layer --runs 0 --json
+      mnv3 profile -w small.onnx --compare small-int8.onnx --data imagenet/val
     """
     from ..inference.exported import is_exported
     from ..registry import default_model, get_entry

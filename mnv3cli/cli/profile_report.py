@@ -63,7 +63,7 @@ def print_tables(app: AppContext, result) -> None:
         )
     for p in profiles:
         for backend, why in p.skipped_backends.items():
-            app.info(f"{_label(p)}: skipped {backend}: {why}")
+            app.info(f"{_label(p)}: skipped {backend}: {why.partition(' (')[0]}")
 
 
 SUMMARY_ROWS = (

@@ -20,8 +20,12 @@ from ..serving import API_KEY_ENV as ENV_KEY
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
+    device_option,
     model_option,
     open_model,
+    precision_option,
+    top_k_option,
+    tta_option,
     weights_option,
     workers_option,
 )
@@ -68,14 +72,7 @@ from .options import (
     show_default=True,
     help="Largest request body (413 beyond).",
 )
-@click.option(
-    "--top-k",
-    "-k",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Labels per image when a request does not ask (?top_k=N).",
-)
+@top_k_option("Labels per image when a request does not ask (?top_k=N).")
 @click.option(
     "--api-key-file",
     metavar="FILE",
@@ -111,6 +108,9 @@ from .options import (
     help="Open connections at most (fewer if the open-files limit is low); more are refused (503).",
 )
 @workers_option()
+@device_option()
+@precision_option()
+@tta_option()
 @pass_app
 def command(
     app: AppContext,
@@ -129,16 +129,20 @@ def command(
     workers: int | None,
     api_key_file: str | None,
     protect_metrics: bool,
+    precision: str,
+    tta: str,
 ) -> None:
     """Serve the model over HTTP: POST /v1/predict, GET /v1/model, /healthz, /metrics, a web page
     at / and the API's documentation at /docs; also the Open Inference Protocol (/v2, as Triton
     and KServe) and TorchServe's /predictions. SIGHUP reloads the weights without a pause.
 
     \b
+    Examples:
       mnv3 serve --weights model.tflite
       curl -H 'Content-Type: image/jpeg' --data-binary @cat.jpg \\
            localhost:8000/v1/predict
       curl -F file=@cat.jpg -F file=@dog.png 'localhost:8000/v1/predict?top_k=3'
+
     Ctrl-C or SIGTERM: the requests in flight are answered, then exit status 0.
     """
     from ..serving import REQUIRED_MODULES
@@ -162,13 +166,13 @@ def command(
         workers=workers,
         api_keys=load_keys(api_key_file),
         protect_metrics=protect_metrics,
-        reload=lambda: open_model(app, model, weights, backend, pipelined=True),
+        reload=lambda: _open(app, model, weights, backend, precision, tta),
         header_timeout=header_timeout,
         body_timeout=body_timeout,
         max_connections=max_connections,
     )
     listen(host, port).close()  # a busy port or a wrong host fails before the slow model load
-    runtime = open_model(app, model, weights, backend, pipelined=True)
+    runtime = _open(app, model, weights, backend, precision, tta)
 
     def ready(url: str) -> None:
         click.echo(plain(f"serving {runtime.card.model_name} at {url} (Ctrl-C to stop)"))
@@ -176,6 +180,16 @@ def command(
 
     level = "info" if app.verbose else ("error" if app.quiet else "warning")
     serve(runtime, settings, on_ready=ready, log_level=level, access_log=app.verbose > 0)
+
+
+def _open(app: AppContext, model, weights, backend: str, precision: str, tta: str):
+    """The model as predict opens it, with ``--tta`` applied to every batch (and on SIGHUP reload)."""
+    import dataclasses
+
+    from ..inference import with_tta
+
+    runtime = open_model(app, model, weights, backend, pipelined=True, precision=precision)
+    return dataclasses.replace(runtime, backend=with_tta(runtime.backend, tta))
 
 
 def _importable(module: str) -> bool:

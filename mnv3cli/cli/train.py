@@ -41,13 +41,13 @@ def _options(func):
 
 
 @click.command("train")
-@click.argument("data", required=False, type=click.Path(), metavar="[DIR]")
+@click.argument("data", required=False, type=click.Path(), metavar="[DATA]")
+@_options
 @click.option(
     "--resume",
-    type=click.Path(),
-    metavar="RUN",
-    help="Continue the run in folder RUN from its last.pt (options given now override its "
-    "config, e.g. --epochs to train longer).",
+    is_flag=True,
+    help="Continue the interrupted run in the -o folder from its last.pt (options given now "
+    "override its config, e.g. --epochs to train longer).",
 )
 @click.option(
     "--config",
@@ -66,7 +66,6 @@ def _options(func):
     help="Train only the classifier; with N, also the last N stages (stem, 5-6 bneck stages "
     "and the head count as stages).",
 )
-@_options
 @manifest_options()
 @mlflow_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object on stdout.")
@@ -77,29 +76,32 @@ def command(
     ctx: click.Context,
     app: AppContext,
     data: str | None,
-    resume: str | None,
+    resume: bool,
     config_file: str | None,
     as_json: bool,
     **options,
 ) -> None:
-    """Fine-tune or train a model on the ImageFolder DIR (DIR/train + DIR/val, or --val-split),
-    or on a CSV/JSONL manifest of path,label[,split] rows (its train and val rows).
+    """Fine-tune or train a model on the labelled images DATA (DATA/train + DATA/val, or
+    --val-split), or on a CSV/JSONL manifest of path,label[,split] rows (its train and val rows).
 
     \b
     Examples:
       mnv3 train data/ --weights imagenet --epochs 5
       mnv3 train photos/ --val-split 0.2 --model mobilenetv3_small_100 --freeze
-      mnv3 train --resume runs/data
-      torchrun --nproc_per_node 4 -m mnv3cli train data/ --weights imagenet
+      mnv3 train --resume -o runs/data
+      torchrun --nproc-per-node 4 -m mnv3cli train data/ --weights imagenet
     """
-    if data is None and resume is None:
-        raise click.UsageError("give the training data DIR, or --resume RUN")
+    if resume and not options.get("output"):
+        raise click.UsageError("--resume continues the run folder given with -o DIR")
+    if data is None and not resume:
+        raise click.UsageError("give the training DATA, or --resume -o DIR")
+    run: str | None = options["output"] if resume else None  # the run folder to continue
     cli = dict(options, data=data)
     cli["classes_file"] = str(cli["classes_file"]) if cli["classes_file"] else None
     cli["allow_absolute_paths"] = cli["allow_absolute_paths"] or None  # unset: a config file may set it
     if app.device != "auto":
         cli["device"] = app.device
-    cfg = build_config(cli, config_file, resume, warn)  # option errors before the heavy imports
+    cfg = build_config(cli, config_file, run, warn)  # option errors before the heavy imports
 
     from ..training import stop_on_signals, train
 
@@ -108,7 +110,7 @@ def command(
 
     with stop_on_signals() as stop:
         try:
-            result = train(cfg, listener, resume=resume, stop=stop)
+            result = train(cfg, listener, resume=run, stop=stop)
         except Interrupted:
             if not main:  # rank 0 reports it
                 ctx.exit(Interrupted.exit_code)

@@ -7,25 +7,17 @@ import click
 
 from ..training import AMP_MODES, AUGMENTS, CLASS_WEIGHTS, DEFAULT_MODEL, OPTIMIZERS, SAMPLERS
 
-# (flags, config field, click type, help). Defaults come from TrainConfig.
+# (flags, config field, click type, help), most used first (the order of --help). Defaults come
+# from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     (
-        ("--val",),
-        "val",
-        click.Path(),
-        "Validation ImageFolder or manifest (default: DIR/val, or a manifest's val rows).",
-    ),
-    (
-        ("--val-split",),
-        "val_split",
-        click.FloatRange(0, 1, min_open=True, max_open=True),
-        "Hold out this share of DIR for validation (stratified, seeded), e.g. 0.2.",
-    ),
-    (
-        ("-o", "--output"),
-        "output",
-        click.Path(file_okay=False),
-        "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DIR name>].",
+        ("-w", "--weights"),
+        "weights",
+        str,
+        (
+            "Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DATA's "
+            "classes. Without it the model trains from scratch."
+        ),
     ),
     (
         ("-m", "--model"),
@@ -33,14 +25,32 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
         str,
         f"Registry model (see `mnv3 models`); inferred from --weights [default without: {DEFAULT_MODEL}].",
     ),
+    (("-e", "--epochs"), "epochs", click.IntRange(1), "Epochs."),
+    (("-b", "--batch-size"), "batch_size", click.IntRange(1), "Images per step (per process)."),
     (
-        ("-w", "--weights"),
-        "weights",
-        str,
-        (
-            "Start from these weights (a tag, .pt, .safetensors or .tflite); the head is replaced for DIR's "
-            "classes. Without it the model trains from scratch."
-        ),
+        ("--lr",),
+        "lr",
+        click.FloatRange(0, min_open=True),
+        "Peak learning rate [default: 1e-3 from scratch, 1e-4 fine-tuning; sgd 10x that].",
+    ),
+    (
+        ("-o", "--output"),
+        "output",
+        click.Path(file_okay=False),
+        "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DATA name>].",
+    ),
+    (("-r", "--resolution"), "resolution", click.IntRange(16), "Input size in pixels [default: the weights' (224)]."),
+    (
+        ("--val",),
+        "val",
+        click.Path(),
+        "Labelled validation images, a folder or manifest (default: DATA/val, or a manifest's val rows).",
+    ),
+    (
+        ("--val-split",),
+        "val_split",
+        click.FloatRange(0, 1, min_open=True, max_open=True),
+        "Hold out this share of DATA for validation (stratified, seeded), e.g. 0.2.",
     ),
     (
         ("--freeze-bn/--train-bn",),
@@ -50,16 +60,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     ),
     (("--bn-momentum",), "bn_momentum", click.FloatRange(0, 1), "BatchNorm momentum while statistics train."),
     (("--dropout",), "dropout", click.FloatRange(0, 1), "Dropout before the classifier [default: 0.2]."),
-    (("-r", "--resolution"), "resolution", click.IntRange(16), "Input size in pixels [default: the weights' (224)]."),
-    (("-e", "--epochs"), "epochs", click.IntRange(1), "Epochs."),
-    (("-b", "--batch-size"), "batch_size", click.IntRange(1), "Images per step (per process)."),
     (("--optimizer",), "optimizer", click.Choice(OPTIMIZERS), "Optimizer (timm.optim)."),
-    (
-        ("--lr",),
-        "lr",
-        click.FloatRange(0, min_open=True),
-        "Peak learning rate [default: 1e-3 from scratch, 1e-4 fine-tuning; sgd 10x that].",
-    ),
     (
         ("--weight-decay",),
         "weight_decay",
@@ -123,7 +124,13 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     ),
     (("--tensorboard/--no-tensorboard",), "tensorboard", None, "TensorBoard event files in the run folder."),
     (("--seed",), "seed", click.IntRange(0), "Seed of everything random (data order, augmentation, init)."),
-    (("-j", "--workers"), "workers", click.IntRange(0), "Data-loading processes [default: min(8, CPUs)]."),
+    (
+        ("-j", "--workers"),
+        "workers",
+        click.IntRange(1),
+        "Images decoded in parallel, by data-loading processes (1: in the training process) "
+        "[default: CPU cores, at most 8].",
+    ),
 ]
 
 

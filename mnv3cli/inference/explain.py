@@ -19,14 +19,14 @@ from PIL import Image
 from ..data.preprocess import Normalizer, load_crop
 from ..errors import UserError
 
-INSTALL_HINT = "mnv3 explain needs the grad-cam package: pip install 'mnv3cli[explain]'"
+INSTALL_HINT = "explain needs grad-cam: pip install 'mnv3cli[explain]'"
 
 
 @dataclass(frozen=True)
 class Explanation:
     path: str
     target: int  # the class explained
-    top5: list[tuple[int, float]]  # (class index, probability), best first
+    top5: list[tuple[int, float]]  # (class index, probability), best first: the top-k (5 unless asked)
     heatmap: np.ndarray  # [H, W] float32 in [0, 1], over ``image``
     image: Image.Image  # the crop the model classified
 
@@ -47,7 +47,15 @@ def require_grad_cam() -> None:
 
 
 def explain(
-    model, preprocess, path: str | os.PathLike, target: int | None = None, *, temperature: float = 1.0, device=None
+    model,
+    preprocess,
+    path: str | os.PathLike,
+    target: int | None = None,
+    *,
+    temperature: float = 1.0,
+    device=None,
+    top_k: int = 5,
+    fast_decode: bool = False,
 ) -> Explanation:
     """Grad-CAM of ``target`` (default: the top-1 class) for the image at ``path``.
 
@@ -60,14 +68,14 @@ def explain(
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     require_grad_cam()
-    crop = load_crop(path, preprocess, fast_decode=False)
+    crop = load_crop(path, preprocess, fast_decode=fast_decode)
     x = torch.from_numpy(Normalizer(preprocess)(crop))[None]
     model = model.eval()
     if device is not None:
         model, x = model.to(device), x.to(device)
     with torch.no_grad():
         probs = torch.softmax(model(x).float().cpu()[0] / temperature, dim=0)
-    values, indices = torch.topk(probs, min(5, len(probs)))
+    values, indices = torch.topk(probs, min(top_k, len(probs)))
     top = [(int(c), float(p)) for c, p in zip(indices, values, strict=False)]
     target = top[0][0] if target is None else target
     with torch.inference_mode(False), GradCAM(model=model, target_layers=[model.head]) as cam:

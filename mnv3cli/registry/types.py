@@ -98,14 +98,14 @@ class Bundled:
     sha256: str  # of that file; checked on every use
     made_from: str  # the file given to `mnv3 convert` (name only)
     made_from_sha256: str
-    convert_args: tuple[str, ...]  # `mnv3 convert MADE_FROM FILE *convert_args`
+    convert_args: tuple[str, ...]  # `mnv3 convert MADE_FROM -o FILE *convert_args`
 
     @property
     def recipe(self) -> str:
         """The command that made the file, as a person would type it."""
         import shlex
 
-        return shlex.join(["mnv3", "convert", self.made_from, self.file, *self.convert_args])
+        return shlex.join(["mnv3", "convert", self.made_from, "-o", self.file, *self.convert_args])
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ def calibrate_loaded(
     device=None,
     extra: dict | None = None,
     on_batch: Callable[[EvalProgress], None] | None = None,
+    fast_decode: bool = True,
 ) -> TemperatureFit:
     """Fit the temperature of a :class:`~mnv3cli.weights.loader.LoadedModel` on ``samples``
     (``(path, class index)``) and write ``output`` (a checkpoint: ``.pt``/``.pth``/``.safetensors``).
@@ -57,6 +58,7 @@ def calibrate_loaded(
         workers=workers,
         on_batch=on_batch,
         keep_logits=True,
+        fast_decode=fast_decode,
     )
     _enough(result.images, f"readable image(s) ({len(result.errors)} unreadable)", loaded.card.source)
     if result.logits is None:  # keep_logits=True above keeps them: a broken promise of evaluate()

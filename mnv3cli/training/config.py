@@ -81,7 +81,7 @@ class TrainConfig:
     tensorboard: bool = True  # TensorBoard event files in the run folder
     mlflow: str | None = None  # MLflow tracking URI; "" = an mlruns/ file store beside the run folder
     seed: int = 42
-    workers: int | None = None  # data-loading processes; None: min(8, CPUs)
+    workers: int | None = None  # images decoded in parallel (>1: DataLoader processes); None: min(8, CPUs)
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the run
 
@@ -134,7 +134,9 @@ class TrainConfig:
         ):
             if getattr(self, name) < 0:
                 raise bad(name, "must not be negative")
-        for name in ("lr", "weight_decay", "head_lr_scale", "clip_grad", "dropout", "freeze", "workers"):
+        if self.workers is not None and self.workers < 1:
+            raise bad("workers", "must be at least 1 (1: images are decoded in the training process)")
+        for name in ("lr", "weight_decay", "head_lr_scale", "clip_grad", "dropout", "freeze"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise bad(name, "must not be negative")

@@ -303,6 +303,7 @@ class RunLoader:
         from .signals import quiet_worker
 
         self.current = _CurrentEpoch()
+        workers = workers if workers > 1 else 0  # -j 1: decode in this process, no worker to start
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,

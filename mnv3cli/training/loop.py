@@ -322,7 +322,7 @@ def interrupted(run: Run, state: TrainState) -> NoReturn:
     else:  # state.epoch epochs are complete: the last one's number, counted from 1
         where = f"after epoch {state.epoch}" if state.epoch else "before the first step"
     raise Interrupted(
-        f"interrupted {where}; saved {run.output / 'last.pt'}. Resume with: mnv3 train --resume {run.output}"
+        f"interrupted {where}; saved {run.output / 'last.pt'}. Resume with: mnv3 train --resume -o {run.output}"
     )
 
 

@@ -204,7 +204,7 @@ def check_free(out: Path) -> None:
     if (out / "last.pt").exists() or (out / "best.pt").exists():
         raise UserError(
             f"{out}: already holds a training run; continue it with "
-            f"`mnv3 train --resume {out}` or choose another --output"
+            f"`mnv3 train --resume -o {out}` or choose another --output"
         )
 
 

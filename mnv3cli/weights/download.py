@@ -111,9 +111,9 @@ def _bundled(source: WeightSource) -> tuple[Path, str]:
 
 
 def _download(url: str, path: Path, hash_prefix: str | None, progress: Progress | bool | None) -> None:
+    if offline():  # one line within 80 columns: the file's name, not its URL and cache path
+        raise UserError(f"offline: {path.name} not cached; use --weights")
     how = f"download it yourself and pass it with --weights PATH, or put it at {path}"
-    if offline():
-        raise UserError(f"cannot download {url}: offline (MNV3_OFFLINE=1); {how}")
     try:
         with contextlib.ExitStack() as stack:
             response = stack.enter_context(urllib.request.urlopen(url, timeout=30))

@@ -58,7 +58,8 @@ def test_quick_start_predicts_the_examples_offline_then_without_torch(fresh_mach
 )
 def test_named_models_and_tags_still_download(fresh_machine, option, file):
     result = mnv3("predict", "examples/coffee.jpg", *option, env=fresh_machine)
-    assert_one_user_error(result, f"cannot download https://download.pytorch.org/models/{file}: offline")
+    assert_one_user_error(result, f"offline: {file} not cached; use --weights")
+    assert all(len(line) <= 80 for line in result.stderr.splitlines())
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("weights") / "small.pt"
     proc = subprocess.run(
-        [sys.executable, "-m", "mnv3cli", "convert", str(BUNDLED), str(path)],
+        [sys.executable, "-m", "mnv3cli", "convert", str(BUNDLED), "-o", str(path)],
         capture_output=True,
         text=True,
         env=cli_env(),

@@ -24,7 +24,7 @@ def test_training_with_two_validation_images_stores_no_temperature(run_cli, tmp_
     data = make_shapes(tmp_path / "data", per_class=(4, 1))
     (next((data / "val").iterdir()) / "000.png").unlink()  # 2 validation images in all
     proc = run_cli(
-        "train", data, "-m", "mobilenetv3_small_075", "--resolution", "32", "-e", "1", "-b", "4", "-j", "0",
+        "train", data, "-m", "mobilenetv3_small_075", "--resolution", "32", "-e", "1", "-b", "4", "-j", "1",
         "-o", "run", "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -125,7 +125,7 @@ def test_calibrate_and_train_name_hostile_folders_plainly(run_cli, hostile, tmp_
         "--resolution",
         "32",
         "-j",
-        "0",
+        "1",
         "-b",
         "3",
         "-o",

@@ -46,7 +46,7 @@ def test_train_output_in_unwritable_place_is_a_user_error(run_cli, tmp_path, blo
         "--resolution",
         "32",
         "--workers",
-        "0",
+        "1",
         "--output",
         blocked_dir / "run",
     )
@@ -77,7 +77,7 @@ def scratch_run(shapes, tmp_path_factory):
         "batch_size: 4\nlr: 1e-2\nwarmup_epochs: 0\nbn_momentum: 0.3\n"
     )
     proc = _run_cli(
-        ["train", shapes, "--config", "recipe.yaml", "-b", "8", "--lr", "5e-3", "-j", "0", "-o", "run", "--json"],
+        ["train", shapes, "--config", "recipe.yaml", "-b", "8", "--lr", "5e-3", "-j", "1", "-o", "run", "--json"],
         cwd=work,
     )
     assert proc.returncode == 0, proc.stderr
@@ -204,7 +204,7 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path, spawn):
     proc = start(*args)
     _wait_for(lambda: (run / "metrics.csv").exists() or proc.poll() is not None)
     # the folder belongs to the live run: a second one is refused, naming the holder
-    for second in (args, ["train", "--resume", run]):
+    for second in (args, ["train", "--resume", "-o", run]):
         refused = _run_cli(second, cwd=tmp_path)
         assert_one_user_error(
             refused, f"{run}: in use by another training run (pid {proc.pid} on host {socket.gethostname()})"
@@ -216,18 +216,18 @@ def test_sigkill_then_sigint_then_resume_to_the_end(shapes, tmp_path, spawn):
     assert done >= 1
     assert read_checkpoint(run / "last.pt")["preprocess"]["input_size"] == 32
 
-    proc = start("train", "--resume", run)
+    proc = start("train", "--resume", "-o", run)
     # an event, not a clock: the resumed run has finished an epoch of its own, so it is training
     _wait_for(lambda: _epochs_logged(run) > done or proc.poll() is not None)
     os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C: the data-loading worker gets it too
     assert proc.wait(timeout=120) == 130
     stderr = (tmp_path / "stderr.txt").read_text()
-    assert f"mnv3 train --resume {run}" in stderr and "Traceback" not in stderr
+    assert f"mnv3 train --resume -o {run}" in stderr and "Traceback" not in stderr
     extra = read_checkpoint(run / "last.pt")["extra"]
     assert extra["epoch"] >= done  # nothing lost: the killed run's epochs are all still there
 
     target = extra["epoch"] + 1
-    proc = _run_cli(["train", "--resume", run, "--epochs", target, "--json"], cwd=tmp_path)
+    proc = _run_cli(["train", "--resume", "-o", run, "--epochs", target, "--json"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["epochs"] == target
     with open(run / "metrics.csv", newline="") as fh:
@@ -294,7 +294,7 @@ def test_torchrun_two_cpu_processes(shapes, tmp_path, one_thread, monkeypatch):
             "-e",
             "1",
             "-j",
-            "0",
+            "1",
             "--json",
             "--mlflow",
         ],
@@ -376,7 +376,7 @@ def test_torchrun_survives_a_batch_with_no_readable_image(tmp_path):
             "-e",
             "1",
             "-j",
-            "0",
+            "1",
             "--seed",
             seed,
             "--warmup-epochs",

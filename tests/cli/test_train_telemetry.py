@@ -34,7 +34,7 @@ def test_ctrl_c_then_resume_is_one_tensorboard_run_and_one_mlflow_run(shapes, tm
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "run"
-    args = ["train", shapes, "-o", run, "-m", "mobilenetv3_small_075", "-r", "32", "-b", "8", "-e", "40", "-j", "0"]
+    args = ["train", shapes, "-o", run, "-m", "mobilenetv3_small_075", "-r", "32", "-b", "8", "-e", "40", "-j", "1"]
     command = [sys.executable, "-m", "mnv3cli", *map(str, args), "--mlflow"]
     with open(tmp_path / "stderr.txt", "w") as log:
         proc = subprocess.Popen(
@@ -63,7 +63,7 @@ def test_ctrl_c_then_resume_is_one_tensorboard_run_and_one_mlflow_run(shapes, tm
 
     target = done + 2
     resumed = subprocess.run(
-        [sys.executable, "-m", "mnv3cli", "train", "--resume", str(run), "--epochs", str(target), "--json"],
+        [sys.executable, "-m", "mnv3cli", "train", "--resume", "-o", str(run), "--epochs", str(target), "--json"],
         capture_output=True,
         text=True,
         env=cli_env(ONE_THREAD),

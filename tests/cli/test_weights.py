@@ -21,19 +21,19 @@ from mnv3cli.weights.loader import load_model
 
 
 def test_convert_to_unwritable_place_is_a_user_error(run_cli, int8_tflite, blocked_dir):
-    result = run_cli("convert", int8_tflite, blocked_dir / "small.pt")
+    result = run_cli("convert", int8_tflite, "-o", blocked_dir / "small.pt")
     assert_one_user_error(result, "small.pt", "cannot write")
 
 
 def test_convert_tflite_to_checkpoint_and_safetensors(run_cli, tmp_path, int8_tflite):
-    result = run_cli("convert", int8_tflite, tmp_path / "small.pt", "--json")
+    result = run_cli("convert", int8_tflite, "-o", tmp_path / "small.pt", "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["model"] == "mobilenetv3_small_100" and record["num_classes"] == 1000
     assert record["format"] == "pt" and record["source_format"] == "tflite"
     assert record["arch"]["tf_padding"] is True and record["preprocess"]["mean"] == [0.5, 0.5, 0.5]
 
-    result = run_cli("convert", tmp_path / "small.pt", tmp_path / "small.safetensors")
+    result = run_cli("convert", tmp_path / "small.pt", "-o", tmp_path / "small.safetensors")
     assert result.returncode == 0, result.stderr
     assert all(len(line) <= 80 or " " not in line.strip() for line in result.stdout.splitlines())
     assert result.stdout.replace("\n  ", " ").startswith(f"wrote {tmp_path / 'small.safetensors'} (safetensors, ")
@@ -55,7 +55,7 @@ def test_bit_flipped_checkpoint_is_one_error_line(run_cli, tmp_path, suffix):
     path = tmp_path / f"flipped{suffix}"
     save_checkpoint(path, model, model_name="custom", arch=model.config, class_names=["a", "b", "c"], preprocess=TF)
     flip_a_weight_bit(path, model)
-    result = run_cli("convert", path, tmp_path / "out.pt")
+    result = run_cli("convert", path, "-o", tmp_path / "out.pt")
     assert_one_user_error(result, f"{path}: corrupt mnv3 checkpoint (checksum mismatch)")
     assert not (tmp_path / "out.pt").exists()
 
@@ -79,7 +79,7 @@ def test_malicious_pickle_is_refused_and_never_runs(run_cli, tmp_path, container
         path.write_bytes(pickle.dumps(state, protocol=2))
     else:
         torch.save(state, path, _use_new_zipfile_serialization=container == "zip")
-    result = run_cli("convert", path, tmp_path / "out.pt")
+    result = run_cli("convert", path, "-o", tmp_path / "out.pt")
     assert result.returncode == 2
     assert result.stderr.startswith(f"mnv3: error: {path}: refused: loading it would import and run ")
     assert "only tensors" in result.stderr and "Traceback" not in result.stderr
@@ -116,7 +116,7 @@ def test_bad_input_files_are_one_line_errors(run_cli, tmp_path, name):
     path = tmp_path / name
     if make:
         make(path)
-    result = run_cli("convert", path, tmp_path / "out.pt")
+    result = run_cli("convert", path, "-o", tmp_path / "out.pt")
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"mnv3: error: {path}: ") and message in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "out.pt").exists()
@@ -125,13 +125,13 @@ def test_bad_input_files_are_one_line_errors(run_cli, tmp_path, name):
 def test_truncated_tflite_is_an_error(run_cli, tmp_path, int8_tflite):
     path = tmp_path / "cut.tflite"
     path.write_bytes(int8_tflite.read_bytes()[:200_000])
-    result = run_cli("convert", path, tmp_path / "out.pt")
+    result = run_cli("convert", path, "-o", tmp_path / "out.pt")
     assert result.returncode == 2 and result.stderr.startswith(f"mnv3: error: {path}: damaged TFLite model")
 
 
 def test_weights_for_another_model_name_the_tensor(run_cli, tmp_path):
     torch.save(MobileNetV3("small").state_dict(), tmp_path / "small.pt")
-    result = run_cli("convert", tmp_path / "small.pt", tmp_path / "out.pt", "--model", "mobilenetv3_small_075")
+    result = run_cli("convert", tmp_path / "small.pt", "-o", tmp_path / "out.pt", "--model", "mobilenetv3_small_075")
     assert result.returncode == 2
     assert result.stderr == (
         f"mnv3: error: {tmp_path / 'small.pt'}: tensor 'stages.2.0.project.conv.weight' "
@@ -141,7 +141,7 @@ def test_weights_for_another_model_name_the_tensor(run_cli, tmp_path):
 
 
 def test_unknown_output_format(run_cli, tmp_path):
-    result = run_cli("convert", "imagenet", tmp_path / "out.onnx")
+    result = run_cli("convert", "imagenet", "-o", tmp_path / "out.onnx")
     assert result.returncode == 2
     assert result.stderr == (
         f"mnv3: error: {tmp_path / 'out.onnx'}: unknown output format '.onnx'; use .pt, .pth, .safetensors\n"

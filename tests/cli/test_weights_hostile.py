@@ -47,7 +47,7 @@ def test_convert_into_a_file_size_limit_is_a_user_error_and_leaves_nothing(tmp_p
 
     out = tmp_path / "small.pt"
     proc = subprocess.run(
-        [sys.executable, "-m", "mnv3cli", "convert", str(int8_tflite), str(out)],
+        [sys.executable, "-m", "mnv3cli", "convert", str(int8_tflite), "-o", str(out)],
         capture_output=True,
         text=True,
         env=cli_env(),

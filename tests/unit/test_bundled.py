@@ -54,7 +54,7 @@ def test_the_bundled_file_is_made_again_byte_for_byte_from_the_shared_tflite(tmp
     """The registry's recipe, run on ../shared's file, gives the very file the package ships."""
     assert int8_tflite.name == RECORD.made_from and sha256_file(int8_tflite) == RECORD.made_from_sha256
     out = tmp_path / RECORD.file
-    result = CliRunner().invoke(cli, ["-q", "convert", str(int8_tflite), str(out), *RECORD.convert_args])
+    result = CliRunner().invoke(cli, ["-q", "convert", str(int8_tflite), "-o", str(out), *RECORD.convert_args])
     assert result.exit_code == 0, result.output
     assert sha256_file(out) == RECORD.sha256 == sha256_file(PATH)
 

@@ -105,7 +105,7 @@ def test_convert_twice_from_two_places_gives_identical_files(tmp_path, int8_tfli
         outputs = []
         for folder in ("a", "b"):
             out = tmp_path / f"{folder}{suffix}"
-            result = runner.invoke(cli, ["-q", "convert", str(tmp_path / folder / int8_tflite.name), str(out)])
+            result = runner.invoke(cli, ["-q", "convert", str(tmp_path / folder / int8_tflite.name), "-o", str(out)])
             assert result.exit_code == 0, result.output
             outputs.append(out.read_bytes())
         assert outputs[0] == outputs[1], suffix

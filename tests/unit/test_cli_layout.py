@@ -140,7 +140,7 @@ def test_device_is_accepted_before_and_after_the_command(device_probe, args, env
     assert invoke(*args, env=env).stdout.strip() == expected
 
 
-@pytest.mark.parametrize("name", ["predict", "evaluate", "profile", "export", "train"])
+@pytest.mark.parametrize("name", ["predict", "evaluate", "profile", "export", "train", "calibrate", "explain", "serve"])
 def test_every_command_that_runs_a_model_takes_the_shared_device_option(name):
     command = cli.get_command(click.Context(cli), name)
     (device,) = [p for p in command.params if p.name == "device"]
@@ -171,7 +171,8 @@ SPELLED = {
     "--plot": "FILE",
     "--config": "FILE",
     "--report": "DIR",
-    "--val": ("DIR", "PATH"),  # a folder, or (export, train) a manifest
+    "--val": "DATA",
+    "--data": "DATA",
     "--lr": "FLOAT",
     "--width": "FLOAT",
 }
@@ -193,4 +194,4 @@ def test_one_metavar_per_kind_of_value(name):
 def test_output_is_a_file_or_a_folder_and_train_names_its_dir():
     text = {name: invoke(name, "--help", columns=200).stdout for name in ("predict", "export", "train")}
     assert "-o, --output FILE" in text["predict"] and "-o, --output FILE" in text["export"]
-    assert "-o, --output DIR" in text["train"] and "train [OPTIONS] [DIR]" in text["train"]
+    assert "-o, --output DIR" in text["train"] and "train [OPTIONS] [DATA]" in text["train"]

@@ -4,7 +4,7 @@ Each page's ```console blocks run in order, in one temporary directory per page 
 a file an earlier block of the same page wrote), with its own ONNX cache (MNV3_CACHE), which starts
 with the int8 TFLite model's graph already built: pages do not depend on each other's order, and the
 cache is built once, not once per page (the Backends page shows a first run with its own cache). ``mnv3`` runs
-as ``python -m mnv3cli`` from this checkout, offline (MNV3_OFFLINE=1), with COLUMNS=120.
+as ``python -m mnv3cli`` from this checkout, offline (MNV3_OFFLINE=1), with COLUMNS=80.
 
 What is compared: stdout and stderr MERGED, in the order written (PYTHONUNBUFFERED=1), exactly
 as a terminal shows them, so an example does not depend on which stream a line goes to (the stream

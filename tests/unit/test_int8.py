@@ -167,7 +167,7 @@ def test_a_certified_int8_export_runs_as_weights(int8_tflite, imagenet_dev, tmp_
     "args, message",
     [
         (["--int8", "-f", "torchscript", "--data", "."], "only for --format onnx or openvino"),
-        (["--int8"], "needs --data DIR"),
+        (["--int8"], "needs --data DATA"),
         (["--data", "."], "--data: only used with --int8"),
         (["--val", "."], "--val: only used with --int8"),
     ],

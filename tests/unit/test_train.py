@@ -26,7 +26,7 @@ TINY = {
     "resolution": 32,
     "batch_size": 8,
     "epochs": 2,
-    "workers": 0,
+    "workers": 1,
     "lr": 5e-3,
     "warmup_epochs": 0,
     "bn_momentum": 0.3,
@@ -50,7 +50,7 @@ class _StopAt(TrainListener):
 
 def _interrupted_then_resumed(cfg: TrainConfig, **stop_at) -> Path:
     stop = threading.Event()
-    with pytest.raises(Interrupted, match=f"mnv3 train --resume {cfg.output}"):
+    with pytest.raises(Interrupted, match=f"mnv3 train --resume -o {cfg.output}"):
         train(cfg, _StopAt(stop, **stop_at), stop=stop)
     assert (Path(cfg.output) / "last.pt").exists()
     train(cfg, resume=cfg.output)
@@ -225,7 +225,7 @@ def test_freeze_trains_only_the_last_stages_of_tflite_weights(shapes, tmp_path, 
         resolution=64,
         epochs=1,
         batch_size=8,
-        workers=0,
+        workers=1,
     )
     result = train(cfg)
     ckpt = read_checkpoint(result.checkpoint)

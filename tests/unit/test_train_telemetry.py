@@ -22,7 +22,7 @@ TINY = {
     "resolution": 32,
     "batch_size": 8,
     "epochs": 2,
-    "workers": 0,
+    "workers": 1,
     "lr": 5e-3,
     "warmup_epochs": 0,
     "bn_momentum": 0.3,
