@@ -18,7 +18,6 @@ import traceback
 
 import click
 
-from .. import __version__
 from ..deprecation import renamed_args
 from ..errors import Interrupted, PartialFailure, UserError
 from ..inference import DEVICE_CHOICES
@@ -118,7 +117,14 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
 
 
 @click.group(cls=Mnv3Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="mnv3")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, param, value: _print_version(ctx) if value else None,
+    help="Show the version and exit.",
+)
 @click.option("-v", "--verbose", count=True, help="More output; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
 @click.option(
@@ -133,6 +139,14 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
 def cli(ctx: click.Context, verbose: int, quiet: bool, device: str) -> None:
     """mnv3: classify, evaluate, fine-tune and measure MobileNetV3 models."""
     ctx.obj = AppContext(verbose=verbose, quiet=quiet, device=device)
+
+
+def _print_version(ctx: click.Context) -> None:
+    """``--version``: the package version is read only here (see :func:`mnv3cli._read_version`)."""
+    from .. import __version__
+
+    click.echo(f"mnv3, version {__version__}")
+    ctx.exit()
 
 
 def _stop_signals_interrupt() -> None:
