@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, make_shapes, require_shared, started
+from helpers import ROOT, cli_env, make_shapes, require_shared, started
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -35,6 +35,14 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def int8_tflite() -> Path:
     return require_shared("weights", "mobilenet_v3_small_1.0_224_int8.tflite")
+
+
+@pytest.fixture(scope="session")
+def bundled_weights() -> Path:
+    """The model inside the package (registry tag ``bundled``: the int8 TFLite MobileNetV3-Small
+    as fp16 safetensors) as a weights file: for tests that need *some* real model, so that they
+    run without ../shared. Tests about the TFLite file itself use :func:`int8_tflite`."""
+    return ROOT / "mnv3cli" / "bundled" / "mobilenetv3_small_100-int8-fp16.safetensors"
 
 
 @pytest.fixture(scope="session")

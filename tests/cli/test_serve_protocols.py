@@ -33,14 +33,14 @@ def v1(server: ServerProcess, image: bytes, headers: dict) -> dict:
     return json.loads(body)
 
 
-def test_tritonclient_with_an_api_key_gets_predicts_answers(int8_tflite, cat_photo, coffee_photo, tmp_path):
+def test_tritonclient_with_an_api_key_gets_predicts_answers(bundled_weights, cat_photo, coffee_photo, tmp_path):
     from mnv3cli.data.preprocess import load_and_preprocess
     from mnv3cli.registry import Preprocess
 
     keys = tmp_path / "keys"
     keys.write_text(KEY + "\n")
     photos = [cat_photo.read_bytes(), coffee_photo.read_bytes()]
-    with ServerProcess("--weights", int8_tflite, "--api-key-file", keys) as server:
+    with ServerProcess("--weights", bundled_weights, "--api-key-file", keys) as server:
         client = httpclient.InferenceServerClient(f"{server.host}:{server.port}", network_timeout=60)
         try:
             assert client.is_server_live() and client.is_server_ready()

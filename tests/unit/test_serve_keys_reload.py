@@ -21,10 +21,10 @@ KEY = "k" * 12 + "-secret-key"
 
 
 @pytest.fixture(scope="module")
-def runtime(int8_tflite):
+def runtime(bundled_weights):
     from mnv3cli.inference import open_runtime
 
-    return open_runtime(str(int8_tflite), pipelined=True)
+    return open_runtime(str(bundled_weights), pipelined=True)
 
 
 @pytest.fixture(scope="module")
