@@ -66,16 +66,16 @@ def test_tags_resolve_to_the_file_the_loader_fetches_without_torch(monkeypatch, 
     assert weights_file("no-such-tag", "small") is None
 
 
-def test_key_follows_content_not_name(int8_tflite, tmp_path):
+def test_key_follows_content_not_name(bundled_weights, tmp_path):
     renamed = tmp_path / "renamed.tflite"
-    shutil.copy(int8_tflite, renamed)
-    assert sha256_file(weights_file(str(renamed))) == sha256_file(int8_tflite)
+    shutil.copy(bundled_weights, renamed)
+    assert sha256_file(weights_file(str(renamed))) == sha256_file(bundled_weights)
     with open(renamed, "r+b") as fh:  # one changed byte is other weights
         fh.seek(1000)
         byte = fh.read(1)
         fh.seek(1000)
         fh.write(bytes([byte[0] ^ 1]))
-    assert sha256_file(renamed) != sha256_file(int8_tflite)
+    assert sha256_file(renamed) != sha256_file(bundled_weights)
     keys = [
         cache_key("abc", None, 17),
         cache_key("abd", None, 17),
