@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, cli_env, make_shapes, require_shared, started
+from helpers import ROOT, cli_env, make_imagenet_examples, make_shapes, require_shared, started
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -53,6 +53,13 @@ def uint8_tflite() -> Path:
 @pytest.fixture(scope="session")
 def imagenet_dev() -> Path:
     return require_shared("data", "imagenet-sample", "dev")
+
+
+@pytest.fixture(scope="session")
+def imagenet_examples(tmp_path_factory) -> Path:
+    """24 ImageNet class folders of one image each, made from examples/ (see
+    :func:`helpers.make_imagenet_examples`): the dev set's layout without ../shared."""
+    return make_imagenet_examples(tmp_path_factory.mktemp("imagenet-examples"))
 
 
 @pytest.fixture(scope="session")
