@@ -156,14 +156,14 @@ EXAMPLE_WNIDS = {"chelsea.jpg": "n02124075", "coffee.jpg": "n07920052"}  # Egypt
 
 
 def make_imagenet_examples(root: Path, classes: int = 24) -> Path:
-    """An ImageNet-labelled folder like ../shared's dev set (``root/<wnid>/<wnid>_<i>.JPEG``, one
+    """An ImageNet-labelled folder like ../shared's dev set (``root/<wnid>/<wnid>_<name>.JPEG``, one
     image per class) made from examples/ alone: ``classes`` folders, the first WordNet ids plus
     the two photos' own, each holding a different crop (and every other one a mirror) of one of the
     photos. Only the two true classes are right: for tests that need labelled images that decode
     and classify, not an accuracy."""
     from PIL import Image, ImageOps
 
-    from mnv3cli.registry.imagenet import wordnet_ids
+    from mnv3cli.registry.imagenet import class_names, wordnet_ids
 
     photos = {name: Image.open(EXAMPLES / name).convert("RGB") for name in sorted(EXAMPLE_WNIDS)}
     wnids = [w for w in wordnet_ids() if w not in EXAMPLE_WNIDS.values()][: classes - 2]
@@ -178,5 +178,6 @@ def make_imagenet_examples(root: Path, classes: int = 24) -> Path:
         if i % 2:
             variant = ImageOps.mirror(variant)
         (root / wnid).mkdir(parents=True)
-        variant.save(root / wnid / f"{wnid}_{i}.JPEG", quality=90)
+        name = class_names()[wordnet_ids().index(wnid)].replace(" ", "_")
+        variant.save(root / wnid / f"{wnid}_{name}.JPEG", quality=90)
     return root
