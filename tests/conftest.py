@@ -46,6 +46,21 @@ def bundled_weights() -> Path:
 
 
 @pytest.fixture(scope="session")
+def other_weights(bundled_weights, tmp_path_factory) -> Path:
+    """A second weights file that is not :func:`bundled_weights` (another sha256, another model
+    version) yet gives its answers: the bundled model converted to an mnv3 checkpoint. For reload
+    tests, without ../shared."""
+    from click.testing import CliRunner
+
+    from mnv3cli.cli.app import cli
+
+    path = tmp_path_factory.mktemp("other-weights") / "converted.safetensors"
+    result = CliRunner().invoke(cli, ["-q", "convert", str(bundled_weights), str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture(scope="session")
 def uint8_tflite() -> Path:
     return require_shared("weights", "mobilenet_v3_small_1.0_224_uint8.tflite")
 

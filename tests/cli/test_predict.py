@@ -19,6 +19,18 @@ from helpers import assert_one_user_error, cli_env, started
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
+@pytest.fixture(scope="module")
+def five_hundred_images(tmp_path_factory, imagenet_examples):
+    """500 images (links to the examples/ folder's 24, in turn): a run long enough to interrupt."""
+    import os
+
+    sources = sorted(imagenet_examples.rglob("*.JPEG"))
+    folder = tmp_path_factory.mktemp("five-hundred")
+    for i in range(500):
+        os.link(sources[i % len(sources)], folder / f"{i:04d}.jpg")
+    return folder
+
+
 def top(result, k=5):
     assert result.error is None, result.error
     return [p.index for p in result.predictions[:k]]
@@ -131,7 +143,7 @@ def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, bundled_
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_dev, bundled_weights, signame):
+def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, five_hundred_images, bundled_weights, signame):
     """Before: exit by signal with no message, a hidden ``.labels.jsonl.*.tmp`` left behind. Now:
     exit 130 saying how to resume, and only ``labels.jsonl.part``, holding whole records."""
     import signal
@@ -145,7 +157,7 @@ def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_d
             "-m",
             "mnv3cli",
             "predict",
-            str(imagenet_dev),
+            str(five_hundred_images),
             "-w",
             str(bundled_weights),
             "--backend",
