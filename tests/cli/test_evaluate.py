@@ -20,10 +20,10 @@ TIMING = ("seconds", "images_per_sec")
 
 
 @pytest.mark.slow
-def test_dev_accuracy_and_full_report(run_cli, bundled_weights, imagenet_dev, tmp_path):
+def test_dev_accuracy_and_full_report(run_cli, int8_tflite, imagenet_dev, tmp_path):
     """The accuracy bar, on all 500 images, through the CLI, with every report file."""
     report = tmp_path / "report"
-    proc = run_cli("evaluate", imagenet_dev, "-w", bundled_weights, "--report", report, "--json")
+    proc = run_cli("evaluate", imagenet_dev, "-w", int8_tflite, "--report", report, "--json")
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
     print(

@@ -249,10 +249,10 @@ def test_an_exported_file_is_weights_for_predict_without_torch(warm, bundled_wei
     )
 
 
-def test_profile_puts_each_rows_top1_beside_its_speed(warm, bundled_weights, imagenet_dev, tmp_path):
+def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagenet_dev, tmp_path):
     cache, _ = warm
     out = tmp_path / "small.onnx"
-    assert cli(["export", "--weights", bundled_weights, "-o", out], cache).returncode == 0
+    assert cli(["export", "--weights", int8_tflite, "-o", out], cache).returncode == 0
     profile = cli(
         [
             "profile",
@@ -311,7 +311,7 @@ def test_profile_puts_each_rows_top1_beside_its_speed(warm, bundled_weights, ima
     assert max(map(len, table.stdout.splitlines())) <= 80 and "top-1" in table.stdout
 
 
-def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, bundled_weights, tmp_path):
+def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, int8_tflite, tmp_path):
     """Calibrated on black images, int8 loses nearly everything on real ones: the budget holds.
     (60 held-out images: a 10-point certificate needs at least 55, even with no disagreement.)"""
     pytest.importorskip("nncf", reason="the int8 extra is part of the test extra")
@@ -331,7 +331,7 @@ def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, bu
             "export",
             "--int8",
             "--weights",
-            bundled_weights,
+            int8_tflite,
             "--data",
             black,
             "--val",
