@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_env, make_shapes, require_shared, started, wide_lines
+from helpers import ROOT, cli_env, make_imagenet_examples, make_shapes, require_shared, started, wide_lines
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -38,6 +38,29 @@ def int8_tflite() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bundled_weights() -> Path:
+    """The model inside the package (registry tag ``bundled``: the int8 TFLite MobileNetV3-Small
+    as fp16 safetensors) as a weights file: for tests that need *some* real model, so that they
+    run without ../shared. Tests about the TFLite file itself use :func:`int8_tflite`."""
+    return ROOT / "mnv3cli" / "bundled" / "mobilenetv3_small_100-int8-fp16.safetensors"
+
+
+@pytest.fixture(scope="session")
+def other_weights(bundled_weights, tmp_path_factory) -> Path:
+    """A second weights file that is not :func:`bundled_weights` (another sha256, another model
+    version) yet gives its answers: the bundled model converted to an mnv3 checkpoint. For reload
+    tests, without ../shared."""
+    from click.testing import CliRunner
+
+    from mnv3cli.cli.app import cli
+
+    path = tmp_path_factory.mktemp("other-weights") / "converted.safetensors"
+    result = CliRunner().invoke(cli, ["-q", "convert", str(bundled_weights), "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture(scope="session")
 def uint8_tflite() -> Path:
     return require_shared("weights", "mobilenet_v3_small_1.0_224_uint8.tflite")
 
@@ -45,6 +68,13 @@ def uint8_tflite() -> Path:
 @pytest.fixture(scope="session")
 def imagenet_dev() -> Path:
     return require_shared("data", "imagenet-sample", "dev")
+
+
+@pytest.fixture(scope="session")
+def imagenet_examples(tmp_path_factory) -> Path:
+    """24 ImageNet class folders of one image each, made from examples/ (see
+    :func:`helpers.make_imagenet_examples`): the dev set's layout without ../shared."""
+    return make_imagenet_examples(tmp_path_factory.mktemp("imagenet-examples"))
 
 
 @pytest.fixture(scope="session")

@@ -157,3 +157,36 @@ def make_shapes(root: Path, per_class: tuple[int, int] = (24, 8), size: int = 48
                     draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=fill)
                 img.save(folder / f"{i:03d}.png")
     return root
+
+
+EXAMPLES = ROOT / "examples"
+# The true class of each photo in examples/ (scikit-image's chelsea and coffee, CC0).
+EXAMPLE_WNIDS = {"chelsea.jpg": "n02124075", "coffee.jpg": "n07920052"}  # Egyptian cat, espresso
+
+
+def make_imagenet_examples(root: Path, classes: int = 24) -> Path:
+    """An ImageNet-labelled folder like ../shared's dev set (``root/<wnid>/<wnid>_<name>.JPEG``, one
+    image per class) made from examples/ alone: ``classes`` folders, the first WordNet ids plus
+    the two photos' own, each holding a different crop (and every other one a mirror) of one of the
+    photos. Only the two true classes are right: for tests that need labelled images that decode
+    and classify, not an accuracy."""
+    from PIL import Image, ImageOps
+
+    from mnv3cli.registry.imagenet import class_names, wordnet_ids
+
+    photos = {name: Image.open(EXAMPLES / name).convert("RGB") for name in sorted(EXAMPLE_WNIDS)}
+    wnids = [w for w in wordnet_ids() if w not in EXAMPLE_WNIDS.values()][: classes - 2]
+    for i, wnid in enumerate(sorted([*wnids, *EXAMPLE_WNIDS.values()])):
+        owner = [n for n, w in EXAMPLE_WNIDS.items() if w == wnid]
+        image = photos[owner[0] if owner else sorted(photos)[i % 2]]
+        scale = 0.7 + 0.3 * ((i * 7) % 10) / 10  # side of the crop, as a fraction of the photo's
+        w, h = image.size
+        cw, ch = int(w * scale), int(h * scale)
+        left, top = (w - cw) * ((i * 3) % 5) // 4, (h - ch) * ((i * 5) % 3) // 2
+        variant = image.crop((left, top, left + cw, top + ch))
+        if i % 2:
+            variant = ImageOps.mirror(variant)
+        (root / wnid).mkdir(parents=True)
+        name = class_names()[wordnet_ids().index(wnid)].replace(" ", "_")
+        variant.save(root / wnid / f"{wnid}_{name}.JPEG", quality=90)
+    return root

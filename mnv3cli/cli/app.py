@@ -18,7 +18,6 @@ import traceback
 
 import click
 
-from .. import __version__
 from ..deprecation import renamed_args
 from ..errors import Interrupted, PartialFailure, UserError
 from ..inference import DEVICE_CHOICES
@@ -130,7 +129,15 @@ def _report(ctx: click.Context, exc: Exception, kind: str) -> None:
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Documentation: docs/index.md in the source tree; every command has --help.",
 )
-@click.version_option(__version__, "-V", "--version", prog_name="mnv3")
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, param, value: _print_version(ctx) if value else None,
+    help="Show the version and exit.",
+)
 @click.option("-v", "--verbose", count=True, help="More output; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only results and errors.")
 @click.option(
@@ -149,6 +156,14 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, device: str) -> None:
       mnv3 predict examples/chelsea.jpg -k 3
     """
     ctx.obj = AppContext(verbose=verbose, quiet=quiet, device=device)
+
+
+def _print_version(ctx: click.Context) -> None:
+    """``--version``: the package version is read only here (see :func:`mnv3cli._read_version`)."""
+    from .. import __version__
+
+    click.echo(f"mnv3, version {__version__}")
+    ctx.exit()
 
 
 def _stop_signals_interrupt() -> None:

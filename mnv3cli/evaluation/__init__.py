@@ -3,9 +3,12 @@ metrics, the calibration of its confidence (temperature fitting) and the report 
 unlabelled inputs is :mod:`mnv3cli.prediction`'s job.
 
 Works on any :class:`~mnv3cli.inference.backends.Backend` and never imports torch, so its names are
-imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the same name).
+imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the same name), except
+the report writers: their modules (HTML, plots, atomic folders) would cost every ``mnv3 predict``,
+which imports this package for its softmax and top-k, ~15 ms.
 """
 
+from .._lazy import lazy_exports
 from .calibration import Calibration, fit_temperature
 from .evaluate import (
     EvalProgress,
@@ -15,9 +18,9 @@ from .evaluate import (
     spread_subset,
 )
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
-from .report import check_report_target, write_report
 from .results import HEADLINE, EvaluationSummary, Row, summary
 
+__getattr__, _lazy_names = lazy_exports(__name__, {"check_report_target": ".report", "write_report": ".report"})
 __all__ = [
     "Calibration",
     "ClassificationMeter",

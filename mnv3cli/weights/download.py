@@ -15,9 +15,6 @@ import contextlib
 import hashlib
 import os
 import sys
-import tarfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -113,6 +110,9 @@ def _bundled(source: WeightSource) -> tuple[Path, str]:
 def _download(url: str, path: Path, hash_prefix: str | None, progress: Progress | bool | None) -> None:
     if offline():  # one line within 80 columns: the file's name, not its URL and cache path
         raise UserError(f"offline: {path.name} not cached; use --weights")
+    import urllib.error  # here, not at the top: a predict with cached weights needs no network code
+    import urllib.request
+
     how = f"download it yourself and pass it with --weights PATH, or put it at {path}"
     try:
         with contextlib.ExitStack() as stack:
@@ -138,6 +138,8 @@ def _download(url: str, path: Path, hash_prefix: str | None, progress: Progress 
 
 def _extract(archive: Path, member: str, target: Path) -> None:
     """Copy one member out of a ``.tgz`` (read by name: no path from the archive is ever used)."""
+    import tarfile
+
     try:
         with tarfile.open(archive, "r:*") as tar:
             src = tar.extractfile(member)

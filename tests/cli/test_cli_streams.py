@@ -44,12 +44,14 @@ def test_profile_plot_line_is_a_result_but_not_inside_json(run_cli, tmp_path):
     assert f"wrote {plot}" in as_json.stderr
 
 
-def test_predict_wrote_line_on_stdout_even_with_q_and_on_stderr_with_json(run_cli, int8_tflite, cat_photo, tmp_path):
+def test_predict_wrote_line_on_stdout_even_with_q_and_on_stderr_with_json(
+    run_cli, bundled_weights, cat_photo, tmp_path
+):
     out = tmp_path / "labels.csv"
-    quiet = run_cli("-q", "predict", cat_photo, "--weights", int8_tflite, "--output", out)
+    quiet = run_cli("-q", "predict", cat_photo, "--weights", bundled_weights, "--output", out)
     assert quiet.returncode == 0, quiet.stderr
     assert quiet.stdout == f"wrote 1 result(s) to {out}\n"
-    as_json = run_cli("predict", cat_photo, "--weights", int8_tflite, "--output", out, "--json")
+    as_json = run_cli("predict", cat_photo, "--weights", bundled_weights, "--output", out, "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert [json.loads(line)["path"] for line in as_json.stdout.splitlines()] == [str(cat_photo)]
     assert f"wrote 1 result(s) to {out}" in as_json.stderr

@@ -44,12 +44,12 @@ def test_dev_accuracy_and_full_report(run_cli, int8_tflite, imagenet_dev, tmp_pa
 
 
 @pytest.mark.slow
-def test_torchrun_shards_give_the_numbers_of_one_process(run_cli, int8_tflite, imagenet_dev, tmp_path):
+def test_torchrun_shards_give_the_numbers_of_one_process(run_cli, bundled_weights, imagenet_examples, tmp_path):
     args = [
         "evaluate",
-        str(imagenet_dev),
+        str(imagenet_examples),
         "-w",
-        str(int8_tflite),
+        str(bundled_weights),
         "--limit",
         "40",
         "-b",
@@ -84,14 +84,14 @@ def test_torchrun_shards_give_the_numbers_of_one_process(run_cli, int8_tflite, i
     )
     assert proc.returncode == 0, proc.stderr
     sharded = json.loads(proc.stdout)  # only rank 0 prints
-    assert single["images"] == 40 and single["classes"] == 40
+    assert single["images"] == 24 and single["classes"] == 24
     assert {k: v for k, v in sharded.items() if k not in TIMING} == {k: v for k, v in single.items() if k not in TIMING}
 
 
-def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, int8_tflite, imagenet_dev, tmp_path):
+def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, bundled_weights, imagenet_examples, tmp_path):
     data = tmp_path / "flat"
     data.mkdir()
-    classes = sorted(p for p in imagenet_dev.iterdir() if p.is_dir())[:4]
+    classes = sorted(p for p in imagenet_examples.iterdir() if p.is_dir())[:4]
     rows = []
     for i, folder in enumerate(classes):
         image = next(folder.iterdir())
@@ -108,7 +108,7 @@ def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, int8_tflite, 
         "evaluate",
         data,
         "-w",
-        int8_tflite,
+        bundled_weights,
         "--labels",
         tmp_path / "labels.csv",
         "--json",
@@ -128,23 +128,23 @@ def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, int8_tflite, 
         assert sum(bool(r["error"]) for r in csv.DictReader(fh)) == 3
 
 
-def test_class_name_folders_human_summary(run_cli, int8_tflite, imagenet_dev, tmp_path):
+def test_class_name_folders_human_summary(run_cli, bundled_weights, imagenet_examples, tmp_path):
     for wnid, name in (("n01440764", "tench"), ("n01484850", "great_white_shark")):
         (tmp_path / "data" / name).mkdir(parents=True)
-        for image in (imagenet_dev / wnid).iterdir():
+        for image in (imagenet_examples / wnid).iterdir():
             shutil.copy(image, tmp_path / "data" / name / image.name)
-    proc = run_cli("evaluate", tmp_path / "data", "-w", int8_tflite)
+    proc = run_cli("evaluate", tmp_path / "data", "-w", bundled_weights)
     assert proc.returncode == 0, proc.stderr
     assert "class-name folders" in proc.stderr
     for text in ("top-1", "images/s", "macro average", "weighted average", "tench", "great white shark"):
         assert text in proc.stdout
 
 
-def test_unmatched_class_folders_exit_2(run_cli, int8_tflite, imagenet_dev, tmp_path):
+def test_unmatched_class_folders_exit_2(run_cli, bundled_weights, imagenet_examples, tmp_path):
     for name in ("cats", "tench"):
         (tmp_path / "data" / name).mkdir(parents=True)
-        shutil.copy(next((imagenet_dev / "n01440764").iterdir()), tmp_path / "data" / name / "a.jpg")
-    proc = run_cli("evaluate", tmp_path / "data", "-w", int8_tflite)
+        shutil.copy(next((imagenet_examples / "n01440764").iterdir()), tmp_path / "data" / name / "a.jpg")
+    proc = run_cli("evaluate", tmp_path / "data", "-w", bundled_weights)
     assert proc.returncode == 2
     assert "1 class(es) match nothing in the model" in proc.stderr and "'cats'" in proc.stderr
 

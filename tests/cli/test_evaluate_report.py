@@ -19,8 +19,8 @@ from helpers import cli_env
 SECTIONS = ("summary", "calibration", "per-class", "confusion", "mistakes", "unsure")
 
 
-def test_non_utf8_names_keep_every_record_in_json_and_report(int8_tflite, imagenet_dev, tmp_path):
-    folder = next(p for p in sorted(imagenet_dev.iterdir()) if p.is_dir())
+def test_non_utf8_names_keep_every_record_in_json_and_report(bundled_weights, imagenet_examples, tmp_path):
+    folder = next(p for p in sorted(imagenet_examples.iterdir()) if p.is_dir())
     image = next(folder.iterdir())
     data = os.path.join(os.fsencode(tmp_path), b"data", os.fsencode(folder.name))
     os.makedirs(data)
@@ -36,7 +36,7 @@ def test_non_utf8_names_keep_every_record_in_json_and_report(int8_tflite, imagen
             "evaluate",
             tmp_path / "data",
             "-w",
-            int8_tflite,
+            bundled_weights,
             "--json",
             "--report",
             tmp_path / "report",
@@ -63,10 +63,12 @@ def _browser():
     return sync_api, executable
 
 
-def test_report_page_opens_in_a_browser_with_every_section_and_image(run_cli, int8_tflite, imagenet_dev, tmp_path):
+def test_report_page_opens_in_a_browser_with_every_section_and_image(
+    run_cli, bundled_weights, imagenet_examples, tmp_path
+):
     sync_api, executable = _browser()
     report = tmp_path / "report"
-    proc = run_cli("-q", "evaluate", imagenet_dev, "-w", int8_tflite, "--limit", "40", "--report", report)
+    proc = run_cli("-q", "evaluate", imagenet_examples, "-w", bundled_weights, "--limit", "40", "--report", report)
     assert proc.returncode == 0, proc.stderr
     with sync_api.sync_playwright() as p:
         try:

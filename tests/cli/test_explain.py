@@ -11,7 +11,7 @@ from helpers import assert_one_user_error
 pytest.importorskip("pytorch_grad_cam", reason="mnv3 explain needs the grad-cam extra")
 
 
-def test_heatmaps_and_top5_for_each_image(run_cli, int8_tflite, cat_photo, coffee_photo, tmp_path):
+def test_heatmaps_and_top5_for_each_image(run_cli, bundled_weights, cat_photo, coffee_photo, tmp_path):
     proc = run_cli(
         "explain",
         cat_photo,
@@ -19,7 +19,7 @@ def test_heatmaps_and_top5_for_each_image(run_cli, int8_tflite, cat_photo, coffe
         cat_photo,
         "missing.jpg",
         "-w",
-        int8_tflite,
+        bundled_weights,
         "--class",
         "tabby",
         "-o",
@@ -40,15 +40,15 @@ def test_heatmaps_and_top5_for_each_image(run_cli, int8_tflite, cat_photo, coffe
     assert "mnv3: error: missing.jpg: no such file" in proc.stderr
 
 
-def test_top1_by_default_with_a_table(run_cli, int8_tflite, coffee_photo):
-    proc = run_cli("explain", coffee_photo, "-w", int8_tflite, "-o", "cams")
+def test_top1_by_default_with_a_table(run_cli, bundled_weights, coffee_photo):
+    proc = run_cli("explain", coffee_photo, "-w", bundled_weights, "-o", "cams")
     assert proc.returncode == 0, proc.stderr
     assert "espresso" in proc.stdout and "wrote cams/coffee.gradcam.png: Grad-CAM of 'espresso'" in proc.stdout
 
 
-def test_an_unknown_class_is_refused_before_any_image(run_cli, int8_tflite, cat_photo):
+def test_an_unknown_class_is_refused_before_any_image(run_cli, bundled_weights, cat_photo):
     assert_one_user_error(
-        run_cli("explain", cat_photo, "-w", int8_tflite, "--class", "unicorn", "-o", "cams"),
+        run_cli("explain", cat_photo, "-w", bundled_weights, "--class", "unicorn", "-o", "cams"),
         "--class unicorn",
         "not a class",
     )

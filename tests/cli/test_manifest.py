@@ -11,15 +11,15 @@ CLASSES = 12  # ImageNet dev classes in the small set: one image each
 
 
 @pytest.fixture(scope="module")
-def dev_set(tmp_path_factory, imagenet_dev):
+def dev_set(tmp_path_factory, imagenet_examples):
     """A class-folder copy (symlinks) of 12 ImageNet dev images, and a manifest of the same images
     (test split) plus one row naming a missing file (line 14)."""
     root = tmp_path_factory.mktemp("dev")
     rows = ["path,label,split"]
-    for wnid in sorted(os.listdir(imagenet_dev))[:CLASSES]:
+    for wnid in sorted(os.listdir(imagenet_examples))[:CLASSES]:
         (root / "dev" / wnid).mkdir(parents=True)
-        for name in sorted(os.listdir(imagenet_dev / wnid)):
-            os.symlink(imagenet_dev / wnid / name, root / "dev" / wnid / name)
+        for name in sorted(os.listdir(imagenet_examples / wnid)):
+            os.symlink(imagenet_examples / wnid / name, root / "dev" / wnid / name)
             rows.append(f"dev/{wnid}/{name},{wnid},test")
     good = root / "good.csv"
     good.write_text("\n".join(rows) + "\n")
@@ -28,9 +28,9 @@ def dev_set(tmp_path_factory, imagenet_dev):
     return root
 
 
-def test_evaluate_manifest_equals_folder(run_cli, dev_set, int8_tflite):
-    folder = run_cli("evaluate", dev_set / "dev", "-w", int8_tflite, "--json")
-    manifest = run_cli("evaluate", dev_set / "good.csv", "-w", int8_tflite, "--json")
+def test_evaluate_manifest_equals_folder(run_cli, dev_set, bundled_weights):
+    folder = run_cli("evaluate", dev_set / "dev", "-w", bundled_weights, "--json")
+    manifest = run_cli("evaluate", dev_set / "good.csv", "-w", bundled_weights, "--json")
     assert folder.returncode == 0 and manifest.returncode == 0, manifest.stderr
     a, b = json.loads(folder.stdout), json.loads(manifest.stdout)
     assert b["images"] == a["images"] == CLASSES and b["top1"] == a["top1"]
@@ -38,28 +38,28 @@ def test_evaluate_manifest_equals_folder(run_cli, dev_set, int8_tflite):
     assert a["layout"] == "wordnet-id folders" and b["layout"] == "manifest"
 
 
-def test_evaluate_bad_row_is_a_partial_failure(run_cli, dev_set, int8_tflite):
-    proc = run_cli("evaluate", dev_set / "bad.csv", "-w", int8_tflite, "--json")
+def test_evaluate_bad_row_is_a_partial_failure(run_cli, dev_set, bundled_weights):
+    proc = run_cli("evaluate", dev_set / "bad.csv", "-w", bundled_weights, "--json")
     assert proc.returncode == 1, proc.stderr
     assert f"{dev_set / 'bad.csv'}:{CLASSES + 2}: no such image 'dev/missing.jpg'" in proc.stderr
     assert json.loads(proc.stdout)["images"] == CLASSES  # the good rows were all evaluated
 
 
-def test_evaluate_refuses_an_escaping_path(run_cli, dev_set, int8_tflite, tmp_path):
+def test_evaluate_refuses_an_escaping_path(run_cli, dev_set, bundled_weights, tmp_path):
     inner = tmp_path / "inner"
     inner.mkdir()
     first = next((dev_set / "dev").iterdir())
     image = next(first.iterdir())
     (inner / "m.csv").write_text(f"path,label\n{image},{first.name}\n")
-    proc = run_cli("evaluate", inner / "m.csv", "-w", int8_tflite)
+    proc = run_cli("evaluate", inner / "m.csv", "-w", bundled_weights)
     assert proc.returncode == 2 and "is outside the manifest's folder" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    allowed = run_cli("evaluate", inner / "m.csv", "-w", int8_tflite, "--allow-absolute-paths", "--json")
+    allowed = run_cli("evaluate", inner / "m.csv", "-w", bundled_weights, "--allow-absolute-paths", "--json")
     assert allowed.returncode == 0 and json.loads(allowed.stdout)["images"] == 1
 
 
-def test_split_without_a_manifest_is_refused(run_cli, dev_set, int8_tflite):
-    proc = run_cli("evaluate", dev_set / "dev", "-w", int8_tflite, "--split", "val")
+def test_split_without_a_manifest_is_refused(run_cli, dev_set, bundled_weights):
+    proc = run_cli("evaluate", dev_set / "dev", "-w", bundled_weights, "--split", "val")
     assert proc.returncode == 2 and "--split: only for a CSV/JSONL manifest" in proc.stderr
 
 
@@ -103,7 +103,7 @@ def test_train_on_a_manifest_with_the_imbalance_options(run_cli, shapes):
     run = shapes.parent / "manifest-run"
     proc = run_cli(
         *("train", manifest, "--classes", shapes / "classes.txt", "-m", "mobilenetv3_small_075", "-r", "32"),
-        *("-e", "1", "-b", "8", "-j", "0", "-o", run, "--class-weights", "balanced", "--sampler", "balanced"),
+        *("-e", "1", "-b", "8", "-j", "1", "-o", run, "--class-weights", "balanced", "--sampler", "balanced"),
         *("--no-tensorboard", "--json"),
         env={"OMP_NUM_THREADS": "1"},
     )

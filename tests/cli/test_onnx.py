@@ -48,10 +48,10 @@ def cli(args, cache, guard=False):
 
 
 @pytest.fixture(scope="module")
-def warm(int8_tflite, cat_photo, tmp_path_factory):
+def warm(bundled_weights, cat_photo, tmp_path_factory):
     """A cache warmed by a first ``mnv3 predict``; returns (cache dir, that first run)."""
     cache = tmp_path_factory.mktemp("onnx-cache")
-    first = cli(["predict", cat_photo, "--weights", int8_tflite, "--json"], cache)
+    first = cli(["predict", cat_photo, "--weights", bundled_weights, "--json"], cache)
     return cache, first
 
 
@@ -67,9 +67,9 @@ def test_first_run_builds_the_cache_and_says_so(warm):
     assert (entry / "model.onnx").stat().st_size > 1_000_000
 
 
-def test_warm_predict_never_imports_torch_and_matches_torch(warm, int8_tflite, cat_photo):
+def test_warm_predict_never_imports_torch_and_matches_torch(warm, bundled_weights, cat_photo):
     cache, first = warm
-    fast = cli(["predict", cat_photo, "--weights", int8_tflite, "--json"], cache, guard=True)
+    fast = cli(["predict", cat_photo, "--weights", bundled_weights, "--json"], cache, guard=True)
     assert fast.returncode == 0, fast.stderr
     *lines, imported = fast.stdout.strip().splitlines()
     assert imported == "[]", f"a warm predict imported {imported[:200]}"
@@ -78,7 +78,7 @@ def test_warm_predict_never_imports_torch_and_matches_torch(warm, int8_tflite, c
     assert record == json.loads(first.stdout)
     assert record["predictions"][0]["index"] in CAT_CLASSES
 
-    slow = cli(["predict", cat_photo, "--weights", int8_tflite, "--json", "--backend", "torch"], cache)
+    slow = cli(["predict", cat_photo, "--weights", bundled_weights, "--json", "--backend", "torch"], cache)
     assert slow.returncode == 0, slow.stderr
     torch_record = json.loads(slow.stdout)
     assert [p["index"] for p in torch_record["predictions"]] == [p["index"] for p in record["predictions"]]
@@ -89,7 +89,7 @@ def test_warm_predict_never_imports_torch_and_matches_torch(warm, int8_tflite, c
     )
 
 
-def test_damaged_or_half_written_entries_are_rebuilt(warm, int8_tflite, tmp_path):
+def test_damaged_or_half_written_entries_are_rebuilt(warm, bundled_weights, tmp_path):
     cache, _ = warm
     copy = tmp_path / "cache"
     shutil.copytree(cache, copy)
@@ -97,7 +97,7 @@ def test_damaged_or_half_written_entries_are_rebuilt(warm, int8_tflite, tmp_path
     key = json.loads((entry / "meta.json").read_text())["key"]
     store = OnnxCache(copy)
     assert store.lookup(key) is not None
-    assert key == cache_key(sha256_file(int8_tflite), None, CACHE_OPSET)
+    assert key == cache_key(sha256_file(bundled_weights), None, CACHE_OPSET)
 
     (entry / "meta.json").write_text("{ truncated")  # a crash mid-write: not an entry
     assert store.lookup(key) is None
@@ -105,16 +105,16 @@ def test_damaged_or_half_written_entries_are_rebuilt(warm, int8_tflite, tmp_path
     (entry / "model.onnx").write_bytes(b"\x00" * 64)  # the graph damaged on disk
 
     messages = []
-    runtime = open_runtime(str(int8_tflite), cache=store, notify=messages.append)
+    runtime = open_runtime(str(bundled_weights), cache=store, notify=messages.append)
     assert any("unusable" in m and "rebuilding" in m for m in messages), messages
     assert runtime.backend.name == "onnxruntime" and store.lookup(key) is not None
     batch = np.zeros((3, 3, 224, 224), np.float32)  # the dynamic batch axis
     assert runtime.backend(batch).shape == (3, 1000)
 
 
-def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(run_cli, int8_tflite, cat_photo, tmp_path):
+def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(run_cli, bundled_weights, cat_photo, tmp_path):
     out = tmp_path / "small.onnx"
-    result = run_cli("export", "--weights", int8_tflite, "-o", out, "--image", cat_photo, "--json")
+    result = run_cli("export", "--weights", bundled_weights, "-o", out, "--image", cat_photo, "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["ok"] and 0 <= record["max_abs_diff"] <= 1e-4 and record["opset"] == 17
@@ -125,9 +125,9 @@ def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(run_cli, int8_t
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_export_torchscript_and_resolution(run_cli, int8_tflite, tmp_path):
+def test_export_torchscript_and_resolution(run_cli, bundled_weights, tmp_path):
     out = tmp_path / "small.pt"
-    result = run_cli("export", "-f", "torchscript", "--weights", int8_tflite, "-o", out, "-r", "160")
+    result = run_cli("export", "-f", "torchscript", "--weights", bundled_weights, "-o", out, "-r", "160")
     assert result.returncode == 0, result.stderr
     assert "largest logit difference from PyTorch on generated image" in result.stdout
     import torch
@@ -230,11 +230,11 @@ def test_a_build_killed_midway_never_harms_another_process_building_the_same_ent
 
 
 @pytest.mark.parametrize("fmt, name", [("onnx", "small.onnx"), ("openvino", "small.xml")])
-def test_an_exported_file_is_weights_for_predict_without_torch(warm, int8_tflite, cat_photo, tmp_path, fmt, name):
+def test_an_exported_file_is_weights_for_predict_without_torch(warm, bundled_weights, cat_photo, tmp_path, fmt, name):
     pytest.importorskip("openvino", reason="the openvino extra is part of the test extra")
     cache, first = warm
     out = tmp_path / name
-    export = cli(["export", "-f", fmt, "--weights", int8_tflite, "-o", out, "--json"], cache)
+    export = cli(["export", "-f", fmt, "--weights", bundled_weights, "-o", out, "--json"], cache)
     assert export.returncode == 0, export.stderr
     assert json.loads(export.stdout)["ok"]
     result = cli(["predict", cat_photo, "--weights", out, "--json"], tmp_path / "empty-cache", guard=True)
@@ -327,7 +327,20 @@ def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, in
         (val / wnid).symlink_to(imagenet_dev / wnid)
     out = tmp_path / "out" / "small-int8.onnx"
     result = cli(
-        ["export", "--int8", "--weights", int8_tflite, "--data", black, "--val", val, "--max-drop", "10", "-o", out],
+        [
+            "export",
+            "--int8",
+            "--weights",
+            int8_tflite,
+            "--data",
+            black,
+            "--val",
+            val,
+            "--max-drop",
+            "10",
+            "-o",
+            out,
+        ],
         tmp_path / "cache",
     )
     assert result.returncode == 1, result.stderr
@@ -339,7 +352,7 @@ def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, in
     assert not out.exists() and list(out.parent.iterdir()) == []  # no file, no leftovers
 
 
-def test_a_cached_graph_changed_on_disk_is_rebuilt_with_a_note(warm, int8_tflite, cat_photo, tmp_path):
+def test_a_cached_graph_changed_on_disk_is_rebuilt_with_a_note(warm, bundled_weights, cat_photo, tmp_path):
     """Half of the classifier's weights zeroed inside a cached model.onnx (same size, still a valid
     graph that loads): the digest in meta.json no longer matches, so the entry is rebuilt and the
     answer is the right one again (issue 24, item 5)."""
@@ -360,7 +373,7 @@ def test_a_cached_graph_changed_on_disk_is_rebuilt_with_a_note(warm, int8_tflite
     onnx.save(graph, str(entry / "model.onnx"))
     assert onnx.load(str(entry / "model.onnx")) is not None  # still a graph that loads
 
-    again = cli(["predict", cat_photo, "--weights", int8_tflite, "--json"], copy)
+    again = cli(["predict", cat_photo, "--weights", bundled_weights, "--json"], copy)
     assert again.returncode == 0, again.stderr
     assert "unusable" in again.stderr and "sha256 mismatch" in again.stderr and "rebuilding" in again.stderr
     assert json.loads(again.stdout) == json.loads(first.stdout)  # the right answer, exactly

@@ -19,15 +19,27 @@ from helpers import assert_one_user_error, cli_env, started
 CAT_CLASSES = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
 
+@pytest.fixture(scope="module")
+def five_hundred_images(tmp_path_factory, imagenet_examples):
+    """500 images (links to the examples/ folder's 24, in turn): a run long enough to interrupt."""
+    import os
+
+    sources = sorted(imagenet_examples.rglob("*.JPEG"))
+    folder = tmp_path_factory.mktemp("five-hundred")
+    for i in range(500):
+        os.link(sources[i % len(sources)], folder / f"{i:04d}.jpg")
+    return folder
+
+
 def top(result, k=5):
     assert result.error is None, result.error
     return [p.index for p in result.predictions[:k]]
 
 
-def test_cli_json_and_csv_output(run_cli, int8_tflite, cat_photo, coffee_photo, tmp_path):
+def test_cli_json_and_csv_output(run_cli, bundled_weights, cat_photo, coffee_photo, tmp_path):
     out = tmp_path / "labels.csv"
     proc = run_cli(
-        "predict", cat_photo, coffee_photo, "--weights", int8_tflite, "--json", "--output", out, "--top-k", "3"
+        "predict", cat_photo, coffee_photo, "--weights", bundled_weights, "--json", "--output", out, "--top-k", "3"
     )
     assert proc.returncode == 0, proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -41,7 +53,7 @@ def test_cli_json_and_csv_output(run_cli, int8_tflite, cat_photo, coffee_photo, 
     assert rows[0]["label_1"] == records[0]["predictions"][0]["label"]
 
 
-def test_cli_bad_corpus_json_records_and_exit_1(run_cli, int8_tflite, bad_corpus):
+def test_cli_bad_corpus_json_records_and_exit_1(run_cli, bundled_weights, bad_corpus):
     root, expected = bad_corpus
     proc = run_cli(
         "predict",
@@ -49,7 +61,7 @@ def test_cli_bad_corpus_json_records_and_exit_1(run_cli, int8_tflite, bad_corpus
         "empty-dir",
         "missing.jpg",
         "--weights",
-        int8_tflite,
+        bundled_weights,
         "--json",
         "--batch-size",
         "2",
@@ -64,13 +76,13 @@ def test_cli_bad_corpus_json_records_and_exit_1(run_cli, int8_tflite, bad_corpus
     assert "mnv3: warning: 7 of 9 input(s) failed" in proc.stderr
 
 
-def test_cli_tables_stderr_errors_and_jsonl_from_stdin(run_cli, int8_tflite, cat_photo, tmp_path):
-    proc = run_cli("predict", cat_photo, "missing.jpg", "--weights", int8_tflite, "--top-k", "2")
+def test_cli_tables_stderr_errors_and_jsonl_from_stdin(run_cli, bundled_weights, cat_photo, tmp_path):
+    proc = run_cli("predict", cat_photo, "missing.jpg", "--weights", bundled_weights, "--top-k", "2")
     assert proc.returncode == 1
     assert cat_photo.name in proc.stdout and "probability" in proc.stdout and "cat" in proc.stdout
     assert "mnv3: error: missing.jpg: no such file" in proc.stderr and "Traceback" not in proc.stderr
     out = tmp_path / "out.jsonl"
-    proc = run_cli("predict", "-", "--weights", int8_tflite, "--output", out, input=f"{cat_photo}\n")
+    proc = run_cli("predict", "-", "--weights", bundled_weights, "--output", out, input=f"{cat_photo}\n")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"wrote 1 result(s) to {out}\n"  # what it made is its result: stdout
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
@@ -89,12 +101,12 @@ def test_cli_user_errors_exit_2_before_loading(run_cli, args, message):
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_predict_output_in_unwritable_place_is_a_user_error(run_cli, int8_tflite, cat_photo, blocked_dir):
-    result = run_cli("predict", cat_photo, "-w", int8_tflite, "-o", blocked_dir / "labels.csv")
+def test_predict_output_in_unwritable_place_is_a_user_error(run_cli, bundled_weights, cat_photo, blocked_dir):
+    result = run_cli("predict", cat_photo, "-w", bundled_weights, "-o", blocked_dir / "labels.csv")
     assert_one_user_error(result, "--output", "labels.csv", "cannot write")
 
 
-def test_predict_json_into_a_closed_pipe_stops_quietly(int8_tflite, cat_photo, coffee_photo, tmp_path):
+def test_predict_json_into_a_closed_pipe_stops_quietly(bundled_weights, cat_photo, coffee_photo, tmp_path):
     """``mnv3 predict ... --json | head -1``: the reader leaving is not an internal error."""
     # -k 1000 makes each JSON line ~60 KB, so the second line cannot fit in the pipe's buffer.
     args = [
@@ -106,7 +118,7 @@ def test_predict_json_into_a_closed_pipe_stops_quietly(int8_tflite, cat_photo, c
         str(coffee_photo),
         str(cat_photo),
         "-w",
-        str(int8_tflite),
+        str(bundled_weights),
         "--json",
         "-k",
         "1000",
@@ -121,9 +133,9 @@ def test_predict_json_into_a_closed_pipe_stops_quietly(int8_tflite, cat_photo, c
     assert proc.returncode == 1
 
 
-def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, int8_tflite, cat_photo, tmp_path):
+def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, bundled_weights, cat_photo, tmp_path):
     out = tmp_path / "labels.csv"
-    result = run_cli("predict", cat_photo, "-w", int8_tflite, "-k", "5000", "-o", out)
+    result = run_cli("predict", cat_photo, "-w", bundled_weights, "-k", "5000", "-o", out)
     assert result.returncode == 0, result.stderr
     header, row = list(csv.reader(out.open(encoding="utf-8")))
     assert len(header) == len(row) == 1 + 3 * 1000 + 1
@@ -131,7 +143,7 @@ def test_predict_csv_has_columns_only_for_labels_the_model_has(run_cli, int8_tfl
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
-def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_dev, int8_tflite, signame):
+def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, five_hundred_images, bundled_weights, signame):
     """Before: exit by signal with no message, a hidden ``.labels.jsonl.*.tmp`` left behind. Now:
     exit 130 saying how to resume, and only ``labels.jsonl.part``, holding whole records."""
     import signal
@@ -145,9 +157,9 @@ def test_sigterm_and_sighup_stop_predict_output_like_ctrl_c(tmp_path, imagenet_d
             "-m",
             "mnv3cli",
             "predict",
-            str(imagenet_dev),
+            str(five_hundred_images),
             "-w",
-            str(int8_tflite),
+            str(bundled_weights),
             "--backend",
             "torch",
             "-b",

@@ -9,14 +9,16 @@ import json
 from helpers import assert_one_user_error
 
 
-def test_unknown_below_the_threshold_and_sorted_into_folders(run_cli, int8_tflite, cat_photo, coffee_photo, tmp_path):
+def test_unknown_below_the_threshold_and_sorted_into_folders(
+    run_cli, bundled_weights, cat_photo, coffee_photo, tmp_path
+):
     proc = run_cli(
         "predict",
         cat_photo,
         coffee_photo,
         "missing.jpg",
         "-w",
-        int8_tflite,
+        bundled_weights,
         "-k",
         "2",
         "--min-confidence",
@@ -39,8 +41,8 @@ def test_unknown_below_the_threshold_and_sorted_into_folders(run_cli, int8_tflit
     assert "linked (hard) 2 file(s) into out; list in out/sorted.csv" in proc.stderr  # --json: notes on stderr
 
 
-def test_tables_say_unknown_and_mode_needs_sort_into(run_cli, int8_tflite, cat_photo):
-    proc = run_cli("predict", cat_photo, "-w", int8_tflite, "-k", "1", "--min-confidence", "0.5")
+def test_tables_say_unknown_and_mode_needs_sort_into(run_cli, bundled_weights, cat_photo):
+    proc = run_cli("predict", cat_photo, "-w", bundled_weights, "-k", "1", "--min-confidence", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "answer: unknown (top probability below 50 %)"
     assert_one_user_error(run_cli("predict", cat_photo, "--mode", "copy"), "--mode copy", "--sort-into")

@@ -31,10 +31,10 @@ def _link(src: Path, dst: Path | bytes) -> None:
             out.write(fh.read())
 
 
-def _image_folder(root: Path, imagenet_dev: Path, count: int) -> Path:
+def _image_folder(root: Path, imagenet_examples: Path, count: int) -> Path:
     folder = root / "images"
     folder.mkdir()
-    sources = sorted(imagenet_dev.rglob("*.JPEG"))
+    sources = sorted(imagenet_examples.rglob("*.JPEG"))
     for i in range(count):
         _link(sources[i % len(sources)], folder / f"{i:04d}.jpg")
     _link(sources[-1], os.fsencode(folder) + b"/" + ODD_NAME)
@@ -43,13 +43,13 @@ def _image_folder(root: Path, imagenet_dev: Path, count: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def many_images(tmp_path_factory, imagenet_dev) -> Path:
-    return _image_folder(tmp_path_factory.mktemp("many"), imagenet_dev, 300)
+def many_images(tmp_path_factory, imagenet_examples) -> Path:
+    return _image_folder(tmp_path_factory.mktemp("many"), imagenet_examples, 300)
 
 
 @pytest.fixture(scope="module")
-def few_images(tmp_path_factory, imagenet_dev) -> Path:
-    return _image_folder(tmp_path_factory.mktemp("few"), imagenet_dev, 40)
+def few_images(tmp_path_factory, imagenet_examples) -> Path:
+    return _image_folder(tmp_path_factory.mktemp("few"), imagenet_examples, 40)
 
 
 def _start(args: list, cwd: Path) -> subprocess.Popen:
@@ -76,9 +76,9 @@ def _kill_when(proc: subprocess.Popen, ready, timeout: float = 120) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix, kills", [(".jsonl", ["opened", "grew", "grew"]), (".csv", ["grew"])])
 def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_file(
-    run_cli, int8_tflite, many_images, tmp_path, suffix, kills
+    run_cli, bundled_weights, many_images, tmp_path, suffix, kills
 ):
-    args = ["predict", many_images, "-w", int8_tflite, "-b", "8"]
+    args = ["predict", many_images, "-w", bundled_weights, "-b", "8"]
     full = tmp_path / f"full{suffix}"
     proc = run_cli(*args, "-o", full)
     assert proc.returncode == 1, proc.stderr  # the broken file
@@ -100,7 +100,7 @@ def test_kill_9_at_several_points_then_resume_gives_the_uninterrupted_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([full.name, out.name])
 
 
-def test_a_full_disk_keeps_whole_records_and_resume_finishes(run_cli, int8_tflite, many_images, tmp_path):
+def test_a_full_disk_keeps_whole_records_and_resume_finishes(run_cli, bundled_weights, many_images, tmp_path):
     """A file-size limit (like a full disk) part-way: exit 2 with one line naming FILE.part, whole
     records kept; --resume, with room again, ends with the uninterrupted file."""
     import resource
@@ -108,7 +108,7 @@ def test_a_full_disk_keeps_whole_records_and_resume_finishes(run_cli, int8_tflit
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (80_000, 80_000))
 
-    args = ["predict", str(many_images), "-w", str(int8_tflite), "-o", "labels.jsonl"]
+    args = ["predict", str(many_images), "-w", str(bundled_weights), "-o", "labels.jsonl"]
     full = run_cli(*args[:-1], "full.jsonl")  # also warms the ONNX cache, which the limit would stop
     assert full.returncode == 1, full.stderr
     expected = (tmp_path / "full.jsonl").read_bytes()
@@ -136,8 +136,8 @@ def test_a_full_disk_keeps_whole_records_and_resume_finishes(run_cli, int8_tflit
 
 
 @pytest.mark.slow
-def test_two_torchrun_processes_write_what_one_process_writes(run_cli, int8_tflite, few_images, tmp_path):
-    args = ["predict", str(few_images), "-w", str(int8_tflite), "-b", "4", "-k", "3", "--json"]
+def test_two_torchrun_processes_write_what_one_process_writes(run_cli, bundled_weights, few_images, tmp_path):
+    args = ["predict", str(few_images), "-w", str(bundled_weights), "-b", "4", "-k", "3", "--json"]
     single = run_cli(*args, "-o", "one.jsonl")
     assert single.returncode == 1, single.stderr
     env = cli_env({"PYTHONPATH": str(ROOT)})
@@ -164,7 +164,7 @@ def test_two_torchrun_processes_write_what_one_process_writes(run_cli, int8_tfli
     ]
 
 
-def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, int8_tflite, few_images, tmp_path):
+def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, bundled_weights, few_images, tmp_path):
     """Before: --output x.csv/.jsonl failed with an internal error and lost every result, --json
     wrote a line that is not UTF-8. Stdout and stdin strict, as in a UTF-8 locale that is not C."""
     strict = {"PYTHONIOENCODING": "utf-8:strict"}
@@ -179,7 +179,7 @@ def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, int8_tflite,
                 "predict",
                 "-",
                 "-w",
-                str(int8_tflite),
+                str(bundled_weights),
                 "-k",
                 "1",
                 "--json",
@@ -216,7 +216,7 @@ def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, int8_tflite,
             "predict",
             "-",
             "-w",
-            str(int8_tflite),
+            str(bundled_weights),
             "-k",
             "1",
             "-o",
@@ -234,29 +234,29 @@ def test_undecodable_names_keep_every_record_in_valid_utf8(run_cli, int8_tflite,
     (few_images / "labels.csv").unlink()
 
 
-def test_tables_show_undecodable_names_escaped(int8_tflite, few_images):
+def test_tables_show_undecodable_names_escaped(bundled_weights, few_images):
     proc = subprocess.run(
-        [sys.executable, "-m", "mnv3cli", "predict", os.fsdecode(ODD_NAME), "-w", str(int8_tflite), "-k", "1"],
+        [sys.executable, "-m", "mnv3cli", "predict", os.fsdecode(ODD_NAME), "-w", str(bundled_weights), "-k", "1"],
         capture_output=True,
         cwd=few_images,
         env=cli_env({"PYTHONIOENCODING": "utf-8:strict"}),
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "0007-caf\\xe9.jpg" in proc.stdout.decode("utf-8") and b"corn" in proc.stdout
+    assert "0007-caf\\xe9.jpg" in proc.stdout.decode("utf-8") and b"espresso" in proc.stdout  # the last image: coffee
 
 
-def test_resume_needs_output_and_refuses_other_inputs(run_cli, int8_tflite, few_images, tmp_path):
+def test_resume_needs_output_and_refuses_other_inputs(run_cli, bundled_weights, few_images, tmp_path):
     proc = run_cli("predict", few_images, "--resume")
     assert proc.returncode == 2 and "--resume continues an --output FILE" in proc.stderr
     (tmp_path / "labels.jsonl.part").write_text('{"path": "elsewhere.jpg", "error": "x"}\n')
-    proc = run_cli("predict", few_images, "-w", int8_tflite, "-o", "labels.jsonl", "--resume")
+    proc = run_cli("predict", few_images, "-w", bundled_weights, "-o", "labels.jsonl", "--resume")
     assert proc.returncode == 2, proc.stderr
     assert "result 1 in labels.jsonl.part is for elsewhere.jpg, but input 1 is" in proc.stderr
     assert (tmp_path / "labels.jsonl.part").read_text().startswith('{"path": "elsewhere.jpg"')
 
 
-def test_progress_on_a_terminal_shows_rate_failures_and_eta(int8_tflite, few_images, tmp_path):
+def test_progress_on_a_terminal_shows_rate_failures_and_eta(bundled_weights, few_images, tmp_path):
     """stderr a terminal: a bar with results so far, images/s, failures so far, time left."""
     import pty
     import re
@@ -270,7 +270,7 @@ def test_progress_on_a_terminal_shows_rate_failures_and_eta(int8_tflite, few_ima
             "predict",
             str(few_images),
             "-w",
-            str(int8_tflite),
+            str(bundled_weights),
             "-b",
             "4",
             "-o",
@@ -301,7 +301,7 @@ def test_progress_on_a_terminal_shows_rate_failures_and_eta(int8_tflite, few_ima
 
 
 @pytest.mark.slow
-def test_torchrun_resume_of_other_inputs_stops_every_process(int8_tflite, few_images, tmp_path):
+def test_torchrun_resume_of_other_inputs_stops_every_process(bundled_weights, few_images, tmp_path):
     """The check runs on rank 0 only; its error must reach rank 1 too, or rank 1 waits forever."""
     (tmp_path / "labels.jsonl.part").write_text('{"path": "elsewhere.jpg", "error": "x"}\n')
     proc = subprocess.run(
@@ -317,7 +317,7 @@ def test_torchrun_resume_of_other_inputs_stops_every_process(int8_tflite, few_im
             "predict",
             str(few_images),
             "-w",
-            str(int8_tflite),
+            str(bundled_weights),
             "-o",
             "labels.jsonl",
             "--resume",

@@ -39,10 +39,10 @@ def concurrently(count: int, work) -> list:
     return results
 
 
-def test_concurrent_requests_are_batched_and_sigterm_answers_those_in_flight(int8_tflite, cat_photo):
+def test_concurrent_requests_are_batched_and_sigterm_answers_those_in_flight(bundled_weights, cat_photo):
     cat = cat_photo.read_bytes()
     # A long batching window makes "in flight" last long enough to be seen from outside.
-    with ServerProcess("--weights", int8_tflite, "--max-wait-ms", "1000", "--max-batch", "64") as server:
+    with ServerProcess("--weights", bundled_weights, "--max-wait-ms", "1000", "--max-batch", "64") as server:
         assert server.request("GET", "/healthz") == (200, b'{"status":"ready","model":"mobilenetv3_small_100"}')
         first = concurrently(12, lambda i: server.predict(cat))
         assert all(status == 200 and body["predictions"][0]["label"] == "Egyptian cat" for status, body in first), first
@@ -66,9 +66,9 @@ def test_concurrent_requests_are_batched_and_sigterm_answers_those_in_flight(int
             server.request("GET", "/healthz", timeout=5)
 
 
-def test_a_warm_server_runs_without_torch_and_sigint_stops_it_with_status_0(int8_tflite, cat_photo, run_cli):
-    assert run_cli("-q", "predict", cat_photo, "--weights", int8_tflite).returncode == 0  # the ONNX cache
-    with ServerProcess("--weights", int8_tflite) as server:
+def test_a_warm_server_runs_without_torch_and_sigint_stops_it_with_status_0(bundled_weights, cat_photo, run_cli):
+    assert run_cli("-q", "predict", cat_photo, "--weights", bundled_weights).returncode == 0  # the ONNX cache
+    with ServerProcess("--weights", bundled_weights) as server:
         assert server.request("GET", "/healthz")[0] == 200
         maps = Path(f"/proc/{server.proc.pid}/maps")
         if maps.exists():
@@ -91,11 +91,11 @@ def test_an_address_of_another_machine_is_a_user_error(run_cli):
     assert_one_user_error(result, "--host 203.0.113.7 --port 0: cannot listen there (Cannot assign")
 
 
-def test_refusals_of_large_bodies_reach_the_client(int8_tflite):
+def test_refusals_of_large_bodies_reach_the_client(bundled_weights):
     """A refusal sent while the client is still uploading must still be read by it: the server
     reads and drops the rest of the body (closing with unread data would reset the connection)."""
     big = bytes(range(256)) * (6 * 2**20 // 256)  # 6 MiB: more than the socket buffers hold
-    with ServerProcess("--weights", int8_tflite, "--max-upload-mb", "1") as server:
+    with ServerProcess("--weights", bundled_weights, "--max-upload-mb", "1") as server:
         for _ in range(3):
             assert server.predict(big)[0] == 413
             status, body = server.predict(big, "text/plain")

@@ -44,11 +44,11 @@ def browser():
 
 
 def test_a_person_picks_and_drops_images_and_sees_top5_bars_or_the_error(
-    browser, int8_tflite, cat_photo, coffee_photo, tmp_path
+    browser, bundled_weights, cat_photo, coffee_photo, tmp_path
 ):
     bad = tmp_path / "notes.jpg"
     bad.write_text("a shopping list, not a photo")
-    with ServerProcess("--weights", int8_tflite) as server:
+    with ServerProcess("--weights", bundled_weights) as server:
         page = browser.new_page()
         elsewhere, page_errors = [], []
         page.on(
@@ -89,10 +89,10 @@ def test_a_person_picks_and_drops_images_and_sees_top5_bars_or_the_error(
 
 
 @pytest.mark.parametrize("width, height", [(390, 844), (1280, 800)], ids=["phone", "desktop"])
-def test_the_page_fits_a_phone_and_a_desktop(browser, int8_tflite, cat_photo, width, height):
+def test_the_page_fits_a_phone_and_a_desktop(browser, bundled_weights, cat_photo, width, height):
     """At 390x844 the bars used to vanish (a 0 px track), the cards overflowed so the page scrolled
     sideways and "choose files" was an 89x18 px target; /favicon.ico was a 404 on every load."""
-    with ServerProcess("--weights", int8_tflite) as server:
+    with ServerProcess("--weights", bundled_weights) as server:
         mobile = width < 600
         page = browser.new_page(viewport={"width": width, "height": height}, is_mobile=mobile, has_touch=mobile)
         failed = []

@@ -28,10 +28,10 @@ def browser():
         browser.close()
 
 
-def test_the_page_asks_for_the_key_and_then_classifies(browser, int8_tflite, cat_photo, tmp_path):
+def test_the_page_asks_for_the_key_and_then_classifies(browser, bundled_weights, cat_photo, tmp_path):
     keys = tmp_path / "keys"
     keys.write_text(KEY + "\n")
-    with ServerProcess("--weights", int8_tflite, "--api-key-file", keys) as server:
+    with ServerProcess("--weights", bundled_weights, "--api-key-file", keys) as server:
         page = browser.new_page()
         answers = iter(["wrong-key-but-long-enough", KEY])
         prompts: list[str] = []

@@ -60,9 +60,9 @@ class Raw:
         self.sock.close()
 
 
-def test_slowloris_connections_are_closed_and_normal_requests_stay_fast(int8_tflite, cat_photo):
+def test_slowloris_connections_are_closed_and_normal_requests_stay_fast(bundled_weights, cat_photo):
     cat = cat_photo.read_bytes()
-    with ServerProcess("--weights", int8_tflite, "--header-timeout", "3") as server:
+    with ServerProcess("--weights", bundled_weights, "--header-timeout", "3") as server:
         slow = [Raw(server) for _ in range(40)]
         for conn in slow:
             conn.send(b"POST /v1/predict HTTP/1.1\r\n")
@@ -85,8 +85,8 @@ def test_slowloris_connections_are_closed_and_normal_requests_stay_fast(int8_tfl
         assert server.stop(signal.SIGTERM)[0] == 0
 
 
-def test_a_half_sent_body_is_answered_408_and_closed_after_the_body_timeout(int8_tflite):
-    with ServerProcess("--weights", int8_tflite, "--body-timeout", "2") as server:
+def test_a_half_sent_body_is_answered_408_and_closed_after_the_body_timeout(bundled_weights):
+    with ServerProcess("--weights", bundled_weights, "--body-timeout", "2") as server:
         conn = Raw(server)
         conn.send(POST + b"Content-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n" + b"\xff" * 50_000)
         start = time.monotonic()
@@ -98,8 +98,8 @@ def test_a_half_sent_body_is_answered_408_and_closed_after_the_body_timeout(int8
         assert server.stop(signal.SIGTERM)[0] == 0
 
 
-def test_refusals_before_the_body_are_sent_at_once_and_close_the_connection(int8_tflite):
-    with ServerProcess("--weights", int8_tflite, "--max-upload-mb", "1") as server:
+def test_refusals_before_the_body_are_sent_at_once_and_close_the_connection(bundled_weights):
+    with ServerProcess("--weights", bundled_weights, "--max-upload-mb", "1") as server:
         declared = Raw(server, timeout=3)  # declares 30 MB and sends none of it: the 413 comes anyway
         declared.send(POST + b"Content-Type: image/jpeg\r\nContent-Length: 30000000\r\n\r\n")
         status, headers, body = declared.response()
@@ -157,9 +157,9 @@ def _keep_alive_client(server: ServerProcess, image: bytes, outcomes: list, stop
     conn.close()
 
 
-def test_sigterm_answers_every_fully_sent_request_of_keep_alive_clients(int8_tflite, cat_photo):
+def test_sigterm_answers_every_fully_sent_request_of_keep_alive_clients(bundled_weights, cat_photo):
     cat = cat_photo.read_bytes()
-    with ServerProcess("--weights", int8_tflite, "--max-wait-ms", "20") as server:
+    with ServerProcess("--weights", bundled_weights, "--max-wait-ms", "20") as server:
         outcomes: list = []
         stop = threading.Event()
         clients = [threading.Thread(target=_keep_alive_client, args=(server, cat, outcomes, stop)) for _ in range(8)]
@@ -190,8 +190,8 @@ def test_sigterm_answers_every_fully_sent_request_of_keep_alive_clients(int8_tfl
         stalled.close()
 
 
-def test_a_low_open_files_limit_refuses_connections_quietly_and_keeps_serving(int8_tflite):
-    with ServerProcess("--weights", int8_tflite, "--header-timeout", "3", open_files=96) as server:
+def test_a_low_open_files_limit_refuses_connections_quietly_and_keeps_serving(bundled_weights):
+    with ServerProcess("--weights", bundled_weights, "--header-timeout", "3", open_files=96) as server:
         held = []
         for _ in range(120):  # half-sent requests, more than the descriptors left
             try:
@@ -216,8 +216,8 @@ def test_a_low_open_files_limit_refuses_connections_quietly_and_keeps_serving(in
     assert status == 0 and "Traceback" not in stderr, stderr
 
 
-def test_the_soft_open_files_limit_is_raised_to_the_hard_one_at_start(int8_tflite):
-    with ServerProcess("--weights", int8_tflite, open_files=(64, 4096)) as server:
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one_at_start(bundled_weights):
+    with ServerProcess("--weights", bundled_weights, open_files=(64, 4096)) as server:
         limits = Path(f"/proc/{server.proc.pid}/limits")
         if not limits.exists():
             pytest.skip("no /proc on this system")
@@ -226,8 +226,8 @@ def test_the_soft_open_files_limit_is_raised_to_the_hard_one_at_start(int8_tflit
         assert server.stop(signal.SIGTERM)[0] == 0
 
 
-def test_protocol_garbage_and_bad_multipart_are_json_and_do_not_write_stderr(int8_tflite):
-    with ServerProcess("--weights", int8_tflite) as server:
+def test_protocol_garbage_and_bad_multipart_are_json_and_do_not_write_stderr(bundled_weights):
+    with ServerProcess("--weights", bundled_weights) as server:
         garbage = Raw(server)
         garbage.send(b"NOT HTTP AT ALL\r\n\r\n")
         status, headers, body = garbage.response()

@@ -33,14 +33,14 @@ def v1(server: ServerProcess, image: bytes, headers: dict) -> dict:
     return json.loads(body)
 
 
-def test_tritonclient_with_an_api_key_gets_predicts_answers(int8_tflite, cat_photo, coffee_photo, tmp_path):
+def test_tritonclient_with_an_api_key_gets_predicts_answers(bundled_weights, cat_photo, coffee_photo, tmp_path):
     from mnv3cli.data.preprocess import load_and_preprocess
     from mnv3cli.registry import Preprocess
 
     keys = tmp_path / "keys"
     keys.write_text(KEY + "\n")
     photos = [cat_photo.read_bytes(), coffee_photo.read_bytes()]
-    with ServerProcess("--weights", int8_tflite, "--api-key-file", keys) as server:
+    with ServerProcess("--weights", bundled_weights, "--api-key-file", keys) as server:
         client = httpclient.InferenceServerClient(f"{server.host}:{server.port}", network_timeout=60)
         try:
             assert client.is_server_live() and client.is_server_ready()
@@ -80,12 +80,12 @@ def test_tritonclient_with_an_api_key_gets_predicts_answers(int8_tflite, cat_pho
 
 
 def test_reload_under_load_loses_nothing_and_a_corrupt_file_keeps_the_old_model(
-    int8_tflite, uint8_tflite, cat_photo, tmp_path, run_cli
+    bundled_weights, other_weights, cat_photo, tmp_path, run_cli
 ):
-    assert run_cli("-q", "predict", cat_photo, "--weights", uint8_tflite).returncode == 0  # its ONNX cache
-    weights = tmp_path / "model.tflite"
-    shutil.copyfile(int8_tflite, weights)
-    old, new = (hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in (int8_tflite, uint8_tflite))
+    assert run_cli("-q", "predict", cat_photo, "--weights", other_weights).returncode == 0  # its ONNX cache
+    weights = tmp_path / "model.safetensors"
+    shutil.copyfile(bundled_weights, weights)
+    old, new = (hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in (bundled_weights, other_weights))
     cat = cat_photo.read_bytes()
     with ServerProcess("--weights", weights) as server:
         stop, lock = threading.Event(), threading.Lock()
@@ -109,7 +109,7 @@ def test_reload_under_load_loses_nothing_and_a_corrupt_file_keeps_the_old_model(
             thread.start()
         try:
             time.sleep(1.0)
-            shutil.copyfile(uint8_tflite, weights)
+            shutil.copyfile(other_weights, weights)
             server.proc.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 120
             while (

@@ -22,15 +22,15 @@ def test_flip_keeps_top1_within_0_2_points_on_the_dev_images(run_cli, int8_tflit
     assert flip["top1"] >= plain["top1"] - 0.2
 
 
-def test_every_backend_gives_the_same_flipped_answers(run_cli, int8_tflite, imagenet_dev, cat_photo):
+def test_every_backend_gives_the_same_flipped_answers(run_cli, bundled_weights, imagenet_examples, cat_photo):
     results = {}
     for backend in ("torch", "onnxruntime"):
         ev = run_cli(
             "-q",
             "evaluate",
-            imagenet_dev,
+            imagenet_examples,
             "-w",
-            int8_tflite,
+            bundled_weights,
             "--limit",
             "30",
             "--tta",
@@ -39,12 +39,12 @@ def test_every_backend_gives_the_same_flipped_answers(run_cli, int8_tflite, imag
             "--backend",
             backend,
         )
-        pr = run_cli("-q", "predict", cat_photo, "-w", int8_tflite, "--tta", "flip", "--json", "--backend", backend)
+        pr = run_cli("-q", "predict", cat_photo, "-w", bundled_weights, "--tta", "flip", "--json", "--backend", backend)
         assert ev.returncode == 0 and pr.returncode == 0, ev.stderr + pr.stderr
         results[backend] = json.loads(ev.stdout), json.loads(pr.stdout)["predictions"]
     (ev_t, pr_t), (ev_o, pr_o) = results["torch"], results["onnxruntime"]
     assert ev_t["top1"] == ev_o["top1"] and ev_t["loss"] == pytest.approx(ev_o["loss"], abs=1e-3)
     assert [p["index"] for p in pr_t] == [p["index"] for p in pr_o]
     assert pr_t[0]["probability"] == pytest.approx(pr_o[0]["probability"], abs=1e-3)
-    plain = json.loads(run_cli("-q", "predict", cat_photo, "-w", int8_tflite, "--json").stdout)["predictions"]
+    plain = json.loads(run_cli("-q", "predict", cat_photo, "-w", bundled_weights, "--json").stdout)["predictions"]
     assert plain[0]["probability"] != pytest.approx(pr_o[0]["probability"], abs=1e-4)  # flipping did something

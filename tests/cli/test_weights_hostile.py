@@ -34,7 +34,7 @@ def test_predict_refuses_nan_weights_with_one_line(run_cli, tmp_path, cat_photo,
     )
 
 
-def test_convert_into_a_file_size_limit_is_a_user_error_and_leaves_nothing(tmp_path, int8_tflite):
+def test_convert_into_a_file_size_limit_is_a_user_error_and_leaves_nothing(tmp_path, bundled_weights):
     """torch's zip writer used to turn EFBIG into "internal error: RuntimeError" (exit 1)."""
     import resource
     import subprocess
@@ -47,7 +47,7 @@ def test_convert_into_a_file_size_limit_is_a_user_error_and_leaves_nothing(tmp_p
 
     out = tmp_path / "small.pt"
     proc = subprocess.run(
-        [sys.executable, "-m", "mnv3cli", "convert", str(int8_tflite), "-o", str(out)],
+        [sys.executable, "-m", "mnv3cli", "convert", str(bundled_weights), "-o", str(out)],
         capture_output=True,
         text=True,
         env=cli_env(),

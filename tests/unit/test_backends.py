@@ -32,18 +32,18 @@ ROWS = [(entry.name, row) for entry in list_backends() for row in entry.rows]
 
 
 @pytest.fixture(scope="module")
-def loaded(int8_tflite):
+def loaded(bundled_weights):
     from mnv3cli.weights.loader import load_model
 
-    return load_model(str(int8_tflite))
+    return load_model(str(bundled_weights))
 
 
 @pytest.fixture(scope="module")
-def images(loaded, imagenet_dev) -> np.ndarray:
+def images(loaded, imagenet_examples) -> np.ndarray:
     """Eight real dev images (eight classes), preprocessed as predict does."""
     from mnv3cli.data import iter_batches
 
-    paths = [str(next(iter(sorted(d.glob("*.JPEG"))))) for d in sorted(imagenet_dev.iterdir())[:8]]
+    paths = [str(next(iter(sorted(d.glob("*.JPEG"))))) for d in sorted(imagenet_examples.iterdir())[:8]]
     (batch,) = list(iter_batches(paths, loaded.card.preprocess, batch_size=8))
     assert not batch.errors
     return batch.images

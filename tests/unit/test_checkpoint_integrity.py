@@ -95,18 +95,20 @@ def test_saving_the_same_model_twice_gives_the_same_bytes(tmp_path, suffix):
     assert files[0] == files[1] == files[2]
 
 
-def test_convert_twice_from_two_places_gives_identical_files(tmp_path, int8_tflite):
+def test_convert_twice_from_two_places_gives_identical_files(tmp_path, bundled_weights):
     """The output names its input by file name and content hash, not by the path given."""
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-        shutil.copy(int8_tflite, tmp_path / folder / int8_tflite.name)
+        shutil.copy(bundled_weights, tmp_path / folder / bundled_weights.name)
     runner = CliRunner()
     for suffix in (".pt", ".safetensors"):
         outputs = []
         for folder in ("a", "b"):
             out = tmp_path / f"{folder}{suffix}"
-            result = runner.invoke(cli, ["-q", "convert", str(tmp_path / folder / int8_tflite.name), "-o", str(out)])
+            result = runner.invoke(
+                cli, ["-q", "convert", str(tmp_path / folder / bundled_weights.name), "-o", str(out)]
+            )
             assert result.exit_code == 0, result.output
             outputs.append(out.read_bytes())
         assert outputs[0] == outputs[1], suffix
-    assert read_checkpoint(tmp_path / "a.safetensors")["extra"]["converted_from"] == int8_tflite.name
+    assert read_checkpoint(tmp_path / "a.safetensors")["extra"]["converted_from"] == bundled_weights.name

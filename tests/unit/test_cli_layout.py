@@ -96,12 +96,12 @@ def test_profile_latency_rows_keep_every_number_whole(one_thread):
 
 
 @pytest.mark.parametrize("columns", [80, 160])
-def test_predict_prints_a_long_path_whole_above_its_table(int8_tflite, cat_photo, tmp_path, columns):
+def test_predict_prints_a_long_path_whole_above_its_table(bundled_weights, cat_photo, tmp_path, columns):
     folder = tmp_path / ("a folder whose name is long enough to need wrapping " * 2).strip()
     folder.mkdir()
     photo = folder / ("photo-" + "x" * 60 + ".jpg")
     photo.write_bytes(cat_photo.read_bytes())
-    out = invoke("predict", str(photo), "-w", str(int8_tflite), "-k", "3", columns=columns).stdout
+    out = invoke("predict", str(photo), "-w", str(bundled_weights), "-k", "3", columns=columns).stdout
     lines = out.splitlines()
     assert lines[0] == str(photo)  # the path alone on its line, never folded into a cell
     assert_fits("\n".join(lines[1:]), columns)

@@ -25,8 +25,8 @@ CANVAS, CAT = (600, 400), (300, 200)  # the crop: short side 400 -> 256, centre 
 
 
 @pytest.fixture(scope="module")
-def int8(int8_tflite):
-    return load_model(int8_tflite)
+def int8(bundled_weights):
+    return load_model(bundled_weights)
 
 
 def _scene(path, at: tuple[int, int]):

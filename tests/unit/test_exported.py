@@ -94,15 +94,15 @@ def test_what_an_exported_file_cannot_do_is_a_user_error(files, name, options, m
         open_runtime(str(folder / name), **options)
 
 
-def test_openvino_backend_runs_the_cached_graph_in_f32_unless_asked(int8_tflite, tmp_path):
+def test_openvino_backend_runs_the_cached_graph_in_f32_unless_asked(bundled_weights, tmp_path):
     cache = OnnxCache(tmp_path)
-    f32 = open_runtime(str(int8_tflite), backend="openvino", cache=cache)
-    ort = open_runtime(str(int8_tflite), backend="onnxruntime", cache=cache)
+    f32 = open_runtime(str(bundled_weights), backend="openvino", cache=cache)
+    ort = open_runtime(str(bundled_weights), backend="onnxruntime", cache=cache)
     assert len(list((tmp_path / "onnx").iterdir())) == 1  # one graph serves both engines
     assert f32.backend.name == "openvino" and (tmp_path / "openvino").is_dir()
     batch = sample_batch(f32.card.preprocess)
     assert np.abs(f32.backend(batch) - ort.backend(batch)).max() < 1e-3
-    bf16 = open_runtime(str(int8_tflite), backend="openvino", cache=cache, precision="bf16")
+    bf16 = open_runtime(str(bundled_weights), backend="openvino", cache=cache, precision="bf16")
     assert bf16.backend.name == "openvino-bf16"  # stated wherever the backend is named
     assert np.abs(bf16.backend(batch) - ort.backend(batch)).max() > 1e-3  # really another precision
 

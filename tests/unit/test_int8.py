@@ -236,14 +236,14 @@ def _folders(imagenet_dev, root, first: int, count: int):
     return root
 
 
-def test_export_int8_refuses_too_few_held_out_images_before_any_work(int8_tflite, imagenet_dev, tmp_path):
+def test_export_int8_refuses_too_few_held_out_images_before_any_work(bundled_weights, imagenet_examples, tmp_path):
     from click.testing import CliRunner
 
     from mnv3cli.cli.app import cli
 
-    data = _folders(imagenet_dev, tmp_path / "data", 0, 2)  # the 1 held-out image that once "certified"
+    data = _folders(imagenet_examples, tmp_path / "data", 0, 2)  # the 1 held-out image that once "certified"
     out = tmp_path / "s8.onnx"
-    args = ["export", "--int8", "-w", str(int8_tflite), "--data", str(data), "-o", str(out)]
+    args = ["export", "--int8", "-w", str(bundled_weights), "--data", str(data), "-o", str(out)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.stderr
     assert "--max-drop 1: 1 held-out images cannot certify it (at least 595 are needed" in result.stderr

@@ -50,7 +50,7 @@ def test_hub_folder_is_where_torch_puts_downloads(monkeypatch, tmp_path, env):
     assert cache_dir() == Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def test_tags_resolve_to_the_file_the_loader_fetches_without_torch(monkeypatch, tmp_path, uint8_tflite):
+def test_tags_resolve_to_the_file_the_loader_fetches_without_torch(monkeypatch, tmp_path, bundled_weights):
     """A published TFLite file placed in the hub cache: our path and the loader's are the same."""
     from mnv3cli.registry import get_entry, get_weight_source
     from mnv3cli.weights.download import fetch
@@ -61,21 +61,21 @@ def test_tags_resolve_to_the_file_the_loader_fetches_without_torch(monkeypatch, 
     source = get_weight_source(get_entry("small"), tag)
     target = tmp_path / "hub" / "checkpoints" / "v3-small_224_1.0_uint8.tflite"
     target.parent.mkdir(parents=True)
-    target.symlink_to(uint8_tflite)
+    target.symlink_to(bundled_weights)  # any file: an archive member is not hash-checked
     assert weights_file(tag, "small") == target == fetch(source, progress=False)[0]
     assert weights_file("no-such-tag", "small") is None
 
 
-def test_key_follows_content_not_name(int8_tflite, tmp_path):
+def test_key_follows_content_not_name(bundled_weights, tmp_path):
     renamed = tmp_path / "renamed.tflite"
-    shutil.copy(int8_tflite, renamed)
-    assert sha256_file(weights_file(str(renamed))) == sha256_file(int8_tflite)
+    shutil.copy(bundled_weights, renamed)
+    assert sha256_file(weights_file(str(renamed))) == sha256_file(bundled_weights)
     with open(renamed, "r+b") as fh:  # one changed byte is other weights
         fh.seek(1000)
         byte = fh.read(1)
         fh.seek(1000)
         fh.write(bytes([byte[0] ^ 1]))
-    assert sha256_file(renamed) != sha256_file(int8_tflite)
+    assert sha256_file(renamed) != sha256_file(bundled_weights)
     keys = [
         cache_key("abc", None, 17),
         cache_key("abd", None, 17),

@@ -115,12 +115,12 @@ def test_urls_are_downloaded_and_failures_become_records(http_root, cat_photo):
 
 
 @pytest.fixture(scope="module")
-def int8(int8_tflite):
+def int8(bundled_weights):
     """(backend, class names, preprocessing) of the int8 model, loaded once for this module."""
     from mnv3cli.inference.backends import TorchBackend
     from mnv3cli.weights.loader import load_model
 
-    loaded = load_model(str(int8_tflite))
+    loaded = load_model(str(bundled_weights))
     return TorchBackend(loaded.model), loaded.card.class_names, loaded.card.preprocess
 
 

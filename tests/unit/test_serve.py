@@ -25,10 +25,10 @@ LIMIT = 200_000  # bytes: the test app's upload limit (the cat photo is about 60
 
 
 @pytest.fixture(scope="module")
-def runtime(int8_tflite):
+def runtime(bundled_weights):
     from mnv3cli.inference import open_runtime
 
-    return open_runtime(str(int8_tflite), pipelined=True)
+    return open_runtime(str(bundled_weights), pipelined=True)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def post_image(client, data, content_type="image/jpeg", **params):
     return client.post("/v1/predict", content=data, headers={"Content-Type": content_type}, params=params)
 
 
-def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, cat_bytes, int8_tflite):
+def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, cat_bytes, bundled_weights):
     from mnv3cli.prediction import predict
 
     response = post_image(client, cat_bytes)
@@ -56,7 +56,7 @@ def test_raw_image_gets_the_same_labels_as_predict(client, runtime, cat_photo, c
     expected = next(
         predict([str(cat_photo)], runtime.backend, runtime.card.preprocess, runtime.card.class_names, top_k=5)
     ).to_dict()["predictions"]
-    version = hashlib.sha256(int8_tflite.read_bytes()).hexdigest()[:12]
+    version = hashlib.sha256(bundled_weights.read_bytes()).hexdigest()[:12]
     assert body == {"predictions": expected, "model": "mobilenetv3_small_100", "model_version": version}
     assert body["predictions"][0]["label"] == "Egyptian cat"
     assert len(post_image(client, cat_bytes, top_k=2).json()["predictions"]) == 2
@@ -197,10 +197,10 @@ def test_framework_refusals_use_the_same_error_shape(client, cat_bytes, method, 
     assert list(body) == ["error"] and body["error"].startswith(needle), body  # pydantic may add words
 
 
-def test_model_card(client, runtime, int8_tflite):
+def test_model_card(client, runtime, bundled_weights):
     card = client.get("/v1/model").json()
     assert card["model_name"] == "mobilenetv3_small_100" and card["backend"] == "onnxruntime"
-    assert card["sha256"] == hashlib.sha256(int8_tflite.read_bytes()).hexdigest()
+    assert card["sha256"] == hashlib.sha256(bundled_weights.read_bytes()).hexdigest()
     assert card["num_classes"] == len(card["class_names"]) == 1000
     assert card["class_names"][285] == "Egyptian cat" and card["wordnet_ids"][285] == "n02124075"
     assert card["preprocess"]["input_size"] == 224 and card["preprocess"]["mean"] == [0.5, 0.5, 0.5]

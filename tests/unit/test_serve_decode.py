@@ -24,10 +24,10 @@ from mnv3cli.serving import ServeSettings, create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def runtime(int8_tflite):
+def runtime(bundled_weights):
     from mnv3cli.inference import open_runtime
 
-    return open_runtime(str(int8_tflite), pipelined=True)
+    return open_runtime(str(bundled_weights), pipelined=True)
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,10 @@ KEY = "k" * 12 + "-secret-key"
 
 
 @pytest.fixture(scope="module")
-def runtime(int8_tflite):
+def runtime(bundled_weights):
     from mnv3cli.inference import open_runtime
 
-    return open_runtime(str(int8_tflite), pipelined=True)
+    return open_runtime(str(bundled_weights), pipelined=True)
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +113,17 @@ def test_api_keys_from_a_file_and_the_environment(tmp_path):
         load_keys(str(keys), {})
 
 
-def test_hot_reload_swaps_the_version_and_a_failure_keeps_the_old_model(runtime, uint8_tflite, photos):
+def test_hot_reload_swaps_the_version_and_a_failure_keeps_the_old_model(runtime, other_weights, photos):
     from mnv3cli.inference import open_runtime
 
     loads = iter(
         [
-            lambda: open_runtime(str(uint8_tflite), pipelined=True),
+            lambda: open_runtime(str(other_weights), pipelined=True),
             lambda: (_ for _ in ()).throw(ValueError("model.tflite: not a TFLite flatbuffer")),
         ]
     )
     settings = ServeSettings(max_wait_ms=1, reload=lambda: next(loads)())
-    old, new = runtime.card.sha256[:12], hashlib.sha256(uint8_tflite.read_bytes()).hexdigest()[:12]
+    old, new = runtime.card.sha256[:12], hashlib.sha256(other_weights.read_bytes()).hexdigest()[:12]
     with TestClient(create_app(runtime, settings)) as client:
         assert client.get("/v1/model").json()["model_version"] == old
         assert client.get("/v1/model").json()["reload"] == {"state": "none"}

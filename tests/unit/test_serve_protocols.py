@@ -25,10 +25,10 @@ INFER = f"/v2/models/{MODEL}/infer"
 
 
 @pytest.fixture(scope="module")
-def runtime(int8_tflite):
+def runtime(bundled_weights):
     from mnv3cli.inference import open_runtime
 
-    return open_runtime(str(int8_tflite), pipelined=True)
+    return open_runtime(str(bundled_weights), pipelined=True)
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +64,11 @@ def binary_body(header: dict, blob: bytes) -> tuple[bytes, dict]:
     return text + blob, {"Inference-Header-Content-Length": str(len(text)), "Content-Type": "application/octet-stream"}
 
 
-def test_v2_server_and_model_metadata(client, int8_tflite):
+def test_v2_server_and_model_metadata(client, bundled_weights):
     assert client.get("/v2").json()["extensions"] == ["binary_tensor_data", "classification"]
     assert client.get("/v2/health/live").status_code == 200
     assert client.get("/v2/health/ready").json() == {"ready": True}
-    version = hashlib.sha256(int8_tflite.read_bytes()).hexdigest()[:12]
+    version = hashlib.sha256(bundled_weights.read_bytes()).hexdigest()[:12]
     for path in (f"/v2/models/{MODEL}", f"/v2/models/{MODEL}/versions/{version}"):
         meta = client.get(path).json()
         assert meta["name"] == MODEL and meta["versions"] == [version]

@@ -91,17 +91,17 @@ def test_resolution_is_part_of_the_cache_key(tmp_path):
     )
 
 
-def test_open_runtime_at_another_resolution_caches_its_own_static_graph(int8_tflite, tmp_path):
+def test_open_runtime_at_another_resolution_caches_its_own_static_graph(bundled_weights, tmp_path):
     from mnv3cli.inference.runtime import open_runtime
 
     cache = OnnxCache(tmp_path)
-    runtime = open_runtime(str(int8_tflite), backend="onnxruntime", cache=cache, resolution=160)
+    runtime = open_runtime(str(bundled_weights), backend="onnxruntime", cache=cache, resolution=160)
     assert runtime.card.preprocess.input_size == 160 and runtime.card.preprocess.resize == 183
     assert list(runtime.backend.input_shape[1:]) == [3, 160, 160]
     (entry,) = (tmp_path / "onnx").iterdir()
     assert not SHAPE_OPS & set(_ops(entry / "model.onnx"))
     logits = runtime.backend(np.zeros((2, 3, 160, 160), np.float32))
     assert logits.shape == (2, 1000)
-    again = open_runtime(str(int8_tflite), backend="onnxruntime", cache=cache, resolution=160)
+    again = open_runtime(str(bundled_weights), backend="onnxruntime", cache=cache, resolution=160)
     assert again.backend.path == runtime.backend.path  # a hit: the same entry
     assert len(list((tmp_path / "onnx").iterdir())) == 1
