@@ -143,6 +143,10 @@ def save_checkpoint(
     }
     if card is not None and card.temperature != 1.0:  # calibrated (mnv3 calibrate); else bytes as before
         record["temperature"] = float(card.temperature)
+    if card is not None and card.multi_label:  # a sigmoid head; single-label files keep their bytes
+        record["head"] = card.head
+        if card.thresholds is not None:
+            record["thresholds"] = [float(t) for t in card.thresholds]
     suffix = path.suffix.lower()
     if suffix in TORCH_SUFFIXES:
         if record["extra"]:  # else the bytes stay as before (weights-only files)
@@ -191,7 +195,7 @@ def _write_safetensors(path: Path, record: dict) -> None:
         "extra": extra,
         **{
             k: json.dumps(record[k], sort_keys=True)
-            for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature")
+            for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature", "head", "thresholds")
             if k != "state_dict" and k in record
         },
     }
@@ -321,4 +325,6 @@ def card_from_record(record: Mapping, source: str = "", sha256: str | None = Non
         sha256,
         record["arch"],
         record.get("temperature", 1.0),
+        head=str(record.get("head", "softmax")),
+        thresholds=record.get("thresholds"),
     )
