@@ -41,7 +41,7 @@ def _options(func):
 
 
 @click.command("train")
-@click.argument("data", required=False, type=click.Path(file_okay=False), metavar="[DIR]")
+@click.argument("data", required=False, type=click.Path(), metavar="[DIR]")
 @click.option(
     "--resume",
     type=click.Path(),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..training import AMP_MODES, AUGMENTS, DEFAULT_MODEL, OPTIMIZERS
+from ..training import AMP_MODES, AUGMENTS, DEFAULT_MODEL, LOSSES, OPTIMIZERS
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
@@ -72,6 +72,13 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     (("--warmup-lr",), "warmup_lr", click.FloatRange(0), "Learning rate at the start of warmup."),
     (("--min-lr",), "min_lr", click.FloatRange(0), "Learning rate at the end of the cosine."),
     (("--label-smoothing",), "label_smoothing", click.FloatRange(0, 1), "Label smoothing."),
+    (
+        ("--multi-label/--single-label",),
+        "multi_label",
+        None,
+        "Sigmoid head: any set of classes per image [default: from the data, a manifest's `labels`].",
+    ),
+    (("--loss",), "loss", click.Choice(LOSSES), "Multi-label loss: BCE with logits, or asymmetric (asl)."),
     (("--mixup",), "mixup", click.FloatRange(0), "Mixup alpha (0 = off)."),
     (("--cutmix",), "cutmix", click.FloatRange(0), "CutMix alpha (0 = off)."),
     (("--augment",), "augment", click.Choice(AUGMENTS), "Extra augmentation policy."),

@@ -29,6 +29,7 @@ AMP_MODES = ("auto", "none", "bf16", "fp16")
 DEFAULT_LR = {"adamw": (1e-3, 1e-4), "sgd": (0.01, 1e-3), "rmsprop": (1e-3, 1e-4)}
 DEFAULT_WEIGHT_DECAY = {"adamw": 0.05, "sgd": 1e-4, "rmsprop": 1e-5}
 DEFAULT_MODEL = "mobilenetv3_small_100"
+LOSSES = ("bce", "asl")  # multi-label losses
 
 
 @dataclass
@@ -62,6 +63,8 @@ class TrainConfig:
     label_smoothing: float = 0.1
     mixup: float = 0.0  # mixup alpha (0 = off)
     cutmix: float = 0.0  # cutmix alpha (0 = off)
+    multi_label: bool = False  # sigmoid head, any set of classes per image (also set by a `labels` manifest)
+    loss: str = "bce"  # multi-label loss: bce (BCE with logits) | asl (asymmetric loss, Ridnik et al. 2021)
     augment: str = "none"  # none | randaugment | trivialaugment
     crop_scale: float = 0.25  # smallest area fraction of RandomResizedCrop
     hflip: float = 0.5
@@ -102,7 +105,7 @@ class TrainConfig:
         def bad(name: str, why: str) -> UserError:
             return UserError(f"--{name.replace('_', '-')}: {why}")
 
-        for name, choices in (("optimizer", OPTIMIZERS), ("augment", AUGMENTS), ("amp", AMP_MODES)):
+        for name, choices in (("optimizer", OPTIMIZERS), ("augment", AUGMENTS), ("amp", AMP_MODES), ("loss", LOSSES)):
             if getattr(self, name) not in choices:
                 raise bad(name, f"{getattr(self, name)!r} is not one of {', '.join(choices)}")
         if self.epochs < 1:
@@ -141,6 +144,8 @@ class TrainConfig:
             raise bad("resolution", "must be at least 16 pixels")
         if not 0 < self.ema_decay < 1:
             raise bad("ema_decay", "must be between 0 and 1")
+        if self.multi_label and (self.mixup or self.cutmix):  # timm's Mixup mixes one-hot targets only
+            raise bad("mixup" if self.mixup else "cutmix", "not available for a multi-label model; leave it at 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,11 +22,12 @@ from torchvision.transforms import v2
 
 from ..data.folders import find_samples
 from ..data.images import ImageDecodeError, open_rgb, probe_image
+from ..data.manifest import is_manifest
 from ..errors import UserError
 from ..registry.types import Preprocess
 from .state import epoch_seed
 
-Sample = tuple[str, int]
+Sample = tuple[str, int]  # (path, class index); a multi-label sample holds a multi-hot tuple of floats
 SAMPLE_STREAM = 0x5A4D  # keeps sample seeds apart from epoch_seed(seed, epoch, rank, step)
 
 
@@ -40,6 +41,7 @@ class Splits:
     source: str  # how the split was made, for the run's summary
     train_root: str = ""  # the folders the samples come from, for messages
     val_root: str = ""
+    multi_label: bool = False  # targets are multi-hot tuples (a manifest with `labels`)
 
 
 def image_folder(root: str | os.PathLike) -> tuple[list[str], list[Sample]]:
@@ -81,6 +83,10 @@ def find_splits(
     Validation folders are matched to the training classes by name.
     """
     data = Path(data)
+    if is_manifest(data):
+        from .manifest_splits import manifest_splits
+
+        return manifest_splits(data, val, val_split, seed)
     if not data.is_dir():
         raise UserError(f"{data}: {'no such folder' if not data.exists() else 'not a folder'}")
     nested = (data / "train").is_dir()
@@ -243,7 +249,8 @@ def collate_skipping(items: list) -> tuple[torch.Tensor | None, torch.Tensor | N
     if not good:
         return None, None, skipped
     images = torch.stack([image for image, _ in good])
-    targets = torch.tensor([target for _, target in good], dtype=torch.long)
+    multi_hot = isinstance(good[0][1], tuple)
+    targets = torch.tensor([target for _, target in good], dtype=torch.float32 if multi_hot else torch.long)
     return images, targets, skipped
 
 

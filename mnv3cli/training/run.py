@@ -8,6 +8,8 @@ takes both and stays a handful of plain functions.
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import math
 import threading
@@ -86,6 +88,9 @@ def prepare(
     listener, notes = with_telemetry(listener, cfg, output, distributed.is_main())
     splits = find_splits(cfg.data or _missing_data(), cfg.val, cfg.val_split, cfg.seed)
     splits, unreadable = drop_unreadable(splits, cfg.resolved_workers)
+    if cfg.multi_label and not splits.multi_label:
+        raise UserError(f"{cfg.data}: --multi-label needs a manifest with a `labels` column (one label set a row)")
+    cfg = dataclasses.replace(cfg, multi_label=splits.multi_label).validate()
     held.enter_context(hold_run_folder(output))
     resume_file, checkpoint = read_resume(resume) if resume is not None else (None, None)
     if resume is None:
