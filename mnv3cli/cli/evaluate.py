@@ -111,6 +111,12 @@ def command(
 
     if report_dir is not None:
         check_report_target(report_dir)
+    if _multi_label_manifest(folder):  # a sigmoid-head evaluation: mAP, F1 at thresholds
+        from .evaluate_multilabel import evaluate_manifest
+
+        runtime = open_model(app, model, weights, backend, precision=precision, pipelined=True)
+        options = {"batch_size": batch_size, "workers": workers, "limit": limit, "as_json": as_json}
+        return evaluate_manifest(app, folder, runtime, options | {"report_dir": report_dir, "tta": tta})
     scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
     for note in scanned.notes:
         app.info(note)
@@ -190,6 +196,13 @@ def command(
             f"{len(result.errors)} of {result.images + len(result.errors)} images could "
             "not be read (listed in the output" + (" and the report)" if report_dir else ")")
         )
+
+
+def _multi_label_manifest(path: Path) -> bool:
+    """Whether ``path`` is a manifest with a ``labels`` column (read again by the evaluation)."""
+    from ..data.manifest import is_manifest, read_manifest
+
+    return is_manifest(path) and read_manifest(path).multi_label
 
 
 def _print_summary(app: AppContext, obj: EvaluationSummary) -> None:
