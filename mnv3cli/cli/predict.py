@@ -37,6 +37,7 @@ from .options import (
     weights_option,
     workers_option,
 )
+from .predict_sinks import result_sinks
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -138,7 +139,11 @@ def command(
         top_k = min(top_k, len(runtime.card.class_names))  # no empty label columns in --output FILE.csv
         failed = 0
         with contextlib.ExitStack() as stack:
-            results = _open_output(stack, output, top_k, min_confidence is not None) if distributed.is_main() else None
+            results = (
+                _open_output(stack, output, top_k, min_confidence is not None, runtime.card.multi_label)
+                if distributed.is_main()
+                else None
+            )
             resumed = distributed.on_main(lambda: _begin(app, results, sources, resume))
             sorter = SortInto(sort_into, mode or "copy") if sort_into and distributed.is_main() else None
             # the inputs its list holds (a resumed list may lack the last results): placed from there on
@@ -177,13 +182,13 @@ def command(
         raise PartialFailure(f"{failed} of {len(sources)} input(s) failed")
 
 
-def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int, answers: bool):
+def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int, answers: bool, labels: bool):
     if output is None:
         return None
     from ..prediction import ResultsFile
 
     try:
-        return stack.enter_context(ResultsFile(output, top_k, answers))
+        return stack.enter_context(ResultsFile(output, top_k, answers, labels))
     except OSError as exc:
         raise UserError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
 
@@ -231,7 +236,7 @@ def _classify(
     main, (resumed, listed) = distributed.is_main(), done_listed
     first = min(resumed.done, listed)
     todo = sources[first:]
-    sinks = _sinks(app, as_json, results, options.get("min_confidence")) if main else []
+    sinks = result_sinks(app, as_json, results, options.get("min_confidence")) if main else []
     long_job = main and len(todo) > options["batch_size"]
     show = _progress(app, stack, len(sources), resumed) if long_job else None
     failed = 0
@@ -245,6 +250,7 @@ def _classify(
                 runtime.card.class_names,
                 top_k=top_k,
                 distributed=distributed.is_distributed(),
+                thresholds=runtime.card.decision_thresholds() if runtime.card.multi_label else None,
                 **options,
             ),
             1,
@@ -283,40 +289,6 @@ def _classify(
     return failed
 
 
-def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None = None) -> list[Callable]:
-    """Where each result goes: JSON lines or tables on stdout, error lines on stderr, the file."""
-    sinks: list[Callable] = []
-    if results is not None:
-        sinks.append(results.write)
-    if as_json:
-        sinks.append(lambda r: app.emit_json(r.to_dict()))
-        return sinks
-    if results is None:
-        from rich.text import Text
-
-        console = app.out  # stdout: the results are the command's output
-
-        def print_table(result) -> None:
-            if result.error is None:  # the path on its own line, never folded, then its labels
-                console.print(Text(plain(result.shown_path), style="bold"), soft_wrap=True, highlight=False)
-                console.print(_table(result))
-                if result.answer is not None and min_confidence and result.answer != result.predictions[0].label:
-                    console.print(
-                        f"answer: {result.answer} (top probability below {100 * min_confidence:g} %)",
-                        soft_wrap=True,
-                        highlight=False,
-                    )
-
-        sinks.append(print_table)
-
-    def print_error(result) -> None:
-        if result.error is not None:
-            click.echo(f"mnv3: error: {plain(result.to_dict()['error'])}", err=True)
-
-    sinks.append(print_error)
-    return sinks
-
-
 def _progress(app: AppContext, stack: contextlib.ExitStack, total: int, resumed) -> Callable[[int, int], None]:
     """A bar on stderr (when it is a terminal): results so far, images/s, errors so far, ETA."""
     # When stdout is the same terminal, rich prints results above the bar; when it is a pipe or a
@@ -332,16 +304,3 @@ def _progress(app: AppContext, stack: contextlib.ExitStack, total: int, resumed)
         )
 
     return show
-
-
-def _table(result):
-    from rich.table import Table
-
-    table = Table()
-    table.add_column("#", justify="right")
-    table.add_column("label", min_width=24)
-    table.add_column("index", justify="right")
-    table.add_column("probability", justify="right")
-    for rank, p in enumerate(result.predictions, 1):
-        table.add_row(str(rank), p.label, str(p.index), f"{100 * p.probability:.2f} %")
-    return table

@@ -8,9 +8,8 @@ takes both and stays a handful of plain functions.
 
 from __future__ import annotations
 
-import dataclasses
-
 import contextlib
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
