@@ -120,3 +120,40 @@ def multilabel_metrics(
         macro_f1=float(np.mean(f1s)) if f1s else 0.0,
         per_class=per_class,
     )
+
+
+def _bce_at(z: np.ndarray, t: np.ndarray, b: float) -> float:
+    x = b * z
+    return float((np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))).mean())
+
+
+def fit_class_temperatures(logits: np.ndarray, targets: np.ndarray, lowest: float = 0.05, highest: float = 20.0):
+    """Per class, the temperature T in [``lowest``, ``highest``] minimising the binary cross-entropy
+    of sigmoid(logit / T) (temperature scaling, one sigmoid at a time). The loss is convex in
+    b = 1/T, so a ternary search on b finds the minimum; a class no image shows (or every image
+    shows) keeps 1, there being nothing to calibrate against."""
+    z, t = np.asarray(logits, dtype=np.float64), np.asarray(targets, dtype=np.float64)
+    out = []
+    for c in range(z.shape[1]):
+        if t[:, c].min() == t[:, c].max():
+            out.append(1.0)
+            continue
+        lo, hi = 1 / highest, 1 / lowest
+        for _ in range(60):
+            m1, m2 = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+            if _bce_at(z[:, c], t[:, c], m1) <= _bce_at(z[:, c], t[:, c], m2):
+                hi = m2
+            else:
+                lo = m1
+        out.append(float(np.clip(2 / (lo + hi), lowest, highest)))
+    return tuple(out)
+
+
+def carry_thresholds(thresholds, temperatures) -> tuple[float, ...]:
+    """Thresholds on sigmoid(z) moved to sigmoid(z / T): the same logits pass, so every image keeps
+    its labels when a temperature is fitted (``mnv3 calibrate`` changes probabilities, not answers)."""
+    out = []
+    for p, temp in zip(thresholds, temperatures, strict=True):
+        p = min(max(float(p), 1e-12), 1 - 1e-12)
+        out.append(float(sigmoid(np.array([np.log(p / (1 - p)) / temp]))[0]))
+    return tuple(out)

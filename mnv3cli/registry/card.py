@@ -38,6 +38,7 @@ class ModelCard:
     temperature: float = 1.0  # logits are divided by it before the softmax (calibration; 1 = none)
     head: str = "softmax"  # "sigmoid": multi-label, each class scored on its own
     thresholds: tuple[float, ...] | None = None  # sigmoid head: per-class decision thresholds (None: 0.5)
+    class_temperatures: tuple[float, ...] | None = None  # sigmoid head: each class's logit divided by its own
 
     def __post_init__(self) -> None:
         """Accept lists, store tuples (hashable, immutable); check every field against the bounds
@@ -50,7 +51,11 @@ class ModelCard:
             raise ValueError(f"temperature {self.temperature!r} is not a number")
         object.__setattr__(self, "temperature", float(self.temperature))
         if self.thresholds is not None:
-            object.__setattr__(self, "thresholds", _thresholds(self.thresholds))
+            object.__setattr__(self, "thresholds", _numbers("threshold", self.thresholds, 0.0, 1.0))
+        if self.class_temperatures is not None:
+            object.__setattr__(
+                self, "class_temperatures", _numbers("temperature", self.class_temperatures, *TEMPERATURES)
+            )
         self._check()
 
     def _check(self) -> None:
@@ -68,11 +73,14 @@ class ModelCard:
             raise ValueError(f"temperature {self.temperature} must be in [{low:g}, {high:g}]")
         if self.head not in HEADS:
             raise ValueError(f"head {self.head!r} must be one of {', '.join(HEADS)}")
-        if self.thresholds is not None:
+        for name in ("thresholds", "class_temperatures"):
+            values = getattr(self, name)
+            if values is None:
+                continue
             if self.head != "sigmoid":
-                raise ValueError("decision thresholds belong to a sigmoid (multi-label) head")
-            if len(self.thresholds) != len(self.class_names):
-                raise ValueError(f"{len(self.thresholds)} thresholds for {len(self.class_names)} classes")
+                raise ValueError(f"{name.replace('_', ' ')} belong to a sigmoid (multi-label) head")
+            if len(values) != len(self.class_names):
+                raise ValueError(f"{len(values)} {name.replace('_', ' ')} for {len(self.class_names)} classes")
 
     @property
     def multi_label(self) -> bool:
@@ -93,7 +101,14 @@ class ModelCard:
     def with_classes(self, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None) -> ModelCard:
         """The card of a new head: the old temperature and thresholds described the old logits, so they go."""
         ids = tuple(wordnet_ids) if wordnet_ids is not None else None
-        return replace(self, class_names=tuple(class_names), wordnet_ids=ids, temperature=1.0, thresholds=None)
+        return replace(
+            self,
+            class_names=tuple(class_names),
+            wordnet_ids=ids,
+            temperature=1.0,
+            thresholds=None,
+            class_temperatures=None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the ONNX cache's meta.json, ``mnv3 serve``'s ``/v1/model``)."""
@@ -108,6 +123,7 @@ class ModelCard:
             "temperature": self.temperature,
             "head": self.head,
             "thresholds": list(self.thresholds) if self.thresholds is not None else None,
+            "class_temperatures": list(self.class_temperatures) if self.class_temperatures is not None else None,
         }
 
     @classmethod
@@ -127,16 +143,17 @@ class ModelCard:
             temperature=d.get("temperature", 1.0),
             head=str(d.get("head", "softmax")),
             thresholds=d.get("thresholds"),
+            class_temperatures=d.get("class_temperatures"),
         )
 
 
-def _thresholds(values: Any) -> tuple[float, ...]:
-    """Decision thresholds from an untrusted file: a list of finite numbers in [0, 1] (``ValueError``)."""
+def _numbers(what: str, values: Any, low: float, high: float) -> tuple[float, ...]:
+    """Per-class numbers from an untrusted file: a list of finite numbers in [low, high] (``ValueError``)."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise ValueError("thresholds must be a list of numbers")
+        raise ValueError(f"{what}s must be a list of numbers")
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= float(v) <= 1.0:  # NaN fails
-            raise ValueError(f"threshold {v!r} must be a number in [0, 1]")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not low <= float(v) <= high:  # NaN fails
+            raise ValueError(f"{what} {v!r} must be a number in [{low:g}, {high:g}]")
         out.append(float(v))
     return tuple(out)

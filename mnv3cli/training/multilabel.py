@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
+
 from .. import distributed
 from ..evaluation.evaluate import EvalResult
 from ..evaluation.multilabel import best_f1_thresholds
@@ -79,3 +81,36 @@ def tune_best_thresholds(run) -> tuple[float, ...] | None:
         )
     distributed.barrier()
     return thresholds
+
+
+def calibrate_multilabel(loaded, samples, output: str | Path, *, extra: dict | None = None, **options) -> dict:
+    """``mnv3 calibrate`` of a sigmoid-head model on ``(path, multi-hot)`` samples: a temperature per
+    class (fitted on the raw logits), its thresholds carried over so that the labels stay the same,
+    written with the weights to ``output``. Returns what was fitted (JSON-ready)."""
+    from ..evaluation.multilabel import carry_thresholds, fit_class_temperatures
+    from ..evaluation.multilabel_eval import bce
+    from ..weights.checkpoint import save_checkpoint
+
+    raw = dataclasses.replace(loaded.card, class_temperatures=None)
+    found = evaluate_multilabel(
+        TorchBackend(loaded.model, options.pop("device", None)), samples, raw.class_names, raw.preprocess, **options
+    )
+    logits = np.log(np.clip(found.probs, 1e-12, 1)) - np.log(np.clip(1 - found.probs, 1e-12, 1))
+    temperatures = fit_class_temperatures(logits, found.targets)
+    previous = loaded.card.class_temperatures or (1.0,) * len(temperatures)
+    # the card's thresholds were for the previous temperatures: back to raw logits, then to the new ones
+    raw_thresholds = carry_thresholds(loaded.card.decision_thresholds(), [1 / t for t in previous])
+    card = dataclasses.replace(
+        loaded.card, class_temperatures=temperatures, thresholds=carry_thresholds(raw_thresholds, temperatures)
+    )
+    kept = {k: v for k, v in loaded.meta.items() if k != "format"}
+    fit = {
+        "images": len(found.probs),
+        "class_temperatures": dict(zip(raw.class_names, temperatures, strict=True)),
+        "bce_before": bce(logits, found.targets),
+        "bce_after": bce(logits / np.asarray(temperatures), found.targets),
+    }
+    save_checkpoint(
+        Path(output), loaded.model, card=card, arch=card.arch, extra=kept | dict(extra or {}) | {"calibration": fit}
+    )
+    return fit

@@ -145,8 +145,9 @@ def save_checkpoint(
         record["temperature"] = float(card.temperature)
     if card is not None and card.multi_label:  # a sigmoid head; single-label files keep their bytes
         record["head"] = card.head
-        if card.thresholds is not None:
-            record["thresholds"] = [float(t) for t in card.thresholds]
+        for name in ("thresholds", "class_temperatures"):
+            if getattr(card, name) is not None:
+                record[name] = [float(t) for t in getattr(card, name)]
     suffix = path.suffix.lower()
     if suffix in TORCH_SUFFIXES:
         if record["extra"]:  # else the bytes stay as before (weights-only files)
@@ -195,7 +196,7 @@ def _write_safetensors(path: Path, record: dict) -> None:
         "extra": extra,
         **{
             k: json.dumps(record[k], sort_keys=True)
-            for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature", "head", "thresholds")
+            for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature", "head", "thresholds", "class_temperatures")
             if k != "state_dict" and k in record
         },
     }
@@ -327,4 +328,5 @@ def card_from_record(record: Mapping, source: str = "", sha256: str | None = Non
         record.get("temperature", 1.0),
         head=str(record.get("head", "softmax")),
         thresholds=record.get("thresholds"),
+        class_temperatures=record.get("class_temperatures"),
     )
