@@ -1,6 +1,6 @@
 """A multi-label model end to end, on mosaics of real photos (tests/mosaics.py): train -> evaluate ->
-export (ONNX, OpenVINO) -> predict with the exported files -> serve; every step must answer the
-same LABELS, those the card's thresholds give."""
+calibrate -> export (ONNX, OpenVINO) -> predict with the exported files -> serve; every step must
+answer the same LABELS, those the card's thresholds give (calibration changes scores, not labels)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import cli_env, require_shared
 from mosaics import imagenet_mosaics
+
+from helpers import cli_env, require_shared
 from server_process import ServerProcess
 
 
@@ -78,8 +79,17 @@ def test_multilabel_end_to_end(trained, tmp_path):
     expected, records = predicted(best, val, tmp_path)
     assert expected == [labels_from_card(best, r) for r in records]  # labels = scores at/above thresholds
     assert any(expected)  # some image has a label (the thresholds are F1-optimal on val)
+    done = mnv3("calibrate", manifest, "-w", best, "-o", tmp_path / "cal.pt", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    fit = json.loads(done.stdout.splitlines()[0])
+    assert fit["bce_after"] <= fit["bce_before"] and set(fit["class_temperatures"]) == set(card.class_names)
+    calibrated = load_model(tmp_path / "cal.pt").card
+    assert calibrated.class_temperatures is not None and calibrated.class_temperatures != (1.0,) * 8
+    after, records_after = predicted(tmp_path / "cal.pt", val, tmp_path)
+    assert after == expected  # the thresholds moved with the temperatures
+    assert [r["predictions"] for r in records_after] != [r["predictions"] for r in records]  # the scores did not
     for fmt, name in (("onnx", "m.onnx"), ("openvino", "m.xml")):
-        done = mnv3("export", "-f", fmt, "-w", best, "-o", tmp_path / name, cwd=tmp_path)
+        done = mnv3("export", "-f", fmt, "-w", tmp_path / "cal.pt", "-o", tmp_path / name, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert predicted(tmp_path / name, val, tmp_path)[0] == expected, fmt
 

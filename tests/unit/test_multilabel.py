@@ -114,3 +114,76 @@ def test_f1_optimal_thresholds_separate_a_separable_class():
 
 def test_sigmoid_is_stable():
     assert sigmoid(np.array([[-1000.0, 0.0, 1000.0]])).tolist() == [[0.0, 0.5, 1.0]]
+
+
+def test_class_temperatures_are_bounded_and_sigmoid_only():
+    with pytest.raises(ValueError, match="temperature"):
+        card(head="sigmoid", class_temperatures=(1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="sigmoid"):
+        card(class_temperatures=(1.0, 1.0, 1.0))
+    c = card(head="sigmoid", class_temperatures=(0.5, 1.0, 2.0))
+    assert ModelCard.from_dict(c.to_dict()) == c
+    assert c.with_classes(["a"]).class_temperatures is None
+
+
+def test_fitted_temperature_recovers_the_true_one():
+    from mnv3cli.evaluation.multilabel import fit_class_temperatures
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(0, 4, size=(20000, 2))
+    truth = np.stack([rng.random(20000) < sigmoid(z[:, 0] / 2.0), rng.random(20000) < sigmoid(z[:, 1] / 0.5)], axis=1)
+    t = fit_class_temperatures(z, truth)
+    assert t[0] == pytest.approx(2.0, rel=0.1) and t[1] == pytest.approx(0.5, rel=0.1)
+    assert fit_class_temperatures(z, np.ones_like(truth)) == (1.0, 1.0)  # nothing to fit against
+
+
+def test_carried_thresholds_keep_every_decision():
+    from mnv3cli.evaluation.multilabel import carry_thresholds
+
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 3, size=(500, 3))
+    thresholds, temperatures = (0.2, 0.5, 0.9), (0.3, 1.0, 4.0)
+    moved = carry_thresholds(thresholds, temperatures)
+    before = sigmoid(z) >= np.array(thresholds)
+    after = sigmoid(z / np.array(temperatures)) >= np.array(moved)
+    assert (before == after).mean() > 0.998  # equal up to a logit on the boundary itself
+    assert moved[1] == pytest.approx(0.5)
+
+
+def test_mixup_is_refused_for_multi_label():
+    from mnv3cli.training.config import TrainConfig
+
+    with pytest.raises(UserError, match="--mixup"):
+        TrainConfig(multi_label=True, mixup=0.2).validate()
+    with pytest.raises(UserError, match="--loss"):
+        TrainConfig(loss="focal").validate()
+
+
+def test_manifest_splits_give_multi_hot_targets(tmp_path):
+    from PIL import Image
+
+    from mnv3cli.training.manifest_splits import manifest_splits
+
+    for name in "abcd":
+        Image.new("RGB", (8, 8)).save(tmp_path / f"{name}.png")
+    rows = [("a", ["dog", "cat"], "train"), ("b", ["cat"], "train"), ("c", ["dog"], "val"), ("d", ["cat"], "val")]
+    (tmp_path / "m.jsonl").write_text(
+        "".join(f'{{"path": "{p}.png", "labels": {labels}, "split": "{s}"}}\n' for p, labels, s in rows).replace(
+            "'", '"'
+        )
+    )
+    splits = manifest_splits(tmp_path / "m.jsonl", None, None, 0)
+    assert splits.multi_label and splits.class_names == ["dog", "cat"]
+    assert [t for _, t in splits.train] == [(1.0, 1.0), (0.0, 1.0)]
+    assert [t for _, t in splits.val] == [(1.0, 0.0), (0.0, 1.0)]
+
+
+def test_csv_records_carry_the_labels_column():
+    from mnv3cli.prediction.predict import InputResult, Label
+    from mnv3cli.prediction.records import CsvRows, JsonLines
+
+    result = InputResult("x.jpg", (Label(1, "dogs", 0.9),), labels=(Label(1, "dogs", 0.9), Label(0, "cats", 0.6)))
+    fmt = CsvRows(1, labels=True)
+    assert fmt.columns[:2] == ["path", "labels"]
+    assert fmt.line(result).decode().startswith("x.jpg,dogs;cats,dogs,1,0.9,")
+    assert JsonLines(1, labels=True).fits(result.to_dict()) and not JsonLines(1).fits(result.to_dict())
