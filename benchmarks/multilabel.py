@@ -46,7 +46,8 @@ from torchvision.transforms import v2
 from PIL import Image
 from mnv3cli.weights.loader import load_model
 
-manifest, weights, epochs, size, out, lr = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], float(sys.argv[6])
+manifest, weights, out = sys.argv[1], sys.argv[2], sys.argv[5]
+epochs, size, lr = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[6])
 torch.manual_seed(0)
 rows = [json.loads(line) for line in open(manifest)]
 classes = []
