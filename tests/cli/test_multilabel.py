@@ -94,8 +94,40 @@ def test_multilabel_end_to_end(trained, tmp_path):
         assert done.returncode == 0, done.stderr
         assert predicted(tmp_path / name, val, tmp_path)[0] == after, fmt  # the calibrated model's, in its order
 
+    done = mnv3("export", "-f", "torchscript", "-w", tmp_path / "cal.pt", "-o", tmp_path / "ts.pt", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    import warnings
+
+    import torch
+
+    extra = {"mnv3_card.json": ""}
+    with warnings.catch_warnings():  # torch.jit.load's deprecation notice
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.load(tmp_path / "ts.pt", _extra_files=extra)
+    ts_card = json.loads(extra["mnv3_card.json"])
+    assert ts_card["head"] == "sigmoid" and tuple(ts_card["thresholds"]) == calibrated.thresholds
+
     with ServerProcess("--weights", tmp_path / "m.onnx", cwd=tmp_path) as server:
         for image, labels in zip(val, after, strict=True):
             status, answer = server.predict(image.read_bytes())
             assert status == 200, answer
             assert [p["label"] for p in answer["labels"]] == labels
+
+
+def test_softmax_model_on_a_labels_manifest_is_a_user_error(trained, tmp_path):
+    manifest, _ = trained
+    done = mnv3("evaluate", manifest, cwd=tmp_path)  # the bundled single-label model
+    assert done.returncode == 2
+    assert "softmax" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_ants_and_bees_mosaics(tmp_path):
+    from mosaics import hymenoptera_mosaics
+
+    from mnv3cli.data.manifest import read_manifest
+
+    root = require_shared("data", "hymenoptera")
+    manifest = read_manifest(hymenoptera_mosaics(root, tmp_path, train=6, val=3, size=32))
+    assert manifest.multi_label and set(manifest.classes) == {"ants", "bees"} and not manifest.problems
+    assert [len(manifest.split(s)) for s in ("train", "val")] == [6, 3]
+    assert all(set(row.labels) <= {"ants", "bees"} and row.labels for row in manifest.rows)
