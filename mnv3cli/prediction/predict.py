@@ -193,7 +193,7 @@ def _above(
     for row in probs:
         hits = np.nonzero(row >= limit)[0]
         hits = hits[np.lexsort((hits, -row[hits]))]
-        out.append(tuple(Label(int(c), class_label(class_names, c), float(row[c])) for c in hits))
+        out.append(tuple(Label(int(c), class_label(class_names, int(c)), float(row[c])) for c in hits))
     return out
 
 

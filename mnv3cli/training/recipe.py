@@ -121,7 +121,9 @@ def build_recipe(
         if mixing
         else None
     )
-    criterion = SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    criterion: nn.Module = (
+        SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    )
     if cfg.multi_label:  # multi-hot targets; mixup is refused by TrainConfig.validate
         criterion = multi_label_loss(cfg.loss)
     return cfg, Recipe(optimizer, scheduler, amp_dtype, scaler, ema, mixup, criterion, _wrap(model, device))
