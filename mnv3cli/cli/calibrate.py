@@ -16,9 +16,12 @@ from ..errors import PartialFailure
 from .context import AppContext, pass_app
 from .options import (
     TORCH_WEIGHTS_HELP,
+    bad_rows_failure,
     batch_size_option,
     json_option,
+    manifest_options,
     model_option,
+    report_bad_rows,
     weights_option,
     workers_option,
 )
@@ -43,6 +46,7 @@ from .options import (
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Fit on N images spread evenly over the folder.")
 @batch_size_option()
 @workers_option()
+@manifest_options("Rows of a manifest to fit on [default: val if any, else test, else all].")
 @json_option()
 @pass_app
 def command(
@@ -55,9 +59,12 @@ def command(
     limit: int | None,
     batch_size: int,
     workers: int | None,
+    classes_file: Path | None,
+    allow_absolute_paths: bool,
+    split: str | None,
     as_json: bool,
 ) -> None:
-    """Fit a temperature for the weights on FOLDER (labelled as for `mnv3 evaluate`) and write OUTPUT.
+    """Fit a temperature for the weights on FOLDER (a folder or manifest, as for `mnv3 evaluate`) and write OUTPUT.
 
     \b
       mnv3 calibrate data/val -w model.tflite -o calibrated.pt
@@ -65,7 +72,8 @@ def command(
     Use images the model was not trained on (a validation split). Exit status 1 when some images
     could not be read (the others are used).
     """
-    from ..data.folders import match_classes, scan_folder
+    from ..data.folders import match_classes
+    from ..data.labelled import FITTING_SPLITS, scan_labelled
     from ..errors import UserError
     from ..evaluation import spread_subset
     from ..inference.device import resolve_device
@@ -82,9 +90,17 @@ def command(
 
     if _multi_label_manifest(folder):  # a sigmoid head: a temperature per class
         return _calibrate_multilabel(app, folder, load_model(weights, model_name=model), output, as_json, limit)
-    scanned = scan_folder(folder, labels)
+    scanned = scan_labelled(
+        folder,
+        labels,
+        split=split,
+        prefer=FITTING_SPLITS,
+        classes_file=classes_file,
+        allow_absolute=allow_absolute_paths,
+    )
     for note in scanned.notes:
         app.info(note)
+    report_bad_rows(scanned.problems)
     loaded = load_model(weights, model_name=model)
     found = match_classes(scanned, loaded.card.class_names, loaded.card.wordnet_ids)
     samples = spread_subset(found.samples, limit)
@@ -115,6 +131,8 @@ def command(
         )
     app.wrote(f"wrote {output}", as_json)
     unread = len(samples) - fit.images
+    if scanned.problems and not unread:
+        raise bad_rows_failure(scanned.problems)
     if unread:
         raise PartialFailure(f"{unread} of {len(samples)} images could not be read (fitted on the rest)")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -26,13 +26,16 @@ from ..printable import plain_lines
 from .context import AppContext, pass_app
 from .options import (
     backend_option,
+    bad_rows_failure,
     batch_size_option,
     device_option,
     fast_decode_option,
     json_option,
+    manifest_options,
     model_option,
     open_model,
     precision_option,
+    report_bad_rows,
     tta_option,
     weights_option,
     workers_option,
@@ -71,6 +74,7 @@ TABLE_ROWS = 10  # rows per table in the terminal summary; --json and --report h
     help="Write report.html (one self-contained page), summary.json, per_class.csv, "
     "predictions.csv, confusion.csv and the plots to DIR, replacing an older report there.",
 )
+@manifest_options("Rows of a manifest to evaluate [default: test if any, else val, else all].")
 @json_option("Print the summary as one JSON object on stdout.")
 @tta_option()
 @backend_option()
@@ -88,6 +92,9 @@ def command(
     batch_size: int,
     workers: int | None,
     report_dir: Path | None,
+    classes_file: Path | None,
+    allow_absolute_paths: bool,
+    split: str | None,
     as_json: bool,
     tta: str,
     backend: str,
@@ -95,16 +102,19 @@ def command(
     fast_decode: bool,
 ) -> None:
     """Measure accuracy on FOLDER: one subfolder per class (WordNet ids such as n01440764, or the
-    model's class names), or flat with --labels.
+    model's class names), flat with --labels, or a CSV/JSONL manifest of path,label[,split] rows.
 
     \b
       mnv3 evaluate imagenet/val -w model.tflite
       mnv3 evaluate data/val -w runs/ants/best.pt --report eval-report
+      mnv3 evaluate data.csv --split val -w runs/ants/best.pt
       torchrun --nproc-per-node 4 -m mnv3cli evaluate imagenet/val --json
-    Exit status 1 when some images could not be read (the report lists them).
+    Exit status 1 when some images could not be read (the report lists them) or
+    manifest rows are bad (listed on stderr).
     """
     from .. import distributed
-    from ..data.folders import match_classes, scan_folder
+    from ..data.folders import match_classes
+    from ..data.labelled import scan_labelled
     from ..evaluation import check_report_target, evaluate, summary, write_report
     from ..inference import with_tta
     from ..printable import printable_path
@@ -115,11 +125,14 @@ def command(
         from .evaluate_multilabel import evaluate_manifest
 
         runtime = open_model(app, model, weights, backend, precision=precision, pipelined=True)
-        options = {"batch_size": batch_size, "workers": workers, "limit": limit, "as_json": as_json}
+        options: dict[str, Any] = {"batch_size": batch_size, "workers": workers, "limit": limit, "as_json": as_json}
+        options |= {"allow_absolute": allow_absolute_paths, "classes_file": classes_file}
         return evaluate_manifest(app, folder, runtime, options | {"report_dir": report_dir, "tta": tta})
-    scanned = scan_folder(folder, labels)  # a wrong folder fails before the slow model load
+    # a wrong folder or manifest fails before the slow model load
+    scanned = scan_labelled(folder, labels, split=split, classes_file=classes_file, allow_absolute=allow_absolute_paths)
     for note in scanned.notes:
         app.info(note)
+    report_bad_rows(scanned.problems)
     with distributed.process_group():
         main = distributed.is_main()
         runtime = open_model(
@@ -191,6 +204,8 @@ def command(
         for note in notes:
             app.info(note)
         app.wrote(f"Report: {len(written)} files in {printable_path(report_dir)}", as_json)
+    if scanned.problems and not result.errors:
+        raise bad_rows_failure(scanned.problems)
     if result.errors:
         raise PartialFailure(
             f"{len(result.errors)} of {result.images + len(result.errors)} images could "
@@ -201,8 +216,12 @@ def command(
 def _multi_label_manifest(path: Path) -> bool:
     """Whether ``path`` is a manifest with a ``labels`` column (read again by the evaluation)."""
     from ..data.manifest import is_manifest, read_manifest
+    from ..errors import UserError
 
-    return is_manifest(path) and read_manifest(path).multi_label
+    try:  # (absolute paths allowed here: only the columns matter; the real read applies the options)
+        return is_manifest(path) and read_manifest(path, allow_absolute=True).multi_label
+    except UserError:  # reported by the single-label reader, with the command's options
+        return False
 
 
 def _print_summary(app: AppContext, obj: EvaluationSummary) -> None:

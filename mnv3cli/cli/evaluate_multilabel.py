@@ -42,7 +42,9 @@ def evaluate_manifest(app: AppContext, data: Path, runtime, options: dict) -> No
     from ..evaluation.multilabel_report import multilabel_summary, write_multilabel_report
     from ..inference import with_tta
 
-    manifest = read_manifest(data)
+    manifest = read_manifest(
+        data, classes_file=options.get("classes_file"), allow_absolute=options.get("allow_absolute", False)
+    )
     for problem in manifest.problems:
         click.echo(f"mnv3: warning: {plain(problem)}", err=True)  # a bad row: partial failure, the rest goes on
     card = runtime.card

@@ -23,8 +23,18 @@ from ..inference.backend_registry import export_formats, get_export_format  # en
 from ..inference.results import ExportResult, Int8ExportResult
 from ..rounding import significant
 from .context import AppContext, pass_app
-from .export_checks import check_export_output
-from .options import TORCH_WEIGHTS_HELP, RegistryChoice, device_option, json_option, model_option, weights_option
+from .export_checks import check_export_output, check_int8
+from .options import (
+    TORCH_WEIGHTS_HELP,
+    RegistryChoice,
+    bad_rows_failure,
+    device_option,
+    json_option,
+    manifest_options,
+    model_option,
+    report_bad_rows,
+    weights_option,
+)
 from .wrapping import fill
 
 DEFAULT_CALIBRATION = 300  # the same as mnv3cli.inference.int8's, without importing it for --help
@@ -81,15 +91,15 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
 @click.option(
     "--data",
     "data_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="--int8: labelled image folder (as for evaluate) to calibrate on; without --val, "
-    "half of it (class by class) is held out to measure top-1.",
+    type=click.Path(exists=True, path_type=Path),
+    help="--int8: labelled image folder or manifest (as for evaluate) to calibrate on; "
+    "without --val, half of it (class by class) is held out to measure top-1.",
 )
 @click.option(
     "--val",
     "val_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="--int8: labelled folder to measure top-1 on (never calibrated on); a 1-point "
+    type=click.Path(exists=True, path_type=Path),
+    help="--int8: labelled folder or manifest to measure top-1 on (never calibrated on); a 1-point "
     "certificate needs at least 595 images.",
 )
 @click.option(
@@ -107,6 +117,7 @@ MIN_OPSET, MAX_OPSET = 14, 20  # HardSwish needs 14; torch's TorchScript-based e
     show_default=True,
     help="--int8: calibration images (class-balanced) from --data.",
 )
+@manifest_options("Rows of a --data manifest [default: train if any, else all]; a --val one reads test, else val.")
 @json_option()
 @pass_app
 def command(
@@ -123,6 +134,9 @@ def command(
     val_dir: Path | None,
     max_drop: float,
     calibration: int,
+    classes_file: Path | None,
+    allow_absolute_paths: bool,
+    split: str | None,
     as_json: bool,
 ) -> None:
     """Export a model to ONNX, OpenVINO IR or TorchScript and verify it against PyTorch.
@@ -151,7 +165,7 @@ def command(
     if runner.unavailable() is not None:  # the file is run once to verify it
         raise UserError(f"--format {fmt}: {runner.unavailable()}")
     if int8:
-        _check_int8(fmt, data_dir)
+        check_int8(fmt, data_dir)
     elif data_dir or val_dir:
         raise UserError(f"--{'data' if data_dir else 'val'}: only used with --int8")
     loaded = load_model(weights, model_name=model)
@@ -171,6 +185,7 @@ def command(
             calibration,
             opset,
             as_json,
+            {"classes_file": classes_file, "allow_absolute": allow_absolute_paths, "split": split},
         )
 
     try:
@@ -237,20 +252,6 @@ def _print_result(result, what: str, difference: float) -> None:
     )
 
 
-def _check_int8(fmt: str, data_dir: Path | None) -> None:
-    from importlib.util import find_spec
-
-    if not get_export_format(fmt)[0].quantizes:
-        able = [name for name, (entry, _) in export_formats().items() if entry.quantizes]
-        raise UserError(f"--int8: only for --format {' or '.join(able)}")
-    if data_dir is None:
-        raise UserError(
-            "--int8: needs --data DIR, labelled images to calibrate on (and to measure top-1 on, without --val)"
-        )
-    if find_spec("nncf") is None:
-        raise UserError("--int8: NNCF is not installed (pip install 'mnv3cli[int8]')")
-
-
 def _export_int8(
     app: AppContext,
     loaded,
@@ -263,13 +264,18 @@ def _export_int8(
     calibration: int,
     opset: int,
     as_json: bool,
+    manifest: dict,
 ) -> None:
-    """Quantize, certify on held-out images, report; exit 1 (nothing written) when not certified."""
-    from ..data.folders import find_samples
+    """Quantize, certify on held-out images, report; exit 1 (nothing written) when not certified.
+    A --data manifest gives its train rows (else all), a --val one its test (else val) rows."""
+    from ..data.labelled import labelled_samples
     from ..inference.int8 import export_int8, split
 
-    samples = find_samples(data_dir, card.class_names, card.wordnet_ids).samples
-    val = find_samples(val_dir, card.class_names, card.wordnet_ids).samples if val_dir else None
+    names, ids = card.class_names, card.wordnet_ids
+    samples, problems = labelled_samples(data_dir, names, ids, prefer=("train",), **manifest)
+    val, bad_val = labelled_samples(val_dir, names, ids, **(manifest | {"split": None})) if val_dir else (None, ())
+    problems += bad_val
+    report_bad_rows(problems)
     cal, held_out = split(samples, calibration, val)
     if not cal or not held_out:
         raise UserError(
@@ -318,9 +324,11 @@ def _export_int8(
     )
     if as_json:
         app.emit_json(record.to_dict())
-        return
-    for line in _int8_lines(record, export.title, runner.title):
-        click.echo(fill(line, whole=(output,)))
+    else:
+        for line in _int8_lines(record, export.title, runner.title):
+            click.echo(fill(line, whole=(output,)))
+    if problems:
+        raise bad_rows_failure(problems)
 
 
 def _int8_lines(r: Int8ExportResult, what: str, runtime: str) -> list[str]:

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..inference.backend_registry import export_formats, get_export_format  # entries only: no engine
 
 
 def check_export_output(
@@ -33,3 +34,18 @@ def check_export_output(
         source = Path(given).resolve()
         if any(target.resolve() == source for target in written):
             raise UserError(f"--output {output}: is the {option} file itself; writing it would destroy the input")
+
+
+def check_int8(fmt: str, data_dir: Path | None) -> None:
+    """--int8's needs, before any work: a format that quantizes, --data, NNCF."""
+    from importlib.util import find_spec
+
+    if not get_export_format(fmt)[0].quantizes:
+        able = [name for name, (entry, _) in export_formats().items() if entry.quantizes]
+        raise UserError(f"--int8: only for --format {' or '.join(able)}")
+    if data_dir is None:
+        raise UserError(
+            "--int8: needs --data DIR, labelled images to calibrate on (and to measure top-1 on, without --val)"
+        )
+    if find_spec("nncf") is None:
+        raise UserError("--int8: NNCF is not installed (pip install 'mnv3cli[int8]')")

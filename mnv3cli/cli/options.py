@@ -13,6 +13,7 @@ own ``help`` and keeps everything else. ``mnv3 train`` builds its options from i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import click
 
@@ -130,6 +131,42 @@ def fast_decode_option() -> Decorator:
     )
 
 
+SPLIT_CHOICES = ("train", "val", "test", "all")
+
+
+def allow_absolute_paths_option() -> Decorator:
+    """``--allow-absolute-paths``: a manifest may name images outside its own folder."""
+    return click.option(
+        "--allow-absolute-paths",
+        is_flag=True,
+        help="Let a manifest name images outside its own folder (absolute or ../ paths).",
+    )
+
+
+def manifest_options(split_help: str | None = None) -> Decorator:
+    """``--classes FILE`` and ``--allow-absolute-paths`` (and ``--split`` when ``split_help`` says
+    which rows a command reads unless told): how a CSV/JSONL manifest given as the data is read,
+    the same in every command (:mod:`mnv3cli.data.manifest`)."""
+    options: list[Decorator] = [
+        click.option(
+            "--classes",
+            "classes_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="For a manifest: the class names, one a line; sets their order (else first appearance).",
+        ),
+        allow_absolute_paths_option(),
+    ]
+    if split_help is not None:
+        options.append(click.option("--split", type=click.Choice(SPLIT_CHOICES), default=None, help=split_help))
+
+    def decorate(func: Callable) -> Callable:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
 DEVICE_HELP = "Where the model runs [default: the global --device, else $MNV3_DEVICE, else auto]."
 
 
@@ -209,3 +246,20 @@ def open_model(
     )
     app.debug(f"model {runtime.card.model_name} from {runtime.card.source} on {runtime.backend.name}")
     return runtime
+
+
+def report_bad_rows(problems: Sequence[str]) -> None:
+    """A manifest's bad rows, one ``mnv3: warning: FILE:LINE: what`` line each on stderr (also under
+    ``-q``: they need acting on); the command goes on and ends with :func:`bad_rows_failure`."""
+    from ..printable import plain
+
+    for problem in problems:
+        click.echo(f"mnv3: warning: {plain(problem)}", err=True)
+
+
+def bad_rows_failure(problems: Sequence[str]):
+    """The exit-1 :class:`~mnv3cli.errors.PartialFailure` of a run that skipped bad manifest rows."""
+    from ..errors import PartialFailure
+
+    counted = sum(1 for p in problems if "more bad rows" not in p)
+    return PartialFailure(f"the manifest has bad rows (left out, listed above; {counted} shown)")

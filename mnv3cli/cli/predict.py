@@ -25,6 +25,7 @@ from ..printable import plain
 from ..rounding import format_seconds, format_significant
 from .context import AppContext, pass_app
 from .options import (
+    allow_absolute_paths_option,
     backend_option,
     batch_size_option,
     device_option,
@@ -78,6 +79,7 @@ OUTPUT_FORMATS = (".csv", ".jsonl")
     default=None,
     help="How --sort-into places files [default: copy].",
 )
+@allow_absolute_paths_option()
 @tta_option()
 @backend_option()
 @device_option()
@@ -98,12 +100,13 @@ def command(
     min_confidence: float | None,
     sort_into: Path | None,
     mode: str | None,
+    allow_absolute_paths: bool,
     tta: str,
     backend: str,
     precision: str,
     fast_decode: bool,
 ) -> None:
-    """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, or - (paths on stdin).
+    """Classify INPUTS: image files, folders (recursively), glob patterns, URLs, - (paths on stdin) or manifests.
 
     \b
       mnv3 predict photo.jpg
@@ -126,7 +129,7 @@ def command(
 
     with distributed.process_group():
         # rank 0 reads the inputs (stdin included) and the earlier output; every rank gets them
-        sources = distributed.on_main(lambda: expand_inputs(inputs))
+        sources = distributed.on_main(lambda: expand_inputs(inputs, allow_absolute=allow_absolute_paths))
         runtime = open_model(
             app,
             model,

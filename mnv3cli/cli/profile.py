@@ -15,7 +15,16 @@ import click
 from ..errors import UserError
 from ..inference.backend_registry import profile_choices  # entries only: no engine is imported
 from .context import AppContext, pass_app
-from .options import RegistryChoice, device_option, json_option, model_option, weights_option
+from .options import (
+    RegistryChoice,
+    bad_rows_failure,
+    device_option,
+    json_option,
+    manifest_options,
+    model_option,
+    report_bad_rows,
+    weights_option,
+)
 from .profile_report import plot, print_tables
 
 
@@ -90,9 +99,9 @@ def _check_plot_target(path: Path) -> None:
 @click.option(
     "--data",
     "data_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Labelled image folder (as for evaluate): adds each row's top-1, measured on that "
-    "very backend, for rows with real weights.",
+    type=click.Path(exists=True, path_type=Path),
+    help="Labelled image folder or manifest (as for evaluate): adds each row's top-1, "
+    "measured on that very backend, for rows with real weights.",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), help="Measure top-1 on this many --data images (spread over the classes)."
@@ -114,6 +123,7 @@ def _check_plot_target(path: Path) -> None:
 )
 @click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True, help="Untimed runs before timing.")
 @click.option("--per-layer", is_flag=True, help="Also show (or include in JSON) every conv/linear layer.")
+@manifest_options("Rows of a --data manifest [default: test if any, else val, else all].")
 @json_option("Print JSON on stdout: an object, or a list of objects with --compare.")
 @click.option(
     "--plot",
@@ -138,6 +148,9 @@ def command(
     runs: int,
     warmup: int,
     per_layer: bool,
+    classes_file: Path | None,
+    allow_absolute_paths: bool,
+    split: str | None,
     as_json: bool,
     plot_path: Path | None,
 ) -> None:
@@ -161,7 +174,8 @@ def command(
     items = list(dict.fromkeys(items))
     if data_dir is not None and runs == 0:
         raise UserError(f"--data {data_dir}: top-1 is measured per timed backend; --runs 0 times none")
-    top1_on = _top1_on(data_dir, limit) if data_dir is not None else None
+    manifest = {"split": split, "classes_file": classes_file, "allow_absolute": allow_absolute_paths}
+    top1_on, problems = _top1_on(data_dir, limit, manifest) if data_dir is not None else (None, ())
     if plot_path is not None:
         _check_plot_target(plot_path)
         if runs == 0:
@@ -212,8 +226,10 @@ def command(
         app.wrote(f"wrote {plot_path}", as_json)
     if as_json:
         app.emit_json(result.to_dict())
-        return
-    print_tables(app, result)
+    else:
+        print_tables(app, result)
+    if problems:
+        raise bad_rows_failure(problems)
 
 
 def _timing_row(backend: str) -> str:
@@ -224,15 +240,18 @@ def _timing_row(backend: str) -> str:
     return backend if backend in entry.rows else entry.rows[0]
 
 
-def _top1_on(data_dir: Path, limit: int | None):
-    """``top1_on(runner, card)``: top-1 (percent) of a prepared backend on the --data images."""
-    from ..data.folders import match_classes, scan_folder
+def _top1_on(data_dir: Path, limit: int | None, manifest: dict):
+    """``top1_on(runner, card)``: top-1 (percent) of a prepared backend on the --data images (the
+    good rows of a manifest: bad ones are listed on stderr, and the top-1 is of the rest)."""
+    from ..data.folders import match_classes
+    from ..data.labelled import scan_labelled
     from ..evaluation import evaluate
 
-    scanned = scan_folder(data_dir)  # a wrong folder fails before any model is loaded
+    scanned = scan_labelled(data_dir, **manifest)  # a wrong folder fails before any model is loaded
+    report_bad_rows(scanned.problems)
 
     def top1_on(runner, card) -> float:
         found = match_classes(scanned, card.class_names, card.wordnet_ids)
         return evaluate(runner, found.samples, card.num_classes, card.preprocess, limit=limit).top1
 
-    return top1_on
+    return top1_on, scanned.problems

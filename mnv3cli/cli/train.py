@@ -17,7 +17,7 @@ from ..rounding import format_seconds, format_significant
 from ..training import build_config, default_of
 from ..training.events import TrainListener
 from .context import AppContext, pass_app, warn
-from .options import device_option
+from .options import bad_rows_failure, device_option, manifest_options
 from .train_options import OPTIONS, mlflow_option
 from .wrapping import fill, plain  # plain: printable.plain, as fill applies it
 
@@ -67,6 +67,7 @@ def _options(func):
     "and the head count as stages).",
 )
 @_options
+@manifest_options()
 @mlflow_option
 @click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object on stdout.")
 @device_option()
@@ -81,7 +82,8 @@ def command(
     as_json: bool,
     **options,
 ) -> None:
-    """Fine-tune or train a model on the ImageFolder DIR (DIR/train + DIR/val, or --val-split).
+    """Fine-tune or train a model on the ImageFolder DIR (DIR/train + DIR/val, or --val-split),
+    or on a CSV/JSONL manifest of path,label[,split] rows (its train and val rows).
 
     \b
     Examples:
@@ -93,6 +95,8 @@ def command(
     if data is None and resume is None:
         raise click.UsageError("give the training data DIR, or --resume RUN")
     cli = dict(options, data=data)
+    cli["classes_file"] = str(cli["classes_file"]) if cli["classes_file"] else None
+    cli["allow_absolute_paths"] = cli["allow_absolute_paths"] or None  # unset: a config file may set it
     if app.device != "auto":
         cli["device"] = app.device
     cfg = build_config(cli, config_file, resume, warn)  # option errors before the heavy imports
@@ -131,6 +135,8 @@ def command(
     app.wrote(f"best {metric} {summary.best_top1:.2f}% at epoch {summary.best_epoch}: {summary.checkpoint}", as_json)
     if as_json:
         app.emit_json(summary.to_dict())
+    if result.bad_rows:
+        raise bad_rows_failure(result.bad_rows)
 
 
 class _Display(TrainListener):

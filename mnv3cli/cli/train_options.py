@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import click
 
-from ..training import AMP_MODES, AUGMENTS, DEFAULT_MODEL, LOSSES, OPTIMIZERS
+from ..training import AMP_MODES, AUGMENTS, CLASS_WEIGHTS, DEFAULT_MODEL, LOSSES, OPTIMIZERS, SAMPLERS
 
 # (flags, config field, click type, help). Defaults come from TrainConfig.
 OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
-    (("--val",), "val", click.Path(file_okay=False), "Validation ImageFolder (default: DIR/val)."),
+    (
+        ("--val",),
+        "val",
+        click.Path(),
+        "Validation ImageFolder or manifest (default: DIR/val, or a manifest's val rows).",
+    ),
     (
         ("--val-split",),
         "val_split",
@@ -79,6 +84,18 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
         "Sigmoid head: any set of classes per image [default: from the data, a manifest's `labels`].",
     ),
     (("--loss",), "loss", click.Choice(LOSSES), "Multi-label loss: BCE with logits, or asymmetric (asl)."),
+    (
+        ("--class-weights",),
+        "class_weights",
+        click.Choice(CLASS_WEIGHTS),
+        "Weigh each class in the loss: balanced = inverse of its share of the training images.",
+    ),
+    (
+        ("--sampler",),
+        "sampler",
+        click.Choice(SAMPLERS),
+        "Batch order: shuffle each epoch, or balanced = draw every class equally often (with replacement).",
+    ),
     (("--mixup",), "mixup", click.FloatRange(0), "Mixup alpha (0 = off)."),
     (("--cutmix",), "cutmix", click.FloatRange(0), "CutMix alpha (0 = off)."),
     (("--augment",), "augment", click.Choice(AUGMENTS), "Extra augmentation policy."),

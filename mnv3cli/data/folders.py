@@ -99,6 +99,8 @@ class ScannedFolder:
     items: list[tuple[str, str]]  # (image path, class as written: folder name or label)
     labels: Path | None  # the labels file, or None for class subfolders
     notes: tuple[str, ...] = ()  # what a person should know (duplicate rows dropped), for stderr
+    problems: tuple[str, ...] = ()  # bad rows of a manifest, "FILE:LINE: what": a partial failure
+    layout: str = ""  # "manifest" for one (see data/labelled.py); else told by how the names matched
 
 
 def scan_folder(root: str | os.PathLike, labels: str | os.PathLike | None = None) -> ScannedFolder:
@@ -139,7 +141,7 @@ def match_classes(
         raise matcher.unmatched_error(f"{root}: subfolder names", unmatched, hint)
     matched = {name: found for name, found in by_name.items() if found is not None}
     kinds = {how for _, how in matched.values()}
-    layout = (
+    layout = scanned.layout or (
         "labels file"
         if scanned.labels is not None
         else "wordnet-id folders"

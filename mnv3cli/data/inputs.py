@@ -2,7 +2,9 @@
 
 Arguments may be files, directories (searched recursively for image files), glob patterns (expanded
 here too, so quoted patterns and ``**`` work the same on every shell and on Windows), ``-`` (paths
-read from stdin, one per line) and http(s) URLs (downloaded with a timeout). An argument that yields
+read from stdin, one per line), http(s) URLs (downloaded with a timeout) and CSV/JSONL manifests
+(their rows' images, in file order; labels and splits are not read, bad rows are bad inputs named
+``FILE:LINE``: see :mod:`~mnv3cli.data.manifest`). An argument that yields
 nothing (an empty folder, a pattern matching no image, a failed download) becomes an
 :class:`InputError` in its place, so it is reported like any other bad input; only when nothing at
 all is left to classify is that a :class:`~mnv3cli.errors.UserError`.
@@ -24,6 +26,8 @@ from .. import __version__
 from ..errors import UserError
 from .folders import images_under
 from .images import EncodedImage, is_image_file
+from .labelled import problems_of
+from .manifest import is_manifest, read_manifest
 
 URL_TIMEOUT = 30.0  # seconds without data before a download is abandoned
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024  # no photo is this large; a stream that is must stop somewhere
@@ -48,16 +52,21 @@ def is_url(arg: str) -> bool:
     return arg[:8].lower().startswith(("http://", "https://"))
 
 
-def expand_inputs(args: Sequence[str], stdin: TextIO | None = None, url_timeout: float = URL_TIMEOUT) -> list[Source]:
+def expand_inputs(
+    args: Sequence[str], stdin: TextIO | None = None, url_timeout: float = URL_TIMEOUT, *, allow_absolute: bool = False
+) -> list[Source]:
     """Expand ``args`` into decodable sources (paths, downloaded images) and :class:`InputError` s.
 
     Explicit file paths are kept even when missing or not images, so that decoding reports them;
-    directories and patterns contribute their image files in sorted order.
+    directories and patterns contribute their image files in sorted order. ``allow_absolute``: a
+    manifest may name images outside its folder.
     """
     sources: list[Source] = []
     for arg in _with_stdin(args, stdin or sys.stdin):
         if is_url(arg):
             sources.append(arg)  # downloaded below, all at once
+        elif is_manifest(arg):
+            sources.extend(_manifest_images(arg, allow_absolute))
         elif os.path.isdir(arg):
             sources.extend(_images_under(arg) or [InputError(arg, f"{arg}: no image files in this directory")])
         elif not os.path.lexists(arg) and _GLOB_MAGIC.intersection(arg):
@@ -86,6 +95,16 @@ def _stdin_lines(stdin: TextIO) -> Iterable[str]:
     whatever the locale says about stdin's errors."""
     binary = getattr(stdin, "buffer", None)
     return map(os.fsdecode, binary) if binary is not None else stdin
+
+
+def _manifest_images(path: str, allow_absolute: bool) -> list[Source]:
+    """A manifest's images in file order, each bad row an error in its place (named FILE:LINE)."""
+    manifest = read_manifest(path, allow_absolute=allow_absolute)
+    items: list[tuple[int, Source]] = [(row.line, os.path.normpath(row.path)) for row in manifest.rows]
+    for problem, line in zip(manifest.problems, manifest.problem_lines, strict=True):
+        items.append((line, InputError(f"{path}:{line}", problem)))
+    more = problems_of(manifest)[len(manifest.problems) :]  # "... and N more bad rows"
+    return [source for _, source in sorted(items, key=lambda item: item[0])] + [InputError(path, m) for m in more]
 
 
 def _images_under(root: str) -> list[str]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ class Manifest:
     has_labels: bool = True  # the file has a label/labels column (predict accepts one without)
     bad_rows: int = 0  # all bad rows, also those beyond the MAX_PROBLEMS messages kept
     has_split: bool = field(default=False)  # some row names a split
+    problem_lines: list[int] = field(default_factory=list)  # the line of each of ``problems``
 
     def split(self, name: str | None) -> list[ManifestRow]:
         """The rows of split ``name``; ``None`` means every row."""
@@ -127,7 +129,7 @@ def read_class_list(path: str | os.PathLike) -> list[str]:
     names = [line for line in lines if line and not line.startswith("#")]
     if not names:
         raise UserError(f"{plain(path)}: no class names (expected one a line)")
-    repeated = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) < len(names) else []
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise UserError(f"{plain(path)}: class(es) listed twice: {_names(repeated)}")
     return names
@@ -161,6 +163,7 @@ class _Reader:
         self.allow_absolute = allow_absolute
         self.rows: list[ManifestRow] = []
         self.problems: list[str] = []
+        self.problem_lines: list[int] = []
         self.bad_rows = 0
         self.seen: dict[str, int] = {}  # absolute path -> line
         self.multi_label = False
@@ -170,6 +173,7 @@ class _Reader:
         self.bad_rows += 1
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(f"{plain(self.source)}:{line}: {what}")
+            self.problem_lines.append(line)
 
     def read_csv(self, handle: IO[str]) -> None:
         lines = _bounded_lines(handle, self.source)
@@ -237,7 +241,7 @@ class _Reader:
                 keys_seen = key or ""
                 self.multi_label, self.has_labels = key == "labels", key is not None
             elif (key or "") != keys_seen:
-                self.problem(number, f"has {key or 'no label'!r} while line 1's rows use {keys_seen or 'no label'!r}")
+                self.problem(number, f"has {key or 'no label'!r} while earlier rows use {keys_seen or 'no label'!r}")
                 continue
             self._json_row(number, obj, key)
         if keys_seen is None:
@@ -267,6 +271,8 @@ class _Reader:
         written = written.strip()
         if not written:
             return self.problem(line, "empty path")
+        if any("\x00" in text for text in (written, split or "", *(labels or ()))):  # JSON's \u0000
+            return self.problem(line, "holds a NUL byte")
         absolute = self._resolve(line, written)
         if labels is not None:
             labels = [label.strip() for label in labels if label.strip()]
@@ -311,7 +317,15 @@ class _Reader:
         self._check_splits()
         has_split = any(row.split is not None for row in self.rows)
         return Manifest(
-            self.source, self.rows, classes, self.multi_label, self.problems, self.has_labels, self.bad_rows, has_split
+            self.source,
+            self.rows,
+            classes,
+            self.multi_label,
+            self.problems,
+            self.has_labels,
+            self.bad_rows,
+            has_split,
+            self.problem_lines,
         )
 
     def _check_splits(self) -> None:

@@ -8,7 +8,9 @@ every surface shows the same digits.
 
 Per-class scores and their averages cover the classes present in the evaluated data: a folder with
 500 of ImageNet's 1000 classes is judged on those 500 (predictions of the other 500 still count as
-mistakes).
+mistakes). Balanced accuracy (mean per-class recall) and macro F1 leave out a class none of whose
+images could be read, as scikit-learn's ``balanced_accuracy_score`` and
+``f1_score(average="macro", labels=<true classes>)`` do.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class EvaluationSummary:
 
     top1: float  # percent
     top5: float | None  # percent; None with 5 classes or fewer (every label is in the top 5)
+    balanced_accuracy: float  # percent: mean per-class recall (top-1 that weighs every class alike)
+    macro_f1: float  # percent: mean per-class F1
     loss: float  # mean cross-entropy
     images: int  # evaluated
     errors: int  # unreadable
@@ -83,6 +87,8 @@ HEADLINE: tuple[Row, ...] = (
     *(_context(name) for name in ("model", "weights", "backend", "data", "layout")),
     Row("top-1", lambda s: _pct(s.top1)),
     Row("top-5", lambda s: _pct(s.top5)),
+    Row("balanced accuracy", lambda s: _pct(s.balanced_accuracy)),
+    Row("macro F1", lambda s: _pct(s.macro_f1)),
     Row("mean loss", lambda s: f"{s.loss:.4f}"),
     Row("ECE (15 bins)", lambda s: _pct(s.calibration["ece"])),
     Row("Brier score", lambda s: f"{s.calibration['brier']:.4f}"),
@@ -124,6 +130,10 @@ def summary(
     ``context``: any of model, weights, backend, data, layout, tta."""
     meter = result.meter
     label = partial(class_label, class_names)
+    averages = meter.averages(result.classes)
+    # over the classes with evaluated images, as scikit-learn's (a class whose images were all
+    # unreadable has no recall): balanced_accuracy_score, f1_score(labels=those, average="macro")
+    balanced = meter.averages([c for c in result.classes if meter.confusion[c].sum()] or [0])["macro"]
     per_class = []
     for index, s in meter.per_class(result.classes).items():
         row: dict[str, Any] = {"index": index, "label": label(index)}
@@ -134,6 +144,8 @@ def summary(
     return EvaluationSummary(
         top1=percent(result.top1),
         top5=percent(result.top5) if has_top5(class_names) else None,
+        balanced_accuracy=percent(balanced["recall"]),
+        macro_f1=percent(balanced["f1"]),
         loss=loss(result.loss),
         images=result.images,
         errors=len(result.errors),
@@ -141,9 +153,7 @@ def summary(
         seconds=significant(result.seconds),
         images_per_sec=significant(result.images_per_sec),
         calibration={"temperature": significant(temperature, 4)} | calibration_summary(result),
-        averages={
-            kind: {k: percent(v) for k, v in avg.items()} for kind, avg in meter.averages(result.classes).items()
-        },
+        averages={kind: {k: percent(v) for k, v in avg.items()} for kind, avg in averages.items()},
         per_class=per_class,
         most_confused=[
             {"true": t, "true_label": label(t), "predicted": p, "predicted_label": label(p), "count": n}

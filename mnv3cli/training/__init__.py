@@ -12,6 +12,8 @@ __getattr__, __all__ = lazy_exports(
     {
         "AMP_MODES": ".config",
         "AUGMENTS": ".config",
+        "CLASS_WEIGHTS": ".config",
+        "SAMPLERS": ".config",
         "DEFAULT_MODEL": ".config",
         "OPTIMIZERS": ".config",
         "LOSSES": ".config",

@@ -22,6 +22,8 @@ from ..errors import UserError
 
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 AUGMENTS = ("none", "randaugment", "trivialaugment")
+CLASS_WEIGHTS = ("none", "balanced")  # balanced: inverse class frequency in the loss
+SAMPLERS = ("shuffle", "balanced")  # balanced: draw classes equally often (with replacement)
 AMP_MODES = ("auto", "none", "bf16", "fp16")
 
 # Per-optimizer defaults: peak learning rate (from scratch, fine-tuning) and weight decay. Fine-tuning
@@ -40,6 +42,8 @@ class TrainConfig:
     data: str | None = None  # ImageFolder root: DIR/train + DIR/val, or one split with val_split
     val: str | None = None  # a separate validation ImageFolder
     val_split: float | None = None  # hold out this fraction of DIR (stratified, seeded)
+    classes_file: str | None = None  # a manifest's class names, in order (else first appearance)
+    allow_absolute_paths: bool = False  # a manifest may name images outside its folder
     output: str | None = None  # run folder; default runs/<name of DIR>
     # model
     model: str | None = None  # registry name; inferred from weights, else mobilenetv3_small_100
@@ -61,6 +65,8 @@ class TrainConfig:
     warmup_lr: float = 1e-5
     min_lr: float = 1e-6
     label_smoothing: float = 0.1
+    class_weights: str = "none"  # none | balanced (inverse class frequency in the loss)
+    sampler: str = "shuffle"  # shuffle | balanced (classes drawn equally often)
     mixup: float = 0.0  # mixup alpha (0 = off)
     cutmix: float = 0.0  # cutmix alpha (0 = off)
     multi_label: bool = False  # sigmoid head, any set of classes per image (also set by a `labels` manifest)
@@ -105,7 +111,14 @@ class TrainConfig:
         def bad(name: str, why: str) -> UserError:
             return UserError(f"--{name.replace('_', '-')}: {why}")
 
-        for name, choices in (("optimizer", OPTIMIZERS), ("augment", AUGMENTS), ("amp", AMP_MODES), ("loss", LOSSES)):
+        for name, choices in (
+            ("optimizer", OPTIMIZERS),
+            ("augment", AUGMENTS),
+            ("amp", AMP_MODES),
+            ("class_weights", CLASS_WEIGHTS),
+            ("sampler", SAMPLERS),
+            ("loss", LOSSES),
+        ):
             if getattr(self, name) not in choices:
                 raise bad(name, f"{getattr(self, name)!r} is not one of {', '.join(choices)}")
         if self.epochs < 1:
@@ -142,8 +155,12 @@ class TrainConfig:
                 raise bad(name, "must be at most 1")
         if self.resolution is not None and self.resolution < 16:
             raise bad("resolution", "must be at least 16 pixels")
+        if self.class_weights != "none" and (self.mixup > 0 or self.cutmix > 0):
+            raise bad("class_weights", "not with --mixup/--cutmix (their soft targets take no weights); try --sampler")
         if not 0 < self.ema_decay < 1:
             raise bad("ema_decay", "must be between 0 and 1")
+        if self.multi_label and (self.class_weights != "none" or self.sampler != "shuffle"):
+            raise bad("class_weights" if self.class_weights != "none" else "sampler", "single-label data only")
         if self.multi_label and (self.mixup or self.cutmix):  # timm's Mixup mixes one-hot targets only
             raise bad("mixup" if self.mixup else "cutmix", "not available for a multi-label model; leave it at 0")
         return self

@@ -22,6 +22,7 @@ from torchvision.transforms import v2
 
 from ..data.folders import find_samples
 from ..data.images import ImageDecodeError, open_rgb, probe_image
+from ..data.labelled import labelled_samples
 from ..data.manifest import is_manifest
 from ..errors import UserError
 from ..registry.types import Preprocess
@@ -41,6 +42,7 @@ class Splits:
     source: str  # how the split was made, for the run's summary
     train_root: str = ""  # the folders the samples come from, for messages
     val_root: str = ""
+    problems: tuple[str, ...] = ()  # a manifest's bad rows, "FILE:LINE: what" (the run exits 1)
     multi_label: bool = False  # targets are multi-hot tuples (a manifest with `labels`)
 
 
@@ -74,19 +76,24 @@ def stratified_split(samples: Sequence[Sample], fraction: float, seed: int) -> t
 
 
 def find_splits(
-    data: str | os.PathLike, val: str | os.PathLike | None = None, val_split: float | None = None, seed: int = 0
+    data: str | os.PathLike,
+    val: str | os.PathLike | None = None,
+    val_split: float | None = None,
+    seed: int = 0,
+    **manifest,
 ) -> Splits:
     """Resolve the training and validation sets of ``mnv3 train DATA``.
 
     ``DATA/train`` + ``DATA/val`` when present (``val`` overrides the second), else ``DATA`` itself
     as the training folder with ``val`` as validation folder or ``val_split`` held out of it.
-    Validation folders are matched to the training classes by name.
+    Validation folders are matched to the training classes by name. A CSV/JSONL manifest
+    (``manifest``: ``classes_file``, ``allow_absolute``) goes to :mod:`.manifest_data`.
     """
     data = Path(data)
     if is_manifest(data):
-        from .manifest_splits import manifest_splits
+        from .manifest_data import manifest_splits
 
-        return manifest_splits(data, val, val_split, seed)
+        return manifest_splits(data, val, val_split, seed, **manifest)
     if not data.is_dir():
         raise UserError(f"{data}: {'no such folder' if not data.exists() else 'not a folder'}")
     nested = (data / "train").is_dir()
@@ -99,8 +106,8 @@ def find_splits(
             raise UserError(
                 f"--val-split {val_split}: not used when a validation folder ({val}) exists; drop one of them"
             )
-        val_samples = find_samples(val, class_names).samples
-        return Splits(class_names, train, val_samples, f"{train_root} / {val}", str(train_root), str(val))
+        val_samples, problems = labelled_samples(val, class_names, prefer=("val",), **manifest)
+        return Splits(class_names, train, val_samples, f"{train_root} / {val}", str(train_root), str(val), problems)
     if val_split is None:
         raise UserError(
             f"{data}: no validation data (no {data}/train + {data}/val folders); pass "

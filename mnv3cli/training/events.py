@@ -202,6 +202,7 @@ class TrainResult:
     calibration: dict[str, Any] | None = None  # the temperature fitted on validation (TemperatureFit.to_dict)
     stopped_early: bool = False  # --patience epochs passed without a better validation top-1
     patience: int | None = None
+    bad_rows: tuple[str, ...] = ()  # a manifest's bad rows, left out (the command exits 1)
 
     def summary(self) -> TrainSummary:
         last = self.history[-1] if self.history else {}

@@ -40,8 +40,8 @@ from ..evaluation.evaluate import EvalResult, evaluate
 from ..inference.backends import TorchBackend
 from .calibrate import calibrate_best
 from .config import TrainConfig
-from .data import EpochSampler
 from .events import EpochRecord, StepProgress, TrainListener, TrainResult
+from .imbalance import epoch_sampler
 from .outputs import write_curves, write_metrics
 from .run import Run, open_run_folder, prepare
 from .setup import process_device, set_train_mode
@@ -101,6 +101,7 @@ def _train(run: Run, state: TrainState, started: float) -> TrainResult:
         calibration=fit.to_dict() if fit else None,
         stopped_early=state.epoch < run.cfg.epochs,
         patience=run.cfg.patience,
+        bad_rows=run.splits.problems,
     )
 
 
@@ -108,8 +109,8 @@ def train_one_epoch(run: Run, state: TrainState) -> None:
     """The rest of the epoch ``state`` is in (all of it, or from the step a resumed run stopped at)."""
     cfg, rank, world = run.cfg, distributed.rank(), distributed.world_size()
     state.seed_epoch(cfg.seed, rank)
-    sampler = EpochSampler(
-        len(run.dataset), seed=cfg.seed, epoch=state.epoch, rank=rank, world=world, start=state.step * cfg.batch_size
+    sampler = epoch_sampler(
+        run.dataset.samples, cfg, epoch=state.epoch, rank=rank, world=world, start=state.step * cfg.batch_size
     )
     tick, images_done = time.perf_counter(), 0  # starting the workers counts as training time
     batches = run.loader.epoch(sampler)

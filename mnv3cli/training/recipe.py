@@ -83,9 +83,17 @@ class Recipe:
 
 
 def build_recipe(
-    cfg: TrainConfig, model: nn.Module, device: torch.device, *, new_head: bool, num_classes: int, steps_per_epoch: int
+    cfg: TrainConfig,
+    model: nn.Module,
+    device: torch.device,
+    *,
+    new_head: bool,
+    num_classes: int,
+    steps_per_epoch: int,
+    class_weights: torch.Tensor | None = None,
 ) -> tuple[TrainConfig, Recipe]:
-    """The recipe ``cfg`` asks for, and ``cfg`` with ``head_lr_scale`` resolved (as recorded)."""
+    """The recipe ``cfg`` asks for, and ``cfg`` with ``head_lr_scale`` resolved (as recorded).
+    ``class_weights``: per-class loss weights (``--class-weights balanced``; never with mixup)."""
     from timm.data import Mixup
     from timm.loss import SoftTargetCrossEntropy
     from timm.optim import create_optimizer_v2
@@ -121,8 +129,9 @@ def build_recipe(
         if mixing
         else None
     )
+    weight = class_weights.to(device) if class_weights is not None else None
     criterion: nn.Module = (
-        SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     )
     if cfg.multi_label:  # multi-hot targets; mixup is refused by TrainConfig.validate
         criterion = multi_label_loss(cfg.loss)

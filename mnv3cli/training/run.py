@@ -35,6 +35,7 @@ from .data import (
     train_transform,
 )
 from .events import TrainListener, TrainPlan
+from .imbalance import balanced_class_weights
 from .lock import hold_run_folder
 from .outputs import write_config
 from .recipe import Recipe, build_recipe
@@ -85,7 +86,14 @@ def prepare(
     seed_everything(cfg.seed)  # the new head (or a whole new model) starts the same every time
     output = resume_folder(resume) if resume is not None else new_output(cfg)
     listener, notes = with_telemetry(listener, cfg, output, distributed.is_main())
-    splits = find_splits(cfg.data or _missing_data(), cfg.val, cfg.val_split, cfg.seed)
+    splits = find_splits(
+        cfg.data or _missing_data(),
+        cfg.val,
+        cfg.val_split,
+        cfg.seed,
+        classes_file=cfg.classes_file,
+        allow_absolute=cfg.allow_absolute_paths,
+    )
     splits, unreadable = drop_unreadable(splits, cfg.resolved_workers)
     if cfg.multi_label and not splits.multi_label:
         raise UserError(f"{cfg.data}: --multi-label needs a manifest with a `labels` column (one label set a row)")
@@ -138,8 +146,15 @@ def prepare(
         pin_memory=device.type == "cuda",
         seed=epoch_seed(cfg.seed, distributed.rank(), 1),
     )
+    num_classes = len(splits.class_names)
     cfg, recipe = build_recipe(
-        cfg, model, device, new_head=start.new_head, num_classes=len(splits.class_names), steps_per_epoch=steps
+        cfg,
+        model,
+        device,
+        new_head=start.new_head,
+        num_classes=num_classes,
+        steps_per_epoch=steps,
+        class_weights=balanced_class_weights(splits.train, num_classes) if cfg.class_weights == "balanced" else None,
     )
     state = TrainState()
     if checkpoint is not None:
@@ -167,7 +182,7 @@ def prepare(
         stop,
         unreadable,
         resumed=checkpoint is not None,
-        notes=tuple(notes),
+        notes=(*splits.problems, *notes),  # a manifest's bad rows first
     )
     state.skipped.update({**unreadable["train"], **unreadable["val"]})
     return run, state

@@ -171,7 +171,7 @@ SPELLED = {
     "--plot": "FILE",
     "--config": "FILE",
     "--report": "DIR",
-    "--val": "DIR",
+    "--val": ("DIR", "PATH"),  # a folder, or (export, train) a manifest
     "--lr": "FLOAT",
     "--width": "FLOAT",
 }

@@ -196,7 +196,8 @@ def test_json_keys_keep_their_order_and_unknown_context_is_left_out(result):
     full = summary(result, CLASSES, model="m", weights="w", backend="b", data="d", layout="l", tta="flip")
     assert list(full.to_dict()) == [
         *("model", "weights", "backend", "data", "layout", "tta"),
-        *("top1", "top5", "loss", "images", "errors", "classes", "seconds", "images_per_sec", "calibration"),
+        *("top1", "top5", "balanced_accuracy", "macro_f1", "loss", "images", "errors", "classes", "seconds"),
+        *("images_per_sec", "calibration"),
         *("averages", "per_class", "most_confused", "confident_mistakes", "least_confident_correct", "failed"),
     ]
     assert list(summary(result, CLASSES, model="m").to_dict())[:2] == ["model", "top1"]
@@ -239,3 +240,18 @@ def test_terminal_and_page_show_the_same_numbers(result, tmp_path, capsys):
         assert re.search(rf"│ {re.escape(label)} +│ +{re.escape(text)} │", out), label
         assert f"<tr><th>{label}</th><td class='n'>{text}</td></tr>" in page, label
     assert terminal["temperature"] == "1.5" and terminal["test-time aug."] == "flip"
+
+
+def test_balanced_accuracy_and_macro_f1_agree_with_scikit_learn(result):
+    """Red 4 of 5 right (one taken for blue), green 3 of 3; blue's only image is unreadable, so
+    blue has no recall and is left out, as scikit-learn leaves out a class absent from y_true."""
+    s = summary(result, CLASSES)
+    assert s.balanced_accuracy == 90.0  # (80 + 100) / 2, where top-1 is 87.5
+    assert s.macro_f1 == pytest.approx((88.89 + 100) / 2, abs=0.01)
+    metrics = pytest.importorskip("sklearn.metrics")
+    truth = [p.target for p in result.predictions]
+    predicted = [p.predicted for p in result.predictions]
+    assert s.balanced_accuracy == pytest.approx(100 * metrics.balanced_accuracy_score(truth, predicted), abs=0.005)
+    f1 = metrics.f1_score(truth, predicted, labels=sorted(set(truth)), average="macro")
+    assert s.macro_f1 == pytest.approx(100 * f1, abs=0.005)
+    assert {"balanced_accuracy", "macro_f1"} <= s.to_dict().keys()

@@ -104,10 +104,12 @@ def test_bad_rows_are_reported_with_their_line(folder):
 
 def test_jsonl_bad_lines_are_reported(folder):
     text = (
-        '{"path": "img/a.jpg", "label": "ant"}\nnot json\n[1]\n{"path": "img/b.jpg", "label": ["x"]}\n{"label": "y"}\n'
+        '{"path": "img/a.jpg", "label": "ant"}\nnot json\n[1]\n{"path": "img/b.jpg", "label": ["x"]}\n'
+        '{"label": "y"}\n{"path": "img/c\\u0000.jpg", "label": "ant"}\n{"path": "img/d.jpg", "labels": ["x"]}\n'
     )
     m = read_manifest(write(folder / "m.jsonl", text))
-    assert len(m.rows) == 1 and [p.split(":")[-2] for p in m.problems] == ["2", "3", "4", "5"]
+    assert len(m.rows) == 1 and [p.split(":")[-2] for p in m.problems] == ["2", "3", "4", "5", "6", "7"]
+    assert m.problems[4].endswith(":6: holds a NUL byte") and "while earlier rows use 'label'" in m.problems[5]
 
 
 def test_line_numbers_count_quoted_line_breaks(folder):

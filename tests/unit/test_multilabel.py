@@ -162,7 +162,7 @@ def test_mixup_is_refused_for_multi_label():
 def test_manifest_splits_give_multi_hot_targets(tmp_path):
     from PIL import Image
 
-    from mnv3cli.training.manifest_splits import manifest_splits
+    from mnv3cli.training.manifest_data import manifest_splits
 
     for name in "abcd":
         Image.new("RGB", (8, 8)).save(tmp_path / f"{name}.png")
