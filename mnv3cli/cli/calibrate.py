@@ -93,6 +93,10 @@ def command(
             f"--output {output}: unknown checkpoint format {output.suffix or '(none)'!r}; "
             f"use {', '.join(OUTPUT_SUFFIXES)}"
         )
+    from .evaluate import _multi_label_manifest
+
+    if _multi_label_manifest(folder):  # a sigmoid head: a temperature per class
+        return _calibrate_multilabel(app, folder, load_model(weights, model_name=model), output, as_json, limit)
     scanned = scan_labelled(
         folder,
         labels,
@@ -139,3 +143,32 @@ def command(
         raise bad_rows_failure(scanned.problems)
     if unread:
         raise PartialFailure(f"{unread} of {len(samples)} images could not be read (fitted on the rest)")
+
+
+def _calibrate_multilabel(app: AppContext, data: Path, loaded, output: Path, as_json: bool, limit: int | None) -> None:
+    """Per-class temperatures of a multi-label model on a ``labels`` manifest's val/test rows."""
+    from ..data.manifest import read_manifest
+    from ..errors import UserError
+    from ..evaluation import spread_subset
+    from ..inference.device import resolve_device
+    from ..training.multilabel import calibrate_multilabel
+    from .evaluate_multilabel import manifest_samples
+
+    if not loaded.card.multi_label:
+        raise UserError(f"{data}: multi-label rows (`labels`), but {loaded.card.source} has a softmax head")
+    samples = spread_subset(manifest_samples(read_manifest(data), loaded.card.class_names), limit)
+    app.info(f"Calibrating {loaded.card.source} on {len(samples)} images (a temperature per class)")
+    fit = calibrate_multilabel(
+        loaded,
+        samples,
+        output,
+        device=resolve_device(app.device),
+        extra={"calibrated_on": str(data), "calibrated_from": loaded.card.source},
+    )
+    if as_json:
+        app.emit_json({"weights": loaded.card.source, "output": str(output), "data": str(data)} | fit)
+    else:
+        shown = ", ".join(f"{name} {t:.3g}" for name, t in fit["class_temperatures"].items())
+        click.echo(f"temperatures on {fit['images']} images (labels unchanged): {shown}")
+        click.echo(f"binary cross-entropy {fit['bce_before']:.4f} -> {fit['bce_after']:.4f}")
+    app.wrote(f"wrote {output}", as_json)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -123,6 +123,13 @@ def command(
 
     if report_dir is not None:
         check_report_target(report_dir)
+    if _multi_label_manifest(folder):  # a sigmoid-head evaluation: mAP, F1 at thresholds
+        from .evaluate_multilabel import evaluate_manifest
+
+        runtime = open_model(app, model, weights, backend, precision=precision, pipelined=True)
+        options: dict[str, Any] = {"batch_size": batch_size, "workers": workers, "limit": limit, "as_json": as_json}
+        options |= {"allow_absolute": allow_absolute_paths, "classes_file": classes_file}
+        return evaluate_manifest(app, folder, runtime, options | {"report_dir": report_dir, "tta": tta})
     # a wrong folder or manifest fails before the slow model load
     scanned = scan_labelled(folder, labels, split=split, classes_file=classes_file, allow_absolute=allow_absolute_paths)
     for note in scanned.notes:
@@ -206,6 +213,17 @@ def command(
             f"{len(result.errors)} of {result.images + len(result.errors)} images could "
             "not be read (listed in the output" + (" and the report)" if report_dir else ")")
         )
+
+
+def _multi_label_manifest(path: Path) -> bool:
+    """Whether ``path`` is a manifest with a ``labels`` column (read again by the evaluation)."""
+    from ..data.manifest import is_manifest, read_manifest
+    from ..errors import UserError
+
+    try:  # (absolute paths allowed here: only the columns matter; the real read applies the options)
+        return is_manifest(path) and read_manifest(path, allow_absolute=True).multi_label
+    except UserError:  # reported by the single-label reader, with the command's options
+        return False
 
 
 def _print_summary(app: AppContext, obj: EvaluationSummary) -> None:

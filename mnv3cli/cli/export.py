@@ -195,7 +195,7 @@ def command(
 
     try:
         difference = export_verified(
-            with_temperature(loaded.model, loaded.card.temperature),
+            with_temperature(loaded.model, loaded.card.temperature, loaded.card.class_temperatures),
             output,
             preprocess,
             fmt,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -37,7 +37,7 @@ from .options import (
     weights_option,
     workers_option,
 )
-from .predict_render import progress_bar, top_k_table
+from .predict_sinks import progress_bar, result_sinks
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -146,7 +146,11 @@ def command(
         top_k = min(top_k, len(runtime.card.class_names))  # no empty label columns in --output FILE.csv
         failed = 0
         with contextlib.ExitStack() as stack:
-            results = _open_output(stack, output, top_k, min_confidence is not None) if distributed.is_main() else None
+            results = (
+                _open_output(stack, output, top_k, min_confidence is not None, runtime.card.multi_label)
+                if distributed.is_main()
+                else None
+            )
             resumed = distributed.on_main(lambda: _begin(app, results, sources, resume))
             sorter = SortInto(sort_into, mode or "copy") if sort_into and distributed.is_main() else None
             # the inputs its list holds (a resumed list may lack the last results): placed from there on
@@ -185,13 +189,13 @@ def command(
         raise PartialFailure(f"{failed} of {len(sources)} input(s) failed")
 
 
-def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int, answers: bool):
+def _open_output(stack: contextlib.ExitStack, output: Path | None, top_k: int, answers: bool, labels: bool):
     if output is None:
         return None
     from ..prediction import ResultsFile
 
     try:
-        return stack.enter_context(ResultsFile(output, top_k, answers))
+        return stack.enter_context(ResultsFile(output, top_k, answers, labels))
     except OSError as exc:
         raise UserError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
 
@@ -239,7 +243,7 @@ def _classify(
     main, (resumed, listed) = distributed.is_main(), done_listed
     first = min(resumed.done, listed)
     todo = sources[first:]
-    sinks = _sinks(app, as_json, results, options.get("min_confidence")) if main else []
+    sinks = result_sinks(app, as_json, results, options.get("min_confidence")) if main else []
     long_job = main and len(todo) > options["batch_size"]
     show = progress_bar(app, stack, len(sources), resumed) if long_job else None
     failed = 0
@@ -253,6 +257,7 @@ def _classify(
                 runtime.card.class_names,
                 top_k=top_k,
                 distributed=distributed.is_distributed(),
+                thresholds=runtime.card.decision_thresholds() if runtime.card.multi_label else None,
                 **options,
             ),
             1,
@@ -289,37 +294,3 @@ def _classify(
         f"({format_significant(done / max(seconds, 1e-9))} images/s)"
     )
     return failed
-
-
-def _sinks(app: AppContext, as_json: bool, results, min_confidence: float | None = None) -> list[Callable]:
-    """Where each result goes: JSON lines or tables on stdout, error lines on stderr, the file."""
-    sinks: list[Callable] = []
-    if results is not None:
-        sinks.append(results.write)
-    if as_json:
-        sinks.append(lambda r: app.emit_json(r.to_dict()))
-        return sinks
-    if results is None:
-        from rich.text import Text
-
-        console = app.out  # stdout: the results are the command's output
-
-        def print_table(result) -> None:
-            if result.error is None:  # the path on its own line, never folded, then its labels
-                console.print(Text(plain(result.shown_path), style="bold"), soft_wrap=True, highlight=False)
-                console.print(top_k_table(result))
-                if result.answer is not None and min_confidence and result.answer != result.predictions[0].label:
-                    console.print(
-                        f"answer: {result.answer} (top probability below {100 * min_confidence:g} %)",
-                        soft_wrap=True,
-                        highlight=False,
-                    )
-
-        sinks.append(print_table)
-
-    def print_error(result) -> None:
-        if result.error is not None:
-            click.echo(f"mnv3: error: {plain(result.to_dict()['error'])}", err=True)
-
-    sinks.append(print_error)
-    return sinks

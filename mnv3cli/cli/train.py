@@ -133,7 +133,8 @@ def command(
         app.info(
             f"  ECE {c['ece_before']:.2f}% -> {c['ece_after']:.2f}%, NLL {c['nll_before']:.4f} -> {c['nll_after']:.4f}"
         )
-    app.wrote(f"best top-1 {summary.best_top1:.2f}% at epoch {summary.best_epoch}: {summary.checkpoint}", as_json)
+    metric = "mAP" if listener and listener.multi_label else "top-1"
+    app.wrote(f"best {metric} {summary.best_top1:.2f}% at epoch {summary.best_epoch}: {summary.checkpoint}", as_json)
     if as_json:
         app.emit_json(summary.to_dict())
     if result.bad_rows:
@@ -169,9 +170,12 @@ class _Display(TrainListener):
         )
         self.task: TaskID | None = None
         self.epochs = 0
+        self.multi_label = False
 
     def on_start(self, plan) -> None:
         self.epochs, self.top5 = plan.epochs, len(plan.class_names) > 5
+        self.multi_label = bool(plan.config.get("multi_label"))  # mAP and micro F1 in the top-1/top-5 places
+        self.top5 = self.top5 or self.multi_label
         if plan.unreadable_train or plan.unreadable_val:
             click.echo(f"mnv3: warning: {plain(unreadable_note(plan))}", err=True)
         for note in plan.notes:
@@ -180,7 +184,10 @@ class _Display(TrainListener):
             self.app.info(line)
         self._print(
             epoch_row(
-                ["epoch", "train loss", "val loss", "top-1", "top-5", "lr", "img/s", "time"], self.epochs, self.top5
+                ["epoch", "train loss", "val loss", *(("mAP", "micro F1") if self.multi_label else ("top-1", "top-5"))]
+                + ["lr", "img/s", "time"],
+                self.epochs,
+                self.top5,
             )
         )
         self.progress.start()
@@ -197,7 +204,8 @@ class _Display(TrainListener):
 
     def on_validation(self, p) -> None:
         if self.task is not None:
-            self.progress.update(self.task, speed=f"validating {p.done}/{p.total}, top-1 {p.top1:.1f}%")
+            top1 = "" if self.multi_label else f", top-1 {p.top1:.1f}%"
+            self.progress.update(self.task, speed=f"validating {p.done}/{p.total}{top1}")
 
     def on_epoch_end(self, r) -> None:
         if self.task is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..training import AMP_MODES, AUGMENTS, CLASS_WEIGHTS, DEFAULT_MODEL, OPTIMIZERS, SAMPLERS
+from ..training import AMP_MODES, AUGMENTS, CLASS_WEIGHTS, DEFAULT_MODEL, LOSSES, OPTIMIZERS, SAMPLERS
 
 # (flags, config field, click type, help), most used first (the order of --help). Defaults come
 # from TrainConfig.
@@ -78,6 +78,13 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
     (("--warmup-lr",), "warmup_lr", click.FloatRange(0), "Learning rate at the start of warmup."),
     (("--min-lr",), "min_lr", click.FloatRange(0), "Learning rate at the end of the cosine."),
     (("--label-smoothing",), "label_smoothing", click.FloatRange(0, 1), "Label smoothing."),
+    (
+        ("--multi-label/--single-label",),
+        "multi_label",
+        None,
+        "Sigmoid head: any set of classes per image [default: from the data, a manifest's `labels`].",
+    ),
+    (("--loss",), "loss", click.Choice(LOSSES), "Multi-label loss: BCE with logits, or asymmetric (asl)."),
     (
         ("--class-weights",),
         "class_weights",

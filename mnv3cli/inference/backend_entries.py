@@ -28,10 +28,10 @@ def _open_torch(model, options: OpenOptions):
     return TorchBackend(model, device, channels_last=options.variant == "channels_last")
 
 
-def _write_torchscript(model, path: Path, **_) -> None:
+def _write_torchscript(model, path: Path, card=None, **_) -> None:
     from .export import export_torchscript
 
-    export_torchscript(model, path)
+    export_torchscript(model, path, card)
 
 
 def _load_torchscript(path: Path):

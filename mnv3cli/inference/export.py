@@ -141,14 +141,18 @@ def to_torchscript(model: nn.Module) -> torch.jit.ScriptModule:
         return torch.jit.freeze(torch.jit.script(model.eval()))
 
 
-def export_torchscript(model: nn.Module, path: str | os.PathLike) -> Path:
-    """Write the frozen TorchScript module (loadable with ``torch.jit.load``) atomically."""
+def export_torchscript(model: nn.Module, path: str | os.PathLike, card: ModelCard | None = None) -> Path:
+    """Write the frozen TorchScript module (loadable with ``torch.jit.load``) atomically, with the
+    card (head type, thresholds, classes) as the extra file ``mnv3_card.json`` when given."""
     import torch
+
+    from .exported import card_json
 
     path = Path(path)
     scripted = to_torchscript(model)
+    extra = {"mnv3_card.json": card_json(card)} if card is not None else {}
     with _quiet_deprecations(), atomic_write(path, "wb") as fh:
-        torch.jit.save(scripted, fh)
+        torch.jit.save(scripted, fh, _extra_files=extra)
     return path
 
 

@@ -135,7 +135,7 @@ def _load(weights: str, model_name: str | None, overrides: dict[str, Any], resol
 
     loaded = load_model(weights, model_name=model_name, **overrides)
     card = loaded.card
-    model = with_temperature(loaded.model, card.temperature)
+    model = with_temperature(loaded.model, card.temperature, card.class_temperatures)
     return model, replace(card, preprocess=card.preprocess.at_resolution(resolution))
 
 

@@ -8,6 +8,7 @@ TorchScript file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import torch
@@ -19,21 +20,27 @@ class TemperatureScaled(nn.Module):
 
     __jit_unused_properties__ = ["num_classes"]  # TorchScript compiles forward only
 
-    def __init__(self, model: nn.Module, temperature: float) -> None:
+    def __init__(self, model: nn.Module, temperature: float, per_class: Sequence[float] | None = None) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}")
+        if not temperature > 0 or (per_class is not None and not all(t > 0 for t in per_class)):
+            raise ValueError(f"temperatures must be positive, got {temperature!r}, {per_class!r}")
         self.model = model
         self.temperature = float(temperature)
+        # a multi-label model's per-class temperatures (one sigmoid each): a constant of the graph
+        self.register_buffer("per_class", None if per_class is None else torch.tensor(list(per_class)))
 
     @property
     def num_classes(self) -> int:
         return cast(int, self.model.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x) / self.temperature
+        out = self.model(x) / self.temperature
+        return out if self.per_class is None else out / self.per_class
 
 
-def with_temperature(model: nn.Module, temperature: float) -> nn.Module:
-    """``model`` itself at temperature 1 (graphs and files stay exactly as before), else wrapped."""
-    return model if temperature == 1.0 else TemperatureScaled(model, temperature)
+def with_temperature(model: nn.Module, temperature: float, per_class: Sequence[float] | None = None) -> nn.Module:
+    """``model`` itself at temperature 1 (graphs and files stay exactly as before), else wrapped;
+    ``per_class``: a multi-label model's temperature of each class (``mnv3 calibrate``)."""
+    if temperature == 1.0 and per_class is None:
+        return model
+    return TemperatureScaled(model, temperature, per_class)

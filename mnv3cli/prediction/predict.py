@@ -21,6 +21,7 @@ from .. import distributed as distributed_
 from ..data.batches import iter_batches
 from ..data.inputs import InputError, Source
 from ..evaluation.metrics import NON_FINITE, finite_rows, softmax, topk_indices
+from ..evaluation.multilabel import sigmoid
 from ..inference.backends import Backend
 from ..printable import clean_text, display_path
 from ..registry.card import class_label
@@ -58,6 +59,7 @@ class InputResult:
     predictions: tuple[Label, ...] = ()
     error: str | None = None
     answer: str | None = None
+    labels: tuple[Label, ...] | None = None  # multi-label model: every class at or above its threshold
 
     @property
     def shown_path(self) -> str:
@@ -71,7 +73,8 @@ class InputResult:
         if self.error is not None:
             return record | {"error": clean_text(self.error)}
         answer = {} if self.answer is None else {"answer": self.answer}
-        return record | answer | {"predictions": [p.to_dict() for p in self.predictions]}
+        labels = {} if self.labels is None else {"labels": [p.to_dict() for p in self.labels]}
+        return record | answer | labels | {"predictions": [p.to_dict() for p in self.predictions]}
 
 
 def predict(
@@ -87,6 +90,7 @@ def predict(
     progress: Callable[[int], None] | None = None,
     distributed: bool = False,
     min_confidence: float | None = None,
+    thresholds: Sequence[float] | None = None,
 ) -> Iterator[InputResult]:
     """Yield one :class:`InputResult` per source, in order, as soon as it (and all before it) is done.
 
@@ -95,6 +99,11 @@ def predict(
     must pass the same arguments, and every rank yields every result. With ``min_confidence``, each
     result's ``answer`` is its top label, or :data:`UNKNOWN` when the top probability is below it
     (the top-k are still given).
+
+    ``thresholds`` (one per class) marks a multi-label (sigmoid-head) model: scores are
+    ``sigmoid(logit)``, not a softmax, and each result's ``labels`` are all classes scoring at least
+    their threshold, best first; ``min_confidence`` then replaces every threshold, and the
+    ``answer`` is the best of those labels, or :data:`UNKNOWN` when there is none.
     """
     todo = [i for i, s in enumerate(sources) if not isinstance(s, InputError)]
     done: dict[int, InputResult] = {}
@@ -127,7 +136,7 @@ def predict(
             settled = (
                 []
                 if batch is None
-                else _classify(batch, mine_sources, mine, backend, class_names, top_k, min_confidence)
+                else _classify(batch, mine_sources, mine, backend, class_names, top_k, min_confidence, thresholds)
             )
             shares = distributed_.all_gather_object(settled) if distributed else [settled]
             for share in shares:
@@ -148,20 +157,44 @@ def _classify(
     class_names: Sequence[str],
     top_k: int,
     min_confidence: float | None,
+    thresholds: Sequence[float] | None = None,
 ) -> list[tuple[int, InputResult]]:
     """``(input position, result)`` for each input of ``batch`` (``batch`` indexes ``paths``)."""
     settled = [(positions[j], InputResult(str(paths[j]), error=message)) for j, message in batch.errors.items()]
     if batch.indices:
         logits = np.asarray(backend(batch.images), dtype=np.float32)
         finite = finite_rows(logits)
-        labels = iter(top_labels(softmax(logits[finite]), top_k, class_names) if finite.any() else ())
+        probs = (
+            (sigmoid(logits[finite]) if thresholds is not None else softmax(logits[finite])) if finite.any() else None
+        )
+        labels = iter(top_labels(probs, top_k, class_names) if probs is not None else ())
+        above = iter(_above(probs, thresholds, min_confidence, class_names) if probs is not None and thresholds else ())
         for row, j in enumerate(batch.indices):
             if not finite[row]:
                 settled.append((positions[j], InputResult(str(paths[j]), error=f"{paths[j]}: {NON_FINITE}")))
                 continue
             best = next(labels)
-            settled.append((positions[j], InputResult(str(paths[j]), best, answer=_answer(best[0], min_confidence))))
+            if thresholds is None:
+                result = InputResult(str(paths[j]), best, answer=_answer(best[0], min_confidence))
+            else:
+                chosen = next(above)
+                answer = None if min_confidence is None else (chosen[0].label if chosen else UNKNOWN)
+                result = InputResult(str(paths[j]), best, answer=answer, labels=chosen)
+            settled.append((positions[j], result))
     return settled
+
+
+def _above(
+    probs: np.ndarray, thresholds: Sequence[float], min_confidence: float | None, class_names: Sequence[str]
+) -> list[tuple[Label, ...]]:
+    """Per row, every class whose probability reaches its threshold (or ``min_confidence``), best first."""
+    limit = np.full(probs.shape[1], min_confidence) if min_confidence is not None else np.asarray(thresholds)
+    out = []
+    for row in probs:
+        hits = np.nonzero(row >= limit)[0]
+        hits = hits[np.lexsort((hits, -row[hits]))]
+        out.append(tuple(Label(int(c), class_label(class_names, int(c)), float(row[c])) for c in hits))
+    return out
 
 
 def _answer(best: Label, min_confidence: float | None) -> str | None:

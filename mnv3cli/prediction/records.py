@@ -22,11 +22,12 @@ from ..printable import csv_row, csv_text
 
 class JsonLines:
     """``.jsonl``: one JSON object per input, the same objects ``--json`` prints (with
-    ``--min-confidence``, each holds an ``answer``)."""
+    ``--min-confidence``, each holds an ``answer``; with a multi-label model, its ``labels``)."""
 
-    def __init__(self, top_k: int, answers: bool = False) -> None:
+    def __init__(self, top_k: int, answers: bool = False, labels: bool = False) -> None:
         self.top_k = top_k
         self.answers = answers
+        self.labels = labels
 
     def header(self) -> bytes:
         return b""
@@ -54,7 +55,9 @@ class JsonLines:
         """Whether the record was written with the same ``--top-k``, and with a
         ``--min-confidence`` when this run has one (its ``answer``)."""
         return "error" in record or (
-            len(record.get("predictions", ())) == self.top_k and ("answer" in record) == self.answers
+            len(record.get("predictions", ())) == self.top_k
+            and ("answer" in record) == self.answers
+            and ("labels" in record) == self.labels
         )
 
     @staticmethod
@@ -67,15 +70,17 @@ class JsonLines:
 
 
 class CsvRows:
-    """``.csv``: a header, then one row per input: path, (with ``--min-confidence``) answer,
-    label/index/probability per rank, error."""
+    """``.csv``: a header, then one row per input: path, (with ``--min-confidence``) answer, (with a
+    multi-label model) labels (``;``-separated, best first), label/index/probability per rank, error."""
 
-    def __init__(self, top_k: int, answers: bool = False) -> None:
+    def __init__(self, top_k: int, answers: bool = False, labels: bool = False) -> None:
         self.top_k = top_k
         self.answers = answers
+        self.labels = labels
         self.columns = [
             "path",
             *(["answer"] if answers else []),
+            *(["labels"] if labels else []),
             *[f"{field}_{rank}" for rank in range(1, top_k + 1) for field in ("label", "index", "probability")],
             "error",
         ]
@@ -92,6 +97,8 @@ class CsvRows:
     def line(self, result) -> bytes:
         record = result.to_dict()
         cells = [record["path"], *([record.get("answer", "")] if self.answers else [])]
+        if self.labels:
+            cells.append(";".join(p["label"] for p in record.get("labels", [])))
         for p in record.get("predictions", []):
             cells += [p["label"], p["index"], p["probability"]]
         cells += [""] * (len(self.columns) - 1 - len(cells))
@@ -141,7 +148,8 @@ class CsvRows:
         return row[-1] != ""
 
 
-def record_format(suffix: str, top_k: int, answers: bool = False) -> JsonLines | CsvRows:
+def record_format(suffix: str, top_k: int, answers: bool = False, labels: bool = False) -> JsonLines | CsvRows:
     """The format for an ``--output`` file name's suffix (``.jsonl`` or ``.csv``); ``answers``:
-    the run has a ``--min-confidence`` (each result carries its answer)."""
-    return (JsonLines if suffix.lower() == ".jsonl" else CsvRows)(top_k, answers)
+    the run has a ``--min-confidence`` (each result carries its answer); ``labels``: a multi-label
+    model (each result carries its labels)."""
+    return (JsonLines if suffix.lower() == ".jsonl" else CsvRows)(top_k, answers, labels)

@@ -44,9 +44,9 @@ class ResultsFile:
     :meth:`finish` keeps ``FILE.part`` for a later ``--resume`` (removed when it holds nothing).
     """
 
-    def __init__(self, path: str | os.PathLike, top_k: int, answers: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, top_k: int, answers: bool = False, labels: bool = False) -> None:
         self.path = Path(path)
-        self.format = record_format(self.path.suffix, top_k, answers)
+        self.format = record_format(self.path.suffix, top_k, answers, labels)
         self._file = PartFile(self.path)
         self.part = self._file.part
         self.written = 0  # records in the file, kept ones included

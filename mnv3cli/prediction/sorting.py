@@ -29,7 +29,7 @@ from ..data.images import EncodedImage
 from ..errors import UserError
 from ..fileio import PartFile, atomic_write, part_path
 from ..printable import csv_row, display_path, printable_path
-from .predict import InputResult
+from .predict import UNKNOWN, InputResult
 from .records import CsvRows
 
 MODES = ("copy", "hardlink", "symlink")
@@ -137,7 +137,11 @@ class SortInto:
         if result.error is not None:
             return self._record(result.path, "", "", None, result.error)
         best = result.predictions[0]
+        if result.labels is not None:  # multi-label: the best label at or above its threshold decides
+            best = result.labels[0] if result.labels else best
         answer = result.answer if result.answer is not None else best.label
+        if result.labels == ():
+            answer = UNKNOWN
         folder = self.root / folder_name(answer)
         try:
             folder.mkdir(parents=True, exist_ok=True)

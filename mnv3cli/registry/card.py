@@ -17,6 +17,7 @@ from .types import Preprocess
 MAX_CLASSES = 100_000  # outputs a card may name (ImageNet-21k has 21,841)
 MAX_LABEL = 1_000  # characters in one class name (a folder name has at most 255 bytes)
 TEMPERATURES = (0.01, 100.0)  # calibration fits within [0.05, 20]
+HEADS = ("softmax", "sigmoid")  # single-label (one class per image) | multi-label (any set of classes)
 
 
 def class_label(class_names: Sequence[str], index: int) -> str:
@@ -35,6 +36,9 @@ class ModelCard:
     sha256: str | None = None  # content hash of the weights file read (keys the ONNX cache)
     arch: Mapping[str, Any] = field(default_factory=dict)  # MobileNetV3(**arch) rebuilds the model
     temperature: float = 1.0  # logits are divided by it before the softmax (calibration; 1 = none)
+    head: str = "softmax"  # "sigmoid": multi-label, each class scored on its own
+    thresholds: tuple[float, ...] | None = None  # sigmoid head: per-class decision thresholds (None: 0.5)
+    class_temperatures: tuple[float, ...] | None = None  # sigmoid head: each class's logit divided by its own
 
     def __post_init__(self) -> None:
         """Accept lists, store tuples (hashable, immutable); check every field against the bounds
@@ -46,6 +50,12 @@ class ModelCard:
         if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float):
             raise ValueError(f"temperature {self.temperature!r} is not a number")
         object.__setattr__(self, "temperature", float(self.temperature))
+        if self.thresholds is not None:
+            object.__setattr__(self, "thresholds", _numbers("threshold", self.thresholds, 0.0, 1.0))
+        if self.class_temperatures is not None:
+            object.__setattr__(
+                self, "class_temperatures", _numbers("temperature", self.class_temperatures, *TEMPERATURES)
+            )
         self._check()
 
     def _check(self) -> None:
@@ -61,6 +71,24 @@ class ModelCard:
         low, high = TEMPERATURES
         if not low <= self.temperature <= high:  # NaN fails too
             raise ValueError(f"temperature {self.temperature} must be in [{low:g}, {high:g}]")
+        if self.head not in HEADS:
+            raise ValueError(f"head {self.head!r} must be one of {', '.join(HEADS)}")
+        for name in ("thresholds", "class_temperatures"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if self.head != "sigmoid":
+                raise ValueError(f"{name.replace('_', ' ')} belong to a sigmoid (multi-label) head")
+            if len(values) != len(self.class_names):
+                raise ValueError(f"{len(values)} {name.replace('_', ' ')} for {len(self.class_names)} classes")
+
+    @property
+    def multi_label(self) -> bool:
+        return self.head == "sigmoid"
+
+    def decision_thresholds(self) -> tuple[float, ...]:
+        """The per-class thresholds a sigmoid head's scores are compared with (0.5 where none were tuned)."""
+        return self.thresholds if self.thresholds is not None else (0.5,) * len(self.class_names)
 
     @property
     def num_classes(self) -> int:
@@ -71,9 +99,16 @@ class ModelCard:
         return class_label(self.class_names, index)
 
     def with_classes(self, class_names: Sequence[str], wordnet_ids: Sequence[str] | None = None) -> ModelCard:
-        """The card of a new head: the old temperature described the old logits, so it goes back to 1."""
+        """The card of a new head: the old temperature and thresholds described the old logits, so they go."""
         ids = tuple(wordnet_ids) if wordnet_ids is not None else None
-        return replace(self, class_names=tuple(class_names), wordnet_ids=ids, temperature=1.0)
+        return replace(
+            self,
+            class_names=tuple(class_names),
+            wordnet_ids=ids,
+            temperature=1.0,
+            thresholds=None,
+            class_temperatures=None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (the ONNX cache's meta.json, ``mnv3 serve``'s ``/v1/model``)."""
@@ -86,6 +121,9 @@ class ModelCard:
             "sha256": self.sha256,
             "arch": dict(self.arch),
             "temperature": self.temperature,
+            "head": self.head,
+            "thresholds": list(self.thresholds) if self.thresholds is not None else None,
+            "class_temperatures": list(self.class_temperatures) if self.class_temperatures is not None else None,
         }
 
     @classmethod
@@ -103,4 +141,19 @@ class ModelCard:
             sha256=d.get("sha256"),
             arch=d.get("arch") or {},
             temperature=d.get("temperature", 1.0),
+            head=str(d.get("head", "softmax")),
+            thresholds=d.get("thresholds"),
+            class_temperatures=d.get("class_temperatures"),
         )
+
+
+def _numbers(what: str, values: Any, low: float, high: float) -> tuple[float, ...]:
+    """Per-class numbers from an untrusted file: a list of finite numbers in [low, high] (``ValueError``)."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise ValueError(f"{what}s must be a list of numbers")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not low <= float(v) <= high:  # NaN fails
+            raise ValueError(f"{what} {v!r} must be a number in [{low:g}, {high:g}]")
+        out.append(float(v))
+    return tuple(out)

@@ -33,6 +33,7 @@ from ..data.images import EncodedImage, ImageDecodeError
 from ..data.preprocess import Normalizer
 from ..inference.runtime import Runtime
 from ..prediction import top_labels
+from ..prediction.predict import Label
 from . import torchserve, v2
 from .auth import DOCS_ASSETS, ApiKeys
 from .batcher import Batcher
@@ -131,12 +132,19 @@ class _Service:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
 
-    async def classify(self, image: EncodedImage, top_k: int) -> tuple[list[dict], str]:
-        """Decode (thread pool), batch, and return the top-k labels as JSON-ready dicts, and the
-        version of the model that gave them."""
+    async def classify(self, image: EncodedImage, top_k: int) -> tuple[dict, str]:
+        """Decode (thread pool), batch, and return ``{"predictions": top-k labels}`` (JSON-ready;
+        a multi-label model adds ``labels``: every class at or above its threshold, best first),
+        and the version of the model that gave them."""
         probs, served = await self.infer(await self.decode(image))
-        labels = top_labels(probs[None], top_k, served.runtime.card.class_names)[0]
-        return [label.to_dict() for label in labels], served.version
+        card = served.runtime.card
+        labels = top_labels(probs[None], top_k, card.class_names)[0]
+        record: dict = {"predictions": [label.to_dict() for label in labels]}
+        if card.multi_label:
+            limits = card.decision_thresholds()
+            above = [int(i) for i in np.argsort(-probs, kind="stable") if probs[i] >= limits[i]]
+            record = {"labels": [Label(i, card.label(i), float(probs[i])).to_dict() for i in above]} | record
+        return record, served.version
 
     async def decode(self, image: EncodedImage) -> np.ndarray:
         """The preprocessed ``[3, H, W]`` image (decoded on the thread pool); 400 if it cannot be."""
@@ -269,8 +277,8 @@ def create_app(
         kind = media_type(request)  # 415 before reading a byte of the body (and no 100 Continue)
         body = await read_body(request, settings.max_upload_bytes, service.bodies)
         if kind == "image":
-            predictions, version = await service.classify(EncodedImage(RAW_BODY, body), k)
-            return JSONResponse({"predictions": predictions, "model": model_name, "model_version": version})
+            record, version = await service.classify(EncodedImage(RAW_BODY, body), k)
+            return JSONResponse(record | {"model": model_name, "model_version": version})
         uploads = await multipart_images(request, body, settings.max_files)
         results = await asyncio.gather(*(_file_result(service, upload, k) for upload in uploads))
         if all("error" in result for result in results):
@@ -292,8 +300,8 @@ async def _file_result(service: _Service, upload: EncodedImage | ClientError, to
     if isinstance(upload, ClientError):
         return {"filename": None, "error": upload.message}
     try:
-        predictions, version = await service.classify(upload, top_k)
-        return {"filename": upload.name, "predictions": predictions, "model_version": version}
+        record, version = await service.classify(upload, top_k)
+        return {"filename": upload.name} | record | {"model_version": version}
     except ClientError as exc:
         return {"filename": upload.name, "error": exc.message}
 

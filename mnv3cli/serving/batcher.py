@@ -24,6 +24,7 @@ from concurrent.futures import Future
 import numpy as np
 
 from ..evaluation.metrics import softmax
+from ..evaluation.multilabel import sigmoid
 from ..inference.backends import Backend
 
 _STOP = object()
@@ -136,7 +137,9 @@ class Batcher:
         backend, tag = self._model
         start = time.perf_counter()
         try:
-            probs = softmax(np.asarray(backend(images), dtype=np.float32))
+            logits = np.asarray(backend(images), dtype=np.float32)
+            # a multi-label (sigmoid-head) model scores each class on its own
+            probs = sigmoid(logits).astype(np.float32) if _multi_label(tag) else softmax(logits)
         except Exception as exc:  # the model failed: every waiting request learns why, the next batch runs
             for future in futures:
                 future.set_exception(exc)
@@ -146,3 +149,9 @@ class Batcher:
         for future, row in zip(futures, probs, strict=False):
             future.tag = tag
             future.set_result(row)
+
+
+def _multi_label(tag: object) -> bool:
+    """Whether the model a tag stands for (a :class:`~.reload.Served`) has a sigmoid head."""
+    card = getattr(getattr(tag, "runtime", None), "card", None)
+    return bool(getattr(card, "multi_label", False))

@@ -43,7 +43,8 @@ def router(service) -> APIRouter:
     async def predictions(model: str, request: Request, version: str | None = None) -> JSONResponse:
         try:
             image = await _image(service, model, request)
-            predictions, served = await service.classify(image, TOP_K)
+            record, served = await service.classify(image, TOP_K)
+            predictions = record["predictions"]
         except ClientError as exc:
             kind = TYPES.get(exc.status, "BadRequestException")
             return JSONResponse(

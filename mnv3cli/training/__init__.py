@@ -16,6 +16,7 @@ __getattr__, __all__ = lazy_exports(
         "SAMPLERS": ".config",
         "DEFAULT_MODEL": ".config",
         "OPTIMIZERS": ".config",
+        "LOSSES": ".config",
         "TrainConfig": ".config",
         "build_config": ".config",
         "default_of": ".config",

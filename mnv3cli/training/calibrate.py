@@ -93,6 +93,11 @@ def calibrate_best(run) -> TemperatureFit | None:
     from .. import distributed
     from ..errors import UserError
 
+    if run.cfg.multi_label:  # a sigmoid head gets per-class thresholds instead (see .multilabel)
+        from .multilabel import tune_best_thresholds
+
+        tune_best_thresholds(run)
+        return None
     best = run.output / "best.pt"
     fit = None
     if distributed.is_main() and len(run.splits.val) >= MIN_CALIBRATION_IMAGES and best.exists():

@@ -31,6 +31,7 @@ AMP_MODES = ("auto", "none", "bf16", "fp16")
 DEFAULT_LR = {"adamw": (1e-3, 1e-4), "sgd": (0.01, 1e-3), "rmsprop": (1e-3, 1e-4)}
 DEFAULT_WEIGHT_DECAY = {"adamw": 0.05, "sgd": 1e-4, "rmsprop": 1e-5}
 DEFAULT_MODEL = "mobilenetv3_small_100"
+LOSSES = ("bce", "asl")  # multi-label losses
 
 
 @dataclass
@@ -68,6 +69,8 @@ class TrainConfig:
     sampler: str = "shuffle"  # shuffle | balanced (classes drawn equally often)
     mixup: float = 0.0  # mixup alpha (0 = off)
     cutmix: float = 0.0  # cutmix alpha (0 = off)
+    multi_label: bool = False  # sigmoid head, any set of classes per image (also set by a `labels` manifest)
+    loss: str = "bce"  # multi-label loss: bce (BCE with logits) | asl (asymmetric loss, Ridnik et al. 2021)
     augment: str = "none"  # none | randaugment | trivialaugment
     crop_scale: float = 0.25  # smallest area fraction of RandomResizedCrop
     hflip: float = 0.5
@@ -114,6 +117,7 @@ class TrainConfig:
             ("amp", AMP_MODES),
             ("class_weights", CLASS_WEIGHTS),
             ("sampler", SAMPLERS),
+            ("loss", LOSSES),
         ):
             if getattr(self, name) not in choices:
                 raise bad(name, f"{getattr(self, name)!r} is not one of {', '.join(choices)}")
@@ -157,6 +161,10 @@ class TrainConfig:
             raise bad("class_weights", "not with --mixup/--cutmix (their soft targets take no weights); try --sampler")
         if not 0 < self.ema_decay < 1:
             raise bad("ema_decay", "must be between 0 and 1")
+        if self.multi_label and (self.class_weights != "none" or self.sampler != "shuffle"):
+            raise bad("class_weights" if self.class_weights != "none" else "sampler", "single-label data only")
+        if self.multi_label and (self.mixup or self.cutmix):  # timm's Mixup mixes one-hot targets only
+            raise bad("mixup" if self.mixup else "cutmix", "not available for a multi-label model; leave it at 0")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from ..errors import UserError
 from ..registry.types import Preprocess
 from .state import epoch_seed
 
-Sample = tuple[str, int]
+Sample = tuple[str, int]  # (path, class index); a multi-label sample holds a multi-hot tuple of floats
 SAMPLE_STREAM = 0x5A4D  # keeps sample seeds apart from epoch_seed(seed, epoch, rank, step)
 
 
@@ -43,6 +43,7 @@ class Splits:
     train_root: str = ""  # the folders the samples come from, for messages
     val_root: str = ""
     problems: tuple[str, ...] = ()  # a manifest's bad rows, "FILE:LINE: what" (the run exits 1)
+    multi_label: bool = False  # targets are multi-hot tuples (a manifest with `labels`)
 
 
 def image_folder(root: str | os.PathLike) -> tuple[list[str], list[Sample]]:
@@ -255,7 +256,8 @@ def collate_skipping(items: list) -> tuple[torch.Tensor | None, torch.Tensor | N
     if not good:
         return None, None, skipped
     images = torch.stack([image for image, _ in good])
-    targets = torch.tensor([target for _, target in good], dtype=torch.long)
+    multi_hot = isinstance(good[0][1], tuple)
+    targets = torch.tensor([target for _, target in good], dtype=torch.float32 if multi_hot else torch.long)
     return images, targets, skipped
 
 

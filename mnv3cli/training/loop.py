@@ -212,7 +212,13 @@ def _zero_weight_loss(run: Run) -> torch.Tensor:
 
 
 def validate(run: Run) -> EvalResult:
-    """Top-1/top-5 and loss of the weights that go into the checkpoints (every process the same)."""
+    """Top-1/top-5 and loss of the weights that go into the checkpoints (every process the same).
+    A multi-label run's result carries its mAP in place of top-1 (what picks best.pt), its micro
+    F1 in place of top-5 and its mean binary cross-entropy as the loss."""
+    if run.cfg.multi_label:
+        from .multilabel import validate_multilabel
+
+        return validate_multilabel(run, TorchBackend(_validated_model(run), run.device))
     return evaluate(
         TorchBackend(_validated_model(run), run.device),
         run.splits.val,
@@ -296,6 +302,7 @@ def save(run: Run, state: TrainState, path: Path, best: bool = False) -> None:
         save_checkpoint(
             path,
             weights,
+            card=card,  # its head type; the fields below as trained
             model_name=card.model_name,
             arch=dict(cast(dict[str, Any], weights.config)),  # MobileNetV3.config, a dict
             class_names=run.splits.class_names,

@@ -5,7 +5,8 @@ the ``train`` rows train and the ``val`` rows validate (``test`` rows are never 
 a manifest without a ``split`` column is all training data, validated on ``--val`` or a seeded
 ``--val-split`` share, as a single folder is. Classes are the manifest's (``--classes`` order, else
 first appearance); a ``--val`` folder or manifest is matched to them by name. Bad rows travel on as
-``problems``: the run reports them and ends with exit status 1.
+``problems``: the run reports them and ends with exit status 1. A ``labels`` manifest is
+multi-label: each target is then a multi-hot tuple over the classes, not a class index.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from pathlib import Path
 
 from ..data.labelled import labelled_samples, problems_of
-from ..data.manifest import read_manifest
+from ..data.manifest import multi_hot, read_manifest
 from ..errors import UserError
 from ..printable import plain
 from .data import Splits, stratified_split
@@ -33,14 +34,20 @@ def manifest_splits(
     manifest = read_manifest(data, classes_file=classes_file, allow_absolute=allow_absolute)
     if not manifest.has_labels:
         raise UserError(f"{plain(data)}: no 'label' column (train needs path,label rows)")
-    if manifest.multi_label:
-        raise UserError(f"{plain(data)}: a multi-label manifest ('labels' column); train needs one label a row")
-    names = manifest.classes
+    names, multi = manifest.classes, manifest.multi_label
     index = {name: i for i, name in enumerate(names)}
+
+    def target(row):  # a class index, or a multi-label row's multi-hot tuple (what BCE takes)
+        return tuple(multi_hot(row, index)) if multi else index[row.labels[0]]
+
     rows = manifest.split("train") if manifest.has_split else manifest.rows
     if not rows:
         raise UserError(f"{plain(data)}: no train rows (its split column names {', '.join(sorted(manifest.splits()))})")
-    train = [(str(row.path), index[row.labels[0]]) for row in rows]
+    if multi and val is not None:
+        raise UserError(
+            f"--val {plain(str(val))}: a multi-label manifest names its validation rows in its split column"
+        )
+    train = [(str(row.path), target(row)) for row in rows]
     problems = problems_of(manifest)
     val_rows = manifest.split("val") if manifest.has_split else []
     if val is not None or val_rows:
@@ -53,8 +60,8 @@ def manifest_splits(
         )
         return Splits(names, train, val_samples, f"{data} / {val}", str(data), str(val), problems + bad)
     if val_rows:
-        val_samples = [(str(row.path), index[row.labels[0]]) for row in val_rows]
-        return Splits(names, train, val_samples, f"{data} (train / val rows)", str(data), str(data), problems)
+        val_samples = [(str(row.path), target(row)) for row in val_rows]
+        return Splits(names, train, val_samples, f"{data} (train / val rows)", str(data), str(data), problems, multi)
     if val_split is None:
         raise UserError(
             f"{plain(data)}: no validation data (no val rows); pass --val DIR or hold out a share with --val-split 0.2"
@@ -63,5 +70,12 @@ def manifest_splits(
     if not val_samples:
         raise UserError(f"{plain(data)}: too few images to hold out --val-split {val_split}")
     return Splits(
-        names, train, val_samples, f"{data} (val split {val_split:g}, seed {seed})", str(data), str(data), problems
+        names,
+        train,
+        val_samples,
+        f"{data} (val split {val_split:g}, seed {seed})",
+        str(data),
+        str(data),
+        problems,
+        multi,
     )

@@ -130,10 +130,22 @@ def build_recipe(
         else None
     )
     weight = class_weights.to(device) if class_weights is not None else None
-    criterion = (
+    criterion: nn.Module = (
         SoftTargetCrossEntropy() if mixing else nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     )
+    if cfg.multi_label:  # multi-hot targets; mixup is refused by TrainConfig.validate
+        criterion = multi_label_loss(cfg.loss)
     return cfg, Recipe(optimizer, scheduler, amp_dtype, scaler, ema, mixup, criterion, _wrap(model, device))
+
+
+def multi_label_loss(name: str) -> nn.Module:
+    """The loss of a sigmoid head: BCE with logits, or timm's asymmetric loss (Ridnik et al. 2021:
+    down-weights the many easy negatives of multi-label data), with the paper's defaults."""
+    if name == "asl":
+        from timm.loss import AsymmetricLossMultiLabel
+
+        return AsymmetricLossMultiLabel(gamma_neg=4, gamma_pos=0, clip=0.05)
+    return nn.BCEWithLogitsLoss()
 
 
 def _wrap(model: nn.Module, device: torch.device) -> nn.Module:

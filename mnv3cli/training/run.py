@@ -9,6 +9,7 @@ takes both and stays a handful of plain functions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 from dataclasses import dataclass
@@ -94,6 +95,9 @@ def prepare(
         allow_absolute=cfg.allow_absolute_paths,
     )
     splits, unreadable = drop_unreadable(splits, cfg.resolved_workers)
+    if cfg.multi_label and not splits.multi_label:
+        raise UserError(f"{cfg.data}: --multi-label needs a manifest with a `labels` column (one label set a row)")
+    cfg = dataclasses.replace(cfg, multi_label=splits.multi_label).validate()
     held.enter_context(hold_run_folder(output))
     resume_file, checkpoint = read_resume(resume) if resume is not None else (None, None)
     if resume is None:

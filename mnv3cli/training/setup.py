@@ -57,6 +57,7 @@ def build_model(cfg: TrainConfig, class_names: list[str]) -> StartingPoint:
         wordnet_ids=None if wordnet_ids is None else tuple(wordnet_ids),
         preprocess=preprocess.at_resolution(cfg.resolution),
         source=cfg.weights or "",
+        head="sigmoid" if cfg.multi_label else "softmax",
     )
     return StartingPoint(card, model, description, new_head=bool(cfg.weights) and not same_head)
 
@@ -77,6 +78,7 @@ def resumed_model(path: Path, class_names: list[str], data: str | None) -> Start
         wordnet_ids=None if loaded.card.wordnet_ids is None else tuple(loaded.card.wordnet_ids),
         preprocess=loaded.card.preprocess,
         source=str(path),
+        head=loaded.card.head,
     )
     return StartingPoint(card, loaded.model, "resuming")
 

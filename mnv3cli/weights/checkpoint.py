@@ -143,6 +143,11 @@ def save_checkpoint(
     }
     if card is not None and card.temperature != 1.0:  # calibrated (mnv3 calibrate); else bytes as before
         record["temperature"] = float(card.temperature)
+    if card is not None and card.multi_label:  # a sigmoid head; single-label files keep their bytes
+        record["head"] = card.head
+        for name in ("thresholds", "class_temperatures"):
+            if getattr(card, name) is not None:
+                record[name] = [float(t) for t in getattr(card, name)]
     suffix = path.suffix.lower()
     if suffix in TORCH_SUFFIXES:
         if record["extra"]:  # else the bytes stay as before (weights-only files)
@@ -191,7 +196,7 @@ def _write_safetensors(path: Path, record: dict) -> None:
         "extra": extra,
         **{
             k: json.dumps(record[k], sort_keys=True)
-            for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature")
+            for k in (*REQUIRED, CHECKSUM, "wordnet_ids", "temperature", "head", "thresholds", "class_temperatures")
             if k != "state_dict" and k in record
         },
     }
@@ -321,4 +326,7 @@ def card_from_record(record: Mapping, source: str = "", sha256: str | None = Non
         sha256,
         record["arch"],
         record.get("temperature", 1.0),
+        head=str(record.get("head", "softmax")),
+        thresholds=record.get("thresholds"),
+        class_temperatures=record.get("class_temperatures"),
     )
