@@ -35,7 +35,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("multilabel")
     manifest = imagenet_mosaics(dev, root / "mosaics", train=40, val=16, size=64)
     done = mnv3(
-        "train", manifest, "--weights", weights, "-e", "1", "-r", "64", "-b", "8", "-j", "0", "--lr", "1e-3",
+        "train", manifest, "--weights", weights, "-e", "1", "-r", "64", "-b", "8", "-j", "1", "--lr", "1e-3",
         "--no-tensorboard", "-o", root / "run", "--json", cwd=root,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
