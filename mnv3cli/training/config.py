@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..deprecation import Warn, renamed_keys
+from ..registry.types import INPUT_SIZES
 from ..errors import UserError
 
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
@@ -155,8 +156,9 @@ class TrainConfig:
         for name in ("hflip", "random_erasing", "label_smoothing"):
             if getattr(self, name) > 1:
                 raise bad(name, "must be at most 1")
-        if self.resolution is not None and self.resolution < 16:
-            raise bad("resolution", "must be at least 16 pixels")
+        low, high = INPUT_SIZES
+        if self.resolution is not None and not low <= self.resolution <= high:
+            raise bad("resolution", f"must be {low} to {high} pixels")
         if self.class_weights != "none" and (self.mixup > 0 or self.cutmix > 0):
             raise bad("class_weights", "not with --mixup/--cutmix (their soft targets take no weights); try --sampler")
         if not 0 < self.ema_decay < 1:

@@ -71,6 +71,7 @@ def test_toml_config_and_dashed_names(tmp_path):
         ("a.yaml", "optimizer: adam\n", "--optimizer: 'adam' is not one of adamw, sgd, rmsprop"),
         ("a.yaml", "val_split: 1.5\n", "--val-split: must be between 0 and 1"),
         ("a.yaml", "lr: -1\n", "--lr: must not be negative"),
+        ("a.yaml", "resolution: 5000\n", "--resolution: must be 16 to 4096 pixels"),  # the card's bound
     ],
 )
 def test_bad_config_files_say_what_is_wrong(tmp_path, name, text, message):
