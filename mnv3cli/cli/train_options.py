@@ -39,7 +39,12 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
         click.Path(file_okay=False),
         "Run folder for last.pt, best.pt, metrics.csv, config.json, curves.png [default: runs/<DATA name>].",
     ),
-    (("-r", "--resolution"), "resolution", click.IntRange(16, 4096), "Input size in pixels [default: the weights' (224)]."),
+    (
+        ("-r", "--resolution"),
+        "resolution",
+        click.IntRange(16, 4096),
+        "Input size in pixels [default: the weights' (224)].",
+    ),
     (
         ("--val",),
         "val",

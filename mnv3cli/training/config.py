@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..deprecation import Warn, renamed_keys
-from ..registry.types import INPUT_SIZES
 from ..errors import UserError
+from ..registry.types import INPUT_SIZES
 
 OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 AUGMENTS = ("none", "randaugment", "trivialaugment")
