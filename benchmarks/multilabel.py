@@ -6,7 +6,8 @@ invertebrates, dogs, mammals, food, objects: ImageNet index ranges). Training mo
 even-numbered photos, validation mosaics the odd-numbered ones: no photo is in both.
 
 1. ``mnv3 train MOSAICS.jsonl --weights <int8 TFLite> --epochs E --resolution R --lr LR``
-   (everything else default: BCE, head lr x10, warmup + cosine, BatchNorm unfolded); mAP of
+   (everything else default: BCE, head lr x10, warmup + cosine, BatchNorm unfolded, crops
+   keeping >= 80 % of a mosaic, the head's bias at the labels' frequencies); mAP of
    best.pt by ``mnv3 evaluate`` on the validation mosaics.
 2. A plain loop on the same data, starting weights, resolution, epochs and peak lr, written as
    a timm user would: the same network loaded from the TFLite file with a new 8-output head,

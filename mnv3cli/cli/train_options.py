@@ -109,7 +109,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, object, str]] = [
         ("--crop-scale",),
         "crop_scale",
         click.FloatRange(0, 1, min_open=True),
-        "Smallest image area a random crop keeps.",
+        "Smallest image area a random crop keeps (0.25; multi-label: 0.8).",
     ),
     (("--hflip",), "hflip", click.FloatRange(0, 1), "Horizontal flip probability."),
     (("--random-erasing",), "random_erasing", click.FloatRange(0, 1), "Random erasing probability."),

@@ -33,6 +33,10 @@ DEFAULT_LR = {"adamw": (1e-3, 1e-4), "sgd": (0.01, 1e-3), "rmsprop": (1e-3, 1e-4
 DEFAULT_WEIGHT_DECAY = {"adamw": 0.05, "sgd": 1e-4, "rmsprop": 1e-5}
 DEFAULT_MODEL = "mobilenetv3_small_100"
 LOSSES = ("bce", "asl")  # multi-label losses
+# RandomResizedCrop's smallest area fraction (single-label, multi-label). A crop of a quarter of the
+# image keeps a single-label image's class, but may drop every object but one of a multi-label image
+# while its target still names them all: a multi-label run crops only its borders.
+CROP_SCALE = (0.25, 0.8)
 
 
 @dataclass
@@ -73,7 +77,7 @@ class TrainConfig:
     multi_label: bool = False  # sigmoid head, any set of classes per image (also set by a `labels` manifest)
     loss: str = "bce"  # multi-label loss: bce (BCE with logits) | asl (asymmetric loss, Ridnik et al. 2021)
     augment: str = "none"  # none | randaugment | trivialaugment
-    crop_scale: float = 0.25  # smallest area fraction of RandomResizedCrop
+    crop_scale: float | None = None  # smallest area fraction of RandomResizedCrop; None: CROP_SCALE
     hflip: float = 0.5
     random_erasing: float = 0.0  # probability
     ema: bool = False
@@ -93,6 +97,10 @@ class TrainConfig:
     @property
     def resolved_lr(self) -> float:
         return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer][bool(self.weights)]
+
+    @property
+    def resolved_crop_scale(self) -> float:
+        return self.crop_scale if self.crop_scale is not None else CROP_SCALE[self.multi_label]
 
     @property
     def resolved_weight_decay(self) -> float:
@@ -151,7 +159,7 @@ class TrainConfig:
             raise bad("lr", "must be positive")
         if self.val_split is not None and not 0 < self.val_split < 1:
             raise bad("val_split", "must be between 0 and 1 (e.g. 0.2)")
-        if not 0 < self.crop_scale <= 1:
+        if self.crop_scale is not None and not 0 < self.crop_scale <= 1:
             raise bad("crop_scale", "must be in (0, 1]")
         for name in ("hflip", "random_erasing", "label_smoothing"):
             if getattr(self, name) > 1:
@@ -177,6 +185,7 @@ class TrainConfig:
         return self.to_dict() | {
             "lr": self.resolved_lr,
             "weight_decay": self.resolved_weight_decay,
+            "crop_scale": self.resolved_crop_scale,
             "workers": self.resolved_workers,
         }
 

@@ -13,12 +13,26 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 from .. import distributed
 from ..evaluation.evaluate import EvalResult
 from ..evaluation.multilabel import best_f1_thresholds
 from ..evaluation.multilabel_eval import evaluate_multilabel
 from ..inference.backends import TorchBackend
+
+
+def init_prior_head(classifier: nn.Linear, samples) -> None:
+    """Start a new sigmoid head at the training labels' frequencies: bias ``log(p / (1 - p))`` of
+    each class's share ``p`` of the ``(path, multi-hot)`` samples, small weights (RetinaNet's prior
+    init, Lin et al. 2017). A zero bias says "every label at 50 %", so the first updates are spent
+    pushing down the many negatives instead of learning the features' evidence."""
+    share = np.asarray([target for _, target in samples], dtype=np.float64).mean(axis=0)
+    share = np.clip(share, 1e-3, 1 - 1e-3)
+    with torch.no_grad():
+        nn.init.normal_(classifier.weight, std=0.01)
+        classifier.bias.copy_(torch.as_tensor(np.log(share / (1 - share)), dtype=classifier.bias.dtype))
 
 
 def validate_multilabel(run, backend) -> EvalResult:

@@ -106,6 +106,10 @@ def prepare(
         start = resumed_model(resume_file, splits.class_names, cfg.data)
     else:
         start = build_model(cfg, splits.class_names)
+        if cfg.multi_label and (start.new_head or not cfg.weights):
+            from .multilabel import init_prior_head
+
+            init_prior_head(start.model.classifier, splits.train)
         if cfg.weights and has_folded_batchnorm(start.model):  # (a fresh model looks the same)
             start.description += f"; BatchNorm statistics measured on {_unfold(start, splits, cfg)} images"
     frozen = freeze_layers(start.model, cfg.freeze)
@@ -120,7 +124,7 @@ def prepare(
         splits.train,
         train_transform(
             preprocess,
-            crop_scale=cfg.crop_scale,
+            crop_scale=cfg.resolved_crop_scale,
             hflip=cfg.hflip,
             augment=cfg.augment,
             random_erasing=cfg.random_erasing,
