@@ -109,7 +109,9 @@ def prepare(
         if cfg.multi_label and (start.new_head or not cfg.weights):
             from .multilabel import init_prior_head
 
-            init_prior_head(start.model.classifier, splits.train)
+            head = start.model.classifier
+            assert isinstance(head, torch.nn.Linear), "a multi-label model has a classifier"
+            init_prior_head(head, splits.train)
         if cfg.weights and has_folded_batchnorm(start.model):  # (a fresh model looks the same)
             start.description += f"; BatchNorm statistics measured on {_unfold(start, splits, cfg)} images"
     frozen = freeze_layers(start.model, cfg.freeze)
