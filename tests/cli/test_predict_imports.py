@@ -27,6 +27,8 @@ NOT_FOR_ONE_IMAGE = (
     "mnv3cli.evaluation.plots",
     "torch",
     "concurrent.futures",  # the decoding thread pool, ~15 ms: one image is decoded inline
+    "mnv3cli.prediction.sorting",  # --sort-into (with filecmp)
+    "filecmp",
     "PIL.ImageOps",  # EXIF rotation, ~10 ms: imported only for a photo that needs turning
 )
 
