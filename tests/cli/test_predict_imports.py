@@ -30,6 +30,7 @@ NOT_FOR_ONE_IMAGE = (
     "concurrent.futures",  # the decoding thread pool, ~15 ms: one image is decoded inline
     "mnv3cli.prediction.sorting",  # --sort-into (with filecmp)
     "filecmp",
+    "mnv3cli.data.folders",  # folder arguments and labelled layouts
     "PIL.ImageOps",  # EXIF rotation, ~10 ms: imported only for a photo that needs turning
 )
 
