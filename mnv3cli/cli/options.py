@@ -282,21 +282,30 @@ def open_model(
     device: str | None = None,
     pipelined: bool = False,
     precision: str = "f32",
+    threads: int | None = None,
 ):
     """``--model``/``--weights``/``--backend`` -> a ready :class:`~mnv3cli.inference.Runtime`.
 
-    With neither option: the model shipped inside the package (``bundled``: nothing is downloaded);
-    with ``--model`` only: that model's default published weights. A weights file names its own model
-    (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
-    ``device``: where to run (default: the global ``--device``); ``pipelined``: more than one batch
-    will run, so decoding overlaps inference (tune for throughput). Notes go to stderr.
+        With neither option: the model shipped inside the package (``bundled``: nothing is downloaded);
+        with ``--model`` only: that model's default published weights. A weights file names its own model
+        (and, for ``mnv3 train`` checkpoints, its classes and preprocessing).
+        ``device``: where to run (default: the global ``--device``); ``pipelined``: more than one batch
+        will run, so decoding overlaps inference (tune for throughput); ``threads``: the engine's threads
+    (default: one per core). Notes go to stderr.
     """
     from ..inference import (
         open_runtime,  # onnxruntime with a warm cache: no torch import
     )
 
     runtime = open_runtime(
-        weights, model, backend, device or app.device, notify=app.info, pipelined=pipelined, precision=precision
+        weights,
+        model,
+        backend,
+        device or app.device,
+        notify=app.info,
+        pipelined=pipelined,
+        precision=precision,
+        threads=threads,
     )
     app.debug(f"model {runtime.card.model_name} from {runtime.card.source} on {runtime.backend.name}")
     return runtime

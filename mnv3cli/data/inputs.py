@@ -16,14 +16,11 @@ import glob
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TextIO
 
 from ..errors import UserError
-from .folders import images_under
 from .images import EncodedImage, is_image_file
-from .labelled import problems_of
 from .manifest import is_manifest, read_manifest
 
 URL_TIMEOUT = 30.0  # seconds without data before a download is abandoned
@@ -96,6 +93,8 @@ def _stdin_lines(stdin: TextIO) -> Iterable[str]:
 
 def _manifest_images(path: str, allow_absolute: bool) -> list[Source]:
     """A manifest's images in file order, each bad row an error in its place (named FILE:LINE)."""
+    from .labelled import problems_of  # here, like images_under: a list of photos needs neither
+
     manifest = read_manifest(path, allow_absolute=allow_absolute)
     items: list[tuple[int, Source]] = [(row.line, os.path.normpath(row.path)) for row in manifest.rows]
     for problem, line in zip(manifest.problems, manifest.problem_lines, strict=True):
@@ -107,6 +106,8 @@ def _manifest_images(path: str, allow_absolute: bool) -> list[Source]:
 def _images_under(root: str) -> list[str]:
     """The images under a folder argument (see :func:`~mnv3cli.data.folders.images_under`), as
     normalised paths in one sorted list."""
+    from .folders import images_under  # here: folder layouts cost ~2 ms a predict of files spares
+
     return sorted(os.path.normpath(path) for path in images_under(root))
 
 
@@ -127,6 +128,8 @@ def _download_urls(sources: list[Source], timeout: float) -> list[Source]:
     urls = [i for i, s in enumerate(sources) if isinstance(s, str) and is_url(s)]
     if not urls:
         return sources
+    from concurrent.futures import ThreadPoolExecutor  # here: it imports logging, ~15 ms a local predict spares
+
     with ThreadPoolExecutor(max_workers=min(8, len(urls)), thread_name_prefix="mnv3-fetch") as pool:
         fetched = pool.map(lambda i: download(str(sources[i]), timeout), urls)
         for i, result in zip(urls, fetched, strict=False):

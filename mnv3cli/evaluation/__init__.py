@@ -4,8 +4,8 @@ unlabelled inputs is :mod:`mnv3cli.prediction`'s job.
 
 Works on any :class:`~mnv3cli.inference.backends.Backend` and never imports torch, so its names are
 imported eagerly (a lazy ``evaluate`` would be shadowed by the submodule of the same name), except
-the report writers: their modules (HTML, plots, atomic folders) would cost every ``mnv3 predict``,
-which imports this package for its softmax and top-k, ~15 ms.
+the report writers and the summary tables: their modules (HTML, plots, atomic folders) would cost
+every ``mnv3 predict``, which imports this package for its softmax and top-k, ~15 ms.
 """
 
 from .._lazy import lazy_exports
@@ -18,9 +18,15 @@ from .evaluate import (
     spread_subset,
 )
 from .metrics import ClassificationMeter, log_softmax, softmax, topk_indices
-from .results import HEADLINE, EvaluationSummary, Row, summary
 
-__getattr__, _lazy_names = lazy_exports(__name__, {"check_report_target": ".report", "write_report": ".report"})
+__getattr__, _lazy_names = lazy_exports(
+    __name__,
+    {
+        "check_report_target": ".report",
+        "write_report": ".report",
+        **dict.fromkeys(("HEADLINE", "EvaluationSummary", "Row", "summary"), ".results"),
+    },
+)
 __all__ = [
     "Calibration",
     "ClassificationMeter",

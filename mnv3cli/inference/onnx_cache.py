@@ -39,7 +39,7 @@ from typing import Any
 from ..errors import UserError
 from ..fileio import atomic_write
 from ..registry import ModelCard, resolve_weights
-from ..weights.download import cached_path
+from ..weights.download import cached_path, sha256_file
 
 FORMAT = 4  # bump when the layout or the meaning of an entry changes (3: static graphs, 4: file digests)
 MODEL_FILE, META_FILE = "model.onnx", "meta.json"
@@ -186,7 +186,7 @@ class OnnxCache:
         for name, digest in entry.digests.items():
             path = entry.directory / Path(name).name  # a name from meta.json never leaves the entry
             try:
-                actual = _sha256(path)
+                actual = sha256_file(path)
             except OSError as exc:
                 raise UserError(f"{name}: cannot be read ({exc.strerror or exc})") from None
             if actual != digest:
@@ -201,7 +201,7 @@ class OnnxCache:
         private = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=directory.parent))
         try:
             export(private / MODEL_FILE)
-            digests = {p.name: _sha256(p) for p in sorted(private.iterdir()) if p.is_file()}
+            digests = {p.name: sha256_file(p) for p in sorted(private.iterdir()) if p.is_file()}
             with atomic_write(private / META_FILE, "w", encoding="utf-8") as fh:
                 json.dump({"key": key, "card": card.to_dict(), "files": digests}, fh, indent=1)
             return self._publish(private, key, card, digests)
@@ -243,11 +243,3 @@ class OnnxCache:
                     shutil.rmtree(path, ignore_errors=True)
             except OSError:  # removed meanwhile by another process
                 continue
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
