@@ -192,17 +192,17 @@ def make_imagenet_examples(root: Path, classes: int = 24) -> Path:
     return root
 
 
-def invoke(*args) -> subprocess.CompletedProcess:
+def invoke(*args, env: dict | None = None) -> subprocess.CompletedProcess:
     """``mnv3 ARGS`` in this process (Click's CliRunner), as a CompletedProcess like ``run_cli``'s:
     for tests about what a command computes, not about the process (its exit on a signal, its
     imports, its streams' encoding). Each saves the 2-5 s a subprocess spends importing torch on a
-    loaded 2-core CI machine. The environment is the subprocesses' (:func:`cli_env`): offline."""
+    loaded 2-core CI machine. Offline, as :func:`cli_env`; ``env`` is set for the call only."""
     from click.testing import CliRunner
 
     from mnv3cli.cli.app import cli
 
     argv = list(map(str, args))
-    result = CliRunner().invoke(cli, argv, prog_name="mnv3", env={"MNV3_OFFLINE": "1"})
+    result = CliRunner().invoke(cli, argv, prog_name="mnv3", env={"MNV3_OFFLINE": "1", **(env or {})})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(["mnv3", *argv], result.exit_code, result.stdout, result.stderr)
