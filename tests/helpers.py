@@ -192,17 +192,24 @@ def make_imagenet_examples(root: Path, classes: int = 24) -> Path:
     return root
 
 
-def invoke(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+def invoke(*args, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``mnv3 ARGS`` in this process (Click's CliRunner), as a CompletedProcess like ``run_cli``'s:
     for tests about what a command computes, not about the process (its exit on a signal, its
     imports, its streams' encoding). Each saves the 2-5 s a subprocess spends importing torch on a
-    loaded 2-core CI machine. Offline, as :func:`cli_env`; ``env`` is set for the call only."""
+    loaded 2-core CI machine. Offline and wide, as :func:`cli_env`; ``env`` and ``cwd`` hold for the
+    call only. An exception the command let escape is raised here: it would be a traceback."""
     from click.testing import CliRunner
 
     from mnv3cli.cli.app import cli
 
     argv = list(map(str, args))
-    result = CliRunner().invoke(cli, argv, prog_name="mnv3", env={"MNV3_OFFLINE": "1", **(env or {})})
+    env = {"MNV3_OFFLINE": "1", "COLUMNS": os.environ.get("COLUMNS", "200"), **(env or {})}
+    before = os.getcwd()
+    try:
+        os.chdir(cwd or before)
+        result = CliRunner().invoke(cli, argv, prog_name="mnv3", env=env)
+    finally:
+        os.chdir(before)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(["mnv3", *argv], result.exit_code, result.stdout, result.stderr)

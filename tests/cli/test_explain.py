@@ -1,4 +1,6 @@
-"""``mnv3 explain`` through the command line: top-5, one PNG per image, --class, errors."""
+"""``mnv3 explain`` through the command line: top-5, one PNG per image, --class, errors.
+
+In-process (:func:`helpers.invoke`, in the test's tmp_path): about outputs, not the process."""
 
 from __future__ import annotations
 
@@ -6,9 +8,15 @@ import json
 
 import pytest
 
-from helpers import assert_one_user_error
+from helpers import assert_one_user_error, invoke
 
 pytest.importorskip("pytorch_grad_cam", reason="mnv3 explain needs the grad-cam extra")
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """``mnv3 ARGS`` in-process, in ``tmp_path`` (the relative ``-o cams`` lands there)."""
+    return lambda *args: invoke(*args, cwd=tmp_path)
 
 
 def test_heatmaps_and_top5_for_each_image(run_cli, bundled_weights, cat_photo, coffee_photo, tmp_path):

@@ -1,4 +1,5 @@
-"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess, but the conversion of real weights
+runs in-process (:func:`helpers.invoke`): it is about the files, and the subprocess cost 2 torch imports.
 
 ``mnv3 convert``: TFLite -> .pt -> .safetensors keeps the logits, and every bad or hostile input
 is one error line with exit status 2 (no traceback, and a malicious pickle never runs).
@@ -13,7 +14,7 @@ import pickle
 import pytest
 import torch
 
-from helpers import assert_one_user_error, flip_a_weight_bit
+from helpers import assert_one_user_error, flip_a_weight_bit, invoke
 from mnv3cli.model import MobileNetV3
 from mnv3cli.registry.entries import TF
 from mnv3cli.weights.checkpoint import save_checkpoint
@@ -25,15 +26,15 @@ def test_convert_to_unwritable_place_is_a_user_error(run_cli, int8_tflite, block
     assert_one_user_error(result, "small.pt", "cannot write")
 
 
-def test_convert_tflite_to_checkpoint_and_safetensors(run_cli, tmp_path, int8_tflite):
-    result = run_cli("convert", int8_tflite, "-o", tmp_path / "small.pt", "--json")
+def test_convert_tflite_to_checkpoint_and_safetensors(tmp_path, int8_tflite):
+    result = invoke("convert", int8_tflite, "-o", tmp_path / "small.pt", "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["model"] == "mobilenetv3_small_100" and record["num_classes"] == 1000
     assert record["format"] == "pt" and record["source_format"] == "tflite"
     assert record["arch"]["tf_padding"] is True and record["preprocess"]["mean"] == [0.5, 0.5, 0.5]
 
-    result = run_cli("convert", tmp_path / "small.pt", "-o", tmp_path / "small.safetensors")
+    result = invoke("convert", tmp_path / "small.pt", "-o", tmp_path / "small.safetensors")
     assert result.returncode == 0, result.stderr
     assert all(len(line) <= 80 or " " not in line.strip() for line in result.stdout.splitlines())
     assert result.stdout.replace("\n  ", " ").startswith(f"wrote {tmp_path / 'small.safetensors'} (safetensors, ")
