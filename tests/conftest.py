@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, cli_env, make_imagenet_examples, make_shapes, require_shared, started, wide_lines
+from helpers import ROOT, cli_env, invoke, make_imagenet_examples, make_shapes, require_shared, started, wide_lines
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -193,3 +193,14 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def mnv3(tmp_path):
+    """``run_cli`` in this process (:func:`helpers.invoke`): for tests about what a command
+    computes, writes or refuses, not about the process (imports, signals, workers, memory)."""
+
+    def run(*args, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+        return invoke(*args, env=env, cwd=cwd or tmp_path)
+
+    return run

@@ -10,15 +10,7 @@ import os
 
 import pytest
 
-from helpers import invoke
-
 CLASSES = 12  # ImageNet dev classes in the small set: one image each
-
-
-@pytest.fixture
-def mnv3(tmp_path):
-    """``mnv3 ARGS`` in-process, in ``tmp_path`` as ``run_cli`` runs it."""
-    return lambda *args: invoke(*args, cwd=tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,10 @@ import json
 import pytest
 import torch
 
-from helpers import assert_one_user_error, invoke
+from helpers import assert_one_user_error
 from mnv3cli.factory import create_model
 from mnv3cli.profiling.counting import count_compute
 from mnv3cli.registry import MODELS
-
-
-@pytest.fixture
-def mnv3(tmp_path):
-    """``mnv3 ARGS`` in-process, in ``tmp_path`` as ``run_cli`` runs it."""
-    return lambda *args: invoke(*args, cwd=tmp_path)
 
 
 @pytest.fixture(scope="module")
