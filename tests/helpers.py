@@ -192,6 +192,26 @@ def make_imagenet_examples(root: Path, classes: int = 24) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def subprocess_warnings() -> Iterator[None]:
+    """Python warnings as a fresh ``python -m mnv3cli`` shows them: on the (captured) stderr, under
+    the interpreter's default filters, not into pytest's record, so that a test of "one error line"
+    in-process still sees a stray warning as a second line."""
+    import sys
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")  # first, as in Python
+        warnings.showwarning = show
+        yield
+
+
 def invoke(*args, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``mnv3 ARGS`` in this process (Click's CliRunner), as a CompletedProcess like ``run_cli``'s:
     for tests about what a command computes, not about the process (its exit on a signal, its
@@ -207,7 +227,8 @@ def invoke(*args, env: dict | None = None, cwd: Path | None = None) -> subproces
     before = os.getcwd()
     try:
         os.chdir(cwd or before)
-        result = CliRunner().invoke(cli, argv, prog_name="mnv3", env=env)
+        with subprocess_warnings():
+            result = CliRunner().invoke(cli, argv, prog_name="mnv3", env=env)
     finally:
         os.chdir(before)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
