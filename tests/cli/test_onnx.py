@@ -118,9 +118,9 @@ def test_damaged_or_half_written_entries_are_rebuilt(warm, bundled_weights, tmp_
     assert runtime.backend(batch).shape == (3, 1000)
 
 
-def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(run_cli, bundled_weights, cat_photo, tmp_path):
+def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(mnv3, bundled_weights, cat_photo, tmp_path):
     out = tmp_path / "small.onnx"
-    result = run_cli("export", "--weights", bundled_weights, "-o", out, "--image", cat_photo, "--json")
+    result = mnv3("export", "--weights", bundled_weights, "-o", out, "--image", cat_photo, "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["ok"] and 0 <= record["max_abs_diff"] <= 1e-4 and record["opset"] == 17
@@ -131,9 +131,9 @@ def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(run_cli, bundle
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_export_torchscript_and_resolution(run_cli, bundled_weights, tmp_path):
+def test_export_torchscript_and_resolution(mnv3, bundled_weights, tmp_path):
     out = tmp_path / "small.pt"
-    result = run_cli("export", "-f", "torchscript", "--weights", bundled_weights, "-o", out, "-r", "160")
+    result = mnv3("export", "-f", "torchscript", "--weights", bundled_weights, "-o", out, "-r", "160")
     assert result.returncode == 0, result.stderr
     assert "largest logit difference from PyTorch on generated image" in result.stdout
     import torch
@@ -142,10 +142,10 @@ def test_export_torchscript_and_resolution(run_cli, bundled_weights, tmp_path):
     assert scripted(torch.zeros(2, 3, 160, 160)).shape == (2, 1000)
 
 
-def test_export_bad_image_is_a_user_error(run_cli, tmp_path):
+def test_export_bad_image_is_a_user_error(mnv3, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")
-    result = run_cli("export", "--image", bad, "-o", tmp_path / "x.onnx")
+    result = mnv3("export", "--image", bad, "-o", tmp_path / "x.onnx")
     assert result.returncode == 2 and "bad.jpg" in result.stderr
     assert not (tmp_path / "x.onnx").exists()
 
