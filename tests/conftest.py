@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, cli_env, make_imagenet_examples, make_shapes, require_shared, started, wide_lines
+from helpers import ROOT, cli_env, invoke, make_imagenet_examples, make_shapes, require_shared, started, wide_lines
 
 # Torch's OpenMP threads spin while waiting; on a busy 2-core machine that costs seconds per step.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -106,15 +106,17 @@ def run_cli(tmp_path):
             cwd=cwd or tmp_path,
             timeout=timeout,
         )
-        if cli_env(env)["COLUMNS"] == "80" and not {"-v", "--verbose", "-vv"} & set(map(str, args)):
-            # a call made at 80 columns checks every error, warning and note it provoked for free
-            too_wide = wide_lines(done.stderr, (cwd or tmp_path, tmp_path))
-            assert not too_wide, f"mnv3 {' '.join(map(str, args))}: stderr wider than 80 columns:\n" + "\n".join(
-                too_wide
-            )
+        _check_width(args, env, done, (cwd or tmp_path, tmp_path))
         return done
 
     return run
+
+
+def _check_width(args, env: dict | None, done: subprocess.CompletedProcess, folders) -> None:
+    """A call made at 80 columns checks every error, warning and note it provoked for free."""
+    if cli_env(env)["COLUMNS"] == "80" and not {"-v", "--verbose", "-vv"} & set(map(str, args)):
+        too_wide = wide_lines(done.stderr, folders)
+        assert not too_wide, f"mnv3 {' '.join(map(str, args))}: stderr wider than 80 columns:\n" + "\n".join(too_wide)
 
 
 @pytest.fixture(scope="session")
@@ -193,3 +195,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def mnv3(tmp_path):
+    """``run_cli`` in this process (:func:`helpers.invoke`): for tests about what a command
+    computes, writes or refuses, not about the process (imports, signals, workers, memory)."""
+
+    def run(*args, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+        done = invoke(*args, env=env, cwd=cwd or tmp_path)
+        _check_width(args, env, done, (cwd or tmp_path, tmp_path))
+        return done
+
+    return run

@@ -190,3 +190,47 @@ def make_imagenet_examples(root: Path, classes: int = 24) -> Path:
         name = class_names()[wordnet_ids().index(wnid)].replace(" ", "_")
         variant.save(root / wnid / f"{wnid}_{name}.JPEG", quality=90)
     return root
+
+
+@contextlib.contextmanager
+def subprocess_warnings() -> Iterator[None]:
+    """Python warnings as a fresh ``python -m mnv3cli`` shows them: on the (captured) stderr, under
+    the interpreter's default filters, not into pytest's record, so that a test of "one error line"
+    in-process still sees a stray warning as a second line."""
+    import sys
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")  # first, as in Python
+        warnings.showwarning = show
+        yield
+
+
+def invoke(*args, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``mnv3 ARGS`` in this process (Click's CliRunner), as a CompletedProcess like ``run_cli``'s:
+    for tests about what a command computes, not about the process (its exit on a signal, its
+    imports, its streams' encoding). Each saves the 2-5 s a subprocess spends importing torch on a
+    loaded 2-core CI machine. Offline and wide, as :func:`cli_env`; ``env`` and ``cwd`` hold for the
+    call only. An exception the command let escape is raised here: it would be a traceback."""
+    from click.testing import CliRunner
+
+    from mnv3cli.cli.app import cli
+
+    argv = list(map(str, args))
+    env = {"MNV3_OFFLINE": "1", "COLUMNS": os.environ.get("COLUMNS", "200"), **(env or {})}
+    before = os.getcwd()
+    try:
+        os.chdir(cwd or before)
+        with subprocess_warnings():
+            result = CliRunner().invoke(cli, argv, prog_name="mnv3", env=env)
+    finally:
+        os.chdir(before)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(["mnv3", *argv], result.exit_code, result.stdout, result.stderr)

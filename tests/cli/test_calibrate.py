@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import assert_one_user_error
+from helpers import assert_one_user_error, invoke
 
 
 @pytest.mark.slow
@@ -40,69 +40,44 @@ def test_train_fits_a_temperature_that_lowers_ece_on_validation(run_cli, int8_tf
 
 @pytest.fixture(scope="module")
 def calibrated(int8_tflite, imagenet_dev, tmp_path_factory):
-    import subprocess
-    import sys
-
-    from helpers import cli_env
-
-    work = tmp_path_factory.mktemp("calibrate")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnv3cli",
-            "calibrate",
-            str(imagenet_dev),
-            "-w",
-            str(int8_tflite),
-            "-o",
-            "cal.safetensors",
-            "--limit",
-            "100",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        cwd=work,
-        timeout=600,
-    )
+    out = tmp_path_factory.mktemp("calibrate") / "cal.safetensors"
+    proc = invoke("calibrate", imagenet_dev, "-w", int8_tflite, "-o", out, "--limit", "100", "--json")
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout), work / "cal.safetensors"
+    return json.loads(proc.stdout), out
 
 
 def test_calibrate_writes_a_checkpoint_with_the_fitted_temperature(calibrated):
     fit, path = calibrated
     assert fit["images"] == 100 and 0.3 < fit["temperature"] < 1  # this int8 model is underconfident here
     assert fit["ece_after"] < fit["ece_before"] and fit["nll_after"] < fit["nll_before"]
-    assert path.is_file() and fit["output"] == "cal.safetensors"
+    assert path.is_file() and fit["output"] == str(path)
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_evaluate_and_predict_apply_it_on_every_backend(run_cli, calibrated, int8_tflite, imagenet_dev, backend):
+def test_evaluate_and_predict_apply_it_on_every_backend(calibrated, int8_tflite, imagenet_dev, backend):
     fit, path = calibrated
     args = ["-q", "evaluate", imagenet_dev, "--limit", "100", "--json", "--backend", backend]
-    raw = json.loads(run_cli(*args, "-w", int8_tflite).stdout)
-    cal = json.loads(run_cli(*args, "-w", path).stdout)
+    raw = json.loads(invoke(*args, "-w", int8_tflite).stdout)
+    cal = json.loads(invoke(*args, "-w", path).stdout)
     assert cal["top1"] == raw["top1"] and cal["top5"] == raw["top5"]
     assert cal["calibration"]["temperature"] == pytest.approx(fit["temperature"], abs=1e-6)
     assert cal["calibration"]["ece"] == pytest.approx(fit["ece_after"], abs=0.05)
     assert cal["calibration"]["nll"] == pytest.approx(fit["nll_after"], abs=1e-3)
     image = next((imagenet_dev / "n01440764").iterdir())
     one = [
-        json.loads(run_cli("-q", "predict", image, "-w", w, "--json", "--backend", backend).stdout)["predictions"]
+        json.loads(invoke("-q", "predict", image, "-w", w, "--json", "--backend", backend).stdout)["predictions"]
         for w in (int8_tflite, path)
     ]
     assert [p["index"] for p in one[0]] == [p["index"] for p in one[1]]
     assert one[1][0]["probability"] > one[0][0]["probability"]  # T < 1 sharpens
 
 
-def test_export_puts_the_temperature_in_the_graph(run_cli, calibrated, int8_tflite, tmp_path):
+def test_export_puts_the_temperature_in_the_graph(calibrated, int8_tflite, tmp_path):
     import onnxruntime as ort
 
     fit, path = calibrated
     for weights, name in ((int8_tflite, "raw.onnx"), (path, "cal.onnx")):
-        proc = run_cli("export", "-w", weights, "-o", name, "--json")
+        proc = invoke("export", "-w", weights, "-o", tmp_path / name, "--json")
         assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["temperature"] == pytest.approx(fit["temperature"], abs=1e-6)
     x = np.random.default_rng(0).random((1, 3, 224, 224), dtype=np.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import doc_examples as dx
-from helpers import ROOT, cli_env, require_shared
+from helpers import ROOT, cli_env, invoke, require_shared
 
 # Pages with at least one executed example: a page without any is no test (it was 5 skips each run).
 PAGES = sorted(p for p in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")] if any(not b.skip for b in dx.parse(p)))
@@ -50,24 +50,11 @@ def warm_cache(tmp_path_factory, photos) -> Path | None:
         return None
     cache, workdir = tmp_path_factory.mktemp("doc-cache"), tmp_path_factory.mktemp("doc-warm")
     _prepare(workdir, photos, need_shared=True)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mnv3cli",
-            "-q",
-            "predict",
-            "photos/cat.jpg",
-            "--weights",
-            "weights/mobilenet_v3_small_1.0_224_int8.tflite",
-            "--json",
-        ],
+    done = invoke(
+        *("-q", "predict", "photos/cat.jpg", "--weights", "weights/mobilenet_v3_small_1.0_224_int8.tflite", "--json"),
+        env={"MNV3_CACHE": str(cache)},
         cwd=workdir,
-        env=cli_env({"MNV3_CACHE": str(cache)}),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    )  # in-process: the pages' own runs are the subprocesses
     assert done.returncode == 0, done.stderr
     return cache
 

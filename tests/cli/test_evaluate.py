@@ -1,4 +1,5 @@
-"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+"""Command-line tests: ``mnv3`` runs in-process (the ``mnv3`` fixture) where a test is about the
+numbers and messages, in a subprocess where it is about processes (torchrun).
 
 ``mnv3 evaluate`` end to end with Google's int8 TFLite model on the ImageNet sample in ../shared.
 """
@@ -20,10 +21,10 @@ TIMING = ("seconds", "images_per_sec")
 
 
 @pytest.mark.slow
-def test_dev_accuracy_and_full_report(run_cli, int8_tflite, imagenet_dev, tmp_path):
+def test_dev_accuracy_and_full_report(mnv3, int8_tflite, imagenet_dev, tmp_path):
     """The accuracy bar, on all 500 images, through the CLI, with every report file."""
     report = tmp_path / "report"
-    proc = run_cli("evaluate", imagenet_dev, "-w", int8_tflite, "--report", report, "--json")
+    proc = mnv3("evaluate", imagenet_dev, "-w", int8_tflite, "--report", report, "--json")
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)
     print(
@@ -88,7 +89,7 @@ def test_torchrun_shards_give_the_numbers_of_one_process(run_cli, bundled_weight
     assert {k: v for k, v in sharded.items() if k not in TIMING} == {k: v for k, v in single.items() if k not in TIMING}
 
 
-def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, bundled_weights, imagenet_examples, tmp_path):
+def test_bad_images_are_listed_with_labels_csv_and_exit_1(mnv3, bundled_weights, imagenet_examples, tmp_path):
     data = tmp_path / "flat"
     data.mkdir()
     classes = sorted(p for p in imagenet_examples.iterdir() if p.is_dir())[:4]
@@ -104,7 +105,7 @@ def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, bundled_weigh
     rows += ["truncated.jpg,0", "empty.jpg,tench", "text.png,1"]
     (tmp_path / "labels.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
     report = tmp_path / "report"
-    proc = run_cli(
+    proc = mnv3(
         "evaluate",
         data,
         "-w",
@@ -128,36 +129,36 @@ def test_bad_images_are_listed_with_labels_csv_and_exit_1(run_cli, bundled_weigh
         assert sum(bool(r["error"]) for r in csv.DictReader(fh)) == 3
 
 
-def test_class_name_folders_human_summary(run_cli, bundled_weights, imagenet_examples, tmp_path):
+def test_class_name_folders_human_summary(mnv3, bundled_weights, imagenet_examples, tmp_path):
     for wnid, name in (("n01440764", "tench"), ("n01484850", "great_white_shark")):
         (tmp_path / "data" / name).mkdir(parents=True)
         for image in (imagenet_examples / wnid).iterdir():
             shutil.copy(image, tmp_path / "data" / name / image.name)
-    proc = run_cli("evaluate", tmp_path / "data", "-w", bundled_weights)
+    proc = mnv3("evaluate", tmp_path / "data", "-w", bundled_weights)
     assert proc.returncode == 0, proc.stderr
     assert "class-name folders" in proc.stderr
     for text in ("top-1", "images/s", "macro average", "weighted average", "tench", "great white shark"):
         assert text in proc.stdout
 
 
-def test_unmatched_class_folders_exit_2(run_cli, bundled_weights, imagenet_examples, tmp_path):
+def test_unmatched_class_folders_exit_2(mnv3, bundled_weights, imagenet_examples, tmp_path):
     for name in ("cats", "tench"):
         (tmp_path / "data" / name).mkdir(parents=True)
         shutil.copy(next((imagenet_examples / "n01440764").iterdir()), tmp_path / "data" / name / "a.jpg")
-    proc = run_cli("evaluate", tmp_path / "data", "-w", bundled_weights)
+    proc = mnv3("evaluate", tmp_path / "data", "-w", bundled_weights)
     assert proc.returncode == 2
     assert "1 class(es) match nothing in the model" in proc.stderr and "'cats'" in proc.stderr
 
 
 @pytest.mark.parametrize("make", ["missing", "empty", "no images"])
-def test_missing_or_empty_folder_exit_2_before_loading_a_model(run_cli, tmp_path, make):
+def test_missing_or_empty_folder_exit_2_before_loading_a_model(mnv3, tmp_path, make):
     data = tmp_path / "data"
     if make != "missing":
         data.mkdir()
     if make == "no images":
         (data / "ants").mkdir()
         (data / "ants" / "readme.txt").write_text("x")
-    proc = run_cli("evaluate", data, "-w", tmp_path / "never-read.pt")  # the folder fails first
+    proc = mnv3("evaluate", data, "-w", tmp_path / "never-read.pt")  # the folder fails first
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("mnv3: error: ") and len(proc.stderr.splitlines()) == 1
     assert ("no such folder" if make == "missing" else "no images found") in proc.stderr

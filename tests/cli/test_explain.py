@@ -1,4 +1,6 @@
-"""``mnv3 explain`` through the command line: top-5, one PNG per image, --class, errors."""
+"""``mnv3 explain`` through the command line: top-5, one PNG per image, --class, errors.
+
+In-process (the ``mnv3`` fixture, :func:`helpers.invoke`): about outputs, not the process."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from helpers import assert_one_user_error
 pytest.importorskip("pytorch_grad_cam", reason="mnv3 explain needs the grad-cam extra")
 
 
-def test_heatmaps_and_top5_for_each_image(run_cli, bundled_weights, cat_photo, coffee_photo, tmp_path):
-    proc = run_cli(
+def test_heatmaps_and_top5_for_each_image(mnv3, bundled_weights, cat_photo, coffee_photo, tmp_path):
+    proc = mnv3(
         "explain",
         cat_photo,
         coffee_photo,
@@ -40,15 +42,15 @@ def test_heatmaps_and_top5_for_each_image(run_cli, bundled_weights, cat_photo, c
     assert "mnv3: error: missing.jpg: no such file" in proc.stderr
 
 
-def test_top1_by_default_with_a_table(run_cli, bundled_weights, coffee_photo):
-    proc = run_cli("explain", coffee_photo, "-w", bundled_weights, "-o", "cams")
+def test_top1_by_default_with_a_table(mnv3, bundled_weights, coffee_photo):
+    proc = mnv3("explain", coffee_photo, "-w", bundled_weights, "-o", "cams")
     assert proc.returncode == 0, proc.stderr
     assert "espresso" in proc.stdout and "wrote cams/coffee.gradcam.png: Grad-CAM of 'espresso'" in proc.stdout
 
 
-def test_an_unknown_class_is_refused_before_any_image(run_cli, bundled_weights, cat_photo):
+def test_an_unknown_class_is_refused_before_any_image(mnv3, bundled_weights, cat_photo):
     assert_one_user_error(
-        run_cli("explain", cat_photo, "-w", bundled_weights, "--class", "unicorn", "-o", "cams"),
+        mnv3("explain", cat_photo, "-w", bundled_weights, "--class", "unicorn", "-o", "cams"),
         "--class unicorn",
         "not a class",
     )

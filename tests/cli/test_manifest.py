@@ -1,4 +1,7 @@
-"""Manifests on the command line: each labelled command reads one like the folder it stands for."""
+"""Manifests on the command line: each labelled command reads one like the folder it stands for.
+
+The commands run in-process (``mnv3``, :func:`helpers.invoke`): they are about what is read; only
+training, which starts a data-loading worker, runs in a subprocess (``run_cli``)."""
 
 from __future__ import annotations
 
@@ -28,9 +31,9 @@ def dev_set(tmp_path_factory, imagenet_examples):
     return root
 
 
-def test_evaluate_manifest_equals_folder(run_cli, dev_set, bundled_weights):
-    folder = run_cli("evaluate", dev_set / "dev", "-w", bundled_weights, "--json")
-    manifest = run_cli("evaluate", dev_set / "good.csv", "-w", bundled_weights, "--json")
+def test_evaluate_manifest_equals_folder(mnv3, dev_set, bundled_weights):
+    folder = mnv3("evaluate", dev_set / "dev", "-w", bundled_weights, "--json")
+    manifest = mnv3("evaluate", dev_set / "good.csv", "-w", bundled_weights, "--json")
     assert folder.returncode == 0 and manifest.returncode == 0, manifest.stderr
     a, b = json.loads(folder.stdout), json.loads(manifest.stdout)
     assert b["images"] == a["images"] == CLASSES and b["top1"] == a["top1"]
@@ -38,43 +41,43 @@ def test_evaluate_manifest_equals_folder(run_cli, dev_set, bundled_weights):
     assert a["layout"] == "wordnet-id folders" and b["layout"] == "manifest"
 
 
-def test_evaluate_bad_row_is_a_partial_failure(run_cli, dev_set, bundled_weights):
-    proc = run_cli("evaluate", dev_set / "bad.csv", "-w", bundled_weights, "--json")
+def test_evaluate_bad_row_is_a_partial_failure(mnv3, dev_set, bundled_weights):
+    proc = mnv3("evaluate", dev_set / "bad.csv", "-w", bundled_weights, "--json")
     assert proc.returncode == 1, proc.stderr
     assert f"{dev_set / 'bad.csv'}:{CLASSES + 2}: no such image 'dev/missing.jpg'" in proc.stderr
     assert json.loads(proc.stdout)["images"] == CLASSES  # the good rows were all evaluated
 
 
-def test_evaluate_refuses_an_escaping_path(run_cli, dev_set, bundled_weights, tmp_path):
+def test_evaluate_refuses_an_escaping_path(mnv3, dev_set, bundled_weights, tmp_path):
     inner = tmp_path / "inner"
     inner.mkdir()
     first = next((dev_set / "dev").iterdir())
     image = next(first.iterdir())
     (inner / "m.csv").write_text(f"path,label\n{image},{first.name}\n")
-    proc = run_cli("evaluate", inner / "m.csv", "-w", bundled_weights)
+    proc = mnv3("evaluate", inner / "m.csv", "-w", bundled_weights)
     assert proc.returncode == 2 and "is outside the manifest's folder" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    allowed = run_cli("evaluate", inner / "m.csv", "-w", bundled_weights, "--allow-absolute-paths", "--json")
+    allowed = mnv3("evaluate", inner / "m.csv", "-w", bundled_weights, "--allow-absolute-paths", "--json")
     assert allowed.returncode == 0 and json.loads(allowed.stdout)["images"] == 1
 
 
-def test_split_without_a_manifest_is_refused(run_cli, dev_set, bundled_weights):
-    proc = run_cli("evaluate", dev_set / "dev", "-w", bundled_weights, "--split", "val")
+def test_split_without_a_manifest_is_refused(mnv3, dev_set, bundled_weights):
+    proc = mnv3("evaluate", dev_set / "dev", "-w", bundled_weights, "--split", "val")
     assert proc.returncode == 2 and "--split: only for a CSV/JSONL manifest" in proc.stderr
 
 
-def test_profile_top1_on_a_manifest(run_cli, dev_set, tmp_path):
+def test_profile_top1_on_a_manifest(mnv3, dev_set, tmp_path):
     onnx = tmp_path / "small.onnx"
-    assert run_cli("export", "-o", onnx).returncode == 0  # the bundled model: real weights
+    assert mnv3("export", "-o", onnx).returncode == 0  # the bundled model: real weights
     timing = ("--backend", "onnxruntime", "--runs", "1", "--warmup", "0", "--json")
-    folder = run_cli("profile", "-w", onnx, "--data", dev_set / "dev", *timing)
-    proc = run_cli("profile", "-w", onnx, "--data", dev_set / "bad.csv", *timing)
+    folder = mnv3("profile", "-w", onnx, "--data", dev_set / "dev", *timing)
+    proc = mnv3("profile", "-w", onnx, "--data", dev_set / "bad.csv", *timing)
     assert proc.returncode == 1 and "bad.csv:14: no such image" in proc.stderr
     top1 = json.loads(proc.stdout)["latency_ms"]["top1"]
     assert top1 is not None and top1 == json.loads(folder.stdout)["latency_ms"]["top1"]
 
 
-def test_calibrate_on_a_manifest(run_cli, imagenet_dev, int8_tflite, tmp_path):
+def test_calibrate_on_a_manifest(mnv3, imagenet_dev, int8_tflite, tmp_path):
     """Fits on the val rows (60; calibrate needs 50), not the test ones, unless --split says so."""
     rows = ["path,label,split"]
     for i, wnid in enumerate(sorted(os.listdir(imagenet_dev))[:120]):
@@ -82,13 +85,13 @@ def test_calibrate_on_a_manifest(run_cli, imagenet_dev, int8_tflite, tmp_path):
             rows.append(f"{imagenet_dev / wnid / name},{wnid},{'val' if i % 2 else 'test'}")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "cal.pt"
-    proc = run_cli("calibrate", tmp_path / "m.csv", "-w", int8_tflite, "-o", out, "--allow-absolute-paths", "--json")
+    proc = mnv3("calibrate", tmp_path / "m.csv", "-w", int8_tflite, "-o", out, "--allow-absolute-paths", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["images"] == 60 and out.is_file()
     assert "reading the val split" in proc.stderr
 
 
-def test_train_on_a_manifest_with_the_imbalance_options(run_cli, shapes):
+def test_train_on_a_manifest_with_the_imbalance_options(run_cli, mnv3, shapes):
     """train/val rows become the splits (test rows are left alone), classes keep --classes order,
     the options reach the recorded config, and a bad row ends the run with exit status 1."""
     rows = ["path,label,split"]
@@ -114,13 +117,13 @@ def test_train_on_a_manifest_with_the_imbalance_options(run_cli, shapes):
     recorded = config.get("config", config)
     assert recorded["class_weights"] == "balanced" and recorded["sampler"] == "balanced"
     assert json.loads(proc.stdout)["epochs"] == 1
-    scored = run_cli("evaluate", manifest, "--split", "val", "-w", run / "best.pt", "--json")
+    scored = mnv3("evaluate", manifest, "--split", "val", "-w", run / "best.pt", "--json")
     per_class = json.loads(scored.stdout)["per_class"]
     assert [c["index"] for c in per_class if c["label"] == order[0].name] == [0]  # --classes order
 
 
-def test_predict_reads_a_manifest_as_its_input_list(run_cli, dev_set, int8_tflite):
-    proc = run_cli("predict", dev_set / "bad.csv", "-w", int8_tflite, "-k", "1", "--json")
+def test_predict_reads_a_manifest_as_its_input_list(mnv3, dev_set, int8_tflite):
+    proc = mnv3("predict", dev_set / "bad.csv", "-w", int8_tflite, "-k", "1", "--json")
     assert proc.returncode == 1, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     listed = [row.split(",")[0] for row in (dev_set / "good.csv").read_text().splitlines()[1:]]
@@ -132,9 +135,7 @@ def test_predict_reads_a_manifest_as_its_input_list(run_cli, dev_set, int8_tflit
     }
 
 
-def test_export_int8_reads_train_rows_to_calibrate_and_test_rows_to_certify(
-    run_cli, imagenet_dev, int8_tflite, tmp_path
-):
+def test_export_int8_reads_train_rows_to_calibrate_and_test_rows_to_certify(mnv3, imagenet_dev, int8_tflite, tmp_path):
     """Refused before any quantization (2 held-out images cannot certify 50 points): the counts
     show which rows each option read; the bad row is listed first."""
     wnids = sorted(os.listdir(imagenet_dev))[:6]
@@ -144,7 +145,7 @@ def test_export_int8_reads_train_rows_to_calibrate_and_test_rows_to_certify(
     rows.append(f"nowhere.jpg,{wnids[0]},train")
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     args = ["export", "--int8", "-w", int8_tflite, "--data", tmp_path / "m.csv", "--val", tmp_path / "m.csv"]
-    proc = run_cli(*args, "--allow-absolute-paths", "--max-drop", "50", "-o", tmp_path / "s8.onnx")
+    proc = mnv3(*args, "--allow-absolute-paths", "--max-drop", "50", "-o", tmp_path / "s8.onnx")
     assert proc.returncode == 2, proc.stderr
     assert "m.csv:8: no such image 'nowhere.jpg'" in proc.stderr
     assert "2 held-out images cannot certify it (at least 7" in proc.stderr and not (tmp_path / "s8.onnx").exists()

@@ -10,9 +10,9 @@ from helpers import assert_one_user_error, make_shapes
 from mnv3cli.evaluation.calibration import MIN_CALIBRATION_IMAGES
 
 
-def test_calibrate_on_fewer_images_than_the_minimum_is_refused(run_cli, imagenet_examples, bundled_weights, tmp_path):
-    """1 image stored temperature 0.05 (the clamp) and exited 0."""
-    proc = run_cli("calibrate", imagenet_examples, "-w", bundled_weights, "--limit", "1", "-o", "cal.pt")
+def test_calibrate_on_fewer_images_than_the_minimum_is_refused(mnv3, imagenet_examples, bundled_weights, tmp_path):
+    """1 image stored temperature 0.05 (the clamp) and exited 0. (In-process: about the refusal.)"""
+    proc = mnv3("calibrate", imagenet_examples, "-w", bundled_weights, "--limit", "1", "-o", "cal.pt")
     assert_one_user_error(proc, "1 image(s) to calibrate", f"needs at least {MIN_CALIBRATION_IMAGES}")
     assert not (tmp_path / "cal.pt").exists()
 

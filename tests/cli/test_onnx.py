@@ -1,4 +1,5 @@
-"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess, except where a test is about
+numbers and files only (``in_process``: no torch import to pay again).
 
 Fast inference: the ONNX cache (keys, locations, damaged entries), the backend choice, the
 torch-free warm ``mnv3 predict``, and ``mnv3 export`` with its verification.
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import IMPORT_GUARD, cli_env
+from helpers import IMPORT_GUARD, cli_env, invoke
 from mnv3cli.inference.export import DEFAULT_OPSET as CACHE_OPSET
 from mnv3cli.inference.onnx_backend import OnnxBackend
 from mnv3cli.inference.onnx_cache import (
@@ -45,6 +46,11 @@ def cli(args, cache, guard=False):
         env=cli_env({"MNV3_CACHE": str(cache)}),
         timeout=600,
     )
+
+
+def in_process(args, cache):
+    """:func:`cli` without the subprocess (:func:`helpers.invoke`), for tests about numbers and files."""
+    return invoke(*args, env={"MNV3_CACHE": str(cache)})
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +118,9 @@ def test_damaged_or_half_written_entries_are_rebuilt(warm, bundled_weights, tmp_
     assert runtime.backend(batch).shape == (3, 1000)
 
 
-def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(run_cli, bundled_weights, cat_photo, tmp_path):
+def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(mnv3, bundled_weights, cat_photo, tmp_path):
     out = tmp_path / "small.onnx"
-    result = run_cli("export", "--weights", bundled_weights, "-o", out, "--image", cat_photo, "--json")
+    result = mnv3("export", "--weights", bundled_weights, "-o", out, "--image", cat_photo, "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["ok"] and 0 <= record["max_abs_diff"] <= 1e-4 and record["opset"] == 17
@@ -125,9 +131,9 @@ def test_export_onnx_verifies_on_a_photo_and_has_a_dynamic_batch(run_cli, bundle
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-def test_export_torchscript_and_resolution(run_cli, bundled_weights, tmp_path):
+def test_export_torchscript_and_resolution(mnv3, bundled_weights, tmp_path):
     out = tmp_path / "small.pt"
-    result = run_cli("export", "-f", "torchscript", "--weights", bundled_weights, "-o", out, "-r", "160")
+    result = mnv3("export", "-f", "torchscript", "--weights", bundled_weights, "-o", out, "-r", "160")
     assert result.returncode == 0, result.stderr
     assert "largest logit difference from PyTorch on generated image" in result.stdout
     import torch
@@ -136,10 +142,10 @@ def test_export_torchscript_and_resolution(run_cli, bundled_weights, tmp_path):
     assert scripted(torch.zeros(2, 3, 160, 160)).shape == (2, 1000)
 
 
-def test_export_bad_image_is_a_user_error(run_cli, tmp_path):
+def test_export_bad_image_is_a_user_error(mnv3, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 truncated")
-    result = run_cli("export", "--image", bad, "-o", tmp_path / "x.onnx")
+    result = mnv3("export", "--image", bad, "-o", tmp_path / "x.onnx")
     assert result.returncode == 2 and "bad.jpg" in result.stderr
     assert not (tmp_path / "x.onnx").exists()
 
@@ -252,8 +258,8 @@ def test_an_exported_file_is_weights_for_predict_without_torch(warm, bundled_wei
 def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagenet_dev, tmp_path):
     cache, _ = warm
     out = tmp_path / "small.onnx"
-    assert cli(["export", "--weights", int8_tflite, "-o", out], cache).returncode == 0
-    profile = cli(
+    assert in_process(["export", "--weights", int8_tflite, "-o", out], cache).returncode == 0
+    profile = in_process(
         [
             "profile",
             "--weights",
@@ -276,7 +282,7 @@ def test_profile_puts_each_rows_top1_beside_its_speed(warm, int8_tflite, imagene
     )
     assert profile.returncode == 0, profile.stderr
     exported, registry = json.loads(profile.stdout)
-    evaluate = cli(["evaluate", imagenet_dev, "--weights", out, "--limit", "20", "--json"], cache)
+    evaluate = in_process(["evaluate", imagenet_dev, "--weights", out, "--limit", "20", "--json"], cache)
     assert evaluate.returncode == 0, evaluate.stderr
     assert exported["weights"] == str(out) and exported["latency"][0]["backend"] == "onnxruntime"
     assert exported["latency"][0]["top1"] == json.loads(evaluate.stdout)["top1"] == 90.0
@@ -326,7 +332,7 @@ def test_int8_export_over_its_budget_writes_nothing_and_exits_1(imagenet_dev, in
     for wnid in classes[8:68]:
         (val / wnid).symlink_to(imagenet_dev / wnid)
     out = tmp_path / "out" / "small-int8.onnx"
-    result = cli(
+    result = in_process(
         [
             "export",
             "--int8",

@@ -1,6 +1,9 @@
 """Labels and file names are untrusted text: people's output shows them as plain text (no rich
 markup, control characters escaped), JSON keeps them exact, CSV cells are guarded against
-spreadsheet formulas (issue 24, item 3)."""
+spreadsheet formulas (issue 24, item 3).
+
+The commands run in-process (:func:`helpers.invoke`): the bytes they write are the subject, not the
+process; only training, which starts a data-loading worker, runs in a subprocess."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from helpers import invoke
 
 ESC = "\x1b"
 # One label of each kind: rich markup, a terminal escape (red text), a spreadsheet formula, emoji code,
@@ -48,8 +53,8 @@ def _no_raw_controls(*texts: str) -> None:
         assert ESC not in text, text
 
 
-def test_predict_prints_labels_and_paths_as_plain_text(run_cli, hostile):
-    result = run_cli("predict", "-w", "evil.pt", "x[/]y.jpg", f"e{ESC}[2Jz.jpg", "--top-k", "5", cwd=hostile)
+def test_predict_prints_labels_and_paths_as_plain_text(hostile):
+    result = invoke("predict", "-w", "evil.pt", "x[/]y.jpg", f"e{ESC}[2Jz.jpg", "--top-k", "5", cwd=hostile)
     assert result.returncode == 0, result.stderr
     _no_raw_controls(result.stdout, result.stderr)
     assert "internal error" not in result.stderr
@@ -57,37 +62,37 @@ def test_predict_prints_labels_and_paths_as_plain_text(run_cli, hostile):
         assert shown in result.stdout, shown
 
 
-def test_predict_json_keeps_labels_and_paths_exact(run_cli, hostile):
-    result = run_cli("predict", "-w", "evil.pt", f"e{ESC}[2Jz.jpg", "--top-k", "5", "--json", cwd=hostile)
+def test_predict_json_keeps_labels_and_paths_exact(hostile):
+    result = invoke("predict", "-w", "evil.pt", f"e{ESC}[2Jz.jpg", "--top-k", "5", "--json", cwd=hostile)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["path"] == f"e{ESC}[2Jz.jpg"
     assert sorted(p["label"] for p in record["predictions"]) == sorted(LABELS)
 
 
-def test_predict_csv_guards_formulas_and_resumes_its_own_file(run_cli, hostile, tmp_path):
+def test_predict_csv_guards_formulas_and_resumes_its_own_file(hostile, tmp_path):
     out = tmp_path / "r.csv"
     args = ("predict", "-w", "evil.pt", "=cmd.jpg", "x[/]y.jpg", "--top-k", "5", "-o", out)
-    result = run_cli(*args, cwd=hostile)
+    result = invoke(*args, cwd=hostile)
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader(out.open(encoding="utf-8")))
     assert rows[1][0] == "'=cmd.jpg"
     labels = {cell for row in rows[1:] for cell in row[1::3][:5]}
     assert labels == {"[/]", f"{ESC}[31mred", "'=1+2", ":cat: [v2] ants", "$\\frac$ x"}
-    again = run_cli(*args, "--resume", cwd=hostile)  # the guarded cells read back as the inputs
+    again = invoke(*args, "--resume", cwd=hostile)  # the guarded cells read back as the inputs
     assert again.returncode == 0, again.stderr
 
 
-def test_explain_on_a_markup_name_and_label(run_cli, hostile, tmp_path):
-    result = run_cli("explain", "-w", "evil.pt", "x[/]y.jpg", "-o", tmp_path / "cams", cwd=hostile)
+def test_explain_on_a_markup_name_and_label(hostile, tmp_path):
+    result = invoke("explain", "-w", "evil.pt", "x[/]y.jpg", "-o", tmp_path / "cams", cwd=hostile)
     assert result.returncode == 0, result.stderr
     _no_raw_controls(result.stdout, result.stderr)
     assert "x[/]y.jpg" in result.stdout and "[/]" in result.stdout
 
 
-def test_evaluate_tables_report_and_csv_show_plain_guarded_labels(run_cli, hostile, tmp_path):
+def test_evaluate_tables_report_and_csv_show_plain_guarded_labels(hostile, tmp_path):
     report = tmp_path / "report"
-    result = run_cli("evaluate", "-w", "evil.pt", "data", "--report", report, cwd=hostile)
+    result = invoke("evaluate", "-w", "evil.pt", "data", "--report", report, cwd=hostile)
     assert result.returncode == 0, result.stderr
     _no_raw_controls(result.stdout, result.stderr)
     for shown in ("\\x1b[31mred", "=1+2", ":cat: [v2] ants", "$\\frac$ x"):
@@ -103,14 +108,14 @@ def test_evaluate_tables_report_and_csv_show_plain_guarded_labels(run_cli, hosti
     assert {r["label"] for r in summary["per_class"]} >= set(FOLDERS)
 
 
-def test_evaluate_json_keeps_labels_exact(run_cli, hostile):
-    result = run_cli("evaluate", "-w", "evil.pt", "data", "--json", cwd=hostile)
+def test_evaluate_json_keeps_labels_exact(hostile):
+    result = invoke("evaluate", "-w", "evil.pt", "data", "--json", cwd=hostile)
     assert result.returncode == 0, result.stderr
     assert {r["label"] for r in json.loads(result.stdout)["per_class"]} >= set(FOLDERS)
 
 
 def test_calibrate_and_train_name_hostile_folders_plainly(run_cli, hostile, tmp_path):
-    cal = run_cli("calibrate", "-w", "evil.pt", "data", "-o", tmp_path / f"c{ESC}[2J.pt", cwd=hostile)
+    cal = invoke("calibrate", "-w", "evil.pt", "data", "-o", tmp_path / f"c{ESC}[2J.pt", cwd=hostile)
     assert cal.returncode == 0, cal.stderr
     _no_raw_controls(cal.stdout, cal.stderr)
     assert "c\\x1b[2J.pt" in cal.stdout

@@ -1,5 +1,6 @@
 """``mnv3 predict --min-confidence P --sort-into DIR`` end to end with Google's int8 model: the cat
-(42 % Egyptian cat) is below 0.5 and goes to unknown/, the espresso (94 %) to espresso/."""
+(42 % Egyptian cat) is below 0.5 and goes to unknown/, the espresso (94 %) to espresso/.
+In-process (the ``mnv3`` fixture): about answers and files, not the process."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import json
 from helpers import assert_one_user_error
 
 
-def test_unknown_below_the_threshold_and_sorted_into_folders(
-    run_cli, bundled_weights, cat_photo, coffee_photo, tmp_path
-):
-    proc = run_cli(
+def test_unknown_below_the_threshold_and_sorted_into_folders(mnv3, bundled_weights, cat_photo, coffee_photo, tmp_path):
+    proc = mnv3(
         "predict",
         cat_photo,
         coffee_photo,
@@ -41,8 +40,8 @@ def test_unknown_below_the_threshold_and_sorted_into_folders(
     assert "linked (hard) 2 file(s) into out; list in out/sorted.csv" in proc.stderr  # --json: notes on stderr
 
 
-def test_tables_say_unknown_and_mode_needs_sort_into(run_cli, bundled_weights, cat_photo):
-    proc = run_cli("predict", cat_photo, "-w", bundled_weights, "-k", "1", "--min-confidence", "0.5")
+def test_tables_say_unknown_and_mode_needs_sort_into(mnv3, bundled_weights, cat_photo):
+    proc = mnv3("predict", cat_photo, "-w", bundled_weights, "-k", "1", "--min-confidence", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "answer: unknown (top probability below 50 %)"
-    assert_one_user_error(run_cli("predict", cat_photo, "--mode", "copy"), "--mode copy", "--sort-into")
+    assert_one_user_error(mnv3("predict", cat_photo, "--mode", "copy"), "--mode copy", "--sort-into")

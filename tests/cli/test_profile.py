@@ -1,4 +1,6 @@
-"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+"""Command-line tests: ``mnv3`` runs in-process (``mnv3``, :func:`helpers.invoke`) where a test is
+about what the command computes or refuses, in a subprocess (``run_cli``) where it is about the
+process: its imports, a batch too large for its memory.
 
 ``mnv3 profile``: exact parameter and MAC counts, honest latency statistics, exports, the command.
 """
@@ -21,8 +23,8 @@ def small():
     return create_model("small").eval()
 
 
-def test_profile_json(run_cli):
-    result = run_cli(
+def test_profile_json(mnv3):
+    result = mnv3(
         "profile",
         "--size",
         "small",
@@ -48,8 +50,8 @@ def test_profile_json(run_cli):
     assert [(s["backend"], s["batch_size"]) for s in record["latency"]] == [("eager", 1), ("eager", 2)]
 
 
-def test_profile_compare_counts_only_gives_a_list(run_cli):
-    result = run_cli(
+def test_profile_compare_counts_only_gives_a_list(mnv3):
+    result = mnv3(
         "profile",
         "--model",
         "small",
@@ -69,8 +71,8 @@ def test_profile_compare_counts_only_gives_a_list(run_cli):
     assert all(r["latency"] == [] and r["latency_ms"] is None for r in records)
 
 
-def test_profile_tables_with_per_layer_and_width(run_cli):
-    result = run_cli("profile", "--size", "large", "--width", "0.5", "--per-layer", "--runs", "0")
+def test_profile_tables_with_per_layer_and_width(mnv3):
+    result = mnv3("profile", "--size", "large", "--width", "0.5", "--per-layer", "--runs", "0")
     assert result.returncode == 0 and "Parameters" not in result.stderr  # the tables are the result
     for text in (
         "Parameters and compute at 224x224",
@@ -84,9 +86,9 @@ def test_profile_tables_with_per_layer_and_width(run_cli):
         assert text in result.stdout, text
 
 
-def test_profile_plot_writes_a_png(run_cli, tmp_path):
+def test_profile_plot_writes_a_png(mnv3, tmp_path):
     out = tmp_path / "latency.png"
-    result = run_cli(
+    result = mnv3(
         "profile",
         "--size",
         "small",
@@ -112,12 +114,12 @@ def test_profile_plot_writes_a_png(run_cli, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_profile_times_openvino_when_asked_and_plots_it(run_cli, tmp_path):
+def test_profile_times_openvino_when_asked_and_plots_it(mnv3, tmp_path):
     """--backend openvino is a choice (profile times it by default too), and the plot gives it a
     colour: with OpenVINO installed, --plot once ended in an internal ValueError."""
     pytest.importorskip("openvino", reason="the openvino extra is part of the test extra")
     out = tmp_path / "openvino.png"
-    result = run_cli(
+    result = mnv3(
         *("profile", "--size", "small", "-r", "64", "--backend", "openvino", "--backend", "torch"),
         *("--runs", "2", "--warmup", "0", "--plot", out, "--json"),
     )
@@ -136,17 +138,17 @@ def test_profile_times_openvino_when_asked_and_plots_it(run_cli, tmp_path):
         (["--device", "cuda", "--runs", "0"], "CUDA is not available"),
     ],
 )
-def test_profile_bad_input_is_one_line_and_exit_2(run_cli, args, message):
+def test_profile_bad_input_is_one_line_and_exit_2(mnv3, args, message):
     if "cuda" in args and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    result = run_cli("profile", *args)
+    result = mnv3("profile", *args)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mnv3: error: ") and message in lines[0], lines
 
 
-def test_bad_batch_size_is_a_usage_error(run_cli):
-    result = run_cli("profile", "--batch-size", "1,x")
+def test_bad_batch_size_is_a_usage_error(mnv3):
+    result = mnv3("profile", "--batch-size", "1,x")
     assert result.returncode == 2 and "'x' is not an integer" in result.stderr
 
 
@@ -157,8 +159,8 @@ def test_profile_help_does_not_import_torch(run_cli):
     assert "click" in imported and not {m for m in imported if m.split(".")[0] == "torch"}
 
 
-def test_profile_plot_in_unwritable_place_is_a_user_error(run_cli, blocked_dir):
-    result = run_cli(
+def test_profile_plot_in_unwritable_place_is_a_user_error(mnv3, blocked_dir):
+    result = mnv3(
         "profile",
         "--size",
         "small",
@@ -183,6 +185,6 @@ def test_profile_batch_too_large_for_memory_is_a_user_error(run_cli):
     assert_one_user_error(result, "--batch-size 1000000000", "memory")
 
 
-def test_profile_width_beyond_4_is_refused_before_building_anything(run_cli):
-    result = run_cli("profile", "--width", "100", "--runs", "0")
+def test_profile_width_beyond_4_is_refused_before_building_anything(mnv3):
+    result = mnv3("profile", "--width", "100", "--runs", "0")
     assert result.returncode == 2 and "--width" in result.stderr and "Traceback" not in result.stderr

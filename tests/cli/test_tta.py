@@ -1,4 +1,6 @@
-"""``--tta flip`` through the command line, on the ImageNet sample with Google's int8 model."""
+"""``--tta flip`` through the command line, on the ImageNet sample with Google's int8 model.
+
+In-process (:func:`helpers.invoke`): these tests are about the numbers, not the process."""
 
 from __future__ import annotations
 
@@ -6,12 +8,14 @@ import json
 
 import pytest
 
+from helpers import invoke
+
 
 @pytest.mark.slow
-def test_flip_keeps_top1_within_0_2_points_on_the_dev_images(run_cli, int8_tflite, imagenet_dev):
+def test_flip_keeps_top1_within_0_2_points_on_the_dev_images(int8_tflite, imagenet_dev):
     """The issue's bar, on all 500 images: top-1 with --tta flip >= plain top-1 - 0.2."""
     plain, flip = (
-        json.loads(run_cli("-q", "evaluate", imagenet_dev, "-w", int8_tflite, "--json", *extra).stdout)
+        json.loads(invoke("-q", "evaluate", imagenet_dev, "-w", int8_tflite, "--json", *extra).stdout)
         for extra in ((), ("--tta", "flip"))
     )
     print(
@@ -22,10 +26,10 @@ def test_flip_keeps_top1_within_0_2_points_on_the_dev_images(run_cli, int8_tflit
     assert flip["top1"] >= plain["top1"] - 0.2
 
 
-def test_every_backend_gives_the_same_flipped_answers(run_cli, bundled_weights, imagenet_examples, cat_photo):
+def test_every_backend_gives_the_same_flipped_answers(bundled_weights, imagenet_examples, cat_photo):
     results = {}
     for backend in ("torch", "onnxruntime"):
-        ev = run_cli(
+        ev = invoke(
             "-q",
             "evaluate",
             imagenet_examples,
@@ -39,12 +43,12 @@ def test_every_backend_gives_the_same_flipped_answers(run_cli, bundled_weights, 
             "--backend",
             backend,
         )
-        pr = run_cli("-q", "predict", cat_photo, "-w", bundled_weights, "--tta", "flip", "--json", "--backend", backend)
+        pr = invoke("-q", "predict", cat_photo, "-w", bundled_weights, "--tta", "flip", "--json", "--backend", backend)
         assert ev.returncode == 0 and pr.returncode == 0, ev.stderr + pr.stderr
         results[backend] = json.loads(ev.stdout), json.loads(pr.stdout)["predictions"]
     (ev_t, pr_t), (ev_o, pr_o) = results["torch"], results["onnxruntime"]
     assert ev_t["top1"] == ev_o["top1"] and ev_t["loss"] == pytest.approx(ev_o["loss"], abs=1e-3)
     assert [p["index"] for p in pr_t] == [p["index"] for p in pr_o]
     assert pr_t[0]["probability"] == pytest.approx(pr_o[0]["probability"], abs=1e-3)
-    plain = json.loads(run_cli("-q", "predict", cat_photo, "-w", bundled_weights, "--json").stdout)["predictions"]
+    plain = json.loads(invoke("-q", "predict", cat_photo, "-w", bundled_weights, "--json").stdout)["predictions"]
     assert plain[0]["probability"] != pytest.approx(pr_o[0]["probability"], abs=1e-4)  # flipping did something

@@ -1,4 +1,5 @@
-"""Command-line tests: each runs ``mnv3`` (or Python) in a subprocess.
+"""Command-line tests: ``mnv3`` runs in-process (the ``mnv3`` fixture, :func:`helpers.invoke`): about
+files and error lines, not the process; a malicious pickle is only ever loaded in a subprocess.
 
 ``mnv3 convert``: TFLite -> .pt -> .safetensors keeps the logits, and every bad or hostile input
 is one error line with exit status 2 (no traceback, and a malicious pickle never runs).
@@ -13,27 +14,27 @@ import pickle
 import pytest
 import torch
 
-from helpers import assert_one_user_error, flip_a_weight_bit
+from helpers import assert_one_user_error, flip_a_weight_bit, invoke
 from mnv3cli.model import MobileNetV3
 from mnv3cli.registry.entries import TF
 from mnv3cli.weights.checkpoint import save_checkpoint
 from mnv3cli.weights.loader import load_model
 
 
-def test_convert_to_unwritable_place_is_a_user_error(run_cli, int8_tflite, blocked_dir):
-    result = run_cli("convert", int8_tflite, "-o", blocked_dir / "small.pt")
+def test_convert_to_unwritable_place_is_a_user_error(mnv3, int8_tflite, blocked_dir):
+    result = mnv3("convert", int8_tflite, "-o", blocked_dir / "small.pt")
     assert_one_user_error(result, "small.pt", "cannot write")
 
 
-def test_convert_tflite_to_checkpoint_and_safetensors(run_cli, tmp_path, int8_tflite):
-    result = run_cli("convert", int8_tflite, "-o", tmp_path / "small.pt", "--json")
+def test_convert_tflite_to_checkpoint_and_safetensors(tmp_path, int8_tflite):
+    result = invoke("convert", int8_tflite, "-o", tmp_path / "small.pt", "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["model"] == "mobilenetv3_small_100" and record["num_classes"] == 1000
     assert record["format"] == "pt" and record["source_format"] == "tflite"
     assert record["arch"]["tf_padding"] is True and record["preprocess"]["mean"] == [0.5, 0.5, 0.5]
 
-    result = run_cli("convert", tmp_path / "small.pt", "-o", tmp_path / "small.safetensors")
+    result = invoke("convert", tmp_path / "small.pt", "-o", tmp_path / "small.safetensors")
     assert result.returncode == 0, result.stderr
     assert all(len(line) <= 80 or " " not in line.strip() for line in result.stdout.splitlines())
     assert result.stdout.replace("\n  ", " ").startswith(f"wrote {tmp_path / 'small.safetensors'} (safetensors, ")
@@ -50,12 +51,12 @@ def test_convert_tflite_to_checkpoint_and_safetensors(run_cli, tmp_path, int8_tf
 
 
 @pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
-def test_bit_flipped_checkpoint_is_one_error_line(run_cli, tmp_path, suffix):
+def test_bit_flipped_checkpoint_is_one_error_line(mnv3, tmp_path, suffix):
     model = MobileNetV3("small", num_classes=3)
     path = tmp_path / f"flipped{suffix}"
     save_checkpoint(path, model, model_name="custom", arch=model.config, class_names=["a", "b", "c"], preprocess=TF)
     flip_a_weight_bit(path, model)
-    result = run_cli("convert", path, "-o", tmp_path / "out.pt")
+    result = mnv3("convert", path, "-o", tmp_path / "out.pt")
     assert_one_user_error(result, f"{path}: corrupt mnv3 checkpoint (checksum mismatch)")
     assert not (tmp_path / "out.pt").exists()
 
@@ -111,27 +112,27 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("name", BAD_FILES)
-def test_bad_input_files_are_one_line_errors(run_cli, tmp_path, name):
+def test_bad_input_files_are_one_line_errors(mnv3, tmp_path, name):
     make, message = BAD_FILES[name]
     path = tmp_path / name
     if make:
         make(path)
-    result = run_cli("convert", path, "-o", tmp_path / "out.pt")
+    result = mnv3("convert", path, "-o", tmp_path / "out.pt")
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"mnv3: error: {path}: ") and message in result.stderr
     assert result.stderr.count("\n") == 1 and not (tmp_path / "out.pt").exists()
 
 
-def test_truncated_tflite_is_an_error(run_cli, tmp_path, int8_tflite):
+def test_truncated_tflite_is_an_error(mnv3, tmp_path, int8_tflite):
     path = tmp_path / "cut.tflite"
     path.write_bytes(int8_tflite.read_bytes()[:200_000])
-    result = run_cli("convert", path, "-o", tmp_path / "out.pt")
+    result = mnv3("convert", path, "-o", tmp_path / "out.pt")
     assert result.returncode == 2 and result.stderr.startswith(f"mnv3: error: {path}: damaged TFLite model")
 
 
-def test_weights_for_another_model_name_the_tensor(run_cli, tmp_path):
+def test_weights_for_another_model_name_the_tensor(mnv3, tmp_path):
     torch.save(MobileNetV3("small").state_dict(), tmp_path / "small.pt")
-    result = run_cli("convert", tmp_path / "small.pt", "-o", tmp_path / "out.pt", "--model", "mobilenetv3_small_075")
+    result = mnv3("convert", tmp_path / "small.pt", "-o", tmp_path / "out.pt", "--model", "mobilenetv3_small_075")
     assert result.returncode == 2
     assert result.stderr == (
         f"mnv3: error: {tmp_path / 'small.pt'}: tensor 'stages.2.0.project.conv.weight' "
@@ -140,8 +141,8 @@ def test_weights_for_another_model_name_the_tensor(run_cli, tmp_path):
     )
 
 
-def test_unknown_output_format(run_cli, tmp_path):
-    result = run_cli("convert", "imagenet", "-o", tmp_path / "out.onnx")
+def test_unknown_output_format(mnv3, tmp_path):
+    result = mnv3("convert", "imagenet", "-o", tmp_path / "out.onnx")
     assert result.returncode == 2
     assert result.stderr == (
         f"mnv3: error: {tmp_path / 'out.onnx'}: unknown output format '.onnx'; use .pt, .pth, .safetensors\n"
