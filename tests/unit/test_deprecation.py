@@ -48,7 +48,7 @@ def test_an_old_flag_reaches_the_command_under_its_new_name(img_size_renamed):
     result = CliRunner().invoke(cli, ["train", "data", "--img-size", "8"])
     assert result.exit_code == 2
     assert "mnv3: warning: --img-size is deprecated; use --resolution" in result.stderr
-    assert "'-r' / '--resolution': 8 is not in the range x>=16" in result.stderr
+    assert "'-r' / '--resolution': 8 is not in the range 16<=x<=4096" in result.stderr
 
 
 def test_renamed_args_keeps_values_and_file_names(img_size_renamed):
