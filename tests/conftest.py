@@ -208,3 +208,19 @@ def mnv3(tmp_path):
         return done
 
     return run
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (``executable_path``: ``playwright install`` and its
+    downloads are never used), one per test module; skips when either is missing."""
+    import shutil
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the browser tests need playwright (.[test])")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium)
+        yield browser
+        browser.close()

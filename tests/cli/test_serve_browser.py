@@ -6,7 +6,6 @@ from anywhere but the server. Skips when chromium is not installed (``.ci/run`` 
 from __future__ import annotations
 
 import base64
-import shutil
 import signal
 
 import pytest
@@ -20,7 +19,6 @@ sync_api = pytest.importorskip(
 )
 expect = sync_api.expect
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 DROP = """async ([name, data]) => {
   const bytes = Uint8Array.from(atob(data), c => c.charCodeAt(0));
@@ -31,16 +29,6 @@ DROP = """async ([name, data]) => {
     zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
   }
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
 
 
 def test_a_person_picks_and_drops_images_and_sees_top5_bars_or_the_error(

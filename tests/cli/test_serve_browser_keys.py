@@ -5,8 +5,6 @@ asked again. Skips when chromium is not installed.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from server_process import ServerProcess
@@ -14,18 +12,7 @@ from server_process import ServerProcess
 pytest.importorskip("fastapi", reason="mnv3 serve needs the serve extra: pip install '.[serve]'")
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright (.[test])")
 expect = sync_api.expect
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 KEY = "browser-test-key-0123456789"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
 
 
 def test_the_page_asks_for_the_key_and_then_classifies(browser, bundled_weights, cat_photo, tmp_path):

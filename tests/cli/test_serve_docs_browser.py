@@ -5,7 +5,6 @@ inside the package, so it needs no ../shared. Skips when chromium is not install
 
 from __future__ import annotations
 
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -19,18 +18,6 @@ sync_api = pytest.importorskip(
     "playwright.sync_api", reason="the browser test needs playwright (pip install '.[test]')"
 )
 expect = sync_api.expect
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM)
-        yield browser
-        browser.close()
 
 
 def _soon(check, seconds: float = 10) -> bool:
